@@ -1,0 +1,27 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup clean-demo
+
+setup: $(STAMP)
+
+# torch==2.13.0 comes first: that exact version is the local CPU build; any other spec would pull CUDA.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/weightspace zoo build formal-languages --out zoos/demo-formal-languages \
+		--models 32 --population 32 --steps 300 --checkpoints 0,100,200,300
+	$(BIN)/weightspace zoo info zoos/demo-formal-languages
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-demo:
+	rm -rf zoos/demo-formal-languages

@@ -1,0 +1,136 @@
+"""Population training vs one model at a time, side by side in one run.
+
+Trains the same K 2-layer hidden-32 LSTMs (same initial weights, same batches) for S steps:
+  1. one model at a time with nn.LSTM + nn.Linear + torch.optim.AdamW (what the paper's code does);
+  2. all K at once with the weightspace population engine.
+Prints networks x steps per second for each, the ratio, the achieved GFLOP/s against a measured
+matmul peak, and as its last line ``speedup: <ratio>x``.
+
+    python benchmarks/population_training.py --models 64 --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from weightspace._allocator import keep_freed_memory
+from weightspace.networks import LSTM
+from weightspace.tasks import formal_languages as fl
+from weightspace.training import PopulationTrainer, piecewise_linear
+
+
+def formal_language_task(models: int, batch_size: int, steps: int, device):
+    architecture = LSTM(fl.VOCAB_SIZE, 32, 2, fl.VOCAB_SIZE)
+    languages = fl.all_languages()
+    params = torch.tensor([languages[(7 * k) % len(languages)] for k in range(models)])
+    seeds = np.arange(models)
+    batches = [tuple(t.to(device) for t in fl.training_batch(params, seeds, s, batch_size)) for s in range(steps)]
+    return architecture, seeds, batches
+
+
+TASKS = {"formal-languages": formal_language_task}
+
+
+def flops_per_network_step(architecture, batch_size: int, length: int) -> float:
+    """Matmul FLOPs of one training step of one network (forward + backward = 3x forward)."""
+    H, G = architecture.hidden_size, architecture.gates
+    macs = 0
+    for layer in range(architecture.num_layers):
+        fan_in = architecture.input_size if layer == 0 else H
+        macs += G * H * (fan_in + H)
+    macs += architecture.output_size * H
+    return 3 * 2 * macs * batch_size * length
+
+
+def matmul_peak_gflops(device) -> float:
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    repeats = 5
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * 2048**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def one_at_a_time(architecture, weights, batches, steps, lr, weight_decay, device) -> float:
+    """Seconds to train every network alone with torch modules."""
+    start = time.perf_counter()
+    for k in range(weights.size):
+        module = architecture.to_torch(weights, k)
+        optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: piecewise_linear(s, steps))
+        for step in range(steps):
+            x, y = batches[step]
+            logits = module(x[k])[0]
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[k].reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def population(architecture, weights, batches, steps, lr, weight_decay, device) -> float:
+    """Seconds to train all networks together with the population engine."""
+    trainer = PopulationTrainer(architecture, weights, lambda s: batches[s], steps, lr=lr, weight_decay=weight_decay)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="formal-languages")
+    parser.add_argument("--models", type=int, default=64, help="K networks (default 64)")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per network")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each method first")
+    args = parser.parse_args()
+    keep_freed_memory()  # as the CLI does
+    device = torch.device(args.device)
+
+    architecture, seeds, batches = TASKS[args.task](args.models, args.batch_size, args.steps, device)
+    weights = architecture.init(seeds, device)
+    length = batches[0][0].shape[2]
+    lr, weight_decay = 0.01, 1e-4
+    print(f"task {args.task}: K={args.models} networks, {args.steps} steps, batch {args.batch_size}, "
+          f"sequence length {length}, {architecture.spec.num_parameters:,} parameters each, "
+          f"device {device}, {torch.get_num_threads()} threads")
+
+    warm = batches[: args.warmup]
+    one_at_a_time(architecture, weights.select(slice(0, 2)), warm, len(warm), lr, weight_decay, device)
+    population(architecture, weights, warm, len(warm), lr, weight_decay, device)
+
+    work = args.models * args.steps
+    flops = flops_per_network_step(architecture, args.batch_size, length)
+    peak = matmul_peak_gflops(device)
+    t_single = one_at_a_time(architecture, weights, batches, args.steps, lr, weight_decay, device)
+    t_population = population(architecture, weights, batches, args.steps, lr, weight_decay, device)
+    print(f"matmul peak (2048x2048 sgemm): {peak:.1f} GFLOP/s")
+    for name, seconds in [("one at a time (nn.LSTM)", t_single), ("population engine", t_population)]:
+        rate = work / seconds
+        print(f"{name:<26} {rate:9.1f} networks x steps/s  {rate * flops / 1e9:7.1f} GFLOP/s "
+              f"({rate * flops / 1e9 / peak:.0%} of peak)  [{seconds:.2f} s]")
+    print(f"speedup: {t_single / t_population:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""weightspace: learning from the weights of neural networks."""
+
+__version__ = "0.1.0"
+
+from .errors import WeightspaceError, ZooFormatError  # noqa: E402
+from .networks import GRU, LSTM, MLP, RNN, Population, WeightSpec  # noqa: E402
+
+
+def load_zoo(path):
+    """Open a zoo directory written by ``weightspace zoo build`` (see docs/zoo-format.md)."""
+    from .zoo.reader import load_zoo as _load
+
+    return _load(path)
+
+
+__all__ = ["GRU", "LSTM", "MLP", "Population", "RNN", "WeightSpec", "WeightspaceError",
+           "ZooFormatError", "__version__", "load_zoo"]

@@ -1,0 +1,13 @@
+"""Errors that the CLI turns into one clear line instead of a traceback."""
+
+
+class WeightspaceError(Exception):
+    """Base class for errors caused by the user's input (files, flags, configs)."""
+
+
+class ZooFormatError(WeightspaceError):
+    """A directory is not a weightspace zoo, or its files do not agree with its manifest."""
+
+
+class ConfigError(WeightspaceError):
+    """A configuration value is missing, malformed or inconsistent."""

@@ -1,0 +1,1 @@
+"""Task families that subject networks are trained on."""

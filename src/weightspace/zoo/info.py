@@ -1,0 +1,42 @@
+"""A human-readable summary of a zoo (``weightspace zoo info``)."""
+
+from __future__ import annotations
+
+from .reader import Zoo
+
+#: The per-checkpoint quality metric of each zoo kind, summarised by step.
+QUALITY_COLUMNS = ("performance", "accuracy", "survival_time")
+
+
+def _size_on_disk(path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def zoo_summary(zoo: Zoo) -> str:
+    table, manifest = zoo.table, zoo.manifest
+    shards = manifest["shards"]
+    lines = [
+        f"zoo          {zoo.path}",
+        f"kind         {zoo.kind}  ({zoo.spec.architecture}, {zoo.spec.num_parameters:,} parameters per network)",
+        f"built with   weightspace {manifest['created_with']['weightspace']}, torch {manifest['created_with']['torch']}, "
+        f"seed {manifest['seed']}",
+        f"shards       {len(shards['completed'])} of {shards['total']} finished"
+        + ("" if len(shards["completed"]) == shards["total"] else "  (incomplete: rerun the build command to resume)"),
+        f"runs         {table['run_id'].nunique() if len(table) else 0} of {manifest['config']['models']}",
+        f"checkpoints  {len(table)} rows; steps {sorted(table['step'].unique().tolist()) if len(table) else []}",
+        f"size         {_size_on_disk(zoo.path) / 2**20:.1f} MiB",
+    ]
+    if len(table):
+        runs = table.drop_duplicates("run_id")
+        counts = runs["split"].value_counts()
+        lines.append("splits       " + ", ".join(f"{s}: {counts.get(s, 0)} runs" for s in ("train", "val", "ood")))
+        quality = next((c for c in QUALITY_COLUMNS if c in table.columns), None)
+        if quality is not None:
+            by_step = table.groupby("step")[quality].describe()[["mean", "50%", "min", "max"]]
+            by_step.columns = ["mean", "median", "min", "max"]
+            lines.append(f"\n{quality} by training step:")
+            lines.append(by_step.to_string(float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(lines)
+
+
+__all__ = ["zoo_summary"]

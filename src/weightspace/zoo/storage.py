@@ -1,0 +1,60 @@
+"""Atomic file writes: a file is either absent or complete, never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import save_file
+
+#: Test hook: after this many atomic writes the process kills itself (simulates a crash at every
+#: possible point of a build). Never set in normal use.
+_FAULT_ENV = "WEIGHTSPACE_FAULT_AFTER_WRITES"
+_writes = 0
+
+
+def _after_write() -> None:
+    global _writes
+    _writes += 1
+    limit = os.environ.get(_FAULT_ENV)
+    if limit is not None and _writes >= int(limit):
+        os._exit(137)
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _after_write()
+
+
+def write_json(path, data) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    _atomic(path, write)
+
+
+def write_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def write_parquet(path, table: pd.DataFrame) -> None:
+    _atomic(path, lambda tmp: table.to_parquet(tmp, index=False))

@@ -1,0 +1,21 @@
+import numpy as np
+
+from weightspace import counter_rng
+
+
+def test_draws_depend_on_key_stream_and_index_only():
+    a = counter_rng.uniform([5, 6, 7], 11, (4, 3))
+    b = counter_rng.uniform([7], 11, (4, 3))
+    assert a.shape == (3, 4, 3)
+    assert (a[2] == b[0]).all()
+    assert not (a[0] == a[1]).all()
+    assert not (counter_rng.uniform([5], 12, (4, 3)) == a[0]).all()
+    assert 0 <= a.min() and a.max() < 1
+
+
+def test_integers_respect_per_key_bounds_and_derived_seeds_differ():
+    values = counter_rng.integers([1, 2], 3, [0, 10], [2, 12], (1000,))
+    assert set(values[0].tolist()) == {0, 1} and set(values[1].tolist()) == {10, 11}
+    seeds = counter_rng.derive_seeds(0, 100)
+    assert len(set(seeds.tolist())) == 100 and (seeds >= 0).all()
+    assert np.array_equal(counter_rng.derive_seeds(0, 10), seeds[:10])
