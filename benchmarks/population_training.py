@@ -1,6 +1,7 @@
 """Population training vs one model at a time, side by side in one run.
 
-Trains the same K 2-layer hidden-32 LSTMs (same initial weights, same batches) for S steps:
+Trains the same K 2-layer hidden-32 LSTMs (same initial weights, same batches) for S steps on the
+formal-language task or (``--task digits``) the rotated tiled digits task:
   1. one model at a time with nn.LSTM + nn.Linear + torch.optim.AdamW (what the paper's code does);
   2. all K at once with the weightspace population engine.
 Prints networks x steps per second for each, the ratio, the achieved GFLOP/s against a measured
@@ -20,11 +21,12 @@ import torch.nn.functional as F
 
 from weightspace._allocator import keep_freed_memory
 from weightspace.networks import LSTM
+from weightspace.tasks import digits
 from weightspace.tasks import formal_languages as fl
 from weightspace.training import PopulationTrainer, piecewise_linear
 
 
-def formal_language_task(models: int, batch_size: int, steps: int, device):
+def formal_language_task(models: int, batch_size: int, steps: int, device, mnist_dir=None):
     architecture = LSTM(fl.VOCAB_SIZE, 32, 2, fl.VOCAB_SIZE)
     languages = fl.all_languages()
     params = torch.tensor([languages[(7 * k) % len(languages)] for k in range(models)])
@@ -33,7 +35,18 @@ def formal_language_task(models: int, batch_size: int, steps: int, device):
     return architecture, seeds, batches
 
 
-TASKS = {"formal-languages": formal_language_task}
+def digits_task(models: int, batch_size: int, steps: int, device, mnist_dir=None):
+    """Rotated digits shown tile by tile: MNIST 4x4 tiles with --mnist-dir, else the 8x8 digits in 2x2 tiles."""
+    data = digits.load_digits(mnist_dir)
+    tile = 4 if mnist_dir else 2
+    architecture = LSTM(tile * tile, 32, 2, digits.NUM_CLASSES)
+    seeds = np.arange(models)
+    angles = np.linspace(0, 360, models, endpoint=False)
+    task = digits.RotatedDigitsTask(data, angles, seeds, tile, device)
+    return architecture, seeds, [task.batch(s, batch_size) for s in range(steps)]
+
+
+TASKS = {"formal-languages": formal_language_task, "digits": digits_task}
 
 
 def flops_per_network_step(architecture, batch_size: int, length: int) -> float:
@@ -103,11 +116,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each method first")
+    parser.add_argument("--mnist-dir", default=None, help="digits: MNIST IDX directory (default: 8x8 digits)")
     args = parser.parse_args()
     keep_freed_memory()  # as the CLI does
     device = torch.device(args.device)
 
-    architecture, seeds, batches = TASKS[args.task](args.models, args.batch_size, args.steps, device)
+    architecture, seeds, batches = TASKS[args.task](args.models, args.batch_size, args.steps, device, args.mnist_dir)
     weights = architecture.init(seeds, device)
     length = batches[0][0].shape[2]
     lr, weight_decay = 0.01, 1e-4

@@ -64,8 +64,12 @@ def zoo():
     """Build and inspect model zoos."""
 
 
+#: zoo kinds (kept here so ``--help`` does not import torch; a test checks it against zoo.KINDS)
+ZOO_KINDS = ("formal-languages", "digits")
+
+
 @zoo.command("build")
-@click.argument("kind", type=click.Choice(["formal-languages"]))
+@click.argument("kind", type=click.Choice(ZOO_KINDS))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Zoo directory (created; an unfinished one is resumed).")
 @click.option("--models", default=1000, show_default=True, help="Number of training runs (networks).")
 @click.option("--steps", default=20000, show_default=True, help="Training steps per run.")
@@ -73,20 +77,36 @@ def zoo():
               help="Steps to save; default: the paper's 0,100,200,500,1000,2000,5000,10000,20000 up to --steps, plus --steps.")
 @click.option("--seed", default=0, show_default=True, help="Zoo seed: fixes every run's task, initialisation and data.")
 @click.option("--device", default="cpu", show_default=True, callback=_device, help="cpu or cuda.")
-@click.option("--population", default=64, show_default=True, help="Networks trained together in one batched computation.")
+@click.option("--population", type=int, default=None,
+              help="Networks trained together in one batched computation [default: 64; digits 32].")
 @click.option("--batch-size", default=32, show_default=True, help="Training sequences per network and step.")
 @click.option("--samples", default=1000, show_default=True, help="Sampled outputs per checkpoint for the performance metric.")
 @click.option("--rollouts", default=100, show_default=True, help="Rollouts stored per checkpoint.")
 @click.option("--save-every", default=1000, show_default=True, help="Steps between progress saves inside a shard.")
+@click.option("--mnist-dir", "data_dir", type=click.Path(), default=None,
+              help="digits: directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...). "
+                   "Default: scikit-learn's bundled 8x8 digits.")
+@click.option("--tile-size", type=int, default=None, help="digits: tile side in pixels [default: 4 for MNIST, 2 for 8x8].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def zoo_build(kind, out, device, quiet, **options):
-    """Train a zoo of KIND and write it to --out (resumable: rerun the same command after a kill)."""
+    """Train a zoo of KIND and write it to --out (resumable: rerun the same command after a kill).
+
+    \b
+    KIND is formal-languages (LSTM language models of L(m_b, m_c, m_d), paper 000)
+    or digits (LSTM classifiers of rotated digits shown tile by tile, paper 000).
+    """
     from .zoo import KINDS, ZooConfig, build_zoo
     from .zoo.info import zoo_summary
     from .zoo.reader import load_zoo
 
-    config = ZooConfig(**options)
-    build_zoo(out, KINDS[kind], config, device=device, progress=not quiet)
+    zoo_kind = KINDS[kind]
+    if kind != "digits" and (options["data_dir"] or options["tile_size"]):
+        raise click.UsageError("--mnist-dir and --tile-size apply to the digits zoo only")
+    if options["population"] is None:
+        options["population"] = zoo_kind.default_population
+    if kind == "digits" and options["data_dir"] is None and not quiet:
+        click.echo("digits: no --mnist-dir given, using scikit-learn's bundled 8x8 digits (1,797 images)", err=True)
+    build_zoo(out, zoo_kind, ZooConfig(**options), device=device, progress=not quiet)
     click.echo(zoo_summary(load_zoo(out)))
 
 

@@ -60,7 +60,9 @@ INLINE float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
 
 struct forward_args {
     long K, B, H;
-    const float *act;    /* (K, B, 4H) pre-activations, contiguous */
+    const float *act;    /* (K, B, 4H) recurrent part of the pre-activations, contiguous */
+    const float *proj;   /* (K, B, 4H) input part, strides p_sk, p_sb; added to act */
+    long p_sk, p_sb;
     const float *c_prev; /* (K, B, H), strides c_sk, c_sb; must not overlap c_new */
     long c_sk, c_sb;
     float *c_new;        /* (K, B, H) contiguous */
@@ -81,16 +83,16 @@ struct backward_args {
     long gp_sk, gp_sb;
 };
 
-/* Gates from the pre-activations x (4H); the new cell state, h and the saved factors. */
-INLINE void forward_row(long H, const float *restrict x, const float *restrict c_prev,
-                        float *restrict c_new, float *restrict h, float *restrict fac,
-                        float *restrict cfh, float *restrict fgt)
+/* Gates from the pre-activations x + p (4H); the new cell state, h and the saved factors. */
+INLINE void forward_row(long H, const float *restrict x, const float *restrict p,
+                        const float *restrict c_prev, float *restrict c_new, float *restrict h,
+                        float *restrict fac, float *restrict cfh, float *restrict fgt)
 {
     for (long j = 0; j < H; ++j) {
-        const float i = sigmoid(x[j]);
-        const float f = sigmoid(x[H + j]);
-        const float g = 2.0f * sigmoid(2.0f * x[2 * H + j]) - 1.0f;
-        const float o = sigmoid(x[3 * H + j]);
+        const float i = sigmoid(x[j] + p[j]);
+        const float f = sigmoid(x[H + j] + p[H + j]);
+        const float g = 2.0f * sigmoid(2.0f * (x[2 * H + j] + p[2 * H + j])) - 1.0f;
+        const float o = sigmoid(x[3 * H + j] + p[3 * H + j]);
         const float c_old = c_prev[j];
         const float input_times_cell = i * g;
         fac[j] = g * (i - i * i);
@@ -113,7 +115,8 @@ CLONES static void forward_rows(const void *args, long r0, long r1)
     const long B = a->B, H = a->H;
     for (long r = r0; r < r1; ++r) {
         const long k = r / B, b = r % B;
-        forward_row(H, a->act + r * 4 * H, a->c_prev + k * a->c_sk + b * a->c_sb, a->c_new + r * H,
+        forward_row(H, a->act + r * 4 * H, a->proj + k * a->p_sk + b * a->p_sb,
+                    a->c_prev + k * a->c_sk + b * a->c_sb, a->c_new + r * H,
                     a->h + k * a->h_sk + b * a->h_sb, a->factors + r * 4 * H,
                     a->cell_from_hidden + r * H, a->forget + r * H);
     }

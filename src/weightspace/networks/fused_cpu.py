@@ -38,7 +38,8 @@ _c_ptr = ctypes.c_void_p
 
 class _ForwardArgs(ctypes.Structure):
     _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long),
-                ("act", _c_ptr), ("c_prev", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long),
+                ("act", _c_ptr), ("proj", _c_ptr), ("p_sk", _c_long), ("p_sb", _c_long),
+                ("c_prev", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long),
                 ("c_new", _c_ptr), ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long),
                 ("factors", _c_ptr), ("cell_from_hidden", _c_ptr), ("forget", _c_ptr)]
 
@@ -140,19 +141,20 @@ def _check(name, tensor, shape, contiguous=True):
     return tensor.data_ptr()
 
 
-def forward_step(act, c_prev, c_new, h, factors, cell_from_hidden, forget) -> None:
+def forward_step(act, projected, c_prev, c_new, h, factors, cell_from_hidden, forget) -> None:
     """One step's pointwise forward work; see ``LSTMRecurrence`` for the formulas.
 
-    Reads the pre-activations ``act`` (K, B, 4H) and ``c_prev`` (K, B, H); writes ``c_new``,
-    ``h``, ``cell_from_hidden``, ``forget`` (K, B, H) and ``factors`` (K, B, 4, H). ``c_prev``
-    and ``h`` may be strided views (unit stride in the last dim), the rest must be contiguous;
-    ``c_new`` must not overlap ``c_prev``.
+    Reads the pre-activations ``act + projected`` (K, B, 4H: the recurrent and the input part)
+    and ``c_prev`` (K, B, H); writes ``c_new``, ``h``, ``cell_from_hidden``, ``forget`` (K, B, H)
+    and ``factors`` (K, B, 4, H). ``projected``, ``c_prev`` and ``h`` may be strided views (unit
+    stride in the last dim), the rest must be contiguous; ``c_new`` must not overlap ``c_prev``.
     """
     K, B, G = act.shape
     H = G // 4
     rows = (K, B, H)
     args = _ForwardArgs(
         K, B, H, _check("act", act, (K, B, G)),
+        _check("projected", projected, (K, B, G), False), *projected.stride()[:2],
         _check("c_prev", c_prev, rows, False), c_prev.stride(0), c_prev.stride(1),
         _check("c_new", c_new, rows), _check("h", h, rows, False), h.stride(0), h.stride(1),
         _check("factors", factors, (K, B, 4, H)),

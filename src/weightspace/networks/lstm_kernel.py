@@ -55,15 +55,19 @@ class LSTMRecurrence(torch.autograd.Function):
         fused = _fused(projected, weight_hh, h0, c0)
         if fused:
             c = c0 if c0.stride(-1) == 1 else c0.contiguous()
+            if projected.stride(-1) != 1:
+                projected = projected.contiguous()
             cells = (projected.new_empty(K, B, H), projected.new_empty(K, B, H))  # c alternates
         for t in range(T):
-            torch.baddbmm(projected[:, :, t], h, recurrent_t, out=act)
-            h = hs[:, :, t]
-            if fused:
-                fused_cpu.forward_step(act, c, cells[t % 2], h, gate_factors[t],
-                                       cell_from_hidden[t], forget[t])
+            if fused:  # the C step adds the input part, so bmm needs no copy of it into act
+                torch.bmm(h, recurrent_t, out=act)
+                h = hs[:, :, t]
+                fused_cpu.forward_step(act, projected[:, :, t], c, cells[t % 2], h,
+                                       gate_factors[t], cell_from_hidden[t], forget[t])
                 c = cells[t % 2]
             else:
+                torch.baddbmm(projected[:, :, t], h, recurrent_t, out=act)
+                h = hs[:, :, t]
                 c = _forward_step(act, c, h, gate_factors[t], cell_from_hidden[t], forget[t])
         ctx.save_for_backward(weight_hh, h0, gate_factors, cell_from_hidden, forget, hs)
         return hs, c

@@ -17,6 +17,7 @@ import json
 import math
 import platform
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,18 @@ from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest,
 
 
 @dataclass(frozen=True)
+class ShardTask:
+    """What a zoo kind provides for one shard: training batches and checkpoint evaluation.
+
+    ``batch(step) -> (inputs (K, B, T, I), targets (K, B, T))`` must be a pure function of the step;
+    ``evaluate(architecture, weights, step) -> (metrics {name: (K,)}, rollouts {name: (K, ...)})``.
+    """
+
+    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    evaluate: Callable
+
+
+@dataclass(frozen=True)
 class ZooConfig:
     """Everything that determines a zoo's contents (the device does not, up to float rounding)."""
 
@@ -46,14 +59,18 @@ class ZooConfig:
     weight_decay: float = 1e-4
     hidden_size: int = 32
     num_layers: int = 2
-    samples: int = 1000  # sampled outputs per checkpoint for the performance metric
+    samples: int = 1000  # evaluation samples per checkpoint (sampled strings; training images for train_loss)
     rollouts: int = 100  # stored rollouts per checkpoint
+    data_dir: str | None = None  # a real dataset's directory (digits: MNIST IDX files); None: built-in data
+    tile_size: int | None = None  # digits: tile side in pixels; None: 4 for MNIST, 2 for the 8x8 digits
     save_every: int = 1000  # steps between mid-shard progress saves
 
     def __post_init__(self):
         checkpoints = (default_checkpoints(self.steps) if self.checkpoints is None
                        else sorted(set(int(c) for c in self.checkpoints)))
         object.__setattr__(self, "checkpoints", tuple(checkpoints))
+        if self.data_dir is not None:  # one spelling of the path, so a resume from elsewhere matches
+            object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().resolve()))
         problems = []
         if self.models < 1:
             problems.append(f"--models must be >= 1 (got {self.models})")
@@ -67,6 +84,8 @@ class ZooConfig:
             problems.append("at least one checkpoint is needed")
         if self.rollouts > self.samples:
             problems.append(f"--rollouts ({self.rollouts}) cannot exceed --samples ({self.samples})")
+        if self.tile_size is not None and self.tile_size < 1:
+            problems.append(f"--tile-size must be >= 1 (got {self.tile_size})")
         if self.save_every < 1:
             problems.append(f"--save-every must be >= 1 (got {self.save_every})")
         if problems:
@@ -166,8 +185,9 @@ def _train_shard(out: Path, shard: int, runs: pd.DataFrame, kind, config: ZooCon
     """Train one shard's population; returns its table rows, weights and rollouts."""
     architecture = kind.architecture(config)
     keys = runs["seed"].to_numpy()
+    task = kind.shard_task(runs, config, device)
     trainer = PopulationTrainer(
-        architecture, architecture.init(keys, device), kind.batch_fn(runs, config, device),
+        architecture, architecture.init(keys, device), task.batch,
         config.steps, lr=runs["learning_rate"].to_numpy(), weight_decay=runs["weight_decay"].to_numpy(),
     )
     records: dict[int, dict[str, torch.Tensor]] = {}
@@ -185,11 +205,11 @@ def _train_shard(out: Path, shard: int, runs: pd.DataFrame, kind, config: ZooCon
             "step": str(trainer.step), "recorded": json.dumps(sorted(records))})
 
     def on_checkpoint(step, weights):
-        metrics, rollouts = kind.evaluate(architecture, weights, runs, config, step, device)
+        metrics, rollouts = task.evaluate(architecture, weights, step)
+        metrics.setdefault("train_loss", trainer.last_loss)  # the last training batch's loss
         # copies: the trainer updates its parameters in place after this step
         record = {f"weights.{n}": t.to("cpu", copy=True) for n, t in weights.items()}
         record.update({f"metric.{n}": t.to("cpu", torch.float32, copy=True) for n, t in metrics.items()})
-        record["metric.train_loss"] = trainer.last_loss.to("cpu", torch.float32, copy=True)
         record.update({f"rollout.{n}": t.to("cpu", copy=True) for n, t in rollouts.items()})
         records[step] = record
         save_progress()
@@ -232,7 +252,7 @@ def _assemble(runs: pd.DataFrame, records: dict, kind, config: ZooConfig):
     rows = runs.loc[np.repeat(np.arange(K), C)].reset_index(drop=True)
     rows.insert(1, "step", np.tile(np.array(steps, dtype=np.int64), K))
     rows.insert(rows.columns.get_loc("shard") + 1, "shard_row", np.arange(K * C))
-    for n in names:
+    for n in sorted(names):  # sorted: a resumed build reads records back in sorted key order
         if n.startswith("metric."):
             rows[n[len("metric."):]] = stack(n).numpy().astype(np.float64)
     return rows, weights, rollouts

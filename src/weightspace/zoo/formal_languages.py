@@ -9,6 +9,7 @@ import torch
 from .. import counter_rng
 from ..networks import LSTM
 from ..tasks import formal_languages as fl
+from .builder import ShardTask
 
 #: OOD languages: |m_b| + |m_c| + |m_d| <= this (25 of 216 languages, 11.6%; the next threshold
 #: would give 60 = 27.8%, further from the paper's "about 15%").
@@ -30,6 +31,7 @@ def language_splits() -> dict[tuple[int, int, int], str]:
 
 class FormalLanguagesZoo:
     name = "formal-languages"
+    default_population = 64
 
     def architecture(self, config):
         return LSTM(fl.VOCAB_SIZE, config.hidden_size, config.num_layers, fl.VOCAB_SIZE)
@@ -55,7 +57,7 @@ class FormalLanguagesZoo:
     def _params(runs, device):
         return torch.tensor(runs[["m_b", "m_c", "m_d"]].to_numpy(copy=True), dtype=torch.long, device=device)
 
-    def batch_fn(self, runs, config, device):
+    def shard_task(self, runs, config, device) -> ShardTask:
         params = self._params(runs, device)
         keys = runs["seed"].to_numpy()
 
@@ -63,19 +65,15 @@ class FormalLanguagesZoo:
             x, y = fl.training_batch(params, keys, step, config.batch_size)
             return x.to(device), y.to(device)
 
-        return batch
+        def evaluate(architecture, weights, step):
+            return fl.evaluate(architecture, weights, params, keys, step,
+                               samples=config.samples, rollouts=config.rollouts)
 
-    def evaluate(self, architecture, weights, runs, config, step, device):
-        return fl.evaluate(architecture, weights, self._params(runs, device), runs["seed"].to_numpy(), step,
-                           samples=config.samples, rollouts=config.rollouts)
+        return ShardTask(batch, evaluate)
 
     @staticmethod
     def store_rollout(name, tensor):
         return tensor.to(torch.uint8) if name == "tokens" else tensor.to(torch.float16)
-
-    @staticmethod
-    def load_rollout(name, tensor):
-        return tensor.long() if name == "tokens" else tensor.float()
 
     def task_description(self, config) -> dict:
         return {

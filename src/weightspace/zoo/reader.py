@@ -133,7 +133,7 @@ class Zoo:
         parts, order = [], []
         for shard, group in rows.groupby("shard", sort=True):
             tensors = self._shard(what, int(shard))
-            local = torch.as_tensor(group["shard_row"].to_numpy())
+            local = torch.tensor(group["shard_row"].to_numpy(copy=True))
             parts.append({n: t[local] for n, t in tensors.items()})
             order.append(np.flatnonzero(rows["shard"].to_numpy() == shard))
         if not parts:
