@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/weightspace zoo build formal-languages --out zoos/demo-formal-languages \
-		--models 32 --population 32 --steps 300 --checkpoints 0,100,200,300
-	$(BIN)/weightspace zoo info zoos/demo-formal-languages
+		--models 32 --population 32 --steps 300 --checkpoints 0,100,200,300 --samples 500 --rollouts 50
+	$(BIN)/weightspace zoo build digits --out zoos/demo-digits \
+		--models 16 --population 16 --steps 400 --checkpoints 0,100,200,400 --samples 300 --rollouts 50
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean-demo:
-	rm -rf zoos/demo-formal-languages
+	rm -rf zoos/demo-formal-languages zoos/demo-digits

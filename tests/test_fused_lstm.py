@@ -15,10 +15,19 @@ def fused(monkeypatch):
 
 
 def _run(monkeypatch, use_fused, K, B, T, H, strided=False):
-    """Outputs and gradients of one layer; ``strided`` feeds non-contiguous c0 and grad_hs."""
+    """Outputs and gradients of one layer.
+
+    ``strided``: non-contiguous c0 and grad_hs, and projected as a view with permuted (K, B, T)
+    strides; ``"last"``: as ``strided`` but with projected non-contiguous in its last dim too.
+    """
     monkeypatch.setenv("WEIGHTSPACE_FUSED", "1" if use_fused else "0")
     g = torch.Generator().manual_seed(K * 1000 + T)
-    projected = (2 * torch.randn(K, B, T, 4 * H, generator=g)).requires_grad_()
+    projected = 2 * torch.randn(K, B, T, 4 * H, generator=g)
+    if strided == "last":
+        projected = projected.permute(3, 0, 1, 2).contiguous().permute(1, 2, 3, 0)
+    elif strided:
+        projected = projected.permute(2, 1, 0, 3).contiguous().permute(2, 1, 0, 3)
+    projected.requires_grad_()
     weight_hh = (torch.randn(K, 4 * H, H, generator=g) / H**0.5).requires_grad_()
     h0 = torch.randn(K, B, H, generator=g).requires_grad_()
     c0 = torch.randn(K, B, H, generator=g)
@@ -44,11 +53,29 @@ def test_fused_steps_match_pure_pytorch(fused, monkeypatch, shape):
         torch.testing.assert_close(fast[name], expected, atol=1e-5, rtol=0, msg=name)
 
 
-def test_fused_steps_accept_strided_state_and_gradients(fused, monkeypatch):
-    fast = _run(monkeypatch, True, 4, 3, 6, 8, strided=True)
-    reference = _run(monkeypatch, False, 4, 3, 6, 8, strided=True)
+@pytest.mark.parametrize("strided", [True, "last"])
+def test_fused_steps_accept_strided_inputs_and_gradients(fused, monkeypatch, strided):
+    fast = _run(monkeypatch, True, 4, 3, 6, 8, strided=strided)
+    reference = _run(monkeypatch, False, 4, 3, 6, 8, strided=strided)
     for name, expected in reference.items():
         torch.testing.assert_close(fast[name], expected, atol=1e-5, rtol=0, msg=name)
+
+
+def test_fused_steps_reject_steps_outside_the_sequence(fused):
+    K, B, T, H = 2, 3, 4, 5
+    steps = fused_cpu.ForwardSteps(
+        torch.zeros(K, B, 4 * H), torch.zeros(K, B, T, 4 * H), torch.zeros(K, B, H),
+        (torch.zeros(K, B, H), torch.zeros(K, B, H)), torch.zeros(K, B, T, H),
+        torch.zeros(T, K, B, 4, H), torch.zeros(T, K, B, H), torch.zeros(T, K, B, H))
+    steps.step(T - 1)
+    for t in (-1, T):
+        with pytest.raises(IndexError):
+            steps.step(t)
+    with pytest.raises(ValueError, match="hs"):
+        fused_cpu.ForwardSteps(
+            torch.zeros(K, B, 4 * H), torch.zeros(K, B, T, 4 * H), torch.zeros(K, B, H),
+            (torch.zeros(K, B, H), torch.zeros(K, B, H)), torch.zeros(K, B, T + 1, H),
+            torch.zeros(T, K, B, 4, H), torch.zeros(T, K, B, H), torch.zeros(T, K, B, H))
 
 
 def test_fused_path_handles_saturated_gates(fused, monkeypatch):

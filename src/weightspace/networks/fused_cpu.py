@@ -37,18 +37,19 @@ _c_ptr = ctypes.c_void_p
 
 
 class _ForwardArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long),
-                ("act", _c_ptr), ("proj", _c_ptr), ("p_sk", _c_long), ("p_sb", _c_long),
-                ("c_prev", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long),
-                ("c_new", _c_ptr), ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long),
+    _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long), ("act", _c_ptr),
+                ("proj", _c_ptr), ("p_sk", _c_long), ("p_sb", _c_long), ("p_st", _c_long),
+                ("c0", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long), ("cells", _c_ptr * 2),
+                ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
                 ("factors", _c_ptr), ("cell_from_hidden", _c_ptr), ("forget", _c_ptr)]
 
 
 class _BackwardArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long),
-                ("dh", _c_ptr), ("grad_h", _c_ptr), ("g_sk", _c_long), ("g_sb", _c_long),
+    _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long), ("dh", _c_ptr),
+                ("grad_h", _c_ptr), ("g_sk", _c_long), ("g_sb", _c_long), ("g_st", _c_long),
                 ("dc", _c_ptr), ("factors", _c_ptr), ("cell_from_hidden", _c_ptr),
-                ("forget", _c_ptr), ("grad_gates", _c_ptr), ("gp_sk", _c_long), ("gp_sb", _c_long)]
+                ("forget", _c_ptr), ("grad_gates", _c_ptr), ("gp_sk", _c_long),
+                ("gp_sb", _c_long), ("gp_st", _c_long)]
 
 
 _library = None
@@ -107,7 +108,7 @@ def _load():
             for name, args in (("lstm_forward_step", _ForwardArgs),
                                ("lstm_backward_step", _BackwardArgs)):
                 function = getattr(library, name)
-                function.argtypes = [ctypes.POINTER(args), ctypes.c_int]
+                function.argtypes = [ctypes.POINTER(args), ctypes.c_long, ctypes.c_int]
                 function.restype = None
             return library
     raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
@@ -141,41 +142,80 @@ def _check(name, tensor, shape, contiguous=True):
     return tensor.data_ptr()
 
 
-def forward_step(act, projected, c_prev, c_new, h, factors, cell_from_hidden, forget) -> None:
-    """One step's pointwise forward work; see ``LSTMRecurrence`` for the formulas.
+class ForwardSteps:
+    """The pointwise forward work of one sequence, one call per step; see ``LSTMRecurrence``.
 
-    Reads the pre-activations ``act + projected`` (K, B, 4H: the recurrent and the input part)
-    and ``c_prev`` (K, B, H); writes ``c_new``, ``h``, ``cell_from_hidden``, ``forget`` (K, B, H)
-    and ``factors`` (K, B, 4, H). ``projected``, ``c_prev`` and ``h`` may be strided views (unit
-    stride in the last dim), the rest must be contiguous; ``c_new`` must not overlap ``c_prev``.
+    Validated and set up once, so that a step costs one ctypes call. Step ``t`` reads the
+    pre-activations ``act + projected[:, :, t]`` (``act`` (K, B, 4H): the recurrent part, which
+    the caller writes before each step) and the previous cell state (``c0`` at t = 0, else the
+    one written by step t - 1), and writes the new cell state into ``cells[t % 2]``,
+    ``hs[:, :, t]``, ``factors[t]``, ``cell_from_hidden[t]`` and ``forget[t]``. ``projected``
+    (K, B, T, 4H), ``c0`` (K, B, H) and ``hs`` (K, B, T, H) may be strided (unit stride in the
+    last dim); ``act``, the two ``cells`` (K, B, H) and the time-major ``factors`` (T, K, B, 4, H),
+    ``cell_from_hidden`` and ``forget`` (T, K, B, H) must be contiguous, and ``c0`` must not
+    overlap the cells. The tensors must stay alive and in place while steps are run.
     """
-    K, B, G = act.shape
-    H = G // 4
-    rows = (K, B, H)
-    args = _ForwardArgs(
-        K, B, H, _check("act", act, (K, B, G)),
-        _check("projected", projected, (K, B, G), False), *projected.stride()[:2],
-        _check("c_prev", c_prev, rows, False), c_prev.stride(0), c_prev.stride(1),
-        _check("c_new", c_new, rows), _check("h", h, rows, False), h.stride(0), h.stride(1),
-        _check("factors", factors, (K, B, 4, H)),
-        _check("cell_from_hidden", cell_from_hidden, rows), _check("forget", forget, rows))
-    _library.lstm_forward_step(ctypes.byref(args), torch.get_num_threads())
+
+    def __init__(self, act, projected, c0, cells, hs, factors, cell_from_hidden, forget):
+        K, B, T, G = projected.shape
+        H = G // 4
+        rows = (K, B, H)
+        self._args = _ForwardArgs(
+            K, B, H, _check("act", act, (K, B, G)),
+            _check("projected", projected, (K, B, T, G), False), *_strides(projected),
+            _check("c0", c0, rows, False), *c0.stride()[:2],
+            (_c_ptr * 2)(*(_check("cells", cell, rows) for cell in cells)),
+            _check("hs", hs, (K, B, T, H), False), *_strides(hs),
+            _check("factors", factors, (T, K, B, 4, H)),
+            _check("cell_from_hidden", cell_from_hidden, (T, *rows)),
+            _check("forget", forget, (T, *rows)))
+        self._pointer = ctypes.byref(self._args)
+        self._tensors = (act, projected, c0, *cells, hs, factors, cell_from_hidden, forget)
+        self._steps = T
+        self._threads = torch.get_num_threads()
+
+    def step(self, t: int) -> None:
+        if not 0 <= t < self._steps:
+            raise IndexError(f"step {t} of a sequence of {self._steps}")
+        _library.lstm_forward_step(self._pointer, t, self._threads)
 
 
-def backward_step(dh, grad_h, dc, factors, cell_from_hidden, forget, grad_gates) -> None:
-    """One step's pointwise backward work.
+class BackwardSteps:
+    """The pointwise backward work of one sequence, one call per step.
 
-    With ``dh`` the gradient from the later step plus ``grad_h`` (optional, may be strided) it
-    writes the gate gradients into ``grad_gates`` (K, B, 4H; may be strided) and turns ``dc``
-    (contiguous) in place into the gradient of the previous cell state.
+    Step ``t``, with ``dh`` (K, B, H) the gradient from step t + 1 plus ``grad_hs[:, :, t]``
+    (``grad_hs`` (K, B, T, H) optional, may be strided), writes the gate gradients into
+    ``grad_gates[:, :, t]`` (``grad_gates`` (K, B, T, 4H), may be strided) and turns ``dc``
+    (contiguous) in place into the gradient of the previous cell state. ``factors``,
+    ``cell_from_hidden`` and ``forget`` are the forward's time-major tensors. The tensors must stay
+    alive and in place while steps are run; the caller updates ``dh`` in place between steps.
     """
-    K, B, H = dh.shape
-    rows = (K, B, H)
-    grad_h_ptr = 0 if grad_h is None else _check("grad_h", grad_h, rows, False)
-    grad_h_strides = (0, 0) if grad_h is None else grad_h.stride()[:2]
-    args = _BackwardArgs(
-        K, B, H, _check("dh", dh, rows), grad_h_ptr, *grad_h_strides, _check("dc", dc, rows),
-        _check("factors", factors, (K, B, 4, H)),
-        _check("cell_from_hidden", cell_from_hidden, rows), _check("forget", forget, rows),
-        _check("grad_gates", grad_gates, (K, B, 4 * H), False), *grad_gates.stride()[:2])
-    _library.lstm_backward_step(ctypes.byref(args), torch.get_num_threads())
+
+    def __init__(self, dh, grad_hs, dc, factors, cell_from_hidden, forget, grad_gates):
+        K, B, T, G = grad_gates.shape
+        H = G // 4
+        rows = (K, B, H)
+        if grad_hs is None:
+            grad_h = (0, 0, 0, 0)
+        else:
+            grad_h = (_check("grad_hs", grad_hs, (K, B, T, H), False), *_strides(grad_hs))
+        self._args = _BackwardArgs(
+            K, B, H, _check("dh", dh, rows), *grad_h, _check("dc", dc, rows),
+            _check("factors", factors, (T, K, B, 4, H)),
+            _check("cell_from_hidden", cell_from_hidden, (T, *rows)),
+            _check("forget", forget, (T, *rows)),
+            _check("grad_gates", grad_gates, (K, B, T, G), False), *_strides(grad_gates))
+        self._pointer = ctypes.byref(self._args)
+        self._tensors = (dh, grad_hs, dc, factors, cell_from_hidden, forget, grad_gates)
+        self._steps = T
+        self._threads = torch.get_num_threads()
+
+    def step(self, t: int) -> None:
+        if not 0 <= t < self._steps:
+            raise IndexError(f"step {t} of a sequence of {self._steps}")
+        _library.lstm_backward_step(self._pointer, t, self._threads)
+
+
+def _strides(tensor):
+    """The (K, B, T) strides of a (K, B, T, n) tensor."""
+    return tensor.stride()[:3]

@@ -35,14 +35,25 @@ from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest,
 
 @dataclass(frozen=True)
 class ShardTask:
-    """What a zoo kind provides for one shard: training batches and checkpoint evaluation.
+    """What a zoo kind provides for one shard: training batches (or its own trainer) and evaluation.
 
     ``batch(step) -> (inputs (K, B, T, I), targets (K, B, T))`` must be a pure function of the step;
     ``evaluate(architecture, weights, step) -> (metrics {name: (K,)}, rollouts {name: (K, ...)})``.
     """
 
-    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None
     evaluate: Callable
+    trainer: Callable | None = None  # (architecture, runs, config, device) -> trainer; None: sequence trainer
+
+    def make_trainer(self, architecture, runs, config, device):
+        """The shard's trainer. A custom one (e.g. DQN) needs the interface of PopulationTrainer
+        that the builder uses: ``step``, ``last_loss``, ``run``, ``state_tensors``, ``load_state_tensors``."""
+        if self.trainer is not None:
+            return self.trainer(architecture, runs, config, device)
+        return PopulationTrainer(
+            architecture, architecture.init(runs["seed"].to_numpy(), device), self.batch, config.steps,
+            lr=runs["learning_rate"].to_numpy(), weight_decay=runs["weight_decay"].to_numpy(),
+        )
 
 
 @dataclass(frozen=True)
@@ -184,12 +195,8 @@ def _progress_file(shard: int) -> str:
 def _train_shard(out: Path, shard: int, runs: pd.DataFrame, kind, config: ZooConfig, device, bar):
     """Train one shard's population; returns its table rows, weights and rollouts."""
     architecture = kind.architecture(config)
-    keys = runs["seed"].to_numpy()
     task = kind.shard_task(runs, config, device)
-    trainer = PopulationTrainer(
-        architecture, architecture.init(keys, device), task.batch,
-        config.steps, lr=runs["learning_rate"].to_numpy(), weight_decay=runs["weight_decay"].to_numpy(),
-    )
+    trainer = task.make_trainer(architecture, runs, config, device)
     records: dict[int, dict[str, torch.Tensor]] = {}
     progress_path = out / _progress_file(shard)
     if progress_path.exists():
