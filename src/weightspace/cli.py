@@ -120,5 +120,99 @@ def zoo_info(directory):
     click.echo(zoo_summary(load_zoo(directory)))
 
 
+ENCODER_NAMES = ("statistics", "flattened", "transformer", "dwsnet", "probing", "interactive")
+
+
+@main.group()
+def encoders():
+    """The six weight encoders of paper 000."""
+
+
+@encoders.command("list")
+@click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo whose subject networks are encoded.")
+def encoders_list(zoo_dir):
+    """Each encoder's parameter count for the zoo's subject networks, with the paper's."""
+    from .encoders import build_encoder, encoder_class, task_io
+    from .zoo.reader import load_zoo
+
+    zoo = load_zoo(zoo_dir)
+    task = task_io(zoo)
+    click.echo(f"{'encoder':<12} {'parameters':>12}  {'paper (FL / MNIST)':>20}  invariant  augmented")
+    for name in ENCODER_NAMES:
+        encoder = build_encoder(name, zoo.architecture, task)
+        paper = PAPER_PARAMETERS[name]
+        click.echo(f"{name:<12} {encoder.num_parameters:>12,}  {paper[0]:>9,} / {paper[1]:>9,}  "
+                   f"{'yes' if encoder_class(name).permutation_invariant else 'no':<9}  "
+                   f"{'yes' if getattr(encoder, 'augment', False) else 'no'}")
+
+
+#: paper 000, tables 5-10
+PAPER_PARAMETERS = {"statistics": (1248016, 1248016), "flattened": (1797264, 1978000),
+                    "transformer": (1276688, 1278480), "dwsnet": (1279736, 1282400),
+                    "probing": (1241718, 1254016), "interactive": (1235830, 1240960)}
+
+
+@main.command("pretrain")
+@click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo to pretrain on (train split; val for early stopping).")
+@click.option("--encoder", required=True, type=click.Choice(ENCODER_NAMES), help="Encoder architecture.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory (an unfinished run is resumed).")
+@click.option("--steps", default=100_000, show_default=True, help="Maximum training steps (early stopping may end sooner).")
+@click.option("--batch-size", default=64, show_default=True, help="Subject networks per step.")
+@click.option("--rollouts-per-network", default=10, show_default=True, help="Stored rollouts emulated per network and step.")
+@click.option("--eval-every", default=500, show_default=True, help="Steps between validation evaluations.")
+@click.option("--patience", default=10, show_default=True, help="Evaluations without improvement before stopping.")
+@click.option("--learning-rate", default=1e-4, show_default=True)
+@click.option("--emulator-hidden", default=256, show_default=True, help="Hidden size of the 2-layer LSTM emulator.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pretrain_command(zoo_dir, out, device, quiet, **options):
+    """Train an encoder by emulation: the emulator must reproduce each network's rollouts from
+    its embedding alone. Writes metrics.jsonl, best/last.safetensors and config.json to --out."""
+    from .emulation import PretrainConfig, pretrain
+
+    pretrain(zoo_dir, out, PretrainConfig(**options), device=device, progress=not quiet)
+    click.echo(f"pretraining run written to {out}")
+
+
+@main.command("embed")
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Pretraining run directory.")
+@click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo whose checkpoints are embedded.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+def embed_command(run_dir, zoo_dir, out, device):
+    """Embed every checkpoint of a zoo with a pretrained encoder (Parquet: model_id, run_id, step, split, z_*)."""
+    from .emulation import load_run
+    from .emulation.embed import embed_zoo
+    from .zoo.reader import load_zoo
+
+    table = embed_zoo(load_run(run_dir, device), load_zoo(zoo_dir), out, device=device)
+    click.echo(f"wrote {len(table)} embeddings to {out}")
+
+
+@main.command("fidelity")
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Pretraining run directory.")
+@click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo with the networks to emulate.")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "ood"]))
+@click.option("--samples", default=100, show_default=True, help="Emulator samples per network (formal languages).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for fidelity.csv and fidelity.png.")
+def fidelity_command(run_dir, zoo_dir, split, samples, out):
+    """Original vs emulated performance (paper figure 5) and their correlation."""
+    from pathlib import Path
+
+    from .emulation import load_run
+    from .emulation.fidelity import emulated_performance, plot_fidelity
+    from .zoo import storage
+    from .zoo.reader import load_zoo
+
+    zoo = load_zoo(zoo_dir)
+    run = load_run(run_dir)
+    scores = emulated_performance(run, zoo, zoo.indices(split), samples=samples)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    storage.write_text(Path(out) / "fidelity.csv", scores.to_csv(index=False))
+    r = plot_fidelity(scores, Path(out) / "fidelity.png", f"{run.config.encoder} on {zoo.kind} ({split})")
+    click.echo(f"{len(scores)} networks; Pearson r (original vs emulated) = {r:.3f}; figure {Path(out) / 'fidelity.png'}")
+
+
 if __name__ == "__main__":
     main()

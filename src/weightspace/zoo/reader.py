@@ -122,8 +122,14 @@ class Zoo:
         """Checkpoints ``indices`` (default: all) as one population, in the given order."""
         return Population(self.spec, self._gather("weights", indices))
 
-    def rollout_batch(self, indices: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
-        return {n: self._decode(n, t) for n, t in self._gather("rollouts", indices).items()}
+    def rollout_batch(self, indices: Sequence[int] | None = None, compact: bool = False) -> dict[str, torch.Tensor]:
+        """Rollouts of checkpoints ``indices`` stacked; ``compact`` keeps the stored dtypes (e.g.
+        float16, uint8) to save memory; :meth:`decode_rollouts` converts them later."""
+        raw = self._gather("rollouts", indices)
+        return raw if compact else self.decode_rollouts(raw)
+
+    def decode_rollouts(self, rollouts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {n: self._decode(n, t) for n, t in rollouts.items()}
 
     def _gather(self, what: str, indices) -> dict[str, torch.Tensor]:
         indices = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -173,7 +179,7 @@ class ZooDataset(torch.utils.data.Dataset):
         self.columns = list(columns)
         self._weights = zoo.weights(self.indices) if len(self.indices) else None
         # kept in their stored (compact) dtypes and decoded per item
-        self._rollouts = zoo._gather("rollouts", self.indices) if len(self.indices) else None
+        self._rollouts = zoo.rollout_batch(self.indices, compact=True) if len(self.indices) else None
 
     def __len__(self) -> int:
         return len(self.indices)

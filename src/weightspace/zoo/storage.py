@@ -58,3 +58,18 @@ def write_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, st
 
 def write_parquet(path, table: pd.DataFrame) -> None:
     _atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
+
+
+def write_text(path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _atomic(path, write)
+
+
+def append_line(path, line: str) -> None:
+    """Append one line by rewriting the (small) file atomically: a kill never leaves half a line."""
+    path = Path(path)
+    existing = path.read_text() if path.exists() else ""
+    write_text(path, existing + line.rstrip("\n") + "\n")

@@ -1,0 +1,6 @@
+"""Emulation-based self-supervised pretraining of weight encoders (paper 000)."""
+
+from .emulator import Emulator, emulation_loss
+from .pretrain import PretrainConfig, Run, load_run, pretrain
+
+__all__ = ["Emulator", "PretrainConfig", "Run", "emulation_loss", "load_run", "pretrain"]

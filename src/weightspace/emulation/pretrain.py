@@ -1,0 +1,266 @@
+"""Emulation-based self-supervised pretraining of a weight encoder (paper 000, section 6.1).
+
+The encoder maps a subject network's weights to z; the emulator must reproduce the subject's
+stored rollouts from z alone. Train split networks train, validation split networks decide
+early stopping. A run directory holds::
+
+    config.json          the run's settings, the zoo it was trained on, encoder parameter count
+    metrics.jsonl        one JSON line per evaluation (step, train and validation loss, time)
+    best.safetensors     encoder and emulator weights with the lowest validation loss
+    last.safetensors     encoder, emulator and optimizer state of the last save (for resume)
+    tensorboard/         the same metrics, if TensorBoard is installed
+
+A killed run resumes from ``last.safetensors`` with the same batches it would have drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..encoders import build_encoder, task_io
+from ..encoders.base import TaskIO
+from ..errors import ConfigError
+from ..networks import architecture_from_spec
+from ..networks.symmetry import augment
+from ..zoo import storage
+from ..zoo.reader import Zoo
+from .data import rollout_io
+from .emulator import Emulator, emulation_loss
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Paper 000 table 3 defaults: AdamW 1e-4, weight decay 0.01, clip 0.1, batch 64, z of 16."""
+
+    encoder: str
+    steps: int = 100_000
+    batch_size: int = 64
+    rollouts_per_network: int = 10  # stored rollouts drawn per network per training step
+    val_rollouts: int = 20  # the first stored rollouts of each validation network
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    gradient_clip: float = 0.1
+    eval_every: int = 500
+    patience: int = 10  # evaluations without improvement before early stopping
+    seed: int = 0
+    embedding_size: int = 16
+    emulator_hidden: int = 256
+    encoder_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        problems = [f"{name} must be >= 1" for name in ("steps", "batch_size", "rollouts_per_network",
+                                                           "val_rollouts", "eval_every", "patience")
+                    if getattr(self, name) < 1]
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Run:
+    """A loaded pretraining run: encoder and emulator (best weights) and what they were built for."""
+
+    path: Path
+    config: PretrainConfig
+    task: TaskIO
+    zoo_kind: str
+    encoder: torch.nn.Module
+    emulator: Emulator
+
+
+def _models(config: PretrainConfig, architecture, task: TaskIO, device):
+    torch.manual_seed(config.seed)
+    encoder = build_encoder(config.encoder, architecture, task, embedding_size=config.embedding_size,
+                            **config.encoder_options).to(device)
+    emulator = Emulator(task, config.embedding_size, config.emulator_hidden).to(device)
+    return encoder, emulator
+
+
+def load_run(path, device="cpu", which: str = "best") -> Run:
+    """Load a run directory written by :func:`pretrain` (``which``: "best" or "last")."""
+    path = Path(path)
+    file = path / "config.json"
+    if not file.exists():
+        raise ConfigError(f"{path} is not a pretraining run: it has no config.json")
+    saved = json.loads(file.read_text())
+    config = PretrainConfig(**saved["pretrain"])
+    task = TaskIO(**saved["task"])
+    encoder, emulator = _models(config, architecture_from_spec(saved["architecture"]), task, device)
+    weights = path / f"{which}.safetensors"
+    if not weights.exists():
+        raise ConfigError(f"{path} has no {which}.safetensors yet")
+    with safe_open(weights, "pt", device=str(device)) as f:
+        encoder.load_state_dict({k[8:]: f.get_tensor(k) for k in f.keys() if k.startswith("encoder.")})
+        emulator.load_state_dict({k[9:]: f.get_tensor(k) for k in f.keys() if k.startswith("emulator.")})
+    return Run(path, config, task, saved["zoo"]["kind"], encoder.eval(), emulator.eval())
+
+
+class _Data:
+    """A split's weights and compact rollouts, held in memory, batched on demand."""
+
+    def __init__(self, zoo: Zoo, split: str, device):
+        self.zoo = zoo
+        self.indices = zoo.indices(split)
+        if len(self.indices) == 0:
+            raise ConfigError(f"the zoo at {zoo.path} has no {split!r} checkpoints to pretrain with")
+        self.weights = zoo.weights(self.indices).to(device)
+        self.rollouts = zoo.rollout_batch(self.indices, compact=True)
+        self.device = device
+
+    def batch(self, rows: torch.Tensor, rollout_index: torch.Tensor, input_size: int):
+        compact = {n: t[rows][:, rollout_index] for n, t in self.rollouts.items()}
+        inputs, target = rollout_io(self.zoo.kind, self.zoo.decode_rollouts(compact), input_size)
+        return self.weights.select(rows.to(self.device)), inputs.to(self.device), target.to(self.device)
+
+
+def _loss(encoder, emulator, task, weights, inputs, target) -> torch.Tensor:
+    return emulation_loss(emulator(encoder(weights), inputs), target, task.output_kind)
+
+
+@torch.no_grad()
+def _validation_loss(encoder, emulator, task, data: _Data, config: PretrainConfig) -> float:
+    encoder.eval()
+    emulator.eval()
+    n_rollouts = min(config.val_rollouts, next(iter(data.rollouts.values())).shape[1])
+    losses = []
+    for start in range(0, len(data.indices), config.batch_size):
+        rows = torch.arange(start, min(start + config.batch_size, len(data.indices)))
+        weights, inputs, target = data.batch(rows, torch.arange(n_rollouts), task.input_size)
+        losses.append(_loss(encoder, emulator, task, weights, inputs, target))
+    encoder.train()
+    emulator.train()
+    return torch.cat(losses).mean().item()
+
+
+def _save_state(path, encoder, emulator, optimizer, metadata: dict) -> None:
+    tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    tensors.update({f"emulator.{k}": v for k, v in emulator.state_dict().items()})
+    groups = []
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            tensors.update({f"optimizer.{index}.{k}": torch.as_tensor(v) for k, v in values.items()})
+        groups = state["param_groups"]
+    storage.write_tensors(path, tensors, {k: json.dumps(v) for k, v in {**metadata, "param_groups": groups}.items()})
+
+
+def _load_state(path, encoder, emulator, optimizer) -> dict:
+    with safe_open(path, "pt") as f:
+        metadata = {k: json.loads(v) for k, v in f.metadata().items()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
+    emulator.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("emulator.")})
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": metadata["param_groups"]})
+    return metadata
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # TensorBoard is optional
+        return None
+    return SummaryWriter(str(path / "tensorboard"))
+
+
+def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True) -> Path:
+    """Pretrain ``config.encoder`` on the zoo at ``zoo_path`` by emulation; write the run to ``out``."""
+    out = Path(out)
+    device = torch.device(device)
+    zoo = Zoo(zoo_path)
+    task = task_io(zoo)
+    run_config = {
+        "pretrain": config.to_json(),
+        "zoo": {"path": str(Path(zoo_path).resolve()), "kind": zoo.kind, "seed": zoo.manifest["seed"]},
+        "task": task.to_json(),
+        "architecture": zoo.manifest["architecture"],
+        "created_with": {"weightspace": __version__, "torch": torch.__version__},
+    }
+    if (out / "config.json").exists():
+        stored = json.loads((out / "config.json").read_text())
+        if stored["pretrain"] != run_config["pretrain"] or stored["zoo"] != run_config["zoo"]:
+            raise ConfigError(f"{out} holds a run with other settings; rerun with the same settings to resume, "
+                              "or choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty, but is not a pretraining run; choose another --out")
+
+    encoder, emulator = _models(config, zoo.architecture, task, device)
+    run_config["encoder_parameters"] = encoder.num_parameters
+    run_config["emulator_parameters"] = sum(p.numel() for p in emulator.parameters())
+    if not (out / "config.json").exists():
+        storage.write_json(out / "config.json", run_config)
+    parameters = list(encoder.parameters()) + list(emulator.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    step, best, since_best = 0, math.inf, 0
+    if (out / "last.safetensors").exists():
+        state = _load_state(out / "last.safetensors", encoder, emulator, optimizer)
+        step, best, since_best = state["step"], state["best_val_loss"], state["evaluations_since_best"]
+    metrics_file = out / "metrics.jsonl"
+    lines = [l for l in (metrics_file.read_text().splitlines() if metrics_file.exists() else [])
+             if json.loads(l)["step"] <= step]  # drop evaluations after the last save
+    storage.write_text(metrics_file, "".join(l + "\n" for l in lines))
+
+    train, val = _Data(zoo, "train", device), _Data(zoo, "val", device)
+    n_stored = next(iter(train.rollouts.values())).shape[1]
+    per_network = min(config.rollouts_per_network, n_stored)
+    augmenting = getattr(encoder, "augment", False)
+    writer = _tensorboard(out)
+    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True,
+               desc=f"pretrain {config.encoder}")
+    started = time.time()
+    running = []
+    while step < config.steps and since_best < config.patience:
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        rows = torch.randint(len(train.indices), (config.batch_size,), generator=generator)
+        rollout_index = torch.randperm(n_stored, generator=generator)[:per_network]
+        weights, inputs, target = train.batch(rows, rollout_index, task.input_size)
+        if augmenting:
+            weights = augment(weights, generator)
+        loss = _loss(encoder, emulator, task, weights, inputs, target).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
+        optimizer.step()
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        if step % config.eval_every == 0 or step == config.steps:
+            val_loss = _validation_loss(encoder, emulator, task, val, config)
+            record = {"step": step, "train_loss": float(np.mean(running)), "val_loss": val_loss,
+                      "seconds": round(time.time() - started, 2)}
+            running = []
+            # the metrics line goes first: a kill before the state save drops it again on resume
+            storage.append_line(metrics_file, json.dumps(record))
+            if val_loss < best:
+                best, since_best = val_loss, 0
+                _save_state(out / "best.safetensors", encoder, emulator, None, {"step": step, "val_loss": val_loss})
+            else:
+                since_best += 1
+            _save_state(out / "last.safetensors", encoder, emulator, optimizer,
+                        {"step": step, "best_val_loss": best, "evaluations_since_best": since_best})
+            if writer is not None:
+                writer.add_scalar("loss/train", record["train_loss"], step)
+                writer.add_scalar("loss/val", val_loss, step)
+            bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{val_loss:.4f}", best=f"{best:.4f}")
+    bar.close()
+    if writer is not None:
+        writer.close()
+    return out

@@ -1,0 +1,78 @@
+"""What every weight encoder shares: the subject's input/output description and the interface.
+
+An encoder is an ``nn.Module`` built from the subject architecture and a :class:`TaskIO`, with
+the paper's hyperparameters as keyword defaults; ``forward(weights: Population) -> (N, Z)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..networks.weights import Population
+
+
+@dataclass(frozen=True)
+class TaskIO:
+    """How a zoo's subject networks are fed and read.
+
+    ``input_kind`` is ``"categorical"`` (one-hot tokens; probes are soft token distributions) or
+    ``"continuous"`` (real-valued inputs such as tile pixels; probes are real vectors);
+    ``output_kind`` is ``"categorical"`` (logits -> log-distributions) or ``"continuous"``.
+    ``probe_length`` is the paper's probing sequence length for this zoo (22 for formal
+    languages, 51 for MNIST-size digits: the length of one input sequence).
+    """
+
+    input_kind: str
+    input_size: int
+    output_kind: str
+    output_size: int
+    probe_length: int
+
+    def __post_init__(self):
+        for field_name in ("input_kind", "output_kind"):
+            if getattr(self, field_name) not in ("categorical", "continuous"):
+                raise ValueError(f"{field_name} must be 'categorical' or 'continuous'")
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def mlp(sizes: list[int], activation=nn.ReLU) -> nn.Sequential:
+    """Linear layers with ``activation`` between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(activation())
+        layers.append(nn.Linear(a, b))
+    return nn.Sequential(*layers)
+
+
+class WeightEncoder(nn.Module):
+    """Base class: subclasses set ``name`` and ``permutation_invariant`` and implement ``encode``."""
+
+    name = "encoder"
+    #: invariant to correct hidden-neuron permutations by construction
+    permutation_invariant = False
+
+    def __init__(self, architecture, task: TaskIO, embedding_size: int = 16):
+        super().__init__()
+        self.architecture = architecture
+        self.spec = architecture.spec
+        self.task = task
+        self.embedding_size = embedding_size
+
+    def forward(self, weights: Population) -> torch.Tensor:
+        if weights.spec != self.spec:
+            raise ValueError(f"encoder built for {self.spec.architecture} {dict(self.spec.config)}, "
+                             f"got weights of {weights.spec.architecture} {dict(weights.spec.config)}")
+        return self.encode(weights)
+
+    def encode(self, weights: Population) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
