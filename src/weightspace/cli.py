@@ -65,7 +65,7 @@ def zoo():
 
 
 #: zoo kinds (kept here so ``--help`` does not import torch; a test checks it against zoo.KINDS)
-ZOO_KINDS = ("formal-languages", "digits")
+ZOO_KINDS = ("formal-languages", "digits", "cartpole")
 
 
 @zoo.command("build")
@@ -212,6 +212,42 @@ def fidelity_command(run_dir, zoo_dir, split, samples, out):
     storage.write_text(Path(out) / "fidelity.csv", scores.to_csv(index=False))
     r = plot_fidelity(scores, Path(out) / "fidelity.png", f"{run.config.encoder} on {zoo.kind} ({split})")
     click.echo(f"{len(scores)} networks; Pearson r (original vs emulated) = {r:.3f}; figure {Path(out) / 'fidelity.png'}")
+
+
+def _parse_ints(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+@main.command("run")
+@click.argument("config_file", type=click.Path())
+@click.option("--seeds", callback=_parse_ints, metavar="0,1,...", help="Overrides the config's seeds.")
+@click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False),
+              help="Overrides the config's results directory [default: results].")
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def run_command(config_file, seeds, results_dir, device, quiet):
+    """Run an experiment end to end (zoo, pretraining, embeddings, prediction, analyses, report),
+    skipping steps whose outputs exist. Writes RESULTS/NAME/report.md and results.json."""
+    from .experiments import load_experiment
+    from .experiments.runner import run_experiment
+
+    config = load_experiment(config_file, {"seeds": list(seeds) if seeds else None, "results_dir": results_dir})
+    out = run_experiment(config, device=device, progress=not quiet)
+    click.echo(f"report: {out / 'report.md'}")
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path())
+def report_command(run_dir):
+    """Rebuild report.md, table.md/csv and the prediction figures from RUN_DIR/results.json."""
+    from .experiments.report import write_report
+
+    click.echo(f"report: {write_report(run_dir)}")
 
 
 if __name__ == "__main__":

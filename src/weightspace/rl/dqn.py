@@ -33,7 +33,9 @@ import torch.nn.functional as F
 
 from .. import counter_rng
 from ..networks.weights import Population
-from .cartpole import NUM_ACTIONS, OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
+from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
+
+TRANSITION_SIZE = 2 * OBSERVATION_SIZE + 3
 
 
 @dataclass(frozen=True)
@@ -122,13 +124,8 @@ class PopulationDQN:
         self.target = {n: t.clone() for n, t in initial.items()}
         self.exp_avg = {n: torch.zeros_like(t) for n, t in initial.items()}
         self.exp_avg_sq = {n: torch.zeros_like(t) for n, t in initial.items()}
-        self.replay = {
-            "observation": torch.zeros(K, C, OBSERVATION_SIZE, device=self.device),
-            "action": torch.zeros(K, C, dtype=torch.int64, device=self.device),
-            "reward": torch.zeros(K, C, device=self.device),
-            "next_observation": torch.zeros(K, C, OBSERVATION_SIZE, device=self.device),
-            "terminated": torch.zeros(K, C, device=self.device),
-        }
+        # one row per transition: observation (4), action, reward, next observation (4), terminated
+        self.replay = torch.zeros(K, C, TRANSITION_SIZE, device=self.device)
         self.env = CartPoleBatch(K * E, settings.max_episode_steps)
         self.env.set_state(self._initial_states(np.arange(K * E), 0))
         self.episodes = np.zeros(K, dtype=np.int64)  # finished training episodes per network
@@ -186,13 +183,11 @@ class PopulationDQN:
 
         # 2. store the transitions (every active network has made exactly t * E before these)
         slots = (t * E + torch.arange(E, device=self.device)) % s.replay_capacity
-        done_t = torch.from_numpy(terminated.reshape(K, E)[active].astype(np.float32)).to(self.device)
-        rows = torch.as_tensor(active, device=self.device).unsqueeze(1)
-        self.replay["observation"][rows, slots] = observation[active]
-        self.replay["action"][rows, slots] = chosen
-        self.replay["reward"][rows, slots] = 1.0  # CartPole rewards every step, the last one included
-        self.replay["next_observation"][rows, slots] = next_observation[active]
-        self.replay["terminated"][rows, slots] = done_t
+        done = torch.from_numpy(terminated.reshape(K, E)[active].astype(np.float32)).to(self.device)
+        transitions = torch.cat([observation[active], chosen.unsqueeze(-1).float(),
+                                 torch.ones(A, E, 1, device=self.device),  # CartPole rewards every step
+                                 next_observation[active], done.unsqueeze(-1)], dim=-1)
+        self.replay[torch.as_tensor(active, device=self.device).unsqueeze(1), slots] = transitions
 
         # episode ends: count them, start new episodes from counter-based initial states
         finished = terminated | truncated
@@ -207,15 +202,19 @@ class PopulationDQN:
             updates = t + 2 - -(-s.learning_starts // E)  # this network's updates so far, this one included
             samples = counter_rng.integers(self.keys[active], counter_rng.stream_id("replay", t), 0, stored,
                                            (s.batch_size,), self.device)
-            batch = {n: v[rows, samples] for n, v in self.replay.items()}
+            rows = torch.as_tensor(active * s.replay_capacity, device=self.device).unsqueeze(1)
+            flat = (rows + samples).view(-1)  # one gather from the flattened buffers is much faster
+            batch = self.replay.view(K * s.replay_capacity, TRANSITION_SIZE).index_select(0, flat)
+            batch = batch.view(A, s.batch_size, TRANSITION_SIZE)
+            observation, action, reward, next_observation, terminated = torch.split(
+                batch, [OBSERVATION_SIZE, 1, 1, OBSERVATION_SIZE, 1], dim=-1)
             with torch.no_grad():
                 next_q = self.architecture.forward(Population(self.spec, pick(self.target)),
-                                                   batch["next_observation"]).amax(-1)
-                gamma = self.gamma[active].unsqueeze(1)
-                target_q = batch["reward"] + gamma * (1 - batch["terminated"]) * next_q
-            q = self.architecture.forward(online, batch["observation"])
-            q = q.gather(-1, batch["action"].unsqueeze(-1)).squeeze(-1)
-            losses = F.huber_loss(q, target_q, reduction="none", delta=s.huber_delta).mean(1)
+                                                   next_observation).amax(-1, keepdim=True)
+                gamma = self.gamma[active].view(A, 1, 1)
+                target_q = reward + gamma * (1 - terminated) * next_q
+            q = self.architecture.forward(online, observation).gather(-1, action.long())
+            losses = F.huber_loss(q, target_q, reduction="none", delta=s.huber_delta).view(A, -1).mean(1)
             for p in self.params.values():
                 p.grad = None
             losses.sum().backward()
@@ -286,7 +285,7 @@ class PopulationDQN:
         out.update({f"target.{n}": t for n, t in self.target.items()})
         out.update({f"exp_avg.{n}": t for n, t in self.exp_avg.items()})
         out.update({f"exp_avg_sq.{n}": t for n, t in self.exp_avg_sq.items()})
-        out.update({f"replay.{n}": t for n, t in self.replay.items()})
+        out["replay"] = self.replay
         out["env.state"] = torch.from_numpy(self.env.state.copy())
         out["env.episode_steps"] = torch.from_numpy(self.env.episode_steps.astype(np.int64))
         out["episodes"] = torch.from_numpy(self.episodes.copy())
@@ -297,9 +296,10 @@ class PopulationDQN:
         with torch.no_grad():
             for n, p in self.params.items():
                 p.copy_(tensors[f"param.{n}"])
-            for group in ("target", "exp_avg", "exp_avg_sq", "replay"):
+            for group in ("target", "exp_avg", "exp_avg_sq"):
                 for n, t in getattr(self, group).items():
                     t.copy_(tensors[f"{group}.{n}"])
+            self.replay.copy_(tensors["replay"])
         self.env.set_state(tensors["env.state"].numpy(), episode_steps=tensors["env.episode_steps"].numpy())
         self.episodes = tensors["episodes"].numpy().astype(np.int64).copy()
         self.step = int(step)

@@ -75,6 +75,7 @@ class ZooConfig:
     data_dir: str | None = None  # a real dataset's directory (digits: MNIST IDX files); None: built-in data
     tile_size: int | None = None  # digits: tile side in pixels; None: 4 for MNIST, 2 for the 8x8 digits
     save_every: int = 1000  # steps between mid-shard progress saves
+    max_episode_steps: int = 200  # cartpole: episode cap (paper 004, CartPole-v0 semantics)
 
     def __post_init__(self):
         checkpoints = (default_checkpoints(self.steps) if self.checkpoints is None

@@ -1,0 +1,153 @@
+"""The CartPole policy zoo of paper 004: CartPoleNet Q-networks trained for varying times.
+
+"We collected 74000 such networks by training them in the Cart-Pole simulator with varying
+amounts of time, hyperparameters and random seeds" (section 3.3). Every run draws its own
+training length (log-uniform, so short and long training are both common and the zoo spans the
+four survival-time groups), learning rate, discount, exploration schedule and target-network
+period; see :meth:`CartPoleZoo.plan`. A run's networks are trained by
+:class:`weightspace.rl.PopulationDQN`; a run stops updating at its training length, so its rows
+at later checkpoints hold its final network. Survival time (the mean length of 100 fixed test
+episodes, capped at ``max_episode_steps``) and its group are table columns.
+
+How the generic zoo settings read here: ``steps`` is the longest training length (environment
+steps = updates), ``batch_size`` the replay minibatch, ``learning_rate`` the top of the
+learning-rate range, ``samples`` the number of test episodes, ``rollouts`` how many of their
+lengths are stored. CartPoleNet is 4-30-2 whatever ``hidden_size`` and ``num_layers`` say.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import counter_rng
+from ..errors import ConfigError
+from ..rl.cartpole import CARTPOLE_NET, RESET_BOUND
+from ..rl.dqn import DQNRuns, DQNSettings, PopulationDQN
+from ..rl.evaluation import GROUP_EDGES, GROUP_NAMES, survival_group, survival_time
+from .builder import ShardTask
+
+VALIDATION_FRACTION = 0.15
+#: Shortest training length as a fraction of ``steps`` (log-uniform in between).
+MIN_TRAIN_FRACTION = 1 / 100
+#: Learning rates are log-uniform in [config.learning_rate / LEARNING_RATE_SPAN, config.learning_rate].
+LEARNING_RATE_SPAN = 10.0
+GAMMA_RANGE = (0.9, 0.99)
+EPSILON_FINAL_RANGE = (0.01, 0.1)
+EXPLORATION_FRACTION_RANGE = (0.1, 0.5)  # of the run's training length
+TARGET_UPDATE_RANGE = (25, 250)  # log-uniform, steps between target-network copies
+REPLAY_CAPACITY = 2000
+LEARNING_STARTS = 100
+
+
+def _settings(config) -> DQNSettings:
+    return DQNSettings(batch_size=config.batch_size, replay_capacity=REPLAY_CAPACITY,
+                       learning_starts=LEARNING_STARTS, max_episode_steps=config.max_episode_steps)
+
+
+class CartPoleZoo:
+    name = "cartpole"
+    default_population = 1024  # 1024 networks: ~90 MB of replay buffers, ~75k network-steps/s on one core
+    default_samples = 100  # paper 004: survival time over 100 test episodes
+    default_steps = 3000
+
+    def architecture(self, config):
+        return CARTPOLE_NET
+
+    def plan(self, config) -> pd.DataFrame:
+        """One row per run: its seed, split and DQN hyperparameters, all drawn from the zoo seed."""
+        if config.max_episode_steps < 1:
+            raise ConfigError(f"max_episode_steps must be >= 1 (got {config.max_episode_steps})")
+        n, key = config.models, [config.seed]
+
+        def draw(name):
+            return counter_rng.uniform(key, counter_rng.stream_id("cartpole", name), (n,))[0].double().numpy()
+
+        def log_uniform(name, low, high):
+            return np.exp(np.log(low) + draw(name) * (np.log(high) - np.log(low)))
+
+        shortest = max(1.0, config.steps * MIN_TRAIN_FRACTION)
+        train_steps = np.minimum(np.round(log_uniform("train_steps", shortest, config.steps + 1) - 0.5),
+                                 config.steps).astype(np.int64)
+        train_steps = np.maximum(train_steps, 0)
+        exploration = EXPLORATION_FRACTION_RANGE[0] + draw("exploration") * np.subtract(*EXPLORATION_FRACTION_RANGE[::-1])
+        return pd.DataFrame({
+            "run_id": np.arange(n),
+            "split": np.where(draw("split") < VALIDATION_FRACTION, "val", "train"),
+            "seed": counter_rng.derive_seeds(config.seed, n),
+            "learning_rate": log_uniform("learning_rate", config.learning_rate / LEARNING_RATE_SPAN,
+                                         config.learning_rate),
+            "weight_decay": np.full(n, config.weight_decay),
+            "train_steps": train_steps,
+            "gamma": GAMMA_RANGE[0] + draw("gamma") * (GAMMA_RANGE[1] - GAMMA_RANGE[0]),
+            "epsilon_final": EPSILON_FINAL_RANGE[0] + draw("epsilon") * (EPSILON_FINAL_RANGE[1] - EPSILON_FINAL_RANGE[0]),
+            "exploration_steps": np.maximum(np.round(exploration * train_steps), 1).astype(np.int64),
+            "target_update": np.round(log_uniform("target_update", *TARGET_UPDATE_RANGE)).astype(np.int64),
+        })
+
+    def shard_task(self, runs, config, device) -> ShardTask:
+        train_steps = torch.as_tensor(runs["train_steps"].to_numpy(copy=True))
+
+        def evaluate(architecture, weights, step):
+            survival, lengths = survival_time(architecture, weights, config.samples, config.max_episode_steps,
+                                              return_lengths=True)
+            metrics = {
+                "survival_time": survival,
+                "group": torch.from_numpy(survival_group(survival)),
+                "trained_steps": torch.clamp(train_steps, max=step),
+            }
+            return metrics, {"episode_lengths": lengths[:, : config.rollouts]}
+
+        def trainer(architecture, runs, config, device):
+            return PopulationDQN(architecture, DQNRuns.from_frame(runs), config.steps, _settings(config), device)
+
+        return ShardTask(batch=None, evaluate=evaluate, trainer=trainer)
+
+    @staticmethod
+    def store_rollout(name, tensor):
+        return tensor.to(torch.int16)
+
+    def task_description(self, config) -> dict:
+        settings = _settings(config)
+        return {
+            "family": "CartPole (gymnasium's CartPoleVectorEnv dynamics), Q-learning of CartPoleNet (paper 004)",
+            "network": "nn.Sequential(nn.Linear(4, 30), nn.ELU(), nn.Linear(30, 2)): Q(s, push left), Q(s, push right)",
+            "note": "hidden_size and num_layers do not apply: CartPoleNet is 4-30-2",
+            "max_episode_steps": config.max_episode_steps,
+            "episode_start": f"every state variable uniform in (-{RESET_BOUND}, {RESET_BOUND})",
+            "survival_time": f"mean episode length of the greedy policy over {config.samples} test episodes "
+                             f"starting at gymnasium CartPoleEnv().reset(seed=s), s = 0..{config.samples - 1}",
+            "group": {str(i + 1): name for i, name in enumerate(GROUP_NAMES)},
+            "group_rule": f"survival time <= {GROUP_EDGES[0]:g}: 1, <= {GROUP_EDGES[1]:g}: 2, "
+                          f"<= {GROUP_EDGES[2]:g}: 3, else 4",
+            "training": {
+                "algorithm": "DQN: epsilon-greedy with linearly decreasing epsilon, experience replay, "
+                             "target network, Huber loss, AdamW; one environment step and one update per step",
+                "batch_size": settings.batch_size,
+                "replay_capacity": settings.replay_capacity,
+                "learning_starts": settings.learning_starts,
+                "epsilon_start": settings.epsilon_start,
+                "train_steps": f"log-uniform integer in [{max(1.0, config.steps * MIN_TRAIN_FRACTION):g}, {config.steps}]",
+                "learning_rate": f"log-uniform in [{config.learning_rate / LEARNING_RATE_SPAN:g}, {config.learning_rate:g}]",
+                "gamma": f"uniform in {list(GAMMA_RANGE)}",
+                "epsilon_final": f"uniform in {list(EPSILON_FINAL_RANGE)}",
+                "exploration_steps": f"uniform fraction in {list(EXPLORATION_FRACTION_RANGE)} of train_steps",
+                "target_update": f"log-uniform in {list(TARGET_UPDATE_RANGE)} steps",
+            },
+            "checkpoint_rule": "a row at step s holds the network after min(s, train_steps) updates (trained_steps)",
+        }
+
+    def split_description(self, config) -> dict:
+        return {"rule": f"by run: a fixed {VALIDATION_FRACTION:.0%} draw keyed to the zoo seed is val, "
+                        "the rest train; no ood split"}
+
+    def rollout_description(self, config) -> dict:
+        return {
+            "count": config.rollouts,
+            "tensors": {
+                "episode_lengths": {"shape": [config.rollouts], "stored_dtype": "int16",
+                                    "meaning": "lengths of the first test episodes (seeds 0, 1, ...) "
+                                               "of the greedy policy"},
+            },
+        }
