@@ -11,7 +11,8 @@ import torch
 from weightspace.analysis.correlation import loss_correlations, pearson
 from weightspace.analysis.embedding import plot_embedding_figure, plot_embeddings, project
 from weightspace.analysis.invariance import SUBJECT_ROW, invariance_matrix, plot_invariance
-from weightspace.analysis.probes import ablation_summary, bootstrap_interval, plot_ablation, plot_probes, probe_sequences
+from weightspace.analysis.probes import (ablation_summary, plot_ablation, plot_probes,
+                                        probe_sequences)
 from weightspace.encoders import TaskIO, build_encoder
 from weightspace.networks import INCORRECT_VARIANTS, LSTM, VARIANTS
 
@@ -179,21 +180,6 @@ def test_plot_ablation_and_summary(tmp_path):
         ablation_summary(results.drop(columns="seed"))
 
 
-def test_bootstrap_interval_contains_mean_and_shrinks():
-    rng = np.random.default_rng(1)
-    few, many = rng.normal(0, 1, 5), rng.normal(0, 1, 500)
-    for values in (few, many):
-        low, high = bootstrap_interval(values)
-        assert low <= values.mean() <= high
-    def width(values):
-        low, high = bootstrap_interval(values)
-        return high - low
-
-    assert width(many) < width(few)
-    assert bootstrap_interval([2.0]) == (2.0, 2.0)
-
-
-# ---- correlation with downstream losses (table 11) ----------------------------------------------
 def test_loss_correlations():
     pretrain = np.array([0.5, 0.8, 1.1, 1.7, 2.0, 2.6])
     rows = pd.DataFrame({

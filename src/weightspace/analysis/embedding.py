@@ -76,7 +76,11 @@ def _draw(ax, coordinates: np.ndarray, column: pd.Series, categorical: bool | No
     x, y = coordinates[:, 0], coordinates[:, 1]
     size = 14 if len(coordinates) < 500 else 6
     if categorical:
-        categories = sorted(column.unique(), key=str)
+        categories = list(column.dropna().unique())
+        try:
+            categories.sort()
+        except TypeError:  # mixed types: order by their text
+            categories.sort(key=str)
         codes = pd.Categorical(column, categories=categories).codes
         palette = "tab10" if len(categories) <= 10 else "tab20" if len(categories) <= 20 else "nipy_spectral"
         colours = plt.get_cmap(palette)(np.linspace(0, 1, len(categories)) if palette == "nipy_spectral"

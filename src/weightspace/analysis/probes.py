@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..downstream.bootstrap import bootstrap_interval
 from ..networks.weights import Population
 
 
@@ -73,7 +74,7 @@ def plot_probes(
     shown = min(M, max_probes)
     panel_height = min(max(0.22 * X, 0.9), 2.6) + 0.5
     fig, axes = plt.subplots(shown, 1, figsize=(min(max(0.28 * L + 2.0, 5.0), 18.0), panel_height * shown + 0.6),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for probe, ax in enumerate(axes[:, 0]):
         image = ax.imshow(probes[probe].T.numpy(), cmap=cmap, vmin=low, vmax=high, aspect="auto",
                           interpolation="nearest")
@@ -83,28 +84,14 @@ def plot_probes(
             likely = probes[probe].argmax(-1).tolist()
             ax.set_xticks(range(L), [names[t] for t in likely], fontsize=6)
         else:
-            ax.set_xticks([])
+            ax.set_xticks(range(0, L, 5), [str(step + 1) for step in range(0, L, 5)], fontsize=6)
     axes[-1, 0].set_xlabel("probing step" + (" (most likely token below each step)" if categorical else ""))
     fig.colorbar(image, ax=axes[:, 0].tolist(), label=label, shrink=0.8)
     suffix = f" (first {shown} of {M} probes)" if shown < M else ""
     fig.suptitle((title or f"{type(encoder).__name__} probes") + suffix, fontsize=10)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return probes
-
-
-def bootstrap_interval(values, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (one value: that value twice)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        raise ValueError("no values to bootstrap")
-    if len(values) == 1:
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def ablation_summary(results: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +104,7 @@ def ablation_summary(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for value, group in finite.groupby("value", sort=True):
         losses = group["val_loss"].to_numpy(dtype=float)
-        low, high = bootstrap_interval(losses)
+        _, low, high = bootstrap_interval(losses)
         rows.append({"value": value, "mean": losses.mean(), "low": low, "high": high, "seeds": len(losses)})
     return pd.DataFrame(rows, columns=["value", "mean", "low", "high", "seeds"])
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis.correlation import pearson
 from ..tasks import formal_languages as fl
 from ..zoo.reader import Zoo
 from .embed import embeddings
@@ -52,13 +53,6 @@ def binned(scores: pd.DataFrame, bins: int = 16, per_bin: int = 15) -> pd.DataFr
         rows.append({"target": target, "original": chosen["original"].mean(), "emulated": emulated.mean(),
                      "low": emulated.mean() - half, "high": emulated.mean() + half})
     return pd.DataFrame(rows)
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; NaN (undefined) when either side is constant or has < 3 values."""
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def plot_fidelity(scores: pd.DataFrame, path, title: str) -> float:

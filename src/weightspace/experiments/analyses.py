@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis.embedding import plot_embedding_pair
+from ..analysis.embedding import plot_embedding_figure
 from ..analysis.invariance import invariance_matrix, plot_invariance
 from ..analysis.probes import plot_ablation, plot_probes
 from ..emulation import load_run, pretrain
@@ -69,12 +69,10 @@ def embeddings(config, name, zoo, runs, figures: Path, out, device) -> dict:
             rows = np.arange(len(zoo.table))  # too few validation networks to plot: use all
         z = table.filter(like="z_").to_numpy()[rows]
         context = zoo.table.iloc[rows].reset_index(drop=True)
-        files = {}
-        for column in (_task_column(zoo), _quality_column(zoo)):
-            file = f"embedding-{encoder}-{column}.png"
-            plot_embedding_pair(z, context, figures / file, color_by=column, title=f"{name}: {encoder}")
-            files[column] = file
-        result[encoder] = {"figures": files, "points": int(len(rows))}
+        file = f"embedding-{encoder}.png"
+        plot_embedding_figure(z, context, figures / file, color_by=(_task_column(zoo), _quality_column(zoo)),
+                              title=f"{name}: {encoder}")
+        result[encoder] = {"figure": file, "points": int(len(rows))}
     return result
 
 

@@ -133,7 +133,7 @@ def write_report(out) -> Path:
             if info["kind"] == "three_hot":
                 lines += ["Per-parameter accuracy:", "", main_metric_table(rows, zoo, target, "parameter_accuracy"), ""]
         lines += _analysis_section(zoo, record.get("analyses", {}))
-    correlations = loss_correlations(loss_correlation_rows(results).drop(columns=["zoo", "seed"], errors="ignore"))
+    correlations = loss_correlations(loss_correlation_rows(results).drop(columns=["zoo"])).reset_index()
     lines += ["## Pretraining loss vs downstream loss (table 11)", "",
               "Pearson correlation, across encoders and seeds, of the best pretraining validation loss with each "
               "downstream validation loss (frozen embeddings).", "", markdown(correlations), ""]
@@ -173,7 +173,7 @@ def _analysis_section(zoo: str, analyses: dict) -> list[str]:
     if analyses.get("embeddings"):
         lines += ["### Embeddings: PCA (top) and t-SNE (bottom) (figures 6, 7, 21-23)", ""]
         for encoder, item in analyses["embeddings"].items():
-            lines += [" ".join(f"![{encoder} {c}](figures/{zoo}/{f})" for c, f in item["figures"].items()), ""]
+            lines += [f"![{encoder}](figures/{zoo}/{item['figure']})", ""]
     if analyses.get("probes"):
         lines += ["### Learned probes (figure 16)", ""]
         lines += [" ".join(f"![{e}](figures/{zoo}/{item['figure']})" for e, item in analyses["probes"].items()), ""]

@@ -30,9 +30,9 @@ from .builder import ShardTask
 
 VALIDATION_FRACTION = 0.15
 #: Shortest training length as a fraction of ``steps`` (log-uniform in between).
-MIN_TRAIN_FRACTION = 1 / 100
+MIN_TRAIN_FRACTION = 1 / 20
 #: Learning rates are log-uniform in [config.learning_rate / LEARNING_RATE_SPAN, config.learning_rate].
-LEARNING_RATE_SPAN = 10.0
+LEARNING_RATE_SPAN = 4.0
 GAMMA_RANGE = (0.9, 0.99)
 EPSILON_FINAL_RANGE = (0.01, 0.1)
 EXPLORATION_FRACTION_RANGE = (0.1, 0.5)  # of the run's training length
@@ -50,7 +50,7 @@ class CartPoleZoo:
     name = "cartpole"
     default_population = 1024  # 1024 networks: ~90 MB of replay buffers, ~75k network-steps/s on one core
     default_samples = 100  # paper 004: survival time over 100 test episodes
-    default_steps = 3000
+    default_steps = 8000
 
     def architecture(self, config):
         return CARTPOLE_NET

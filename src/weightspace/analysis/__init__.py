@@ -1,0 +1,1 @@
+"""Analyses of learned weight representations: invariance, embedding spaces, probes, loss correlations."""
