@@ -109,6 +109,10 @@ class ZooConfig:
         return out
 
     @classmethod
+    def field_defaults(cls) -> dict:
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+    @classmethod
     def from_json(cls, data: dict) -> ZooConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (tuple(v) if k == "checkpoints" else v) for k, v in data.items() if k in known})
@@ -124,7 +128,9 @@ def _prepare(out: Path, kind, config: ZooConfig) -> dict:
         manifest = read_manifest(out)
         if manifest["kind"] != kind.name:
             raise ConfigError(f"{out} holds a {manifest['kind']!r} zoo, not {kind.name!r}; choose another --out")
-        stored = manifest["config"]
+        # a field added in a later version is absent from older manifests: it had its default there
+        defaults = ZooConfig.field_defaults()
+        stored = {**defaults, **manifest["config"]}
         wanted = config.to_json()
         diffs = [f"{k}: {stored.get(k)} there vs {v} now" for k, v in wanted.items() if stored.get(k) != v]
         if diffs:
