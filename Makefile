@@ -16,13 +16,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/weightspace zoo build formal-languages --out zoos/demo-formal-languages \
-		--models 32 --population 32 --steps 300 --checkpoints 0,100,200,300 --samples 500 --rollouts 50
-	$(BIN)/weightspace zoo build digits --out zoos/demo-digits \
-		--models 16 --population 16 --steps 400 --checkpoints 0,100,200,400 --samples 300 --rollouts 50
+	$(BIN)/weightspace run experiments/demo.toml
+	$(BIN)/weightspace zoo info zoos/demo-formal-languages
+	@echo "report: results/demo/report.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean-demo:
-	rm -rf zoos/demo-formal-languages zoos/demo-digits
+	rm -rf zoos/demo-formal-languages zoos/demo-digits results/demo

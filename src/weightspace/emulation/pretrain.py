@@ -172,6 +172,12 @@ def _load_state(path, encoder, emulator, optimizer) -> dict:
     return metadata
 
 
+def best_validation_loss(run_dir) -> float:
+    """The lowest validation loss a run's metrics.jsonl records."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return min(json.loads(line)["val_loss"] for line in lines)
+
+
 def _tensorboard(path: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter

@@ -13,6 +13,7 @@ from ..analysis.embedding import plot_embedding_figure
 from ..analysis.invariance import invariance_matrix, plot_invariance
 from ..analysis.probes import plot_ablation, plot_probes
 from ..emulation import load_run, pretrain
+from ..emulation.pretrain import best_validation_loss
 from ..emulation.fidelity import emulated_performance, plot_fidelity
 from ..encoders import build_encoder, task_io
 
@@ -121,9 +122,7 @@ def probing_ablation(config, name, zoo, runs, figures: Path, out, device) -> dic
                 base = config.pretrain_config(encoder, seed, **{option: value})
                 run_config = type(base)(**{**base.to_json(), **pretrain_overrides})
                 pretrain(zoo.path, run_dir, run_config, device=device, progress=False)
-                lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-                best = min(pd.read_json(line, typ="series")["val_loss"] for line in lines)
-                records.append({"value": value, "seed": seed, "val_loss": float(best)})
+                records.append({"value": value, "seed": seed, "val_loss": best_validation_loss(run_dir)})
         if records:
             frame = pd.DataFrame(records)
             file = f"ablation-{option}.png"

@@ -158,7 +158,7 @@ def _analysis_section(zoo: str, analyses: dict) -> list[str]:
     lines = []
     if "invariance" in analyses:
         lines += ["### Permutation invariance (figures 17, 18)", "",
-                  "||E(permuted) - E(original)|| / ||E(other network) - E(original)||: 0 = unchanged, 1 = as "
+                  "`|E(permuted) - E(original)| / |E(other network) - E(original)|` (norms): 0 = unchanged, 1 = as "
                   "different as another network.", ""]
         for label, item in analyses["invariance"].items():
             lines += [f"![invariance {label}](figures/{zoo}/{item['figure']})", ""]

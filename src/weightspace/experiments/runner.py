@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..downstream import downstream_splits, evaluate_frozen, evaluate_supervised, zoo_targets
 from ..emulation import load_run, pretrain
+from ..emulation.pretrain import best_validation_loss
 from ..emulation.embed import embed_zoo
 from ..encoders import build_encoder, task_io
 from ..zoo import KINDS, build_zoo, storage
@@ -41,11 +42,6 @@ def _json(path: Path, compute):
     value = compute()
     storage.write_json(path, value)
     return value
-
-
-def _best_val_loss(run_dir: Path) -> float:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return min(json.loads(line)["val_loss"] for line in lines)
 
 
 def run_experiment(config: ExperimentConfig, device: str = "cpu", progress: bool = True) -> Path:
@@ -110,7 +106,7 @@ def _run_zoo(config: ExperimentConfig, name: str, zoo: Zoo, out: Path, device, p
 
                 predictions[f"supervised/{target.name}"] = _json(
                     out / "predictions" / base / f"supervised-{target.name}.json", supervised)
-            per_seed.append({"seed": seed, "pretrain_val_loss": _best_val_loss(run_dir), "predictions": predictions})
+            per_seed.append({"seed": seed, "pretrain_val_loss": best_validation_loss(run_dir), "predictions": predictions})
         record["encoders"][encoder_name] = per_seed
     record["analyses"] = _analyses(config, name, zoo, out, device, progress)
     return record

@@ -1,0 +1,238 @@
+"""CartPoleGen: a variational autoencoder over flattened network weights (paper 004, section 3.4).
+
+Encoder and decoder are ELU networks with skip connections by concatenation: every hidden layer
+and the output layer see the concatenation of the layer input and all earlier hidden layers
+(DenseNet-style). The latent is a diagonal Gaussian (32 dimensions by default), the prior
+N(0, I), the likelihood a Gaussian with fixed standard deviation ``likelihood_std``, so the
+reconstruction term is a scaled squared error (the paper's "minimizing the negative
+log-likelihood of a Gaussian model is equivalent to minimizing the mean squared error").
+
+Weights are standardised per coordinate with the training set's mean and standard deviation
+(stored in the model), so one likelihood scale fits layers of different magnitudes.
+
+The conditional variant (``num_classes > 0``, Sohn et al. 2015) feeds a one-hot class (the
+survival-time group) to the encoder and to the decoder; sampling with class g draws z from the
+prior and decodes it with g. Generated networks are the decoder means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, WeightspaceError
+from ..networks.recurrent import architecture_from_spec
+from ..networks.weights import Population, WeightSpec
+from ..zoo import storage
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "vae.json"
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """The model. Paper 004: latent 32, ELU, concatenating skip connections."""
+
+    input_size: int = 212
+    latent_size: int = 32
+    hidden_size: int = 256
+    hidden_layers: int = 2  # per encoder and per decoder
+    num_classes: int = 0  # > 0: conditional VAE on a one-hot class
+    likelihood_std: float = 0.3  # of the Gaussian likelihood, in (standardised) weight units
+    standardize: bool = True  # standardise each weight with the training set's mean and std
+
+    def __post_init__(self):
+        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
+                    for name in ("input_size", "latent_size", "hidden_size") if getattr(self, name) < 1]
+        if self.hidden_layers < 0 or self.num_classes < 0:
+            problems.append("hidden_layers and num_classes must be >= 0")
+        if not self.likelihood_std > 0:
+            problems.append(f"likelihood_std must be > 0 (got {self.likelihood_std})")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class VAETraining:
+    """Paper 004: Adam, 20 epochs, batch size 10."""
+
+    epochs: int = 20
+    batch_size: int = 10
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise ConfigError(f"epochs and batch_size must be >= 1 and learning_rate > 0 (got {self})")
+
+
+class DenseSkipMLP(nn.Module):
+    """ELU layers where each layer's input is the concatenation of the block input and all
+    earlier hidden outputs; the final linear layer sees all of them too."""
+
+    def __init__(self, input_size: int, hidden_size: int, hidden_layers: int, output_size: int):
+        super().__init__()
+        self.hidden = nn.ModuleList(nn.Linear(input_size + i * hidden_size, hidden_size)
+                                    for i in range(hidden_layers))
+        self.out = nn.Linear(input_size + hidden_layers * hidden_size, output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = x
+        for layer in self.hidden:
+            features = torch.cat([features, nn.functional.elu(layer(features))], dim=-1)
+        return self.out(features)
+
+
+class WeightVAE(nn.Module):
+    """CartPoleGen and its conditional variant (see module docstring)."""
+
+    def __init__(self, config: VAEConfig, spec: WeightSpec | None = None):
+        super().__init__()
+        if spec is not None and spec.num_parameters != config.input_size:
+            raise ConfigError(f"input_size {config.input_size} does not match the {spec.num_parameters} "
+                              "parameters of the weight layout")
+        self.config = config
+        self.spec = spec
+        self.info: dict = {}  # what it was trained on (filled by ``load``)
+        c = config
+        self.encoder = DenseSkipMLP(c.input_size + c.num_classes, c.hidden_size, c.hidden_layers, 2 * c.latent_size)
+        self.decoder = DenseSkipMLP(c.latent_size + c.num_classes, c.hidden_size, c.hidden_layers, c.input_size)
+        self.register_buffer("weight_mean", torch.zeros(c.input_size))
+        self.register_buffer("weight_std", torch.ones(c.input_size))
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.num_classes > 0
+
+    def _with_class(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.conditional:
+            return x
+        if labels is None:
+            raise WeightspaceError(f"this VAE is conditional: give a class in 0..{self.config.num_classes - 1}")
+        labels = torch.as_tensor(labels, device=x.device).long().expand(x.shape[0])
+        if labels.min() < 0 or labels.max() >= self.config.num_classes:
+            raise WeightspaceError(f"classes must lie in 0..{self.config.num_classes - 1}")
+        return torch.cat([x, nn.functional.one_hot(labels, self.config.num_classes).to(x.dtype)], dim=-1)
+
+    # Standardisation ---------------------------------------------------------------------
+    def fit_standardization(self, flat: torch.Tensor) -> None:
+        if not self.config.standardize:
+            return
+        with torch.no_grad():
+            self.weight_mean.copy_(flat.mean(0))
+            self.weight_std.copy_(flat.std(0).clamp(min=1e-6) if len(flat) > 1 else torch.ones_like(flat[0]))
+
+    def standardize(self, flat: torch.Tensor) -> torch.Tensor:
+        return (flat - self.weight_mean) / self.weight_std
+
+    def destandardize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight_std + self.weight_mean
+
+    # The model ---------------------------------------------------------------------------
+    def encode(self, flat: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of flattened weights (N, P): two (N, latent) tensors."""
+        mean, log_var = self.encoder(self._with_class(self.standardize(flat), labels)).chunk(2, dim=-1)
+        return mean, log_var
+
+    def decode(self, z: torch.Tensor, labels=None) -> torch.Tensor:
+        """Flattened weights (the likelihood's mean) for latents z (N, latent): (N, P)."""
+        return self.destandardize(self.decoder(self._with_class(z, labels)))
+
+    def loss(self, flat: torch.Tensor, labels=None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Negative ELBO per network (equation 3 with one noise sample), and its two terms: (N,) each."""
+        mean, log_var = self.encode(flat, labels)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        z = mean + torch.exp(0.5 * log_var) * noise
+        reconstruction = self.decoder(self._with_class(z, labels))
+        std = self.config.likelihood_std
+        nll = (0.5 * ((reconstruction - self.standardize(flat)) / std) ** 2).sum(-1) \
+            + self.config.input_size * (math.log(std) + 0.5 * math.log(2 * math.pi))
+        kl = 0.5 * (mean**2 + log_var.exp() - 1 - log_var).sum(-1)
+        return {"loss": nll + kl, "reconstruction": nll, "kl": kl}
+
+    @torch.no_grad()
+    def sample(self, count: int, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``count`` new weight vectors from the prior (of class ``labels`` if conditional): (count, P)."""
+        device = self.weight_mean.device
+        z = torch.randn(count, self.config.latent_size, generator=generator, device=device)
+        return self.decode(z, labels)
+
+    def population(self, flat: torch.Tensor) -> Population:
+        if self.spec is None:
+            raise WeightspaceError("this VAE has no weight layout; build it with a spec")
+        return Population.unflatten(self.spec, flat.detach())
+
+    # Files -------------------------------------------------------------------------------
+    def save(self, directory, info: dict | None = None) -> Path:
+        """Write ``model.safetensors`` and ``vae.json`` (config, weight layout, ``info``) to ``directory``."""
+        directory = Path(directory)
+        storage.write_tensors(directory / MODEL_FILE, dict(self.state_dict()))
+        storage.write_json(directory / CONFIG_FILE, {
+            "model": "weightspace.generative.WeightVAE",
+            "config": dataclasses.asdict(self.config),
+            "architecture": self.spec.to_json() if self.spec is not None else None,
+            "info": info or {},
+        })
+        return directory
+
+    @classmethod
+    def load(cls, directory, device="cpu") -> WeightVAE:
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).exists() or not (directory / MODEL_FILE).exists():
+            raise WeightspaceError(f"{directory} is not a saved VAE (it needs {CONFIG_FILE} and {MODEL_FILE}; "
+                                   "write one with `weightspace generative train`)")
+        try:
+            meta = json.loads((directory / CONFIG_FILE).read_text())
+            config = VAEConfig(**meta["config"])
+            spec = architecture_from_spec(meta["architecture"]).spec if meta.get("architecture") else None
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise WeightspaceError(f"{directory / CONFIG_FILE} is not a readable VAE description ({error})") from None
+        model = cls(config, spec)
+        model.load_state_dict(load_file(directory / MODEL_FILE))
+        model.info = meta.get("info", {})
+        return model.to(device).eval()
+
+
+def train_vae(model: WeightVAE, flat: torch.Tensor, labels: torch.Tensor | None = None,
+              training: VAETraining = VAETraining(), progress: bool = False) -> list[float]:
+    """Fit ``model`` to flattened weights ``flat`` (N, P) (with classes ``labels`` (N,) if
+    conditional) with Adam; sets the standardisation from ``flat``. Returns the mean loss of each epoch."""
+    if flat.ndim != 2 or flat.shape[1] != model.config.input_size:
+        raise WeightspaceError(f"expected weights of shape (N, {model.config.input_size}), got {tuple(flat.shape)}")
+    if len(flat) == 0:
+        raise WeightspaceError("no networks to train on")
+    if model.conditional and (labels is None or len(labels) != len(flat)):
+        raise WeightspaceError("a conditional VAE needs one class per network")
+    generator = torch.Generator(device=flat.device).manual_seed(training.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(training.seed)  # parameter initialisation
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+    model.fit_standardization(flat)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    history = []
+    bar = tqdm(range(training.epochs), desc="VAE", unit="epoch", disable=not progress, dynamic_ncols=True)
+    for _ in bar:
+        order = torch.randperm(len(flat), generator=generator, device=flat.device)
+        total = 0.0
+        for start in range(0, len(flat), training.batch_size):
+            batch = order[start : start + training.batch_size]
+            losses = model.loss(flat[batch], None if labels is None else labels[batch], generator)
+            optimizer.zero_grad()
+            losses["loss"].mean().backward()
+            optimizer.step()
+            total += float(losses["loss"].detach().sum())
+        history.append(total / len(flat))
+        bar.set_postfix(loss=f"{history[-1]:.2f}")
+    model.eval()
+    return history
