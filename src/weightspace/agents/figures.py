@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 TRAIN_COLOR, GENERATED_COLOR, WEIGHT_COLOR, LINE_COLOR = "tab:blue", "tab:orange", "tab:green", "tab:blue"
 
@@ -56,14 +57,17 @@ def correlation_matrices(panels, path, layer: str) -> Path:
         ax.set_title(f"{title}\n{layer} CD = {distance:.2f}", fontsize=10)
         ax.set_xlabel("unit of network 2 (matched order)")
         ax.set_ylabel("unit of network 1")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="correlation of |activation|")
     fig.savefig(path, dpi=110)
     return Path(path)
 
 
-def interpolation_panels(table, titles, path, max_steps: int = 200) -> Path:
+def interpolation_panels(table, titles, endpoints, path, max_steps: int = 200) -> Path:
     """Figure 7: survival time against alpha for the latent walk (orange), the weight-space walk
-    (green), and the straight line between the two endpoint networks (blue)."""
+    (green), and the straight line between the survival times ``endpoints[pair]`` of the
+    networks decoded from the two embeddings (blue)."""
     pairs = sorted(table["pair"].unique())
     columns = 2 if len(pairs) > 1 else 1
     rows = -(-len(pairs) // columns)
@@ -73,9 +77,7 @@ def interpolation_panels(table, titles, path, max_steps: int = 200) -> Path:
         part = table[table["pair"] == pair]
         latent = part[part["space"] == "latent"].sort_values("alpha")
         weight = part[part["space"] == "weight"].sort_values("alpha")
-        start = float(np.interp(0.0, latent["alpha"], latent["survival_time"]))
-        end = float(np.interp(1.0, latent["alpha"], latent["survival_time"]))
-        ax.plot([0, 1], [start, end], color=LINE_COLOR, label="line between endpoints")
+        ax.plot([0, 1], list(endpoints[pair]), color=LINE_COLOR, label="line between endpoints")
         ax.scatter(latent["alpha"], latent["survival_time"], color=GENERATED_COLOR, s=18, label="latent space", zorder=3)
         ax.scatter(weight["alpha"], weight["survival_time"], color=WEIGHT_COLOR, s=18, marker="s",
                    label="weight space", zorder=3)
@@ -91,18 +93,24 @@ def interpolation_panels(table, titles, path, max_steps: int = 200) -> Path:
     return Path(path)
 
 
-def repair_curves(summary, path) -> Path:
+def repair_curves(summary, path, other=None) -> Path:
     """Figure 8: the best kept candidate's survival-time difference to the original network
-    against the degradation level, per criterion, with the success threshold."""
-    fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+    against the degradation level, per criterion, with the success threshold; ``other`` (the
+    summary of the other repair variant, if given) is drawn dashed."""
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.subplots()
     markers = {"missing": "o", "whole": "s"}
-    for criterion, part in summary.groupby("criterion"):
-        part = part.sort_values("level")
-        ax.plot(part["level"] * 100, part["best_difference"], marker=markers.get(criterion, "^"),
-                label=f"{criterion} criterion")
+    colors = {"missing": "tab:purple", "whole": "tab:red"}
+    for table, style, suffix in ((summary, "-", ""), (other, "--", " (other variant)")):
+        if table is None:
+            continue
+        variant = table["variant"].iloc[0] if "variant" in table.columns else ""
+        for criterion, part in table.groupby("criterion"):
+            part = part.sort_values("level")
+            ax.plot(part["level"] * 100, part["best_difference"], style, marker=markers.get(criterion, "^"),
+                    color=colors.get(criterion), label=f"{criterion} criterion{f', {variant}' if variant else suffix}")
     threshold = float(summary["threshold"].iloc[0])
-    ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1, label=f"threshold = {threshold:g}")
+    ax.axhline(threshold, color="0.3", linestyle=":", linewidth=1, label=f"threshold = {threshold:g}")
     ax.set_xlabel("degradation (% of weights zeroed)")
     ax.set_ylabel("|survival time difference|")
     ax.legend(fontsize=8)

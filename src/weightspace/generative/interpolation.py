@@ -4,7 +4,7 @@ For two networks a and b, their agent embeddings are the posterior means z_a, z_
 alpha in [0, max_alpha] the latent walk decodes z = (1 - alpha) z_a + alpha z_b (alpha > 1
 extrapolates beyond b); the weight-space walk takes w = (1 - alpha) w_a + alpha w_b between the
 networks decoded from z_a and z_b (the endpoints of the latent walk), with the same alphas.
-All networks of all pairs are evaluated in one batched rollout.
+All networks of all pairs (and the endpoints) are evaluated in one batched rollout.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class InterpolationResult:
 
     table: pd.DataFrame  # columns pair, alpha, space ("latent" or "weight"), survival_time
     endpoints: torch.Tensor  # (pairs, 2, P): the networks decoded from each pair's two embeddings
+    endpoint_survival: np.ndarray  # (pairs, 2): their survival times
 
 
 def interpolate_pairs(model: WeightVAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], alphas,
@@ -65,13 +66,15 @@ def interpolate_pairs(model: WeightVAE, pairs: list[tuple[torch.Tensor, torch.Te
         latent.append(walk)
         weight.append(weight_walk(ends[0], ends[1], alphas))
         endpoints.append(ends)
-    flat = torch.cat(latent + weight)
-    survival = survival_time(architecture, model.population(flat), episodes, max_episode_steps).numpy()
     n, A = len(pairs), len(alphas)
+    ends = torch.stack(endpoints) if endpoints else torch.zeros(0, 2, model.config.input_size)
+    flat = torch.cat(latent + weight + [ends.reshape(2 * n, -1)])
+    survival = survival_time(architecture, model.population(flat), episodes, max_episode_steps).numpy()
+    survival, endpoint_survival = survival[: 2 * n * A], survival[2 * n * A:].reshape(n, 2)
     table = pd.DataFrame({
         "pair": np.tile(np.repeat(np.arange(n), A), 2),
         "alpha": np.tile(alphas, 2 * n),
         "space": np.repeat(["latent", "weight"], n * A),
         "survival_time": survival,
     })
-    return InterpolationResult(table, torch.stack(endpoints) if endpoints else torch.zeros(0, 2, flat.shape[1]))
+    return InterpolationResult(table, ends, endpoint_survival)

@@ -7,9 +7,9 @@ The generative model proposes gamma = 200 networks; a criterion keeps the k = 10
 - Whole criterion (equation 11): squared distance over all weights, W's missing ones being 0,
   which favours candidates with small weights where W's are missing.
 
-A kept candidate repairs W by filling W's missing weights with its own (``fill_missing``, the
-default: "suitable candidates are found to fill out the missing weights"); with
-``fill_missing=False`` the candidate replaces W entirely, as algorithm 1's ``return C_i`` reads.
+By default a kept candidate *is* the repaired network, as algorithm 1 states (``return C_i``
+after testing ``ST(C_i)``); with ``fill_missing`` it only fills W's missing weights, keeping the
+existing ones (the text's "candidates are found to fill out the missing weights").
 The repair succeeds if some repaired network's survival time is within epsilon = 5 of the
 original's. All repaired networks of all degradation levels and criteria are evaluated in one
 batched rollout.
@@ -39,7 +39,7 @@ class RepairConfig:
     candidates: int = 200  # gamma
     keep: int = 10  # k
     threshold: float = 5.0  # epsilon, in steps of survival time
-    fill_missing: bool = True
+    fill_missing: bool = False  # False: the candidate replaces the network (algorithm 1)
 
     def __post_init__(self):
         if self.candidates < 1 or not 1 <= self.keep <= self.candidates:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, WeightspaceError
 from ..networks.recurrent import architecture_from_spec
 from ..networks.weights import Population, WeightSpec
+from ..rl.threads import intra_op_threads
 from ..zoo import storage
 
 MODEL_FILE = "model.safetensors"
@@ -202,9 +203,15 @@ class WeightVAE(nn.Module):
 
 
 def train_vae(model: WeightVAE, flat: torch.Tensor, labels: torch.Tensor | None = None,
-              training: VAETraining = VAETraining(), progress: bool = False) -> list[float]:
+              training: VAETraining = VAETraining(), progress: bool = False, threads: int | None = 1) -> list[float]:
     """Fit ``model`` to flattened weights ``flat`` (N, P) (with classes ``labels`` (N,) if
-    conditional) with Adam; sets the standardisation from ``flat``. Returns the mean loss of each epoch."""
+    conditional) with Adam; sets the standardisation from ``flat``. Returns the mean loss of each
+    epoch. Runs with ``threads`` torch threads (small batches; see :mod:`weightspace.rl.threads`)."""
+    with intra_op_threads(threads if flat.device.type == "cpu" else None):
+        return _train(model, flat, labels, training, progress)
+
+
+def _train(model, flat, labels, training, progress) -> list[float]:
     if flat.ndim != 2 or flat.shape[1] != model.config.input_size:
         raise WeightspaceError(f"expected weights of shape (N, {model.config.input_size}), got {tuple(flat.shape)}")
     if len(flat) == 0:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .. import counter_rng
 from ..networks.weights import Population
 from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
+from .threads import intra_op_threads
 
 TRANSITION_SIZE = 2 * OBSERVATION_SIZE + 3
 
@@ -93,11 +94,13 @@ class PopulationDQN:
     """Deep Q-learning of K networks at once (see module docstring); the zoo builder's trainer.
 
     ``total_steps`` is the length of the run (the longest training length or more); network k
-    updates during its first ``runs.train_steps[k]`` steps only.
+    updates during its first ``runs.train_steps[k]`` steps only. :meth:`run` uses ``threads``
+    torch threads (default 1, see :mod:`weightspace.rl.threads`; None: torch's setting).
     """
 
     def __init__(self, architecture, runs: DQNRuns, total_steps: int, settings: DQNSettings = DQNSettings(),
-                 device="cpu"):
+                 device="cpu", threads: int | None = 1):
+        self.threads = threads
         self.architecture = architecture
         self.runs = runs
         self.settings = settings
@@ -266,17 +269,18 @@ class PopulationDQN:
             on_step: Callable[[int], None] | None = None) -> None:
         """Train up to ``total_steps``, calling ``on_checkpoint(step, weights)`` at each checkpoint
         step not yet passed (0 is the initialisation) and ``on_step(step)`` after every step."""
-        pending = sorted(c for c in set(checkpoints) if c >= self.step)
-        for checkpoint in pending:
-            while self.step < checkpoint:
+        with intra_op_threads(self.threads if self.device.type == "cpu" else None):
+            pending = sorted(c for c in set(checkpoints) if c >= self.step)
+            for checkpoint in pending:
+                while self.step < checkpoint:
+                    self.train_step()
+                    if on_step is not None:
+                        on_step(self.step)
+                on_checkpoint(self.step, self.weights)
+            while self.step < self.total_steps:
                 self.train_step()
                 if on_step is not None:
                     on_step(self.step)
-            on_checkpoint(self.step, self.weights)
-        while self.step < self.total_steps:
-            self.train_step()
-            if on_step is not None:
-                on_step(self.step)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Everything a resume needs: parameters, target networks, Adam moments, replay buffers,

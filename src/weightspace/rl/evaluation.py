@@ -15,6 +15,7 @@ import torch
 
 from ..networks.weights import Population
 from .cartpole import PAPER_MAX_EPISODE_STEPS, CartPoleBatch, test_initial_states
+from .threads import intra_op_threads
 
 #: Paper 004 measures survival time over 100 test episodes.
 PAPER_TEST_EPISODES = 100
@@ -56,17 +57,19 @@ def greedy_policy(architecture, weights: Population) -> Policy:
 
 def survival_time(architecture, weights: Population, episodes: int = PAPER_TEST_EPISODES,
                   max_episode_steps: int = PAPER_MAX_EPISODE_STEPS, first_seed: int = 0,
-                  chunk: int = DEFAULT_CHUNK, return_lengths: bool = False):
+                  chunk: int = DEFAULT_CHUNK, return_lengths: bool = False, threads: int | None = 1):
     """Mean episode length of each network's greedy policy over the fixed test episodes: (K,) float.
 
-    With ``return_lengths`` also every episode's length, (K, episodes) int64.
+    With ``return_lengths`` also every episode's length, (K, episodes) int64. Runs with
+    ``threads`` torch threads (see :mod:`weightspace.rl.threads`).
     """
     weights = weights.detach()
     parts = []
-    for start in range(0, weights.size, chunk):
-        part = weights.select(slice(start, start + chunk))
-        parts.append(episode_lengths(greedy_policy(architecture, part), part.size, episodes,
-                                     max_episode_steps, first_seed, weights.device))
+    with intra_op_threads(threads if weights.device.type == "cpu" else None):
+        for start in range(0, weights.size, chunk):
+            part = weights.select(slice(start, start + chunk))
+            parts.append(episode_lengths(greedy_policy(architecture, part), part.size, episodes,
+                                         max_episode_steps, first_seed, weights.device))
     lengths = torch.cat(parts) if parts else torch.zeros(0, episodes, dtype=torch.int64)
     mean = lengths.double().mean(1)
     return (mean, lengths) if return_lengths else mean

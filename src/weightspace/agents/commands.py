@@ -1,0 +1,286 @@
+"""Command-line groups of paper 004: ``generative`` (train, sample, interpolate, repair) and
+``convergence``. A thin layer over :mod:`weightspace.generative` and :mod:`weightspace.analysis`;
+heavy imports happen inside the commands so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import WeightspaceError
+
+
+def _int_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        items = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 0,1,2, got {value!r}") from None
+    if not items:
+        raise click.BadParameter("give at least one number")
+    return items
+
+
+def _levels(ctx, param, value):
+    try:
+        levels = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated fractions like 0,0.5,1, got {value!r}") from None
+    if not levels or any(not 0 <= v <= 1 for v in levels):
+        raise click.BadParameter("degradation levels are fractions in [0, 1]")
+    return levels
+
+
+def _device(ctx, param, value):
+    import torch
+
+    if value.startswith("cuda") and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine; use --device cpu")
+    return value
+
+
+def _require_cartpole(weights):
+    from ..rl.cartpole import CARTPOLE_NET
+
+    if weights.spec.to_json() != CARTPOLE_NET.spec.to_json():
+        raise WeightspaceError("survival time needs CartPoleNets (4-30-2 ELU MLPs); these networks are "
+                               f"{weights.spec.architecture} {dict(weights.spec.config)}")
+
+
+def _summary(values) -> str:
+    import numpy as np
+
+    from ..rl.evaluation import GROUP_NAMES, survival_group
+
+    values = np.asarray(values, dtype=np.float64)
+    counts = np.bincount(survival_group(values), minlength=5)[1:]
+    groups = ", ".join(f"{name}: {c}" for name, c in zip(GROUP_NAMES, counts))
+    return f"survival time mean {values.mean():.1f}, std {values.std(ddof=1) if len(values) > 1 else 0:.1f} " \
+           f"(min {values.min():.1f}, max {values.max():.1f}); by group {groups}"
+
+
+# ------------------------------------------------------------------------------------------
+@click.group()
+def generative():
+    """CartPoleGen (paper 004): a VAE over network weights, and what it is used for.
+
+    \b
+    Typical use:
+      weightspace zoo build cartpole --out zoos/cp --models 2048 --steps 8000 --samples 100
+      weightspace generative train zoos/cp --out models/cp-all
+      weightspace generative train zoos/cp --out models/cp-good --group 4
+      weightspace generative sample models/cp-good --count 200 --out good.safetensors
+    """
+
+
+@generative.command("train")
+@click.argument("zoo", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the trained model.")
+@click.option("--group", "groups", type=click.IntRange(1, 4), multiple=True,
+              help="Train only on networks of this survival-time group (1: 1-50, ..., 4: 151-200); repeatable. "
+                   "One model per group is the paper's conditional setting.")
+@click.option("--conditional", is_flag=True, help="Train one VAE conditioned on the group (one-hot) instead.")
+@click.option("--step", type=int, default=None, help="Zoo checkpoint step to learn from [default: the last one].")
+@click.option("--split", type=click.Choice(["train", "val", "all"]), default="all", show_default=True,
+              help="Which runs of the zoo to learn from.")
+@click.option("--latent-size", default=32, show_default=True)
+@click.option("--hidden-size", default=256, show_default=True)
+@click.option("--hidden-layers", default=2, show_default=True, help="Hidden layers of the encoder and of the decoder.")
+@click.option("--likelihood-std", default=0.3, show_default=True,
+              help="Standard deviation of the Gaussian likelihood, in standardised weight units.")
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--batch-size", default=10, show_default=True)
+@click.option("--learning-rate", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--overwrite", is_flag=True, help="Replace a model already in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generative_train(zoo, out, groups, conditional, step, split, latent_size, hidden_size, hidden_layers,
+                     likelihood_std, epochs, batch_size, learning_rate, seed, device, overwrite, quiet):
+    """Train CartPoleGen on the networks of ZOO (one per run, at the last checkpoint)."""
+    import torch
+
+    from ..generative.data import final_networks
+    from ..generative.vae import CONFIG_FILE, VAEConfig, VAETraining, WeightVAE, train_vae
+    from ..zoo.reader import load_zoo
+
+    if (Path(out) / CONFIG_FILE).exists() and not overwrite:
+        raise WeightspaceError(f"{out} already holds a model; choose another --out or pass --overwrite")
+    if conditional and groups:
+        raise click.UsageError("--conditional learns every group at once; leave out --group")
+    source = load_zoo(zoo)
+    networks = final_networks(source, step, None if split == "all" else split, groups or None)
+    labels = None
+    if conditional:
+        if "group" not in networks.table.columns:
+            raise WeightspaceError(f"{zoo} has no survival-time groups to condition on")
+        labels = torch.as_tensor(networks.groups - 1)
+    config = VAEConfig(input_size=source.spec.num_parameters, latent_size=latent_size, hidden_size=hidden_size,
+                       hidden_layers=hidden_layers, num_classes=4 if conditional else 0, likelihood_std=likelihood_std)
+    training = VAETraining(epochs, batch_size, learning_rate, seed)
+    model = WeightVAE(config, source.spec).to(device)
+    history = train_vae(model, networks.flat.to(device), None if labels is None else labels.to(device),
+                        training, progress=not quiet)
+    model.save(out, {"zoo": str(Path(zoo).resolve()), "networks": len(networks), "groups": list(groups) or "all",
+                     "conditional": conditional, "split": split, "step": int(networks.table["step"].iloc[0]),
+                     "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                                  "seed": seed}, "loss_by_epoch": history})
+    click.echo(f"trained on {len(networks):,} networks; loss {history[0]:.1f} -> {history[-1]:.1f}; saved to {out}")
+
+
+@generative.command("sample")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.option("--count", default=200, show_default=True, type=click.IntRange(1), help="Networks to generate.")
+@click.option("--group", type=click.IntRange(1, 4), default=None, help="Conditional models: the group to sample.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the networks (and their survival times) to this .safetensors file.")
+@click.option("--evaluate/--no-evaluate", default=True, show_default=True, help="Measure survival times.")
+@click.option("--episodes", default=100, show_default=True, help="Test episodes per survival time.")
+@click.option("--max-episode-steps", default=200, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+def generative_sample(model, count, group, out, evaluate, episodes, max_episode_steps, seed, device):
+    """Generate new networks from a trained MODEL (latents from the prior, decoder means)."""
+    import torch
+
+    from ..generative.data import save_networks
+    from ..generative.vae import WeightVAE
+    from ..rl.cartpole import CARTPOLE_NET
+    from ..rl.evaluation import survival_time
+
+    vae = WeightVAE.load(model, device)
+    if vae.conditional and group is None:
+        raise click.UsageError("this model is conditional: choose a --group")
+    if not vae.conditional and group is not None:
+        raise click.UsageError("--group applies to conditional models only (this one is not)")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    weights = vae.population(vae.sample(count, None if group is None else group - 1, generator))
+    extra = {}
+    if evaluate:
+        _require_cartpole(weights)
+        survival = survival_time(CARTPOLE_NET, weights, episodes, max_episode_steps)
+        extra["survival_time"] = survival
+        click.echo(f"{count} networks: {_summary(survival.numpy())}")
+    if out:
+        save_networks(out, weights, extra, {"model": str(Path(model).resolve()), "group": str(group)})
+        click.echo(f"wrote {out}")
+
+
+@generative.command("interpolate")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("networks", type=click.Path(exists=True))
+@click.option("--pair", nargs=2, type=int, required=True, metavar="I J",
+              help="The two networks (zoo rows, or positions in a network file).")
+@click.option("--points", default=20, show_default=True, type=click.IntRange(2))
+@click.option("--max-alpha", default=1.5, show_default=True, help="Alphas run from 0 to this (> 1 extrapolates).")
+@click.option("--episodes", default=100, show_default=True)
+@click.option("--max-episode-steps", default=200, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw figure 7 to this PNG.")
+def generative_interpolate(model, networks, pair, points, max_alpha, episodes, max_episode_steps, plot):
+    """Walk from one network's embedding to another's (and beyond) in MODEL's latent space,
+    next to the straight walk in weight space (paper 004, figure 7). NETWORKS is a zoo or a network file."""
+    from ..generative.data import load_networks
+    from ..generative.interpolation import alpha_grid, interpolate_pairs
+    from ..generative.vae import WeightVAE
+
+    vae = WeightVAE.load(model)
+    if vae.conditional:
+        raise WeightspaceError("interpolation uses an unconditional model (trained without --conditional)")
+    weights, _ = load_networks(networks, list(pair))
+    _require_cartpole(weights)
+    flat = weights.flatten()
+    result = interpolate_pairs(vae, [(flat[0], flat[1])], alpha_grid(points, max_alpha), episodes, max_episode_steps)
+    table = result.table.pivot(index="alpha", columns="space", values="survival_time")
+    click.echo(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    if plot:
+        from .figures import interpolation_panels
+
+        interpolation_panels(result.table, [f"{pair[0]} -> {pair[1]}"], result.endpoint_survival, plot,
+                             max_episode_steps)
+        click.echo(f"wrote {plot}")
+
+
+@generative.command("repair")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("networks", type=click.Path(exists=True))
+@click.option("--network", "index", type=int, required=True, help="The network to damage and repair (zoo row or position).")
+@click.option("--levels", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True, callback=_levels,
+              help="Fractions of weights zeroed.")
+@click.option("--criterion", type=click.Choice(["missing", "whole", "both"]), default="both", show_default=True)
+@click.option("--candidates", default=200, show_default=True, help="Networks sampled per level (gamma).")
+@click.option("--keep", default=10, show_default=True, help="Candidates kept by the criterion (k).")
+@click.option("--threshold", default=5.0, show_default=True, help="Success: survival time within this (epsilon).")
+@click.option("--fill", is_flag=True,
+              help="A candidate only fills the missing weights instead of replacing the network (algorithm 1).")
+@click.option("--episodes", default=100, show_default=True)
+@click.option("--max-episode-steps", default=200, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw figure 8 to this PNG.")
+def generative_repair(model, networks, index, levels, criterion, candidates, keep, threshold, fill, episodes,
+                      max_episode_steps, seed, plot):
+    """Zero a growing fraction of one network's weights and repair them by rejection sampling
+    from MODEL (paper 004, algorithm 1 and figure 8). NETWORKS is a zoo or a network file."""
+    from ..generative.data import load_networks
+    from ..generative.repair import CRITERIA, RepairConfig, repair_experiment, summarize_repair
+    from ..generative.vae import WeightVAE
+
+    vae = WeightVAE.load(model)
+    if vae.conditional:
+        raise WeightspaceError("repair samples from an unconditional model (trained without --conditional)")
+    weights, _ = load_networks(networks, [index])
+    _require_cartpole(weights)
+    config = RepairConfig(candidates, keep, threshold, fill_missing=fill)
+    criteria = CRITERIA if criterion == "both" else (criterion,)
+    table = repair_experiment(vae, weights.flatten()[0], levels, criteria, config, seed, episodes, max_episode_steps)
+    summary = summarize_repair(table, threshold)
+    click.echo(f"original survival time {table['original_survival_time'].iloc[0]:.1f}")
+    click.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if plot:
+        from .figures import repair_curves
+
+        repair_curves(summary, plot)
+        click.echo(f"wrote {plot}")
+
+
+# ------------------------------------------------------------------------------------------
+@click.command("convergence")
+@click.argument("networks", type=click.Path(exists=True))
+@click.option("--networks", "indices", callback=_int_list, default=None, metavar="0,1,...",
+              help="Which networks (zoo rows, or positions in a network file) [default: all of a file].")
+@click.option("--states", default=10000, show_default=True, type=click.IntRange(1), help="Reference states.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the reference states.")
+@click.option("--max-episode-steps", default=200, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write every pair's CDs to this JSON file.")
+def convergence(networks, indices, states, seed, max_episode_steps, out):
+    """Convergence distance (paper 004, equation 7) between every pair of the chosen NETWORKS,
+    per layer: how far matching units by their best partner is from a one-to-one matching."""
+    import json
+
+    from ..analysis.convergence import all_pairs, compare_pairs, reference_states
+    from ..generative.data import load_networks
+    from ..rl.cartpole import CARTPOLE_NET
+
+    if Path(networks).is_dir() and indices is None:
+        raise click.UsageError("choose zoo rows with --networks 0,1,...")
+    weights, _ = load_networks(networks, indices)
+    _require_cartpole(weights)
+    if weights.size < 2:
+        raise WeightspaceError("convergence compares at least two networks")
+    pairs = all_pairs(weights.size)
+    comparison = compare_pairs(CARTPOLE_NET, weights, pairs, reference_states(states, seed, max_episode_steps))
+    labels = list(indices) if indices is not None else list(range(weights.size))
+    for layer, values in comparison.distances.items():
+        click.echo(f"{layer:<7} CD over {len(pairs)} pairs: mean {values.mean():.3f}, std "
+                   f"{values.std(ddof=1) if len(values) > 1 else 0.0:.3f}, min {values.min():.3f}, max {values.max():.3f}")
+    if out:
+        rows = [{"first": labels[i], "second": labels[j],
+                 **{layer: float(comparison.distances[layer][p]) for layer in comparison.distances}}
+                for p, (i, j) in enumerate(pairs)]
+        Path(out).write_text(json.dumps({"reference_states": states, "seed": seed, "pairs": rows}, indent=2) + "\n")
+        click.echo(f"wrote {out}")
+    elif len(pairs) <= 20:
+        for p, (i, j) in enumerate(pairs):
+            click.echo(f"  {labels[i]:>5} vs {labels[j]:<5} " + "  ".join(
+                f"{layer} {comparison.distances[layer][p]:.3f}" for layer in comparison.distances))
