@@ -1,5 +1,6 @@
 """CartPoleGen (the VAE over weights), latent walks, weight repair, the commands and the report."""
 
+import dataclasses
 import json
 
 import click
@@ -232,8 +233,17 @@ def test_report_runs_end_to_end_and_reuses_finished_steps(tmp_path):
     assert [row["group"] for row in results["table1"]] == ["1-50", "51-100", "101-150", "151-200", "combined"]
     assert set(results["table2"]) == {"good", "bad"}
     stamp = (tmp_path / "out" / "table1.json").stat().st_mtime_ns
+    repair_stamp = (tmp_path / "out" / "repair.json").stat().st_mtime_ns
     run_report(experiment, tmp_path / "out", progress=False)  # everything is reused
     assert (tmp_path / "out" / "table1.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / "out" / "repair.json").stat().st_mtime_ns == repair_stamp
+    other_repair = dataclasses.replace(experiment, repair=dataclasses.replace(experiment.repair, keep=3))
+    run_report(other_repair, tmp_path / "out", progress=False)  # only the repair is redone
+    assert (tmp_path / "out" / "table1.json").stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "out" / "repair.json").read_text())["config"]["keep"] == 3
+    other_zoo = dataclasses.replace(experiment, zoo=dataclasses.replace(experiment.zoo, seed=5))
+    with pytest.raises(ConfigError, match=r"other \[zoo\] settings"):
+        run_report(other_zoo, tmp_path / "out", progress=False)
     (tmp_path / "bad.toml").write_text(REPORT + "\nsurprise = 1\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         load_experiment(tmp_path / "bad.toml")

@@ -72,7 +72,7 @@ ZOO_KINDS = ("formal-languages", "digits", "cartpole")
 @click.argument("kind", type=click.Choice(ZOO_KINDS))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Zoo directory (created; an unfinished one is resumed).")
 @click.option("--models", default=1000, show_default=True, help="Number of training runs (networks).")
-@click.option("--steps", default=20000, show_default=True, help="Training steps per run.")
+@click.option("--steps", type=int, default=None, help="Training steps per run [default: 20000; cartpole 8000].")
 @click.option("--checkpoints", callback=_parse_checkpoints, metavar="0,100,...",
               help="Steps to save; default: the paper's 0,100,200,500,1000,2000,5000,10000,20000 up to --steps, plus --steps.")
 @click.option("--seed", default=0, show_default=True, help="Zoo seed: fixes every run's task, initialisation and data.")
@@ -80,13 +80,17 @@ ZOO_KINDS = ("formal-languages", "digits", "cartpole")
 @click.option("--population", type=int, default=None,
               help="Networks trained together in one batched computation [default: 64; digits 32].")
 @click.option("--batch-size", default=32, show_default=True, help="Training sequences per network and step.")
-@click.option("--samples", default=1000, show_default=True, help="Sampled outputs per checkpoint for the performance metric.")
+@click.option("--samples", type=int, default=None,
+              help="Evaluation samples per checkpoint: sampled strings, training images for train_loss, or "
+                   "test episodes [default: 1000; cartpole 100].")
 @click.option("--rollouts", default=100, show_default=True, help="Rollouts stored per checkpoint.")
 @click.option("--save-every", default=1000, show_default=True, help="Steps between progress saves inside a shard.")
 @click.option("--mnist-dir", "data_dir", type=click.Path(), default=None,
               help="digits: directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...). "
                    "Default: scikit-learn's bundled 8x8 digits.")
 @click.option("--tile-size", type=int, default=None, help="digits: tile side in pixels [default: 4 for MNIST, 2 for 8x8].")
+@click.option("--max-episode-steps", type=int, default=200, show_default=True,
+              help="cartpole: episode cap (200 as in paper 004, CartPole-v0; v1 uses 500).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def zoo_build(kind, out, device, quiet, **options):
     """Train a zoo of KIND and write it to --out (resumable: rerun the same command after a kill).
@@ -102,8 +106,9 @@ def zoo_build(kind, out, device, quiet, **options):
     zoo_kind = KINDS[kind]
     if kind != "digits" and (options["data_dir"] or options["tile_size"]):
         raise click.UsageError("--mnist-dir and --tile-size apply to the digits zoo only")
-    if options["population"] is None:
-        options["population"] = zoo_kind.default_population
+    for option in ("population", "steps", "samples"):  # per-kind defaults where the user gave none
+        if options[option] is None:
+            options[option] = getattr(zoo_kind, f"default_{option}", ZooConfig.field_defaults()[option])
     if kind == "digits" and options["data_dir"] is None and not quiet:
         click.echo("digits: no --mnist-dir given, using scikit-learn's bundled 8x8 digits (1,797 images)", err=True)
     build_zoo(out, zoo_kind, ZooConfig(**options), device=device, progress=not quiet)
@@ -236,6 +241,20 @@ def run_command(config_file, seeds, results_dir, device, quiet):
     from .experiments import load_experiment
     from .experiments.runner import run_experiment
 
+    import tomllib
+    from pathlib import Path
+
+    from .agents import report as agents_report
+
+    try:
+        kind = tomllib.loads(Path(config_file).read_text()).get("kind")
+    except (OSError, tomllib.TOMLDecodeError):
+        kind = None  # load_experiment below reports the problem
+    if kind == agents_report.EXPERIMENT_KIND:  # paper 004's pipeline (CartPole agent embeddings)
+        experiment = agents_report.load_experiment(config_file)
+        out = Path(results_dir or "results") / experiment.name
+        click.echo(f"report: {agents_report.run_report(experiment, out, device=device, progress=not quiet)}")
+        return
     config = load_experiment(config_file, {"seeds": list(seeds) if seeds else None, "results_dir": results_dir})
     out = run_experiment(config, device=device, progress=not quiet)
     click.echo(f"report: {out / 'report.md'}")
@@ -249,6 +268,15 @@ def report_command(run_dir):
 
     click.echo(f"report: {write_report(run_dir)}")
 
+
+def _register_agent_commands():
+    from .agents.commands import convergence, generative
+
+    main.add_command(generative)
+    main.add_command(convergence)
+
+
+_register_agent_commands()
 
 if __name__ == "__main__":
     main()

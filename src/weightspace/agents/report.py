@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..analysis.convergence import all_pairs, compare_pairs, reference_states
+from ..analysis.convergence import all_pairs, bipartite_matching, compare_pairs, reference_states
 from ..errors import ConfigError, WeightspaceError
 from ..generative.data import final_networks, load_networks, save_networks
 from ..generative.interpolation import alpha_grid, interpolate_pairs
@@ -42,6 +42,8 @@ from ..zoo.format import MANIFEST, read_manifest
 from ..zoo.reader import load_zoo
 from . import figures
 
+#: The top-level ``kind`` of an experiment TOML that this module runs.
+EXPERIMENT_KIND = "agent-embeddings"
 #: Paper 004, table 1: group, training-set size, (mean, std) of the training set and of 200 generated networks.
 PAPER_TABLE1 = (
     ("1-50", 25608, (21.8, 11.5), (11.0, 9.7)),
@@ -123,7 +125,8 @@ def _build(cls, values: dict, section: str, path):
 
 
 def load_experiment(path) -> CartPoleExperiment:
-    """Read an experiment TOML: ``name``, ``description`` and the tables ``[zoo]`` (ZooConfig
+    """Read an experiment TOML: ``name``, ``description``, ``kind = "agent-embeddings"`` (optional,
+    for dispatching) and the tables ``[zoo]`` (ZooConfig
     fields), ``[vae]`` (VAEConfig and VAETraining fields), ``[table1]``, ``[convergence]``,
     ``[interpolation]`` and ``[repair]``. Unknown keys are refused."""
     path = Path(path)
@@ -134,9 +137,12 @@ def load_experiment(path) -> CartPoleExperiment:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML ({error})") from None
     sections = {"zoo", "vae", "table1", "convergence", "interpolation", "repair"}
-    unknown = set(data) - sections - {"name", "description"}
+    unknown = set(data) - sections - {"name", "description", "kind"}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected name, description and [{'], ['.join(sorted(sections))}]")
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected name, description, kind and "
+                          f"[{'], ['.join(sorted(sections))}]")
+    if data.get("kind", EXPERIMENT_KIND) != EXPERIMENT_KIND:
+        raise ConfigError(f"{path} is a {data['kind']!r} experiment, not {EXPERIMENT_KIND!r}")
     if "name" not in data:
         raise ConfigError(f"{path}: give the experiment a name")
     vae = dict(data.get("vae", {}))
@@ -317,8 +323,6 @@ def _convergence(ctx: _Context, networks) -> dict:
                       "hidden": _stats(comparison.distances["hidden"][select]),
                       "output": _stats(comparison.distances["output"][select]),
                       "pairs": int(select.stop - select.start)}
-    from ..analysis.convergence import bipartite_matching
-
     panels = {}
     for layer in ("hidden", "output"):
         panels[layer] = []

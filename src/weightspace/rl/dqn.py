@@ -209,14 +209,14 @@ class PopulationDQN:
             flat = (rows + samples).view(-1)  # one gather from the flattened buffers is much faster
             batch = self.replay.view(K * s.replay_capacity, TRANSITION_SIZE).index_select(0, flat)
             batch = batch.view(A, s.batch_size, TRANSITION_SIZE)
-            observation, action, reward, next_observation, terminated = torch.split(
+            s_batch, a_batch, r_batch, next_s_batch, terminal_batch = torch.split(
                 batch, [OBSERVATION_SIZE, 1, 1, OBSERVATION_SIZE, 1], dim=-1)
             with torch.no_grad():
                 next_q = self.architecture.forward(Population(self.spec, pick(self.target)),
-                                                   next_observation).amax(-1, keepdim=True)
+                                                   next_s_batch).amax(-1, keepdim=True)
                 gamma = self.gamma[active].view(A, 1, 1)
-                target_q = reward + gamma * (1 - terminated) * next_q
-            q = self.architecture.forward(online, observation).gather(-1, action.long())
+                target_q = r_batch + gamma * (1 - terminal_batch) * next_q
+            q = self.architecture.forward(online, s_batch).gather(-1, a_batch.long())
             losses = F.huber_loss(q, target_q, reduction="none", delta=s.huber_delta).view(A, -1).mean(1)
             for p in self.params.values():
                 p.grad = None
