@@ -27,10 +27,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from weightspace.encoders.base import TaskIO
 from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbing
+from weightspace.encoders.probing_reference import REFERENCE
 from weightspace.networks import LSTM
 
 TASKS = {
@@ -42,29 +42,7 @@ PAPER_COUNTS = {("formal-languages", "probing"): 1_241_718, ("digits", "probing"
 
 
 # ---- (b) one network at a time through torch modules ---------------------------------------------
-class LoopNonInteractive(NonInteractiveProbing):
-    def run_subjects(self, weights, probes):
-        module = self.architecture.torch_module()
-        return torch.stack([functional_call(module, weights.state_dict(k), (probes,))[0]
-                            for k in range(weights.size)])
-
-
-class LoopInteractive(InteractiveProbing):
-    def start_subjects(self, weights):
-        self._module = self.architecture.torch_module()
-        return [None] * weights.size
-
-    def step_subjects(self, weights, probe, state):
-        outs, new_state = [], []
-        for k in range(weights.size):
-            out, s = functional_call(self._module, weights.state_dict(k),
-                                     (probe[k].unsqueeze(1), state[k]))
-            outs.append(out[:, 0])
-            new_state.append(s)
-        return torch.stack(outs), new_state
-
-
-LOOP = {NonInteractiveProbing: LoopNonInteractive, InteractiveProbing: LoopInteractive}
+LOOP = REFERENCE
 
 
 # ---- the timed work --------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from torch.func import functional_call
 
 from weightspace.encoders.base import TaskIO
 from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbing
+from weightspace.encoders.probing_reference import REFERENCE
 from weightspace.networks import INCORRECT_VARIANTS, LSTM, permute, random_permutations
 
 ENCODERS = [NonInteractiveProbing, InteractiveProbing]
@@ -24,31 +24,8 @@ def relative(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
-# ---- reference: one network at a time through nn.LSTM + nn.Linear -------------------------------
-class LoopNonInteractive(NonInteractiveProbing):
-    def run_subjects(self, weights, probes):
-        module = self.architecture.torch_module()
-        return torch.stack([functional_call(module, weights.state_dict(k), (probes,))[0]
-                            for k in range(weights.size)])
-
-
-class LoopInteractive(InteractiveProbing):
-    def start_subjects(self, weights):
-        self._module = self.architecture.torch_module()
-        return [None] * weights.size
-
-    def step_subjects(self, weights, probe, state):
-        outs, new_state = [], []
-        for k in range(weights.size):
-            out, s = functional_call(self._module, weights.state_dict(k),
-                                     (probe[k].unsqueeze(1), state[k]))
-            outs.append(out[:, 0])
-            new_state.append(s)
-        return torch.stack(outs), new_state
-
-
 def reference_encoder(encoder):
-    cls = LoopNonInteractive if isinstance(encoder, NonInteractiveProbing) else LoopInteractive
+    cls = REFERENCE[type(encoder)]
     reference = cls(encoder.architecture, encoder.task, **SMALL)
     reference.load_state_dict(encoder.state_dict())
     return reference

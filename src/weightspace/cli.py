@@ -7,6 +7,7 @@ import sys
 import click
 
 from . import __version__
+from ._click_types import int_list
 from .errors import WeightspaceError
 
 
@@ -22,18 +23,6 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted: rerun the same command to resume where it stopped", err=True)
             sys.exit(130)
-
-
-def _parse_checkpoints(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        steps = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 0,100,200, got {value!r}") from None
-    if not steps:
-        raise click.BadParameter("give at least one step")
-    return steps
 
 
 def _device(ctx, param, value):
@@ -73,7 +62,7 @@ ZOO_KINDS = ("formal-languages", "digits", "cartpole")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Zoo directory (created; an unfinished one is resumed).")
 @click.option("--models", default=1000, show_default=True, help="Number of training runs (networks).")
 @click.option("--steps", type=int, default=None, help="Training steps per run [default: 20000; cartpole 8000].")
-@click.option("--checkpoints", callback=_parse_checkpoints, metavar="0,100,...",
+@click.option("--checkpoints", callback=int_list, metavar="0,100,...",
               help="Steps to save; default: the paper's 0,100,200,500,1000,2000,5000,10000,20000 up to --steps, plus --steps.")
 @click.option("--seed", default=0, show_default=True, help="Zoo seed: fixes every run's task, initialisation and data.")
 @click.option("--device", default="cpu", show_default=True, callback=_device, help="cpu or cuda.")
@@ -219,18 +208,9 @@ def fidelity_command(run_dir, zoo_dir, split, samples, out):
     click.echo(f"{len(scores)} networks; Pearson r (original vs emulated) = {r:.3f}; figure {Path(out) / 'fidelity.png'}")
 
 
-def _parse_ints(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-
-
 @main.command("run")
 @click.argument("config_file", type=click.Path())
-@click.option("--seeds", callback=_parse_ints, metavar="0,1,...", help="Overrides the config's seeds.")
+@click.option("--seeds", callback=int_list, metavar="0,1,...", help="Overrides the config's seeds.")
 @click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False),
               help="Overrides the config's results directory [default: results].")
 @click.option("--device", default="cpu", show_default=True, callback=_device)

@@ -8,19 +8,8 @@ from pathlib import Path
 
 import click
 
+from .._click_types import int_list
 from ..errors import WeightspaceError
-
-
-def _int_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        items = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 0,1,2, got {value!r}") from None
-    if not items:
-        raise click.BadParameter("give at least one number")
-    return items
 
 
 def _levels(ctx, param, value):
@@ -247,7 +236,7 @@ def generative_repair(model, networks, index, levels, criterion, candidates, kee
 # ------------------------------------------------------------------------------------------
 @click.command("convergence")
 @click.argument("networks", type=click.Path(exists=True))
-@click.option("--networks", "indices", callback=_int_list, default=None, metavar="0,1,...",
+@click.option("--networks", "indices", callback=int_list, default=None, metavar="0,1,...",
               help="Which networks (zoo rows, or positions in a network file) [default: all of a file].")
 @click.option("--states", default=10000, show_default=True, type=click.IntRange(1), help="Reference states.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the reference states.")

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .. import counter_rng
 from ..networks.weights import Population
 from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
+from ..training.trainer import run_with_checkpoints
 from .threads import intra_op_threads
 
 TRANSITION_SIZE = 2 * OBSERVATION_SIZE + 3
@@ -270,17 +271,7 @@ class PopulationDQN:
         """Train up to ``total_steps``, calling ``on_checkpoint(step, weights)`` at each checkpoint
         step not yet passed (0 is the initialisation) and ``on_step(step)`` after every step."""
         with intra_op_threads(self.threads if self.device.type == "cpu" else None):
-            pending = sorted(c for c in set(checkpoints) if c >= self.step)
-            for checkpoint in pending:
-                while self.step < checkpoint:
-                    self.train_step()
-                    if on_step is not None:
-                        on_step(self.step)
-                on_checkpoint(self.step, self.weights)
-            while self.step < self.total_steps:
-                self.train_step()
-                if on_step is not None:
-                    on_step(self.step)
+            run_with_checkpoints(self, checkpoints, on_checkpoint, on_step)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Everything a resume needs: parameters, target networks, Adam moments, replay buffers,

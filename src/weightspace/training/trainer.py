@@ -37,6 +37,24 @@ def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch
     return (torch.logsumexp(logits, dim=-1) - target_logits).reshape(K, -1).mean(1)
 
 
+def run_with_checkpoints(trainer, checkpoints, on_checkpoint: Callable[[int, Population], None],
+                         on_step: Callable[[int], None] | None = None) -> None:
+    """Train ``trainer`` (anything with ``step``, ``total_steps``, ``train_step()`` and ``weights``)
+    up to ``total_steps``, calling ``on_checkpoint(step, weights)`` at each checkpoint step not yet
+    passed (step 0 is the initialisation) and ``on_step(step)`` after every training step."""
+    pending = sorted(s for s in set(checkpoints) if s >= trainer.step)
+    for checkpoint in pending:
+        while trainer.step < checkpoint:
+            trainer.train_step()
+            if on_step is not None:
+                on_step(trainer.step)
+        on_checkpoint(trainer.step, trainer.weights)
+    while trainer.step < trainer.total_steps:
+        trainer.train_step()
+        if on_step is not None:
+            on_step(trainer.step)
+
+
 class PopulationTrainer:
     """AdamW training of a population on a sequence task with teacher-forced cross-entropy.
 
@@ -76,20 +94,7 @@ class PopulationTrainer:
 
     def run(self, checkpoints, on_checkpoint: Callable[[int, Population], None],
             on_step: Callable[[int], None] | None = None) -> None:
-        """Train up to ``total_steps``, calling ``on_checkpoint(step, weights)`` at each
-        checkpoint step not yet passed (step 0 is the initialisation) and ``on_step(step)`` after
-        every training step."""
-        pending = sorted(s for s in set(checkpoints) if s >= self.step)
-        for checkpoint in pending:
-            while self.step < checkpoint:
-                self.train_step()
-                if on_step is not None:
-                    on_step(self.step)
-            on_checkpoint(self.step, self.weights)
-        while self.step < self.total_steps:
-            self.train_step()
-            if on_step is not None:
-                on_step(self.step)
+        run_with_checkpoints(self, checkpoints, on_checkpoint, on_step)
 
     # Resume ------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
