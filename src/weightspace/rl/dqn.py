@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .. import counter_rng
 from ..networks.weights import Population
 from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
+from ..training.optim import adamw_update
 from ..training.trainer import run_with_checkpoints
 from .threads import intra_op_threads
 
@@ -236,34 +237,13 @@ class PopulationDQN:
         self.step += 1
         return self.last_loss
 
-    @torch.no_grad()
     def _adam_step(self, index: torch.Tensor | None, updates: int) -> None:
-        """AdamW (torch's update) on the rows ``index`` (None: all); every one of them has made
-        ``updates`` updates, this one included."""
-        beta1, beta2 = self.settings.adam_betas
+        """AdamW on the rows ``index`` (None: all); each of them has made ``updates`` updates,
+        this one included."""
         lr = self.learning_rate if index is None else self.learning_rate[index]
-        decay = 1 - lr * (self.weight_decay if index is None else self.weight_decay[index])
-        step_size = lr / (1 - beta1**updates)
-        bias2_sqrt = (1 - beta2**updates) ** 0.5
-        for name, param in self.params.items():
-            view = (-1,) + (1,) * (param.ndim - 1)
-            grad = param.grad if index is None else param.grad[index]
-            value = param if index is None else param[index]
-            exp_avg = self.exp_avg[name] if index is None else self.exp_avg[name][index]
-            exp_avg_sq = self.exp_avg_sq[name] if index is None else self.exp_avg_sq[name][index]
-            value = value * decay.view(view)
-            exp_avg = exp_avg.lerp(grad, 1 - beta1)
-            exp_avg_sq = exp_avg_sq.mul(beta2).addcmul(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.settings.adam_eps)
-            value = value - step_size.view(view) * exp_avg / denom
-            if index is None:
-                param.copy_(value)
-                self.exp_avg[name].copy_(exp_avg)
-                self.exp_avg_sq[name].copy_(exp_avg_sq)
-            else:
-                param[index] = value
-                self.exp_avg[name][index] = exp_avg
-                self.exp_avg_sq[name][index] = exp_avg_sq
+        weight_decay = self.weight_decay if index is None else self.weight_decay[index]
+        adamw_update(self.params, self.exp_avg, self.exp_avg_sq, lr, weight_decay, updates,
+                     self.settings.adam_betas, self.settings.adam_eps, rows=index)
 
     # The zoo builder's interface ---------------------------------------------------------
     def run(self, checkpoints, on_checkpoint: Callable[[int, Population], None],

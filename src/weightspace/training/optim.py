@@ -19,6 +19,36 @@ def piecewise_linear(step: int, total_steps: int, knots: Sequence[tuple[float, f
     return float(np.interp(step, xs, ys))
 
 
+@torch.no_grad()
+def adamw_update(params: dict[str, torch.Tensor], exp_avg: dict[str, torch.Tensor],
+                 exp_avg_sq: dict[str, torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
+                 step: int, betas=(0.9, 0.999), eps: float = 1e-8, rows: torch.Tensor | None = None) -> None:
+    """``torch.optim.AdamW``'s update of tensors with a leading network axis, each network with its
+    own learning rate and weight decay (``lr``, ``weight_decay``: one value per updated network).
+    ``rows`` restricts the update to some networks (None: all, in place); ``step`` counts this
+    update of the updated networks (for the bias corrections)."""
+    beta1, beta2 = betas
+    decay = 1 - lr * weight_decay
+    step_size = lr / (1 - beta1**step)
+    bias2_sqrt = (1 - beta2**step) ** 0.5
+    for name, param in params.items():
+        view = (-1,) + (1,) * (param.ndim - 1)
+        if rows is None:
+            param.mul_(decay.view(view))
+            exp_avg[name].lerp_(param.grad, 1 - beta1)
+            exp_avg_sq[name].mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+            denom = (exp_avg_sq[name].sqrt() / bias2_sqrt).add_(eps)
+            param.sub_(step_size.view(view) * exp_avg[name] / denom)
+        else:
+            grad = param.grad[rows]
+            first = exp_avg[name][rows].lerp(grad, 1 - beta1)
+            second = exp_avg_sq[name][rows].mul(beta2).addcmul(grad, grad, value=1 - beta2)
+            denom = (second.sqrt() / bias2_sqrt).add_(eps)
+            param[rows] = param[rows] * decay.view(view) - step_size.view(view) * first / denom
+            exp_avg[name][rows] = first
+            exp_avg_sq[name][rows] = second
+
+
 class PopulationAdamW:
     """``torch.optim.AdamW`` (same update, same defaults) where every tensor has a leading
     network axis and each network has its own learning rate and weight decay.
@@ -36,23 +66,10 @@ class PopulationAdamW:
         self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
 
-    @torch.no_grad()
     def step(self, lr_factor: float = 1.0) -> None:
-        beta1, beta2 = self.betas
         self.step_count += 1
-        bias1 = 1 - beta1**self.step_count
-        bias2_sqrt = (1 - beta2**self.step_count) ** 0.5
-        lr = self.lr * lr_factor
-        decay = 1 - lr * self.weight_decay
-        step_size = lr / bias1
-        for name, param in self.params.items():
-            view = (-1,) + (1,) * (param.ndim - 1)
-            grad = param.grad
-            param.mul_(decay.view(view))
-            self.exp_avg[name].lerp_(grad, 1 - beta1)
-            self.exp_avg_sq[name].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (self.exp_avg_sq[name].sqrt() / bias2_sqrt).add_(self.eps)
-            param.sub_(step_size.view(view) * self.exp_avg[name] / denom)
+        adamw_update(self.params, self.exp_avg, self.exp_avg_sq, self.lr * lr_factor, self.weight_decay,
+                     self.step_count, self.betas, self.eps)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {f"exp_avg.{n}": t for n, t in self.exp_avg.items()}
