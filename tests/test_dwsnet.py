@@ -6,7 +6,7 @@ import torch
 from weightspace.encoders.base import TaskIO
 from weightspace.encoders.dwsnet import (DWSNet, Term, equivariant_terms, feature_layouts,
                                          permute_features, to_features)
-from weightspace.networks import (GRU, INCORRECT_VARIANTS, LSTM, MLP, RNN, permute,
+from weightspace.networks import (GRU, LSTM, MLP, RNN, applicable_variants, permute,
                                   random_permutations)
 
 TASK = TaskIO("categorical", 3, "categorical", 2, probe_length=4)
@@ -22,14 +22,6 @@ def _small(arch, seed=0):
 
 def _perms(arch, n, seed=0):
     return random_permutations(arch.spec, n, torch.Generator().manual_seed(seed))
-
-
-def _applicable(arch, variant):
-    if variant == "gates_separately":
-        return getattr(arch, "gates", 1) > 1
-    if variant == "no_recurrent_columns":
-        return not isinstance(arch, MLP)
-    return True
 
 
 def test_lstm_feature_maps_have_gates_as_channels():
@@ -146,7 +138,7 @@ def _relative_change(encoder, weights, other):
 
 @pytest.mark.parametrize("arch,variant", [
     pytest.param(arch, variant, id=f"{arch.kind}-{variant}")
-    for arch in ARCHS for variant in INCORRECT_VARIANTS if _applicable(arch, variant)
+    for arch in ARCHS for variant in applicable_variants(arch.spec)
 ])
 @pytest.mark.parametrize("encoder_seed", [0, 1])
 def test_incorrect_permutations_change_the_embedding(arch, variant, encoder_seed):

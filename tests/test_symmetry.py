@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from weightspace.networks import (GRU, INCORRECT_VARIANTS, LSTM, MLP, RNN, augment, permute,
+from weightspace.networks import (GRU, LSTM, MLP, RNN, applicable_variants, augment, permute,
                                   random_permutations)
 
 
@@ -30,18 +30,9 @@ def test_correct_permutation_keeps_the_function(arch, x_shape):
     torch.testing.assert_close(_outputs(arch, augment(weights), x), _outputs(arch, weights, x), atol=1e-5, rtol=0)
 
 
-def _applicable(arch, variant):
-    """gates_separately needs gate blocks; no_recurrent_columns needs a recurrent matrix."""
-    if variant == "gates_separately":
-        return getattr(arch, "gates", 1) > 1
-    if variant == "no_recurrent_columns":
-        return not isinstance(arch, MLP)
-    return True
-
-
 @pytest.mark.parametrize("arch,x_shape,variant", [
     pytest.param(arch, shape, variant, id=f"{arch.kind}-{variant}")
-    for arch, shape in CASES for variant in INCORRECT_VARIANTS if _applicable(arch, variant)
+    for arch, shape in CASES for variant in applicable_variants(arch.spec)
 ])
 def test_incorrect_permutations_change_the_function(arch, x_shape, variant):
     weights = arch.init([1, 2, 3, 4])

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..plotting import pyplot
+
 METHODS = ("pca", "tsne")
 #: fewer points than this give no meaningful two-dimensional picture (and t-SNE needs
 #: perplexity < n)
@@ -124,10 +126,7 @@ def plot_embeddings(
     ``color_by``; ``highlight`` is an optional boolean mask of points to ring in black (figure 6
     rings one language). ``categorical`` overrides :func:`is_categorical`. Returns the
     coordinates."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     z = _check(z, table)
     column = _column(table, color_by)
@@ -156,10 +155,7 @@ def plot_embedding_figure(
     """Figures 6/7 for one encoder: PCA (top row) and t-SNE (bottom row) of the same embeddings,
     one column per colouring in ``color_by`` (e.g. task and performance for formal languages,
     ``("angle", "accuracy")`` for digits). Each projection is computed once."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     z = _check(z, table)
     colourings = [color_by] if isinstance(color_by, str) else list(color_by)

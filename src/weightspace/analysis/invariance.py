@@ -24,6 +24,7 @@ from torch import nn
 from ..encoders.base import TaskIO
 from ..networks.symmetry import VARIANTS, permute, random_permutations
 from ..networks.weights import Population
+from ..plotting import pyplot
 
 SUBJECT_ROW = "subject network"
 
@@ -115,10 +116,7 @@ def invariance_matrix(
 def plot_invariance(matrix: pd.DataFrame, path, title: str = "") -> None:
     """Heat map of an :func:`invariance_matrix`: dark = unchanged, bright = changed as much as a
     different network (figures 17/18). Cells are annotated with their ratio."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     values = matrix.to_numpy(dtype=float)
     top = max(1.0, float(pd.Series(values.ravel()).max(skipna=True) if values.size else 1.0))

@@ -16,6 +16,7 @@ import torch
 
 from ..downstream.bootstrap import bootstrap_interval
 from ..networks.weights import Population
+from ..plotting import pyplot
 
 
 @torch.no_grad()
@@ -53,10 +54,7 @@ def plot_probes(
     likely token under every step; ``token_names`` labels the tokens (e.g.
     ``list(formal_languages.VOCABULARY)``). Continuous inputs (digit tiles) show the values on the
     encoder's probe range. At most ``max_probes`` of the M probes are drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     probes = probe_sequences(encoder, weights).float().cpu()
     M, L, X = probes.shape
@@ -113,10 +111,7 @@ def plot_ablation(results: pd.DataFrame, path, xlabel: str, title: str = "", log
     """Figures 13-15: validation loss against an ablated setting (number of probes, probe
     length): the mean over seeds with its 95% bootstrap interval, every seed as a dot. Returns
     :func:`ablation_summary`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = ablation_summary(results)
     if summary.empty:

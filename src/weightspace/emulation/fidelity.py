@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from ..analysis.correlation import pearson
+from ..plotting import pyplot
 from ..tasks import formal_languages as fl
 from ..zoo.reader import Zoo
 from .embed import embeddings
@@ -57,10 +58,7 @@ def binned(scores: pd.DataFrame, bins: int = 16, per_bin: int = 15) -> pd.DataFr
 
 def plot_fidelity(scores: pd.DataFrame, path, title: str) -> float:
     """Save figure 5 for ``scores``; returns the Pearson correlation of original and emulated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = binned(scores)
     correlation = pearson(scores["original"].to_numpy(), scores["emulated"].to_numpy())

@@ -1,5 +1,6 @@
 """The paper's analyses as experiment steps: each takes the experiment, one zoo and its seed-0
-pretraining runs, writes figures and returns JSON-able numbers (stored by the runner)."""
+pretraining runs (loaded :class:`~weightspace.emulation.Run` objects by encoder name), writes
+figures and returns JSON-able numbers (stored by the runner)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from ..analysis.embedding import plot_embedding_figure
 from ..analysis.invariance import invariance_matrix, plot_invariance
 from ..analysis.probes import plot_ablation, plot_probes
-from ..emulation import load_run, pretrain
+from ..emulation import pretrain
 from ..emulation.pretrain import best_validation_loss
 from ..emulation.fidelity import emulated_performance, plot_fidelity
 from ..encoders import build_encoder, task_io
@@ -43,7 +44,7 @@ def invariance(config, name, zoo, runs, figures: Path, out, device) -> dict:
     torch.manual_seed(0)
     untrained = {e: build_encoder(e, zoo.architecture, task, **config.encoder_options.get(e, {}))
                  for e in config.encoders}
-    trained = {e: load_run(run, device).encoder.cpu() for e, run in runs.items()}
+    trained = {e: run.encoder.cpu() for e, run in runs.items()}
     result = {}
     for label, encoders in (("untrained", untrained), ("trained", trained)):
         matrix = invariance_matrix(zoo.architecture, weights, others, encoders, task,
@@ -82,10 +83,9 @@ def fidelity(config, name, zoo, runs, figures: Path, out, device) -> dict:
     rows = zoo.indices("val")
     if len(rows) == 0:
         return {}
-    samples = int(config.analyses.get("fidelity_samples", 100)) if isinstance(config.analyses, dict) else 100
+    samples = int(config.analyses.get("fidelity_samples", 100))
     result = {}
-    for encoder, run_dir in runs.items():
-        run = load_run(run_dir)
+    for encoder, run in runs.items():
         scores = emulated_performance(run, zoo, rows, samples=samples)
         r = plot_fidelity(scores, figures / f"fidelity-{encoder}.png", f"{name}: {encoder}")
         result[encoder] = {"pearson_r": _number(r), "networks": int(len(scores)), "figure": f"fidelity-{encoder}.png",
@@ -101,7 +101,7 @@ def probes(config, name, zoo, runs, figures: Path, out, device) -> dict:
     result = {}
     for encoder in [e for e in PROBING if e in runs]:
         file = f"probes-{encoder}.png"
-        plot_probes(load_run(runs[encoder]).encoder.cpu(), one, figures / file)
+        plot_probes(runs[encoder].encoder.cpu(), one, figures / file)
         result[encoder] = {"figure": file, "model_id": int(rows[-1])}
     return result
 

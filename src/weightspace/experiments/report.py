@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..downstream.bootstrap import bootstrap_interval
 from ..errors import ConfigError
+from ..plotting import pyplot
 from ..zoo import storage
 
 SPLITS = {"val": "validation", "ood_test": "OOD test"}
@@ -60,10 +61,7 @@ def main_metric_table(rows: pd.DataFrame, zoo: str, target: str, metric: str) ->
 
 def plot_target(rows: pd.DataFrame, zoo: str, target: str, metric: str, split: str, path) -> None:
     """Figure 8: the metric per encoder, pretrained next to supervised, with 95% intervals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sub = rows[(rows["zoo"] == zoo) & (rows["target"] == target) & (rows["metric"] == metric) & (rows["split"] == split)]
     encoders = list(dict.fromkeys(sub["encoder"]))

@@ -85,10 +85,9 @@ def _run_zoo(config: ExperimentConfig, name: str, zoo: Zoo, out: Path, device, p
             run_dir = out / "runs" / base
             _say(progress, f"[{name}] pretrain {encoder_name} seed {seed}")
             pretrain(zoo.path, run_dir, config.pretrain_config(encoder_name, seed), device=device, progress=progress)
-            run = load_run(run_dir, device)
             z_file = out / "embeddings" / f"{base}.parquet"
             if not z_file.exists():
-                embed_zoo(run, zoo, z_file, device=device, progress=False)
+                embed_zoo(load_run(run_dir, device), zoo, z_file, device=device, progress=False)
             z = pd.read_parquet(z_file).filter(like="z_").to_numpy()
             predictions = {}
             for target in targets:
@@ -121,7 +120,7 @@ def _analyses(config: ExperimentConfig, name: str, zoo: Zoo, out: Path, device, 
     numbers = out / "analyses" / name
     figures.mkdir(parents=True, exist_ok=True)
     seed = config.seeds[0]
-    runs = {e: out / "runs" / name / e / f"seed-{seed}" for e in config.encoders}
+    runs = {e: load_run(out / "runs" / name / e / f"seed-{seed}", device) for e in config.encoders}
     done = {}
     steps = [("invariance", analyses.invariance), ("embeddings", analyses.embeddings),
              ("fidelity", analyses.fidelity), ("probes", analyses.probes),

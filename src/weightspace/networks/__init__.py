@@ -2,9 +2,9 @@
 
 from .mlp import MLP
 from .recurrent import GRU, LSTM, RNN, TorchSubject, architecture_from_spec
-from .symmetry import INCORRECT_VARIANTS, VARIANTS, augment, permute, random_permutations
+from .symmetry import INCORRECT_VARIANTS, VARIANTS, applicable_variants, augment, permute, random_permutations
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 __all__ = ["Axis", "GRU", "INCORRECT_VARIANTS", "LSTM", "MLP", "Population", "RNN", "TensorSpec",
-           "TorchSubject", "VARIANTS", "WeightSpec", "architecture_from_spec", "augment",
+           "TorchSubject", "VARIANTS", "WeightSpec", "applicable_variants", "architecture_from_spec", "augment",
            "initialize", "permute", "random_permutations"]

@@ -93,6 +93,15 @@ def permute(
     return Population(spec, out)
 
 
+def applicable_variants(spec: WeightSpec) -> list[str]:
+    """The incorrect variants that differ from the correct permutation for this architecture:
+    ``gates_separately`` needs gate blocks, a skipped role needs axes of that role."""
+    roles = {_axis_role(t, a) for t in spec.tensors for a, axis in enumerate(t.axes) if axis.permutation}
+    gated = any(axis.blocks > 1 for t in spec.tensors for axis in t.axes if axis.permutation)
+    return [v for v in INCORRECT_VARIANTS
+            if (gated if v == "gates_separately" else bool(_SKIPPED_ROLES[v] & roles))]
+
+
 def random_permutations(
     spec: WeightSpec, count: int, generator: torch.Generator | None = None, device="cpu"
 ) -> dict[str, torch.Tensor]:

@@ -112,10 +112,6 @@ class ZooConfig:
     def field_defaults(cls) -> dict:
         return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
-    @classmethod
-    def from_json(cls, data: dict) -> ZooConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "checkpoints" else v) for k, v in data.items() if k in known})
 
 
 def _versions() -> dict:
