@@ -5,7 +5,7 @@ counter-based random draws) with the same algorithm (weightspace.rl.dqn) and mea
 time at the start and the end, as a zoo build does:
   1. one network at a time: nn.Sequential + torch.optim.AdamW + gymnasium's CartPoleEnv, and the
      100 test episodes played one by one;
-  2. all networks together: ``build_zoo`` of the cartpole kind (PopulationDQN, batched rollouts,
+  2. all networks together: ``build_zoo`` of the cartpole task (PopulationDQN, batched rollouts,
      files written).
 Prints networks trained per hour for each, the ratio, the projected time for the paper's 74,000
 networks, and as its last line ``speedup: <ratio>x``.
@@ -29,8 +29,9 @@ from weightspace import counter_rng
 from weightspace._allocator import keep_freed_memory
 from weightspace.rl.cartpole import CARTPOLE_NET, RESET_BOUND, test_initial_states
 from weightspace.rl.dqn import DQNSettings
-from weightspace.zoo import KINDS, ZooConfig, build_zoo, load_zoo
-from weightspace.zoo.cartpole import _settings
+from weightspace.tasks import get_task
+from weightspace.tasks.cartpole import _settings
+from weightspace.zoo import build_zoo, load_zoo
 
 PAPER_NETWORKS = 74_000
 
@@ -114,15 +115,16 @@ def main():
     parser.add_argument("--episodes", type=int, default=100, help="test episodes per survival time")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of the one-at-a-time loop (the population trainer always uses 1, "
-                             "see weightspace.rl.threads)")
+                             "see weightspace.threads)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     keep_freed_memory()  # as the CLI does
     torch.set_num_threads(args.threads)
-    kind = KINDS["cartpole"]
-    config = ZooConfig(models=args.models, steps=args.steps, checkpoints=(0, args.steps), seed=args.seed,
-                       population=args.models, samples=args.episodes, rollouts=min(10, args.episodes))
-    plan = kind.plan(config)
+    task = get_task("cartpole")
+    config = task.config(dict(models=args.models, steps=args.steps, checkpoints=(0, args.steps), seed=args.seed,
+                       population=args.models, test_episodes=args.episodes,
+                                 stored_episodes=min(10, args.episodes)))
+    plan = task.plan(config)
     mean_length = plan["train_steps"].mean()
     print(f"cartpole zoo: {args.models} networks batched, {args.loop_models} one at a time; training lengths "
           f"{plan['train_steps'].min()}..{args.steps} (mean {mean_length:.0f}), {args.episodes} test episodes, "
@@ -138,7 +140,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        build_zoo(f"{directory}/zoo", kind, config, progress=False)
+        build_zoo(f"{directory}/zoo", task, config, progress=False)
         t_batched = time.perf_counter() - start
         table = load_zoo(f"{directory}/zoo").table
     batched_rate = args.models * 3600 / t_batched

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from weightspace.analysis.correlation import loss_correlations, pearson
+from weightspace.analysis.correlation import loss_correlations
+from weightspace.stats import pearson
 from weightspace.analysis.embedding import plot_embedding_figure, plot_embeddings, project
 from weightspace.analysis.invariance import SUBJECT_ROW, invariance_matrix, plot_invariance
 from weightspace.analysis.probes import (ablation_summary, plot_ablation, plot_probes,

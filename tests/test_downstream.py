@@ -5,7 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
-from weightspace.downstream import PredictorConfig, bootstrap_interval, downstream_splits, evaluate_frozen, zoo_targets
+from weightspace.stats import bootstrap_interval
+from types import SimpleNamespace
+
+from weightspace.downstream import PredictorConfig, downstream_splits, evaluate_frozen
+from weightspace.tasks import get_task
 from weightspace.downstream.targets import Encoded, metrics, perfect_outputs
 
 
@@ -24,7 +28,7 @@ def _digits_table(n=60, seed=0):
 
 @pytest.mark.parametrize("kind,table", [("formal-languages", _fl_table()), ("digits", _digits_table())])
 def test_true_labels_score_perfectly(kind, table):
-    for target in zoo_targets(kind, table):
+    for target in get_task(kind).targets(SimpleNamespace(table=table)):
         labels = Encoded(target, table).labels(table)
         result = metrics(target, perfect_outputs(target, labels), labels)
         if target.kind == "three_hot":
@@ -38,7 +42,7 @@ def test_true_labels_score_perfectly(kind, table):
 
 def test_wrong_predictions_score_badly():
     table = _fl_table()
-    task = zoo_targets("formal-languages", table)[0]
+    task = get_task("formal-languages").targets(SimpleNamespace(table=table))[0]
     labels = Encoded(task, table).labels(table)
     wrong = perfect_outputs(task, (labels + 1) % 6)
     result = metrics(task, wrong, labels)
@@ -83,7 +87,7 @@ def test_half_of_the_ood_tasks_join_training():
 
 def test_frozen_predictor_learns_from_informative_embeddings():
     table = _fl_table(n=300, seed=1)
-    task = zoo_targets("formal-languages", table)[0]
+    task = get_task("formal-languages").targets(SimpleNamespace(table=table))[0]
     labels = Encoded(task, table).labels(table).numpy()
     z = np.concatenate([np.eye(6)[labels[:, j]] for j in range(3)], 1) + np.random.default_rng(0).normal(0, 0.05, (300, 18))
     splits = {"train": np.arange(200), "val": np.arange(200, 250), "ood_test": np.arange(250, 300)}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from weightspace.tasks import formal_languages as fl
-from weightspace.zoo.formal_languages import language_splits
+from weightspace.tasks.formal_languages import language_splits
 
 LETTERS = "abcd"
 

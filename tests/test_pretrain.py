@@ -14,9 +14,8 @@ import weightspace as ws
 from weightspace.cli import main
 from weightspace.emulation import PretrainConfig, load_run, pretrain
 from weightspace.emulation.pretrain import _Data, _models, _validation_loss
-from weightspace.encoders import task_io
 from weightspace.errors import ConfigError
-from weightspace.zoo import KINDS, ZooConfig, build_zoo
+from weightspace.zoo import build_zoo
 
 SMALL = dict(encoder="statistics", steps=40, batch_size=8, rollouts_per_network=4, val_rollouts=4, eval_every=10,
              patience=100, emulator_hidden=32, encoder_options={"hidden": 64}, learning_rate=3e-3)
@@ -24,16 +23,16 @@ SMALL = dict(encoder="statistics", steps=40, batch_size=8, rollouts_per_network=
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory):
-    config = ZooConfig(models=8, population=8, steps=40, checkpoints=(0, 20, 40), samples=40, rollouts=8,
+    config = dict(models=8, population=8, steps=40, checkpoints=(0, 20, 40), samples=40, rollouts=8,
                        hidden_size=8, seed=1)
-    return build_zoo(tmp_path_factory.mktemp("zoo") / "fl", KINDS["formal-languages"], config, progress=False)
+    return build_zoo(tmp_path_factory.mktemp("zoo") / "fl", "formal-languages", config, progress=False)
 
 
 def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, tmp_path):
     config = PretrainConfig(**SMALL)
     zoo = ws.load_zoo(zoo_dir)
-    encoder, emulator = _models(config, zoo.architecture, task_io(zoo), "cpu")
-    untrained = _validation_loss(encoder, emulator, task_io(zoo), _Data(zoo, "val", "cpu"), config)
+    encoder, emulator = _models(config, zoo.architecture, zoo.task.task_io(zoo), "cpu")
+    untrained = _validation_loss(encoder, emulator, zoo.task.task_io(zoo), _Data(zoo, "val", "cpu"), config)
     run = pretrain(zoo_dir, tmp_path / "run", config, progress=False)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [10, 20, 30, 40]

@@ -19,7 +19,8 @@ from weightspace.cli import main
 from weightspace.errors import ConfigError, ZooFormatError
 from weightspace.networks import Population
 from weightspace.tasks import formal_languages as fl
-from weightspace.zoo import KINDS, ZooConfig, build_zoo
+from weightspace.tasks import get_task
+from weightspace.zoo import build_zoo
 
 TINY = dict(models=5, population=2, steps=12, checkpoints=(0, 4, 12), samples=40, rollouts=6,
             hidden_size=8, save_every=5, seed=3)
@@ -28,7 +29,7 @@ CLI_TINY = ["--models", "5", "--population", "2", "--steps", "12", "--checkpoint
 
 
 def _build(path, **overrides):
-    return build_zoo(path, KINDS["formal-languages"], ZooConfig(**{**TINY, **overrides}), progress=False)
+    return build_zoo(path, "formal-languages", {**TINY, **overrides}, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +127,8 @@ def test_resume_after_kill_gives_the_same_zoo(tiny_zoo, tmp_path, fail_after):
     covered by some n); rerunning the same command completes the identical zoo."""
     out = tmp_path / "killed"
     code = (
-        "import sys; from weightspace.zoo import KINDS, ZooConfig, build_zoo; "
-        f"build_zoo(sys.argv[1], KINDS['formal-languages'], ZooConfig(**{TINY!r}), progress=False)"
+        "import sys; from weightspace.zoo import build_zoo; "
+        f"build_zoo(sys.argv[1], 'formal-languages', {TINY!r}, progress=False)"
     )
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after)}
     result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
@@ -158,9 +159,14 @@ def test_cli_build_info_and_resume(tmp_path):
 def test_help_reads_well():
     runner = CliRunner()
     assert "model zoos" in runner.invoke(main, ["--help"]).output
-    text = runner.invoke(main, ["zoo", "build", "--help"]).output
-    for option in ["--models", "--steps", "--checkpoints", "--seed", "--device", "--population"]:
+    listing = runner.invoke(main, ["zoo", "build", "--help"]).output
+    assert all(name in listing for name in ("formal-languages", "digits", "cartpole"))
+    text = runner.invoke(main, ["zoo", "build", "formal-languages", "--help"]).output
+    for option in ["--models", "--steps", "--checkpoints", "--seed", "--device", "--population", "--hidden-size"]:
         assert option in text
+    assert "[default: 64]" in text  # each task's own defaults
+    cartpole = runner.invoke(main, ["zoo", "build", "cartpole", "--help"]).output
+    assert "--test-episodes" in cartpole and "--hidden-size" not in cartpole and "[default: 8000]" in cartpole
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -204,9 +210,13 @@ def test_malformed_zoos_get_one_clear_error_line(tiny_zoo, tmp_path, damage, mes
 
 def test_bad_build_settings_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="checkpoints must lie in"):
-        ZooConfig(steps=10, checkpoints=(0, 20))
-    with pytest.raises(ConfigError, match="--models must be >= 1"):
-        ZooConfig(models=0)
+        get_task("formal-languages").config({"steps": 10, "checkpoints": [0, 20]})
+    with pytest.raises(ConfigError, match="models must be >= 1"):
+        get_task("formal-languages").config({"models": 0})
+    with pytest.raises(ConfigError, match="unknown key.*hidden_sise"):
+        get_task("formal-languages").config({"hidden_sise": 8})
+    with pytest.raises(ConfigError, match="steps must be int"):
+        get_task("formal-languages").config({"steps": "many"})
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):

@@ -9,26 +9,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..stats import pearson
+
 PRETRAIN_COLUMN = "pretrain_val_loss"
 #: columns that identify a row rather than measure something
 ID_COLUMNS = ("encoder", "seed")
-#: fewer pairs than this give no meaningful correlation
-MIN_PAIRS = 3
-
-
-def pearson(a, b) -> float:
-    """Pearson correlation of paired values; NaN (undefined) when fewer than
-    :data:`MIN_PAIRS` pairs or when either side is constant. Never warns."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if len(a) < MIN_PAIRS or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    a = a - a.mean()
-    b = b - b.mean()
-    scale = np.sqrt((a * a).sum() * (b * b).sum())
-    if not scale > 0:
-        return float("nan")
-    return float(np.clip((a * b).sum() / scale, -1.0, 1.0))
 
 
 def loss_correlations(

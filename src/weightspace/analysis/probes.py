@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..downstream.bootstrap import bootstrap_interval
+from ..stats import bootstrap_interval
 from ..networks.weights import Population
 from ..plotting import pyplot
 

@@ -2,7 +2,8 @@
 
 As in the paper, half of the OOD tasks (chosen with a fixed seed) join the predictor's training
 data and the other half is the OOD test set; the zoo's validation split is the validation set.
-Tasks are languages (``task_id``) for formal languages and runs (each with its own angle) for digits.
+What counts as one task is the task family's ``split_key`` column (formal languages: the language,
+``task_id``; digits: the run, each with its own angle).
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ import numpy as np
 OOD_SPLIT_SEED = 0
 
 
-def task_key(kind: str) -> str:
-    return "task_id" if kind == "formal-languages" else "run_id"
-
-
 def downstream_splits(zoo, seed: int = OOD_SPLIT_SEED) -> dict[str, np.ndarray]:
     """Row indices: ``train`` (zoo train + half of the OOD tasks), ``val``, ``ood_test``."""
     table = zoo.table
-    key = task_key(zoo.kind)
+    key = zoo.task.split_key
     ood_tasks = np.sort(table.loc[table["split"] == "ood", key].unique())
     order = np.random.default_rng(seed).permutation(len(ood_tasks))
     to_train = set(ood_tasks[order[: len(ood_tasks) // 2]].tolist())

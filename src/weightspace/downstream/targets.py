@@ -1,22 +1,20 @@
 """What the downstream predictors predict (paper 000, section 6.2), with losses and metrics.
 
-Formal languages: the task as a three-hot vector over (m_b, m_c, m_d) (binary cross-entropy;
-exact-task and per-parameter accuracy) and performance (MSE). Digits: rotation angle, accuracy
-and generalization gap (MSE) and the training step (classification over the checkpoint steps).
+A task family lists its targets (:meth:`weightspace.tasks.Task.targets`); a target is a
+three-hot vector over several categorical columns (binary cross-entropy; exact and
+per-column accuracy), a classification (cross-entropy; accuracy) or a regression (MSE).
 Regression targets are standardised with the predictor's training rows; their MSE is reported
 in those standardised units.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
-from ..tasks.formal_languages import M_VALUES
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,7 @@ class Target:
     kind: str  # "three_hot", "regression" or "classification"
     columns: tuple[str, ...]
     classes: tuple = ()  # class values (classification) or per-column values (three-hot)
+    chance: dict = field(default_factory=dict)  # metric -> its value for a predictor that guesses
 
     @property
     def output_size(self) -> int:
@@ -41,18 +40,6 @@ class Target:
     @property
     def higher_is_better(self) -> bool:
         return self.kind != "regression"
-
-
-def zoo_targets(kind: str, table: pd.DataFrame) -> list[Target]:
-    if kind == "formal-languages":
-        return [Target("task", "three_hot", ("m_b", "m_c", "m_d"), M_VALUES),
-                Target("performance", "regression", ("performance",))]
-    if kind == "digits":
-        steps = tuple(sorted(int(s) for s in table["step"].unique()))
-        return [Target("angle", "regression", ("angle",)), Target("accuracy", "regression", ("accuracy",)),
-                Target("generalization_gap", "regression", ("generalization_gap",)),
-                Target("step", "classification", ("step",), steps)]
-    raise ValueError(f"no downstream targets for {kind!r} zoos")
 
 
 class Encoded:

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..zoo import storage
+from .. import storage
 from ..zoo.reader import Zoo
 from .pretrain import Run
 

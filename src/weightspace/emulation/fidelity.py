@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis.correlation import pearson
+from ..stats import pearson
 from ..plotting import pyplot
-from ..tasks import formal_languages as fl
 from ..zoo.reader import Zoo
 from .embed import embeddings
 from .pretrain import Run
@@ -17,28 +16,13 @@ from .pretrain import Run
 
 @torch.no_grad()
 def emulated_performance(run: Run, zoo: Zoo, indices, samples: int = 100, seed: int = 0) -> pd.DataFrame:
-    """Per checkpoint: ``original`` (the network's score) and ``emulated`` (the emulator's score)."""
+    """Per checkpoint: ``original`` (the network's score) and ``emulated`` (the emulator's score,
+    conditioned on the network's embedding), both by the task family's own metric."""
     indices = np.asarray(indices)
     z = torch.as_tensor(embeddings(run, zoo, indices))
-    table = zoo.table.iloc[indices]
-    if zoo.kind == "formal-languages":
-        generator = torch.Generator().manual_seed(seed)
-        tokens = run.emulator.sample_tokens(z, fl.BOS, fl.SEQUENCE_LENGTH - 1, samples, generator)
-        params = torch.tensor(table[["m_b", "m_c", "m_d"]].to_numpy(copy=True))
-        emulated = fl.is_member(params, tokens).float().mean(1).numpy()
-        original = table["performance"].to_numpy()
-    elif zoo.kind == "digits":
-        from ..tasks import digits
-
-        data = digits.load_digits(zoo.manifest["config"]["data_dir"])
-        rollouts = zoo.rollout_batch(indices)
-        labels = data.val_labels[: rollouts["inputs"].shape[1]]
-        emulated_logp = run.emulator(z, rollouts["inputs"])
-        emulated = (emulated_logp[:, :, -1].argmax(-1) == labels).float().mean(1).numpy()
-        original = (rollouts["logprobs"][:, :, -1].argmax(-1) == labels).float().mean(1).numpy()
-    else:
-        raise ValueError(f"no emulation metric for {zoo.kind!r} zoos")
-    return pd.DataFrame({"model_id": table["model_id"].to_numpy(), "original": original, "emulated": emulated})
+    original, emulated = zoo.task.emulated_performance(run, zoo, indices, z, samples, seed)
+    return pd.DataFrame({"model_id": zoo.table["model_id"].to_numpy()[indices], "original": original,
+                         "emulated": emulated})
 
 
 def binned(scores: pd.DataFrame, bins: int = 16, per_bin: int = 15) -> pd.DataFrame:

@@ -28,14 +28,13 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..encoders import build_encoder, task_io
+from ..encoders import build_encoder
 from ..encoders.base import TaskIO
 from ..errors import ConfigError
 from ..networks import architecture_from_spec
 from ..networks.symmetry import augment
-from ..zoo import storage
+from .. import storage
 from ..zoo.reader import Zoo
-from .data import rollout_io
 from .emulator import Emulator, emulation_loss
 
 
@@ -120,9 +119,9 @@ class _Data:
         self.rollouts = zoo.rollout_batch(self.indices, compact=True)
         self.device = device
 
-    def batch(self, rows: torch.Tensor, rollout_index: torch.Tensor, input_size: int):
+    def batch(self, rows: torch.Tensor, rollout_index: torch.Tensor):
         compact = {n: t[rows][:, rollout_index] for n, t in self.rollouts.items()}
-        inputs, target = rollout_io(self.zoo.kind, self.zoo.decode_rollouts(compact), input_size)
+        inputs, target = self.zoo.task.emulation_data(self.zoo, self.zoo.decode_rollouts(compact))
         return self.weights.select(rows.to(self.device)), inputs.to(self.device), target.to(self.device)
 
 
@@ -138,7 +137,7 @@ def _validation_loss(encoder, emulator, task, data: _Data, config: PretrainConfi
     losses = []
     for start in range(0, len(data.indices), config.batch_size):
         rows = torch.arange(start, min(start + config.batch_size, len(data.indices)))
-        weights, inputs, target = data.batch(rows, torch.arange(n_rollouts), task.input_size)
+        weights, inputs, target = data.batch(rows, torch.arange(n_rollouts))
         losses.append(_loss(encoder, emulator, task, weights, inputs, target))
     encoder.train()
     emulator.train()
@@ -191,7 +190,7 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
     out = Path(out)
     device = torch.device(device)
     zoo = Zoo(zoo_path)
-    task = task_io(zoo)
+    task = zoo.task.task_io(zoo)
     run_config = {
         "pretrain": config.to_json(),
         "zoo": {"path": str(Path(zoo_path).resolve()), "kind": zoo.kind, "seed": zoo.manifest["seed"]},
@@ -237,7 +236,7 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         rows = torch.randint(len(train.indices), (config.batch_size,), generator=generator)
         rollout_index = torch.randperm(n_stored, generator=generator)[:per_network]
-        weights, inputs, target = train.batch(rows, rollout_index, task.input_size)
+        weights, inputs, target = train.batch(rows, rollout_index)
         if augmenting:
             weights = augment(weights, generator)
         loss = _loss(encoder, emulator, task, weights, inputs, target).mean()

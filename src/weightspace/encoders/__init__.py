@@ -30,15 +30,4 @@ def build_encoder(name: str, architecture, task: TaskIO, **options) -> WeightEnc
     return encoder_class(name)(architecture, task, **options)
 
 
-def task_io(zoo) -> TaskIO:
-    """How the subject networks of ``zoo`` are fed and read, from its manifest."""
-    config = zoo.spec.config
-    if zoo.kind == "formal-languages":
-        return TaskIO("categorical", config["input_size"], "categorical", config["output_size"], probe_length=22)
-    if zoo.kind == "digits":
-        length = zoo.manifest["rollouts"]["tensors"]["inputs"]["shape"][1]
-        return TaskIO("continuous", config["input_size"], "categorical", config["output_size"], probe_length=length)
-    raise ValueError(f"no encoder task description for {zoo.kind!r} zoos")
-
-
-__all__ = ["ENCODER_NAMES", "TaskIO", "WeightEncoder", "build_encoder", "encoder_class", "task_io"]
+__all__ = ["ENCODER_NAMES", "TaskIO", "WeightEncoder", "build_encoder", "encoder_class"]

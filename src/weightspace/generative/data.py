@@ -70,7 +70,7 @@ def save_networks(path, weights: Population, extra: dict[str, torch.Tensor] | No
     """Write a population as one safetensors file: a tensor per weight (leading network axis,
     torch's names), optional per-network ``extra`` tensors (e.g. ``survival_time``), and the
     weight layout as JSON in the metadata."""
-    from ..zoo import storage
+    from .. import storage
 
     path = Path(path)
     tensors = {name: t.detach().float() for name, t in weights.items()}

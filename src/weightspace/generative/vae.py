@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, WeightspaceError
 from ..networks.recurrent import architecture_from_spec
 from ..networks.weights import Population, WeightSpec
-from ..rl.threads import intra_op_threads
-from ..zoo import storage
+from ..threads import intra_op_threads
+from .. import storage
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "vae.json"
@@ -42,13 +42,15 @@ CONFIG_FILE = "vae.json"
 class VAEConfig:
     """The model. Paper 004: latent 32, ELU, concatenating skip connections."""
 
-    input_size: int = 212
-    latent_size: int = 32
-    hidden_size: int = 256
-    hidden_layers: int = 2  # per encoder and per decoder
-    num_classes: int = 0  # > 0: conditional VAE on a one-hot class
-    likelihood_std: float = 0.3  # of the Gaussian likelihood, in (standardised) weight units
-    standardize: bool = True  # standardise each weight with the training set's mean and std
+    input_size: int = field(default=212, metadata={"help": "Weights per network."})
+    latent_size: int = field(default=32, metadata={"help": "Latent dimensions."})
+    hidden_size: int = field(default=256, metadata={"help": "Units per hidden layer."})
+    hidden_layers: int = field(default=2, metadata={"help": "Hidden layers of the encoder and of the decoder."})
+    num_classes: int = field(default=0, metadata={"help": "> 0: a conditional VAE on a one-hot class."})
+    likelihood_std: float = field(default=0.3, metadata={
+        "help": "Standard deviation of the Gaussian likelihood, in standardised weight units."})
+    standardize: bool = field(default=True, metadata={
+        "help": "Standardise each weight with the training set's mean and std."})
 
     def __post_init__(self):
         problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
@@ -65,10 +67,10 @@ class VAEConfig:
 class VAETraining:
     """Paper 004: Adam, 20 epochs, batch size 10."""
 
-    epochs: int = 20
-    batch_size: int = 10
-    learning_rate: float = 1e-3
-    seed: int = 0
+    epochs: int = field(default=20, metadata={"help": "Passes over the training networks."})
+    batch_size: int = field(default=10, metadata={"help": "Networks per Adam step."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
+    seed: int = field(default=0, metadata={"help": "Initialisation, batch order and the reparameterisation noise."})
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
@@ -206,7 +208,7 @@ def train_vae(model: WeightVAE, flat: torch.Tensor, labels: torch.Tensor | None 
               training: VAETraining = VAETraining(), progress: bool = False, threads: int | None = 1) -> list[float]:
     """Fit ``model`` to flattened weights ``flat`` (N, P) (with classes ``labels`` (N,) if
     conditional) with Adam; sets the standardisation from ``flat``. Returns the mean loss of each
-    epoch. Runs with ``threads`` torch threads (small batches; see :mod:`weightspace.rl.threads`)."""
+    epoch. Runs with ``threads`` torch threads (small batches; see :mod:`weightspace.threads`)."""
     with intra_op_threads(threads if flat.device.type == "cpu" else None):
         return _train(model, flat, labels, training, progress)
 

@@ -36,7 +36,7 @@ from ..networks.weights import Population
 from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
 from ..training.optim import adamw_update
 from ..training.trainer import run_with_checkpoints
-from .threads import intra_op_threads
+from ..threads import intra_op_threads
 
 TRANSITION_SIZE = 2 * OBSERVATION_SIZE + 3
 
@@ -97,7 +97,7 @@ class PopulationDQN:
 
     ``total_steps`` is the length of the run (the longest training length or more); network k
     updates during its first ``runs.train_steps[k]`` steps only. :meth:`run` uses ``threads``
-    torch threads (default 1, see :mod:`weightspace.rl.threads`; None: torch's setting).
+    torch threads (default 1, see :mod:`weightspace.threads`; None: torch's setting).
     """
 
     def __init__(self, architecture, runs: DQNRuns, total_steps: int, settings: DQNSettings = DQNSettings(),

@@ -15,7 +15,7 @@ import torch
 
 from ..networks.weights import Population
 from .cartpole import PAPER_MAX_EPISODE_STEPS, CartPoleBatch, test_initial_states
-from .threads import intra_op_threads
+from ..threads import intra_op_threads
 
 #: Paper 004 measures survival time over 100 test episodes.
 PAPER_TEST_EPISODES = 100
@@ -61,7 +61,7 @@ def survival_time(architecture, weights: Population, episodes: int = PAPER_TEST_
     """Mean episode length of each network's greedy policy over the fixed test episodes: (K,) float.
 
     With ``return_lengths`` also every episode's length, (K, episodes) int64. Runs with
-    ``threads`` torch threads (see :mod:`weightspace.rl.threads`).
+    ``threads`` torch threads (see :mod:`weightspace.threads`).
     """
     weights = weights.detach()
     parts = []

@@ -1,4 +1,4 @@
-"""Tiled sequential digits (paper 000, section 5.2): classify a rotated digit shown tile by tile.
+"""The tiled sequential digits task family (paper 000, section 5.2): classify a rotated digit shown tile by tile.
 
 Each network gets one rotation angle; all images are rotated once per network (batched, on the
 device), cut into tiles in raster order and framed by a BOS and an EOS input. The LSTM predicts
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import gzip
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from .. import counter_rng
 from ..errors import WeightspaceError
+from .base import ShardTask, Task, TaskConfig
 
 NUM_CLASSES = 10
 #: BOS and EOS are whole tiles of a constant outside the pixel range [0, 1], so the 16 inputs of the
@@ -175,7 +178,7 @@ def sequences(images: torch.Tensor, angles: torch.Tensor, tile: int) -> torch.Te
 
 
 # --- training and evaluation ------------------------------------------------------------------------
-class RotatedDigitsTask:
+class RotatedDigitsShard:
     """The data of one population: each network's rotated copy of the train and validation sets,
     made once per population and kept on the device in float16 (memory: K x images x inputs)."""
 
@@ -229,3 +232,161 @@ class RotatedDigitsTask:
         metrics = {"accuracy": accuracy, "val_loss": val_loss, "train_loss": train_loss,
                    "generalization_gap": val_loss - train_loss}
         return metrics, {"inputs": inputs, "logprobs": logprobs}
+
+
+# --- the task family ------------------------------------------------------------------------------
+@lru_cache(maxsize=2)
+def _cached_data(data_dir):
+    return load_digits(data_dir)
+
+
+@dataclass(frozen=True)
+class DigitsConfig(TaskConfig):
+    """A rotated-digits zoo; without ``data_dir`` the built-in 8x8 digits stand in for MNIST."""
+
+    population: int = field(default=32, metadata={
+        "help": "Networks trained together (each holds its own rotated copy of the images)."})
+    batch_size: int = field(default=32, metadata={"help": "Training images per network and step."})
+    learning_rate: float = field(default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    hidden_size: int = field(default=32, metadata={"help": "LSTM hidden units per layer."})
+    num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
+    samples: int = field(default=1000, metadata={"help": "Training images scored for train_loss at each checkpoint."})
+    rollouts: int = field(default=100, metadata={"help": "Validation images stored as rollouts per checkpoint."})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "Directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); "
+                "default: scikit-learn's bundled 8x8 digits.", "flag": "--mnist-dir"})
+    tile_size: int | None = field(default=None, metadata={
+        "help": "Tile side in pixels; default: 4 for MNIST, 2 for the 8x8 digits."})
+
+    def __post_init__(self):
+        if self.data_dir is not None:  # one spelling of the path, so a resume from elsewhere matches
+            object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().resolve()))
+        super().__post_init__()
+
+    def problems(self) -> list[str]:
+        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
+                    for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts")
+                    if getattr(self, name) < 1]
+        if self.tile_size is not None and self.tile_size < 1:
+            problems.append(f"tile_size must be >= 1 (got {self.tile_size})")
+        return problems
+
+    @property
+    def tile(self) -> int:
+        return self.tile_size or (4 if self.data_dir else 2)
+
+
+class RotatedDigits(Task):
+    """One LSTM per run classifies the digits rotated by the run's own angle, tile by tile."""
+
+    name = "digits"
+    summary = "LSTM classifiers of rotated digits shown tile by tile (paper 000)"
+    config_class = DigitsConfig
+    split_key = "run_id"  # each run is its own task (its angle)
+    plot_columns = ("angle", "accuracy")
+
+    @staticmethod
+    def data(config) -> DigitData:
+        return _cached_data(config.data_dir)
+
+    def architecture(self, config):
+        from ..networks import LSTM
+
+        return LSTM(config.tile * config.tile, config.hidden_size, config.num_layers, NUM_CLASSES)
+
+    def plan(self, config) -> pd.DataFrame:
+        """One row per run: a rotation angle uniform in [0, 360); OOD = [312, 360); of the other
+        runs a fixed 15% (by a draw keyed to the zoo seed) is validation."""
+        self.data(config)  # fail early on missing or malformed files
+        key = [config.seed]
+        angles = counter_rng.uniform(key, counter_rng.stream_id("angle"), (config.models,))[0].double().numpy() * 360
+        draw = counter_rng.uniform(key, counter_rng.stream_id("split"), (config.models,))[0].numpy()
+        split = np.where(angles >= OOD_ANGLE, "ood", np.where(draw < VALIDATION_FRACTION, "val", "train"))
+        return pd.DataFrame({
+            "run_id": np.arange(config.models),
+            "split": split,
+            "seed": counter_rng.derive_seeds(config.seed, config.models),
+            "learning_rate": np.full(config.models, config.learning_rate),
+            "weight_decay": np.full(config.models, config.weight_decay),
+            "angle": angles,
+        })
+
+    def shard_task(self, runs, config, device) -> ShardTask:
+        shard = RotatedDigitsShard(self.data(config), runs["angle"].to_numpy(), runs["seed"].to_numpy(),
+                                   config.tile, device, train_eval_images=config.samples)
+        return ShardTask(lambda step: shard.batch(step, config.batch_size),
+                         lambda architecture, weights, step: shard.evaluate(architecture, weights, config.rollouts))
+
+    def store_rollout(self, name, tensor):
+        return tensor.to(torch.float16)
+
+    def notices(self, config) -> list[str]:
+        if config.data_dir is None:
+            return ["digits: no --mnist-dir given, using scikit-learn's bundled 8x8 digits (1,797 images)"]
+        return []
+
+    def describe(self, config) -> dict:
+        data = self.data(config)
+        tile = config.tile
+        n_tiles = (data.image_size // tile) ** 2
+        length = n_tiles + 2
+        return {
+            "task": {
+                "family": "classify digits rotated by the run's angle, shown as a sequence of tiles",
+                "data": data.source,
+                "note": None if config.data_dir else "built-in scikit-learn 8x8 digits (no --mnist-dir given)",
+                "train_images": len(data.train_labels),
+                "val_images": len(data.val_labels),
+                "image_size": data.image_size,
+                "tile_size": tile,
+                "sequence": f"BOS + {n_tiles} tiles in raster order + EOS = {length} inputs of {tile * tile} values",
+                "bos_value": BOS_VALUE,
+                "eos_value": EOS_VALUE,
+                "loss": "mean cross-entropy of the predictions after every input",
+                "accuracy": "validation accuracy of the prediction after EOS",
+                "rotation": "counter-clockwise about the image centre, bilinear, zeros outside",
+            },
+            "splits": {"rule": f"by run angle: ood = [{OOD_ANGLE:g}, 360); of the rest {VALIDATION_FRACTION:.0%} "
+                               "val (fixed draw keyed to the zoo seed), others train"},
+            "rollouts": {
+                "count": config.rollouts,
+                "tensors": {
+                    "inputs": {"shape": [config.rollouts, length, tile * tile], "stored_dtype": "float16",
+                               "meaning": "the first validation images, rotated by the run's angle, framed by BOS/EOS"},
+                    "logprobs": {"shape": [config.rollouts, length, NUM_CLASSES], "stored_dtype": "float16",
+                                 "meaning": "logprobs[r, t] = the network's log-distribution over digits after input t"},
+                },
+            },
+        }
+
+    # ---- reading -------------------------------------------------------------------------
+    def task_io(self, zoo):
+        from ..encoders.base import TaskIO
+
+        config = zoo.spec.config
+        length = zoo.manifest["rollouts"]["tensors"]["inputs"]["shape"][1]
+        return TaskIO("continuous", config["input_size"], "categorical", config["output_size"], probe_length=length)
+
+    def emulation_data(self, zoo, rollouts):
+        """The subject read the stored ``inputs`` and produced ``logprobs`` after each."""
+        return rollouts["inputs"], rollouts["logprobs"]
+
+    def emulated_performance(self, run, zoo, indices, z, samples, seed):
+        """Accuracy on the stored validation images of the emulator's prediction after EOS."""
+        labels = self.data(zoo.config).val_labels
+        rollouts = zoo.rollout_batch(indices)
+        labels = labels[: rollouts["inputs"].shape[1]]
+        emulated_logp = run.emulator(z, rollouts["inputs"])
+        emulated = (emulated_logp[:, :, -1].argmax(-1) == labels).float().mean(1).numpy()
+        original = (rollouts["logprobs"][:, :, -1].argmax(-1) == labels).float().mean(1).numpy()
+        return original, emulated
+
+    def targets(self, zoo) -> list:
+        """Rotation angle, accuracy and generalization gap (MSE) and the training step (classes)."""
+        from ..downstream.targets import Target
+
+        steps = tuple(sorted(int(s) for s in zoo.table["step"].unique()))
+        return [Target("angle", "regression", ("angle",)), Target("accuracy", "regression", ("accuracy",)),
+                Target("generalization_gap", "regression", ("generalization_gap",)),
+                Target("step", "classification", ("step",), steps, chance={"accuracy": 1 / max(1, len(steps))})]

@@ -1,4 +1,4 @@
-"""The formal-language task family of paper 000 (section 5.1).
+"""The formal-language task family of paper 000 (section 5.1, appendix C): LSTM language models.
 
 ``L(m_b, m_c, m_d) = { a^n b^(n+m_b) c^(n+m_c) d^(n+m_d) | n >= max(0, -min(m)) }`` with
 m_b, m_c, m_d in {-3, ..., 2}: 216 languages. Sequences are BOS followed by 41 positions, the
@@ -9,12 +9,15 @@ string padded with EOS. Token ids follow the paper's published dataset: 0-3 = a-
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from .. import counter_rng
+from .base import ShardTask, Task, TaskConfig
 
 VOCABULARY = {"a": 0, "b": 1, "c": 2, "d": 3, "BOS": 4, "EOS": 5}
 BOS, EOS = VOCABULARY["BOS"], VOCABULARY["EOS"]
@@ -114,3 +117,153 @@ def evaluate(architecture, weights, params, keys, step: int, samples: int = 1000
         "tokens": tokens[:, :rollouts].contiguous(),
         "logprobs": logprobs,
     }
+
+
+# --- the task family ------------------------------------------------------------------------------
+#: OOD languages: |m_b| + |m_c| + |m_d| <= this (25 of 216 languages, 11.6%; the next threshold
+#: would give 60 = 27.8%, further from the paper's "about 15%").
+OOD_MAX_ABS_SUM = 2
+VALIDATION_FRACTION = 0.15  # of the remaining languages
+SPLIT_SEED = 0  # the split is the same for every zoo seed
+#: the paper's probing sequence length for formal languages
+PROBE_LENGTH = 22
+
+
+def language_splits() -> dict[tuple[int, int, int], str]:
+    """Split of every language: 'ood' (smallest |m| sums), then a fixed 'val'/'train' split."""
+    languages = all_languages()
+    ood = [m for m in languages if sum(abs(v) for v in m) <= OOD_MAX_ABS_SUM]
+    rest = [m for m in languages if m not in set(ood)]
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(rest))
+    n_val = round(VALIDATION_FRACTION * len(rest))
+    val = {rest[i] for i in order[:n_val]}
+    return {m: "ood" if m in set(ood) else "val" if m in val else "train" for m in languages}
+
+
+@dataclass(frozen=True)
+class FormalLanguagesConfig(TaskConfig):
+    """A formal-language zoo; the defaults are the paper's (appendix C)."""
+
+    batch_size: int = field(default=32, metadata={"help": "Training strings per network and step."})
+    learning_rate: float = field(default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    hidden_size: int = field(default=32, metadata={"help": "LSTM hidden units per layer."})
+    num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
+    samples: int = field(default=1000, metadata={"help": "Sampled strings per checkpoint for performance."})
+    rollouts: int = field(default=100, metadata={"help": "Rollouts stored per checkpoint (at most samples)."})
+
+    def problems(self) -> list[str]:
+        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
+                    for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts")
+                    if getattr(self, name) < 1]
+        if self.rollouts > self.samples:
+            problems.append(f"rollouts ({self.rollouts}) cannot exceed samples ({self.samples})")
+        return problems
+
+
+class FormalLanguages(Task):
+    """One LSTM per run learns one language L(m_b, m_c, m_d), drawn uniformly from the 216."""
+
+    name = "formal-languages"
+    summary = "LSTM language models of L(m_b, m_c, m_d) = a^n b^(n+m_b) c^(n+m_c) d^(n+m_d) (paper 000)"
+    config_class = FormalLanguagesConfig
+    split_key = "task_id"
+    plot_columns = ("task_id", "performance")
+
+    def architecture(self, config):
+        from ..networks import LSTM
+
+        return LSTM(VOCAB_SIZE, config.hidden_size, config.num_layers, VOCAB_SIZE)
+
+    def plan(self, config) -> pd.DataFrame:
+        """One row per run: its language (drawn uniformly), seed, hyperparameters and split."""
+        languages = all_languages()
+        task_ids = counter_rng.integers([config.seed], counter_rng.stream_id("task"), 0, len(languages),
+                                        (config.models,))[0].numpy()
+        splits = language_splits()
+        params = np.array([languages[t] for t in task_ids]).reshape(-1, 3)
+        return pd.DataFrame({
+            "run_id": np.arange(config.models),
+            "split": [splits[languages[t]] for t in task_ids],
+            "seed": counter_rng.derive_seeds(config.seed, config.models),
+            "learning_rate": np.full(config.models, config.learning_rate),
+            "weight_decay": np.full(config.models, config.weight_decay),
+            "task_id": task_ids.astype(np.int64),
+            "m_b": params[:, 0], "m_c": params[:, 1], "m_d": params[:, 2],
+        })
+
+    @staticmethod
+    def _params(table, device=None):
+        return torch.tensor(table[["m_b", "m_c", "m_d"]].to_numpy(copy=True), dtype=torch.long, device=device)
+
+    def shard_task(self, runs, config, device) -> ShardTask:
+        params = self._params(runs, device)
+        keys = runs["seed"].to_numpy()
+
+        def batch(step):
+            x, y = training_batch(params, keys, step, config.batch_size)
+            return x.to(device), y.to(device)
+
+        def evaluate_checkpoint(architecture, weights, step):
+            return evaluate(architecture, weights, params, keys, step, samples=config.samples, rollouts=config.rollouts)
+
+        return ShardTask(batch, evaluate_checkpoint)
+
+    def store_rollout(self, name, tensor):
+        return tensor.to(torch.uint8) if name == "tokens" else tensor.to(torch.float16)
+
+    def describe(self, config) -> dict:
+        splits = language_splits()
+        return {
+            "task": {
+                "family": "L(m_b, m_c, m_d) = a^n b^(n+m_b) c^(n+m_c) d^(n+m_d), n >= max(0, -min(m))",
+                "vocabulary": VOCABULARY,
+                "sequence_length": SEQUENCE_LENGTH,
+                "m_values": list(M_VALUES),
+                "n_range": f"uniform integer in [max(0, -min(m)), {N_UPPER})",
+                "performance": f"fraction of {config.samples} sampled strings that belong to the language",
+            },
+            "splits": {
+                "rule": f"by language: ood = |m_b|+|m_c|+|m_d| <= {OOD_MAX_ABS_SUM}; of the rest "
+                        f"{VALIDATION_FRACTION:.0%} val (fixed permutation, seed {SPLIT_SEED}), others train",
+                **{name: [list(m) for m, s in splits.items() if s == name] for name in ("train", "val", "ood")},
+            },
+            "rollouts": {
+                "count": config.rollouts,
+                "tensors": {
+                    "tokens": {"shape": [config.rollouts, SEQUENCE_LENGTH], "stored_dtype": "uint8",
+                               "meaning": "sampled sequences, BOS first"},
+                    "logprobs": {"shape": [config.rollouts, SEQUENCE_LENGTH - 1, VOCAB_SIZE],
+                                 "stored_dtype": "float16",
+                                 "meaning": "logprobs[r, t] = log-distribution of tokens[r, t+1] given tokens[r, :t+1]"},
+                },
+            },
+        }
+
+    # ---- reading -------------------------------------------------------------------------
+    def task_io(self, zoo):
+        from ..encoders.base import TaskIO
+
+        config = zoo.spec.config
+        return TaskIO("categorical", config["input_size"], "categorical", config["output_size"],
+                      probe_length=PROBE_LENGTH)
+
+    def emulation_data(self, zoo, rollouts):
+        """The subject read ``tokens[:, :-1]`` (one-hot) and produced ``logprobs[:, t]`` for the next token."""
+        return F.one_hot(rollouts["tokens"][..., :-1], VOCAB_SIZE).float(), rollouts["logprobs"]
+
+    def emulated_performance(self, run, zoo, indices, z, samples, seed):
+        """Performance of the emulator's own samples (membership in the network's language)."""
+        table = zoo.table.iloc[indices]
+        generator = torch.Generator().manual_seed(seed)
+        tokens = run.emulator.sample_tokens(z, BOS, SEQUENCE_LENGTH - 1, samples, generator)
+        emulated = is_member(self._params(table), tokens).float().mean(1).numpy()
+        return table["performance"].to_numpy(), emulated
+
+    def targets(self, zoo) -> list:
+        """The task as a three-hot vector over (m_b, m_c, m_d), and performance (paper 000, section 6.2)."""
+        from ..downstream.targets import Target
+
+        return [Target("task", "three_hot", ("m_b", "m_c", "m_d"), M_VALUES,
+                       chance={"exact_accuracy": 1 / len(all_languages()), "parameter_accuracy": 1 / len(M_VALUES)}),
+                Target("performance", "regression", ("performance",))]

@@ -12,12 +12,9 @@ an uninterrupted one would.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import platform
-from dataclasses import dataclass
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,107 +23,25 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..errors import ConfigError, ZooFormatError
-from ..training import PopulationTrainer, default_checkpoints
-from . import storage
+from .. import __version__, storage
+from ..errors import ConfigError
+from ..tasks import Task, TaskConfig, get_task
+from ..training import PopulationTrainer
 from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """What a zoo kind provides for one shard: training batches (or its own trainer) and evaluation.
-
-    ``batch(step) -> (inputs (K, B, T, I), targets (K, B, T))`` must be a pure function of the step;
-    ``evaluate(architecture, weights, step) -> (metrics {name: (K,)}, rollouts {name: (K, ...)})``.
-    """
-
-    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None
-    evaluate: Callable
-    trainer: Callable | None = None  # (architecture, runs, config, device) -> trainer; None: sequence trainer
-
-    def make_trainer(self, architecture, runs, config, device):
-        """The shard's trainer. A custom one (e.g. DQN) needs the interface of PopulationTrainer
-        that the builder uses: ``step``, ``last_loss``, ``run``, ``state_tensors``, ``load_state_tensors``."""
-        if self.trainer is not None:
-            return self.trainer(architecture, runs, config, device)
-        return PopulationTrainer(
-            architecture, architecture.init(runs["seed"].to_numpy(), device), self.batch, config.steps,
-            lr=runs["learning_rate"].to_numpy(), weight_decay=runs["weight_decay"].to_numpy(),
-        )
-
-
-@dataclass(frozen=True)
-class ZooConfig:
-    """Everything that determines a zoo's contents (the device does not, up to float rounding)."""
-
-    models: int = 1000
-    steps: int = 20000
-    checkpoints: tuple[int, ...] | None = None  # None: the paper's steps up to ``steps``
-    seed: int = 0
-    population: int = 64
-    batch_size: int = 32
-    learning_rate: float = 0.01
-    weight_decay: float = 1e-4
-    hidden_size: int = 32
-    num_layers: int = 2
-    samples: int = 1000  # evaluation samples per checkpoint (sampled strings; training images for train_loss)
-    rollouts: int = 100  # stored rollouts per checkpoint
-    data_dir: str | None = None  # a real dataset's directory (digits: MNIST IDX files); None: built-in data
-    tile_size: int | None = None  # digits: tile side in pixels; None: 4 for MNIST, 2 for the 8x8 digits
-    save_every: int = 1000  # steps between mid-shard progress saves
-    max_episode_steps: int = 200  # cartpole: episode cap (paper 004, CartPole-v0 semantics)
-
-    def __post_init__(self):
-        checkpoints = (default_checkpoints(self.steps) if self.checkpoints is None
-                       else sorted(set(int(c) for c in self.checkpoints)))
-        object.__setattr__(self, "checkpoints", tuple(checkpoints))
-        if self.data_dir is not None:  # one spelling of the path, so a resume from elsewhere matches
-            object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().resolve()))
-        problems = []
-        if self.models < 1:
-            problems.append(f"--models must be >= 1 (got {self.models})")
-        if self.steps < 0:
-            problems.append(f"--steps must be >= 0 (got {self.steps})")
-        if self.population < 1:
-            problems.append(f"--population must be >= 1 (got {self.population})")
-        if any(c < 0 or c > self.steps for c in checkpoints):
-            problems.append(f"checkpoints must lie in [0, {self.steps}] (got {list(checkpoints)})")
-        if not checkpoints:
-            problems.append("at least one checkpoint is needed")
-        if self.rollouts > self.samples:
-            problems.append(f"--rollouts ({self.rollouts}) cannot exceed --samples ({self.samples})")
-        if self.tile_size is not None and self.tile_size < 1:
-            problems.append(f"--tile-size must be >= 1 (got {self.tile_size})")
-        if self.save_every < 1:
-            problems.append(f"--save-every must be >= 1 (got {self.save_every})")
-        if problems:
-            raise ConfigError("; ".join(problems))
-
-    def to_json(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["checkpoints"] = list(self.checkpoints)
-        return out
-
-    @classmethod
-    def field_defaults(cls) -> dict:
-        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
-
 
 
 def _versions() -> dict:
     return {"weightspace": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def _prepare(out: Path, kind, config: ZooConfig) -> dict:
+def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
     """Create a new manifest or check that ``out`` holds a build of the same zoo."""
     if (out / MANIFEST).exists():
         manifest = read_manifest(out)
-        if manifest["kind"] != kind.name:
-            raise ConfigError(f"{out} holds a {manifest['kind']!r} zoo, not {kind.name!r}; choose another --out")
-        # a field added in a later version is absent from older manifests: it had its default there
-        defaults = ZooConfig.field_defaults()
-        stored = {**defaults, **manifest["config"]}
+        if manifest["kind"] != task.name:
+            raise ConfigError(f"{out} holds a {manifest['kind']!r} zoo, not {task.name!r}; choose another --out")
+        # rebuilt by the task's config class: a field added later takes its default
+        stored = task.config_from_manifest(manifest["config"]).to_json()
         wanted = config.to_json()
         diffs = [f"{k}: {stored.get(k)} there vs {v} now" for k, v in wanted.items() if stored.get(k) != v]
         if diffs:
@@ -135,18 +50,19 @@ def _prepare(out: Path, kind, config: ZooConfig) -> dict:
         return manifest
     if out.exists() and any(p.name != "progress" for p in out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but has no {MANIFEST}; choose another --out")
-    architecture = kind.architecture(config)
+    architecture = task.architecture(config)
+    description = task.describe(config)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "kind": kind.name,
+        "kind": task.name,
         "config": config.to_json(),
         "seed": config.seed,
         "created_with": _versions(),
         "architecture": architecture.spec.to_json(),
-        "task": kind.task_description(config),
-        "splits": kind.split_description(config),
-        "rollouts": kind.rollout_description(config),
+        "task": description["task"],
+        "splits": description["splits"],
+        "rollouts": description["rollouts"],
         "shards": {"total": math.ceil(config.models / config.population), "completed": []},
         "table": {"file": TABLE, "rows": 0},
     }
@@ -154,12 +70,17 @@ def _prepare(out: Path, kind, config: ZooConfig) -> dict:
     return manifest
 
 
-def build_zoo(out, kind, config: ZooConfig, device: str = "cpu", progress: bool = True) -> Path:
-    """Build (or resume building) the zoo of ``kind`` with ``config`` in directory ``out``."""
+def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, device: str = "cpu",
+              progress: bool = True) -> Path:
+    """Build (or resume building) a zoo of ``task`` (a Task or its registered name) with ``config``
+    (the task's config, or a dict of its settings; default: the task's defaults) in ``out``."""
     out = Path(out)
     device = torch.device(device)
-    manifest = _prepare(out, kind, config)
-    plan = kind.plan(config)
+    task = get_task(task) if isinstance(task, str) else task
+    if not isinstance(config, task.config_class):
+        config = task.config(config if isinstance(config, dict) else None)
+    manifest = _prepare(out, task, config)
+    plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
     completed = set(manifest["shards"]["completed"])
     table = pd.read_parquet(out / TABLE) if (out / TABLE).exists() else None
@@ -167,13 +88,13 @@ def build_zoo(out, kind, config: ZooConfig, device: str = "cpu", progress: bool 
         table = table[table["shard"].isin(completed)]
     done_runs = int(plan["shard"].isin(completed).sum())
     bar = tqdm(total=config.models * config.steps, initial=done_runs * config.steps, unit="net·step",
-               unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{kind.name} zoo")
+               unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{task.name} zoo")
     for shard in range(manifest["shards"]["total"]):
         if shard in completed:
             continue
         runs = plan[plan["shard"] == shard].reset_index(drop=True)
         bar.set_postfix_str(f"shard {shard + 1}/{manifest['shards']['total']}")
-        rows, weights, rollouts = _train_shard(out, shard, runs, kind, config, device, bar)
+        rows, weights, rollouts = _train_shard(out, shard, runs, task, config, device, bar)
         first_row = 0 if table is None else len(table)
         rows.insert(0, "model_id", np.arange(first_row, first_row + len(rows)))
         storage.write_tensors(out / shard_file("weights", shard), weights)
@@ -195,11 +116,11 @@ def _progress_file(shard: int) -> str:
     return f"progress/shard-{shard:05d}.safetensors"
 
 
-def _train_shard(out: Path, shard: int, runs: pd.DataFrame, kind, config: ZooConfig, device, bar):
+def _train_shard(out: Path, shard: int, runs: pd.DataFrame, task: Task, config: TaskConfig, device, bar):
     """Train one shard's population; returns its table rows, weights and rollouts."""
-    architecture = kind.architecture(config)
-    task = kind.shard_task(runs, config, device)
-    trainer = task.make_trainer(architecture, runs, config, device)
+    architecture = task.architecture(config)
+    shard_task = task.shard_task(runs, config, device)
+    trainer = shard_task.make_trainer(architecture, runs, config, device)
     records: dict[int, dict[str, torch.Tensor]] = {}
     progress_path = out / _progress_file(shard)
     if progress_path.exists():
@@ -215,7 +136,7 @@ def _train_shard(out: Path, shard: int, runs: pd.DataFrame, kind, config: ZooCon
             "step": str(trainer.step), "recorded": json.dumps(sorted(records))})
 
     def on_checkpoint(step, weights):
-        metrics, rollouts = task.evaluate(architecture, weights, step)
+        metrics, rollouts = shard_task.evaluate(architecture, weights, step)
         metrics.setdefault("train_loss", trainer.last_loss)  # the last training batch's loss
         # copies: the trainer updates its parameters in place after this step
         record = {f"weights.{n}": t.to("cpu", copy=True) for n, t in weights.items()}
@@ -230,7 +151,7 @@ def _train_shard(out: Path, shard: int, runs: pd.DataFrame, kind, config: ZooCon
             save_progress()
 
     trainer.run([c for c in config.checkpoints if c not in records], on_checkpoint, on_step)
-    return _assemble(runs, records, kind, config)
+    return _assemble(runs, records, task)
 
 
 def _load_progress(path: Path, trainer: PopulationTrainer, records: dict) -> int:
@@ -246,7 +167,7 @@ def _load_progress(path: Path, trainer: PopulationTrainer, records: dict) -> int
     return step
 
 
-def _assemble(runs: pd.DataFrame, records: dict, kind, config: ZooConfig):
+def _assemble(runs: pd.DataFrame, records: dict, task: Task):
     """Rows ordered run-major then by step; tensors get a leading axis in that row order."""
     steps = sorted(records)
     K, C = len(runs), len(steps)
@@ -257,7 +178,7 @@ def _assemble(runs: pd.DataFrame, records: dict, kind, config: ZooConfig):
 
     names = records[steps[0]].keys()
     weights = {n[len("weights."):]: stack(n) for n in names if n.startswith("weights.")}
-    rollouts = {n[len("rollout."):]: kind.store_rollout(n[len("rollout."):], stack(n))
+    rollouts = {n[len("rollout."):]: task.store_rollout(n[len("rollout."):], stack(n))
                 for n in names if n.startswith("rollout.")}
     rows = runs.loc[np.repeat(np.arange(K), C)].reset_index(drop=True)
     rows.insert(1, "step", np.tile(np.array(steps, dtype=np.int64), K))

@@ -12,9 +12,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from ..errors import ZooFormatError
+from ..errors import ConfigError, ZooFormatError
 from ..networks import Population, architecture_from_spec
 from ..networks.weights import WeightSpec
+from ..tasks import Task, TaskConfig, get_task
 from .format import TABLE, read_manifest, shard_file
 
 SPLITS = ("train", "val", "ood")
@@ -26,12 +27,20 @@ def load_zoo(path) -> Zoo:
 
 class Zoo:
     """A zoo directory. Row ``i`` of :attr:`table` is checkpoint ``i``: ``state_dict(i)``,
-    ``rollouts(i)``. Only shards listed as completed in the manifest are visible."""
+    ``rollouts(i)``. Only shards listed as completed in the manifest are visible.
+
+    :attr:`task` is the zoo's task family (found in the registry by the manifest's ``kind``) and
+    :attr:`config` the settings it was built with, rebuilt by that family's config class."""
 
     def __init__(self, path):
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
-        self.kind = self.manifest["kind"]
+        self.kind: str = self.manifest["kind"]
+        try:
+            self.task: Task = get_task(self.kind)
+            self.config: TaskConfig = self.task.config_from_manifest(self.manifest["config"])
+        except ConfigError as error:
+            raise ZooFormatError(f"{self.path}: {error}") from None
         try:
             self.architecture = architecture_from_spec(self.manifest["architecture"])
         except (KeyError, TypeError, ValueError) as error:

@@ -1,32 +1,28 @@
-"""The CartPole policy zoo of paper 004: CartPoleNet Q-networks trained for varying times.
+"""The CartPole task family of paper 004: CartPoleNet Q-networks trained for varying times.
 
 "We collected 74000 such networks by training them in the Cart-Pole simulator with varying
 amounts of time, hyperparameters and random seeds" (section 3.3). Every run draws its own
 training length (log-uniform, so short and long training are both common and the zoo spans the
 four survival-time groups), learning rate, discount, exploration schedule and target-network
-period; see :meth:`CartPoleZoo.plan`. A run's networks are trained by
+period; see :meth:`CartPole.plan`. A run's networks are trained by
 :class:`weightspace.rl.PopulationDQN`; a run stops updating at its training length, so its rows
 at later checkpoints hold its final network. Survival time (the mean length of 100 fixed test
 episodes, capped at ``max_episode_steps``) and its group are table columns.
-
-How the generic zoo settings read here: ``steps`` is the longest training length (environment
-steps = updates), ``batch_size`` the replay minibatch, ``learning_rate`` the top of the
-learning-rate range, ``samples`` the number of test episodes, ``rollouts`` how many of their
-lengths are stored. CartPoleNet is 4-30-2 whatever ``hidden_size`` and ``num_layers`` say.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import counter_rng
-from ..errors import ConfigError
 from ..rl.cartpole import CARTPOLE_NET, RESET_BOUND
 from ..rl.dqn import DQNRuns, DQNSettings, PopulationDQN
 from ..rl.evaluation import GROUP_EDGES, GROUP_NAMES, survival_group, survival_time
-from .builder import ShardTask
+from .base import ShardTask, Task, TaskConfig
 
 VALIDATION_FRACTION = 0.15
 #: Shortest training length as a fraction of ``steps`` (log-uniform in between).
@@ -41,24 +37,54 @@ REPLAY_CAPACITY = 2000
 LEARNING_STARTS = 100
 
 
+@dataclass(frozen=True)
+class CartPoleConfig(TaskConfig):
+    """A CartPole policy zoo: every run draws its own training length and DQN hyperparameters."""
+
+    steps: int = field(default=8000, metadata={
+        "help": "Longest training length (environment steps = updates); each run draws its own, "
+                "log-uniform from steps/20."})
+    population: int = field(default=1024, metadata={
+        "help": "Networks trained together (1024: ~90 MB of replay buffers, ~75k network-steps/s on one core)."})
+    replay_batch_size: int = field(default=32, metadata={"help": "Replay minibatch per update."})
+    learning_rate: float = field(default=0.01, metadata={
+        "help": f"Top of the learning-rate range (log-uniform down to it / {LEARNING_RATE_SPAN:g})."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    test_episodes: int = field(default=100, metadata={
+        "help": "Fixed test episodes per survival time (paper 004: 100)."})
+    stored_episodes: int = field(default=100, metadata={
+        "help": "Test-episode lengths stored per checkpoint (at most test_episodes)."})
+    max_episode_steps: int = field(default=200, metadata={
+        "help": "Episode cap (200 as in paper 004, CartPole-v0; v1 uses 500)."})
+
+    def problems(self) -> list[str]:
+        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
+                    for name in ("replay_batch_size", "test_episodes", "stored_episodes", "max_episode_steps")
+                    if getattr(self, name) < 1]
+        if self.stored_episodes > self.test_episodes:
+            problems.append(f"stored_episodes ({self.stored_episodes}) cannot exceed test_episodes "
+                            f"({self.test_episodes})")
+        return problems
+
+
 def _settings(config) -> DQNSettings:
-    return DQNSettings(batch_size=config.batch_size, replay_capacity=REPLAY_CAPACITY,
+    return DQNSettings(batch_size=config.replay_batch_size, replay_capacity=REPLAY_CAPACITY,
                        learning_starts=LEARNING_STARTS, max_episode_steps=config.max_episode_steps)
 
 
-class CartPoleZoo:
+class CartPole(Task):
+    """CartPoleNet Q-networks trained by DQN for varying times (paper 004, section 3.3)."""
+
     name = "cartpole"
-    default_population = 1024  # 1024 networks: ~90 MB of replay buffers, ~75k network-steps/s on one core
-    default_samples = 100  # paper 004: survival time over 100 test episodes
-    default_steps = 8000
+    summary = "CartPoleNet (4-30-2 ELU) Q-networks trained by DQN for varying times (paper 004)"
+    config_class = CartPoleConfig
+    plot_columns = ("group", "survival_time")
 
     def architecture(self, config):
         return CARTPOLE_NET
 
     def plan(self, config) -> pd.DataFrame:
         """One row per run: its seed, split and DQN hyperparameters, all drawn from the zoo seed."""
-        if config.max_episode_steps < 1:
-            raise ConfigError(f"max_episode_steps must be >= 1 (got {config.max_episode_steps})")
         n, key = config.models, [config.seed]
 
         def draw(name):
@@ -90,34 +116,32 @@ class CartPoleZoo:
         train_steps = torch.as_tensor(runs["train_steps"].to_numpy(copy=True))
 
         def evaluate(architecture, weights, step):
-            survival, lengths = survival_time(architecture, weights, config.samples, config.max_episode_steps,
+            survival, lengths = survival_time(architecture, weights, config.test_episodes, config.max_episode_steps,
                                               return_lengths=True)
             metrics = {
                 "survival_time": survival,
                 "group": torch.from_numpy(survival_group(survival)),
                 "trained_steps": torch.clamp(train_steps, max=step),
             }
-            return metrics, {"episode_lengths": lengths[:, : config.rollouts]}
+            return metrics, {"episode_lengths": lengths[:, : config.stored_episodes]}
 
         def trainer(architecture, runs, config, device):
             return PopulationDQN(architecture, DQNRuns.from_frame(runs), config.steps, _settings(config), device)
 
         return ShardTask(batch=None, evaluate=evaluate, trainer=trainer)
 
-    @staticmethod
-    def store_rollout(name, tensor):
+    def store_rollout(self, name, tensor):
         return tensor.to(torch.int16)
 
-    def task_description(self, config) -> dict:
+    def describe(self, config) -> dict:
         settings = _settings(config)
-        return {
+        task = {
             "family": "CartPole (gymnasium's CartPoleVectorEnv dynamics), Q-learning of CartPoleNet (paper 004)",
             "network": "nn.Sequential(nn.Linear(4, 30), nn.ELU(), nn.Linear(30, 2)): Q(s, push left), Q(s, push right)",
-            "note": "hidden_size and num_layers do not apply: CartPoleNet is 4-30-2",
             "max_episode_steps": config.max_episode_steps,
             "episode_start": f"every state variable uniform in (-{RESET_BOUND}, {RESET_BOUND})",
-            "survival_time": f"mean episode length of the greedy policy over {config.samples} test episodes "
-                             f"starting at gymnasium CartPoleEnv().reset(seed=s), s = 0..{config.samples - 1}",
+            "survival_time": f"mean episode length of the greedy policy over {config.test_episodes} test episodes "
+                             f"starting at gymnasium CartPoleEnv().reset(seed=s), s = 0..{config.test_episodes - 1}",
             "group": {str(i + 1): name for i, name in enumerate(GROUP_NAMES)},
             "group_rule": f"survival time <= {GROUP_EDGES[0]:g}: 1, <= {GROUP_EDGES[1]:g}: 2, "
                           f"<= {GROUP_EDGES[2]:g}: 3, else 4",
@@ -137,17 +161,21 @@ class CartPoleZoo:
             },
             "checkpoint_rule": "a row at step s holds the network after min(s, train_steps) updates (trained_steps)",
         }
-
-    def split_description(self, config) -> dict:
-        return {"rule": f"by run: a fixed {VALIDATION_FRACTION:.0%} draw keyed to the zoo seed is val, "
-                        "the rest train; no ood split"}
-
-    def rollout_description(self, config) -> dict:
-        return {
-            "count": config.rollouts,
+        splits = {"rule": f"by run: a fixed {VALIDATION_FRACTION:.0%} draw keyed to the zoo seed is val, "
+                          "the rest train; no ood split"}
+        rollouts = {
+            "count": config.stored_episodes,
             "tensors": {
-                "episode_lengths": {"shape": [config.rollouts], "stored_dtype": "int16",
+                "episode_lengths": {"shape": [config.stored_episodes], "stored_dtype": "int16",
                                     "meaning": "lengths of the first test episodes (seeds 0, 1, ...) "
                                                "of the greedy policy"},
             },
         }
+        return {"task": task, "splits": splits, "rollouts": rollouts}
+
+    def targets(self, zoo) -> list:
+        """Survival time (regression) and its group (paper 004's four classes)."""
+        from ..downstream.targets import Target
+
+        return [Target("survival_time", "regression", ("survival_time",)),
+                Target("group", "classification", ("group",), (1, 2, 3, 4), chance={"accuracy": 0.25})]

@@ -1,0 +1,79 @@
+"""Typed configuration: plain frozen dataclasses, read from dicts (TOML files, manifests, the
+command line) by dacite in strict mode.
+
+Why dacite: our configs are already stdlib dataclasses (frozen, with their defaults in one place),
+and dacite fills exactly those, nested ones included, refusing unknown keys (``strict``) and values
+of the wrong type, without a second class hierarchy (pydantic models) or a new struct type
+(msgspec). What it cannot say in one line we reword here, so every error is one
+:class:`~weightspace.errors.ConfigError` line naming the section, the key, and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, TypeVar
+
+import dacite
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _to_float(value):
+    # TOML and JSON write 1e-3 and 1 alike; an int where a float is expected is that float
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+_DACITE = dacite.Config(strict=True, cast=[tuple], type_hooks={float: _to_float})
+
+
+def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
+    """An instance of dataclass ``cls`` from ``data``: unknown keys and wrong types are errors,
+    missing keys take the dataclass defaults; lists become tuples where a tuple is declared."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of settings, got {type(data).__name__} {data!r}")
+    try:
+        return dacite.from_dict(cls, data, config=_DACITE)
+    except dacite.UnexpectedDataError as error:
+        allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(error.keys))}; allowed: {allowed}") from None
+    except dacite.WrongTypeError as error:
+        raise ConfigError(f"{where}: {error.field_path} must be {_type_name(error.field_type)}, "
+                          f"got {type(error.value).__name__} {error.value!r}") from None
+    except dacite.MissingValueError as error:
+        raise ConfigError(f"{where}: {error.field_path} is required") from None
+    except dacite.DaciteError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    except (ConfigError, TypeError, ValueError) as error:  # raised by a dataclass's own checks
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if tp is type(None):
+        return "absent"
+    return getattr(tp, "__name__", str(tp))
+
+
+def to_json(config) -> dict:
+    """A dataclass as plain JSON values (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def replace(config: T, where: str = "config", **changes: Any) -> T:
+    """``dataclasses.replace`` through :func:`from_dict`, so changed values are checked too."""
+    return from_dict(type(config), {**to_json(config), **changes}, where)
+
+
+def field_help(cls) -> dict[str, str]:
+    """Each field's ``metadata["help"]`` (documentation shown by ``--help`` and ``--print-config``)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}

@@ -1,0 +1,170 @@
+"""The task protocol: one object per task family owns everything the toolkit knows about it.
+
+A task family (formal languages, rotated digits, CartPole, ...) is one module that defines a
+:class:`TaskConfig` subclass (its settings and their defaults, in one place) and a :class:`Task`
+subclass, registered by name in :mod:`weightspace.tasks`. The zoo builder, the zoo reader, the
+encoders, emulation, downstream prediction, the analyses and the CLI ask the task; none of them
+compares a zoo kind to a string. A new family is one new module plus a registry entry (or a
+:func:`~weightspace.tasks.register_task` call in user code).
+
+What a task provides, and who asks:
+
+===========================  ==========================================================
+building (``zoo build``)     ``config_class``, ``architecture``, ``plan`` (one row per run:
+                             task, seed, hyperparameters, split), ``shard_task`` (batches or
+                             its own trainer, and evaluation with rollouts), ``store_rollout``,
+                             ``describe`` (the manifest's task, splits and rollouts sections)
+encoders, emulation          ``task_io`` (how subject networks are fed and read),
+                             ``emulation_data`` (emulator inputs and targets from rollouts),
+                             ``emulated_performance`` (the fidelity metric, figure 5)
+downstream prediction        ``targets`` (with their losses and metrics), ``split_key``
+plots                        ``plot_columns`` (what colours the embedding figures)
+===========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import config as typed
+from ..errors import ConfigError, WeightspaceError
+from ..training import PopulationTrainer, default_checkpoints
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Settings every zoo has. A task family subclasses it, adds its own fields and may restate
+    these with its own defaults; the manifest stores :meth:`to_json` and the reader rebuilds it."""
+
+    models: int = field(default=1000, metadata={"help": "Number of training runs (networks)."})
+    steps: int = field(default=20000, metadata={"help": "Training steps per run."})
+    checkpoints: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "Steps to save (0 = the initialisation); default: the paper's steps up to --steps, plus --steps."})
+    seed: int = field(default=0, metadata={"help": "Zoo seed: fixes every run's task, initialisation and data."})
+    population: int = field(default=64, metadata={"help": "Networks trained together in one batched computation."})
+    save_every: int = field(default=1000, metadata={"help": "Steps between progress saves inside a shard."})
+
+    def __post_init__(self):
+        checkpoints = (default_checkpoints(self.steps) if self.checkpoints is None
+                       else sorted(set(int(c) for c in self.checkpoints)))
+        object.__setattr__(self, "checkpoints", tuple(checkpoints))
+        problems = []
+        for name in ("models", "population", "save_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.steps < 0:
+            problems.append(f"steps must be >= 0 (got {self.steps})")
+        if any(c < 0 or c > self.steps for c in checkpoints):
+            problems.append(f"checkpoints must lie in [0, {self.steps}] (got {list(checkpoints)})")
+        if not checkpoints:
+            problems.append("at least one checkpoint is needed")
+        problems += self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """A subclass's own checks: one message per invalid setting."""
+        return []
+
+    def to_json(self) -> dict:
+        return typed.to_json(self)
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """What a task provides for one shard (a population trained together): training batches
+    (or its own trainer) and evaluation.
+
+    ``batch(step) -> (inputs (K, B, T, I), targets (K, B, T))`` must be a pure function of the step;
+    ``evaluate(architecture, weights, step) -> (metrics {name: (K,)}, rollouts {name: (K, ...)})``;
+    ``trainer(architecture, runs, config, device)``, when given, replaces the sequence trainer and
+    needs the builder's interface: ``step``, ``last_loss``, ``run``, ``state_tensors``,
+    ``load_state_tensors``.
+    """
+
+    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None
+    evaluate: Callable
+    trainer: Callable | None = None
+
+    def make_trainer(self, architecture, runs: pd.DataFrame, config, device):
+        if self.trainer is not None:
+            return self.trainer(architecture, runs, config, device)
+        return PopulationTrainer(
+            architecture, architecture.init(runs["seed"].to_numpy(), device), self.batch, config.steps,
+            lr=runs["learning_rate"].to_numpy(), weight_decay=runs["weight_decay"].to_numpy(),
+        )
+
+
+class Task:
+    """A task family. Subclasses set the class attributes and implement what applies to them;
+    a capability a family lacks raises one clear :class:`WeightspaceError` line."""
+
+    #: registry name, stored as the zoo manifest's ``kind``
+    name: ClassVar[str]
+    #: the family's settings (a :class:`TaskConfig` subclass)
+    config_class: ClassVar[type[TaskConfig]] = TaskConfig
+    #: one line for ``--help`` and listings
+    summary: ClassVar[str] = ""
+    #: the table column that identifies a network's task; downstream splits keep a task's
+    #: networks together (paper 000: OOD tasks are split in halves by this key)
+    split_key: ClassVar[str] = "run_id"
+    #: (task column, quality column): what colours the embedding figures
+    plot_columns: ClassVar[tuple[str, str]] = ("run_id", "train_loss")
+
+    # ---- settings ------------------------------------------------------------------------
+    def config(self, values: dict | None = None, where: str | None = None) -> TaskConfig:
+        """The family's config from ``values`` (unknown keys and wrong types are errors)."""
+        return typed.from_dict(self.config_class, dict(values or {}), where or f"{self.name} zoo settings")
+
+    def config_from_manifest(self, stored: dict) -> TaskConfig:
+        """Rebuild the config a manifest stored (see :meth:`TaskConfig.to_json`)."""
+        return self.config(stored, f"{self.name} zoo manifest config")
+
+    # ---- building --------------------------------------------------------------------------
+    def architecture(self, config):
+        raise NotImplementedError
+
+    def plan(self, config) -> pd.DataFrame:
+        """One row per run: ``run_id``, ``split``, ``seed``, and the family's own columns."""
+        raise NotImplementedError
+
+    def shard_task(self, runs: pd.DataFrame, config, device) -> ShardTask:
+        raise NotImplementedError
+
+    def store_rollout(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The dtype a rollout tensor is stored in (see the manifest's rollout description)."""
+        return tensor
+
+    def notices(self, config) -> list[str]:
+        """What a user should know before a build with ``config`` starts (shown by ``zoo build``)."""
+        return []
+
+    def describe(self, config) -> dict:
+        """The manifest's ``task``, ``splits`` and ``rollouts`` sections."""
+        return {"task": {}, "splits": {}, "rollouts": {"count": 0, "tensors": {}}}
+
+    # ---- reading -------------------------------------------------------------------------
+    def task_io(self, zoo):
+        """How the subject networks are fed and read (:class:`~weightspace.encoders.TaskIO`)."""
+        raise WeightspaceError(f"{zoo.path} is a {self.name} zoo: its networks are not sequence models, "
+                               "so the encoders and the emulator do not apply to it")
+
+    def emulation_data(self, zoo, rollouts: dict[str, torch.Tensor]):
+        """(emulator inputs (..., T, input_size), target log-distributions or values (..., T, out))."""
+        raise WeightspaceError(f"{zoo.path} is a {self.name} zoo: it stores no rollouts an emulator can learn")
+
+    def emulated_performance(self, run, zoo, indices: np.ndarray, z: torch.Tensor, samples: int, seed: int):
+        """(original, emulated) scores per checkpoint with the family's own metric (figure 5)."""
+        raise WeightspaceError(f"{self.name} zoos have no emulation metric")
+
+    def targets(self, zoo) -> list:
+        """Downstream targets (:class:`~weightspace.downstream.Target`) for the zoo's table."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
