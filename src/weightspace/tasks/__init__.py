@@ -2,7 +2,12 @@
 
 The built-in families are imported on first use, so listing them (``--help``) costs nothing.
 User code adds a family with :func:`register_task`; the zoo reader finds it by the manifest's
-``kind`` as long as it was registered in that process.
+``kind`` as long as it was registered in that process. An installed package can also offer a
+family to every process (the CLI included) through the entry-point group ``weightspace.tasks``,
+each entry naming a :class:`~weightspace.tasks.base.Task` subclass::
+
+    [project.entry-points."weightspace.tasks"]
+    shifted-copy = "my_package.tasks:ShiftedCopy"
 """
 
 from __future__ import annotations
@@ -33,8 +38,15 @@ def register_task(task: Task, replace: bool = False) -> Task:
     return task
 
 
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry for entry in entry_points(group="weightspace.tasks")}
+
+
 def task_names() -> list[str]:
-    return [*_BUILT_IN, *(n for n in _REGISTERED if n not in _BUILT_IN)]
+    names = [*_BUILT_IN, *(n for n in _REGISTERED if n not in _BUILT_IN)]
+    return names + [n for n in _entry_points() if n not in names]
 
 
 def get_task(name: str) -> Task:
@@ -46,6 +58,9 @@ def get_task(name: str) -> Task:
         task = getattr(import_module(f".{module}", __name__), cls)()
         _REGISTERED[name] = task
         return task
+    entry = _entry_points().get(name)
+    if entry is not None:
+        return register_task(entry.load()())
     raise ConfigError(f"unknown task family {name!r}; choose from {', '.join(task_names())}")
 
 

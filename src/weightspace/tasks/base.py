@@ -24,6 +24,7 @@ plots                        ``plot_columns`` (what colours the embedding figure
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -115,6 +116,9 @@ class Task:
     split_key: ClassVar[str] = "run_id"
     #: (task column, quality column): what colours the embedding figures
     plot_columns: ClassVar[tuple[str, str]] = ("run_id", "train_loss")
+    #: manifests written before configs were per task hold every family's settings: old key ->
+    #: its name here, or None where the setting never applied to this family
+    legacy_config_keys: ClassVar[dict[str, str | None]] = {}
 
     # ---- settings ------------------------------------------------------------------------
     def config(self, values: dict | None = None, where: str | None = None) -> TaskConfig:
@@ -123,7 +127,15 @@ class Task:
 
     def config_from_manifest(self, stored: dict) -> TaskConfig:
         """Rebuild the config a manifest stored (see :meth:`TaskConfig.to_json`)."""
-        return self.config(stored, f"{self.name} zoo manifest config")
+        known = {f.name for f in dataclasses.fields(self.config_class)}
+        values = {}
+        for key, value in stored.items():
+            if key not in known and key in self.legacy_config_keys:
+                if self.legacy_config_keys[key] is None:
+                    continue
+                key = self.legacy_config_keys[key]
+            values[key] = value
+        return self.config(values, f"{self.name} zoo manifest config")
 
     # ---- building --------------------------------------------------------------------------
     def architecture(self, config):

@@ -79,6 +79,8 @@ class CartPole(Task):
     summary = "CartPoleNet (4-30-2 ELU) Q-networks trained by DQN for varying times (paper 004)"
     config_class = CartPoleConfig
     plot_columns = ("group", "survival_time")
+    legacy_config_keys = {"samples": "test_episodes", "rollouts": "stored_episodes", "batch_size": "replay_batch_size",
+                          "hidden_size": None, "num_layers": None, "data_dir": None, "tile_size": None}
 
     def architecture(self, config):
         return CARTPOLE_NET
