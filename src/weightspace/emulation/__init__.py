@@ -1,6 +1,7 @@
 """Emulation-based self-supervised pretraining of weight encoders (paper 000)."""
 
 from .emulator import Emulator, emulation_loss
-from .pretrain import PretrainConfig, Run, load_run, pretrain
+from .pretrain import PretrainConfig, Run, load_run, pretrain, run_summary
+from .references import REFERENCES
 
-__all__ = ["Emulator", "PretrainConfig", "Run", "emulation_loss", "load_run", "pretrain"]
+__all__ = ["Emulator", "PretrainConfig", "REFERENCES", "Run", "emulation_loss", "load_run", "pretrain", "run_summary"]

@@ -5,12 +5,16 @@ stored rollouts from z alone. Train split networks train, validation split netwo
 early stopping. A run directory holds::
 
     config.json          the run's settings, the zoo it was trained on, encoder parameter count
-    metrics.jsonl        one JSON line per evaluation (step, train and validation loss, time)
+    metrics.jsonl        one JSON line per evaluation (step, train and validation loss, time, and
+                         the references' best validation loss up to that step)
     best.safetensors     encoder and emulator weights with the lowest validation loss
     last.safetensors     encoder, emulator and optimizer state of the last save (for resume)
+    references/NAME/     the constant floor and the oracle ceiling, runs of their own (when trained here)
     tensorboard/         the same metrics, if TensorBoard is installed
 
-A killed run resumes from ``last.safetensors`` with the same batches it would have drawn.
+Losses are in the paper's units: the reverse KL is averaged over the output classes (the
+authors' code), ``loss_reduction = "sum"`` gives the textbook sum. A killed run resumes from
+``last.safetensors`` with the same batches it would have drawn.
 """
 
 from __future__ import annotations
@@ -27,40 +31,62 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .. import __version__, storage
 from ..encoders import build_encoder
 from ..encoders.base import TaskIO
 from ..errors import ConfigError
 from ..networks import architecture_from_spec
 from ..networks.symmetry import augment
-from .. import storage
 from ..zoo.reader import Zoo
-from .emulator import Emulator, emulation_loss
+from .emulator import LOSS_REDUCTIONS, Emulator, emulation_loss
+from .references import REFERENCES, build_reference
+
+
+#: settings a run saved before they existed had these values (runs of the first version)
+_LEGACY_RUN_SETTINGS = {"normalize_embedding": False, "separate_clipping": False, "condition_at_width": False,
+                        "loss_reduction": "sum"}
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Paper 000 table 3 defaults: AdamW 1e-4, weight decay 0.01, clip 0.1, batch 64, z of 16."""
+    """Paper 000 table 3 defaults: AdamW 1e-4, weight decay 0.01, clip 0.1, batch 64, z of 16;
+    and the authors' published choices the paper leaves out (z normalised, encoder and emulator
+    clipped separately, the emulator conditioned at its own width, the loss a mean over classes)."""
 
-    encoder: str
-    steps: int = 100_000
-    batch_size: int = 64
-    rollouts_per_network: int = 10  # stored rollouts drawn per network per training step
-    val_rollouts: int = 20  # the first stored rollouts of each validation network
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    gradient_clip: float = 0.1
-    eval_every: int = 500
-    patience: int = 10  # evaluations without improvement before early stopping
-    seed: int = 0
-    embedding_size: int = 16
-    emulator_hidden: int = 256
-    encoder_options: dict = field(default_factory=dict)
+    encoder: str = field(metadata={"help": "Encoder to train (or a reference: constant, oracle)."})
+    steps: int = field(default=100_000, metadata={"help": "Maximum training steps (early stopping may end sooner)."})
+    batch_size: int = field(default=64, metadata={"help": "Subject networks per step."})
+    rollouts_per_network: int = field(default=10, metadata={
+        "help": "Stored rollouts emulated per network and training step."})
+    val_rollouts: int = field(default=20, metadata={
+        "help": "Stored rollouts per validation network (the first ones) in the validation loss."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    gradient_clip: float = field(default=0.1, metadata={"help": "Gradient-norm clip."})
+    separate_clipping: bool = field(default=True, metadata={
+        "help": "Clip the encoder's and the emulator's gradients separately (the authors' code); "
+                "false: one joint norm."})
+    normalize_embedding: bool = field(default=True, metadata={
+        "help": "Divide z by its norm before the emulator (the authors' normalize_embedding)."})
+    condition_at_width: bool = field(default=True, metadata={
+        "help": "Project the input and z to the emulator's width and add them at BOS (the authors' code); "
+                "false: add z projected to the subject's input size."})
+    loss_reduction: str = field(default="mean", metadata={
+        "help": "Reverse KL over the output classes: mean (the authors' and the paper's units) or sum."})
+    eval_every: int = field(default=500, metadata={"help": "Steps between validation evaluations."})
+    patience: int = field(default=10, metadata={"help": "Evaluations without improvement before stopping."})
+    seed: int = field(default=0, metadata={"help": "Seed of initialisation and batches."})
+    embedding_size: int = field(default=16, metadata={"help": "Size of z."})
+    emulator_hidden: int = field(default=256, metadata={"help": "Hidden size of the 2-layer LSTM emulator."})
+    encoder_options: dict = field(default_factory=dict, metadata={
+        "help": "Encoder hyperparameters that replace the paper's."})
 
     def __post_init__(self):
         problems = [f"{name} must be >= 1" for name in ("steps", "batch_size", "rollouts_per_network",
                                                            "val_rollouts", "eval_every", "patience")
                     if getattr(self, name) < 1]
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            problems.append(f"loss_reduction must be one of {list(LOSS_REDUCTIONS)} (got {self.loss_reduction!r})")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -80,11 +106,18 @@ class Run:
     emulator: Emulator
 
 
-def _models(config: PretrainConfig, architecture, task: TaskIO, device):
+def _models(config: PretrainConfig, architecture, task: TaskIO, device, num_features: int = 0,
+            train_features=None):
+    """The encoder (or reference) and the emulator of a run."""
     torch.manual_seed(config.seed)
-    encoder = build_encoder(config.encoder, architecture, task, embedding_size=config.embedding_size,
-                            **config.encoder_options).to(device)
-    emulator = Emulator(task, config.embedding_size, config.emulator_hidden).to(device)
+    if config.encoder in REFERENCES:
+        encoder = build_reference(config.encoder, num_features, config.embedding_size, train_features).to(device)
+    else:
+        encoder = build_encoder(config.encoder, architecture, task, embedding_size=config.embedding_size,
+                                **config.encoder_options).to(device)
+    emulator = Emulator(task, config.embedding_size, config.emulator_hidden,
+                        normalize_embedding=config.normalize_embedding,
+                        condition_at_width=config.condition_at_width).to(device)
     return encoder, emulator
 
 
@@ -95,9 +128,10 @@ def load_run(path, device="cpu", which: str = "best") -> Run:
     if not file.exists():
         raise ConfigError(f"{path} is not a pretraining run: it has no config.json")
     saved = json.loads(file.read_text())
-    config = PretrainConfig(**saved["pretrain"])
+    config = PretrainConfig(**{**_LEGACY_RUN_SETTINGS, **saved["pretrain"]})
     task = TaskIO(**saved["task"])
-    encoder, emulator = _models(config, architecture_from_spec(saved["architecture"]), task, device)
+    encoder, emulator = _models(config, architecture_from_spec(saved["architecture"]), task, device,
+                                saved.get("oracle_features", 0))
     weights = path / f"{which}.safetensors"
     if not weights.exists():
         raise ConfigError(f"{path} has no {which}.safetensors yet")
@@ -117,16 +151,27 @@ class _Data:
             raise ConfigError(f"the zoo at {zoo.path} has no {split!r} checkpoints to pretrain with")
         self.weights = zoo.weights(self.indices).to(device)
         self.rollouts = zoo.rollout_batch(self.indices, compact=True)
+        # what the references read instead of the weights
+        self.features_array = zoo.task.oracle_features(zoo.table.iloc[self.indices])
+        self.features = torch.as_tensor(self.features_array, device=device)
         self.device = device
 
     def batch(self, rows: torch.Tensor, rollout_index: torch.Tensor):
+        """(weights or features of the rows, emulator inputs, targets)."""
         compact = {n: t[rows][:, rollout_index] for n, t in self.rollouts.items()}
         inputs, target = self.zoo.task.emulation_data(self.zoo, self.zoo.decode_rollouts(compact))
-        return self.weights.select(rows.to(self.device)), inputs.to(self.device), target.to(self.device)
+        rows = rows.to(self.device)
+        subjects = (self.weights.select(rows), self.features[rows])
+        return subjects, inputs.to(self.device), target.to(self.device)
 
 
-def _loss(encoder, emulator, task, weights, inputs, target) -> torch.Tensor:
-    return emulation_loss(emulator(encoder(weights), inputs), target, task.output_kind)
+def _embed(encoder, subjects) -> torch.Tensor:
+    weights, features = subjects
+    return encoder(features) if getattr(encoder, "reads_features", False) else encoder(weights)
+
+
+def _loss(encoder, emulator, task, subjects, inputs, target, reduction: str) -> torch.Tensor:
+    return emulation_loss(emulator(_embed(encoder, subjects), inputs), target, task.output_kind, reduction)
 
 
 @torch.no_grad()
@@ -137,8 +182,8 @@ def _validation_loss(encoder, emulator, task, data: _Data, config: PretrainConfi
     losses = []
     for start in range(0, len(data.indices), config.batch_size):
         rows = torch.arange(start, min(start + config.batch_size, len(data.indices)))
-        weights, inputs, target = data.batch(rows, torch.arange(n_rollouts))
-        losses.append(_loss(encoder, emulator, task, weights, inputs, target))
+        subjects, inputs, target = data.batch(rows, torch.arange(n_rollouts))
+        losses.append(_loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction))
     encoder.train()
     emulator.train()
     return torch.cat(losses).mean().item()
@@ -177,6 +222,35 @@ def best_validation_loss(run_dir) -> float:
     return min(json.loads(line)["val_loss"] for line in lines)
 
 
+def _best_so_far(run_dir) -> list[tuple[int, float]]:
+    """(step, best validation loss up to that step) of a run's evaluations."""
+    best, curve = math.inf, []
+    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        best = min(best, record["val_loss"])
+        curve.append((record["step"], best))
+    return curve
+
+
+def _at_step(curve: list[tuple[int, float]], step: int) -> float | None:
+    """The reference's best validation loss at ``step`` (its last one if it stopped earlier)."""
+    values = [loss for s, loss in curve if s <= step]
+    return values[-1] if values else None
+
+
+def run_summary(run_dir) -> dict:
+    """Best validation loss of a run and, where it has them, of its references (the lowest they
+    reached within the same step budget): ``{"val_loss", "constant", "oracle", "step"}``."""
+    lines = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    best = min(lines, key=lambda record: record["val_loss"])
+    summary = {"val_loss": best["val_loss"], "step": best["step"]}
+    for name in REFERENCES:
+        values = [record[f"{name}_val_loss"] for record in lines if record.get(f"{name}_val_loss") is not None]
+        if values:
+            summary[name] = min(values)
+    return summary
+
+
 def _tensorboard(path: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -185,8 +259,14 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path / "tensorboard"))
 
 
-def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True) -> Path:
-    """Pretrain ``config.encoder`` on the zoo at ``zoo_path`` by emulation; write the run to ``out``."""
+def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True,
+             references: bool | dict = True) -> Path:
+    """Pretrain ``config.encoder`` on the zoo at ``zoo_path`` by emulation; write the run to ``out``.
+
+    ``references``: True trains the constant floor and the oracle ceiling first, with the same
+    settings, into ``out/references/NAME``; a dict ``{name: run directory}`` uses runs trained
+    already (an experiment shares them between encoders); False trains none. Each evaluation line
+    of ``metrics.jsonl`` then carries the references' best validation loss up to that step."""
     out = Path(out)
     device = torch.device(device)
     zoo = Zoo(zoo_path)
@@ -206,12 +286,23 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but is not a pretraining run; choose another --out")
 
-    encoder, emulator = _models(config, zoo.architecture, task, device)
+    train, val = _Data(zoo, "train", device), _Data(zoo, "val", device)
+    encoder, emulator = _models(config, zoo.architecture, task, device, train.features.shape[1], train.features_array)
     run_config["encoder_parameters"] = encoder.num_parameters
     run_config["emulator_parameters"] = sum(p.numel() for p in emulator.parameters())
+    run_config["oracle_features"] = int(train.features.shape[1])
     if not (out / "config.json").exists():
         storage.write_json(out / "config.json", run_config)
-    parameters = list(encoder.parameters()) + list(emulator.parameters())
+
+    if references is True and config.encoder not in REFERENCES:
+        references = {name: out / "references" / name for name in REFERENCES}
+        for name, directory in references.items():
+            pretrain(zoo_path, directory, dataclasses.replace(config, encoder=name, encoder_options={}), device,
+                     progress, references=False)
+    reference_curves = {name: _best_so_far(directory) for name, directory in (references or {}).items()}
+
+    groups = [list(encoder.parameters()), list(emulator.parameters())]
+    parameters = groups[0] + groups[1]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
 
     step, best, since_best = 0, math.inf, 0
@@ -223,7 +314,6 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
              if json.loads(l)["step"] <= step]  # drop evaluations after the last save
     storage.write_text(metrics_file, "".join(l + "\n" for l in lines))
 
-    train, val = _Data(zoo, "train", device), _Data(zoo, "val", device)
     n_stored = next(iter(train.rollouts.values())).shape[1]
     per_network = min(config.rollouts_per_network, n_stored)
     augmenting = getattr(encoder, "augment", False)
@@ -236,13 +326,17 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         rows = torch.randint(len(train.indices), (config.batch_size,), generator=generator)
         rollout_index = torch.randperm(n_stored, generator=generator)[:per_network]
-        weights, inputs, target = train.batch(rows, rollout_index)
+        subjects, inputs, target = train.batch(rows, rollout_index)
         if augmenting:
-            weights = augment(weights, generator)
-        loss = _loss(encoder, emulator, task, weights, inputs, target).mean()
+            subjects = (augment(subjects[0], generator), subjects[1])
+        loss = _loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction).mean()
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
+        if config.separate_clipping:  # a large encoder gradient no longer shrinks the emulator's step
+            for group in groups:
+                torch.nn.utils.clip_grad_norm_(group, config.gradient_clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
         optimizer.step()
         step += 1
         running.append(loss.item())
@@ -251,6 +345,8 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
             val_loss = _validation_loss(encoder, emulator, task, val, config)
             record = {"step": step, "train_loss": float(np.mean(running)), "val_loss": val_loss,
                       "seconds": round(time.time() - started, 2)}
+            for name, curve in reference_curves.items():
+                record[f"{name}_val_loss"] = _at_step(curve, step)
             running = []
             # the metrics line goes first: a kill before the state save drops it again on resume
             storage.append_line(metrics_file, json.dumps(record))

@@ -116,6 +116,9 @@ class Task:
     split_key: ClassVar[str] = "run_id"
     #: (task column, quality column): what colours the embedding figures
     plot_columns: ClassVar[tuple[str, str]] = ("run_id", "train_loss")
+    #: what the oracle-ceiling reference of pretraining reads about each network (its task and
+    #: its performance; see :mod:`weightspace.emulation.references`)
+    oracle_columns: ClassVar[tuple[str, ...]] = ()
     #: manifests written before configs were per task hold every family's settings: old key ->
     #: its name here, or None where the setting never applied to this family
     legacy_config_keys: ClassVar[dict[str, str | None]] = {}
@@ -173,6 +176,11 @@ class Task:
     def emulated_performance(self, run, zoo, indices: np.ndarray, z: torch.Tensor, samples: int, seed: int):
         """(original, emulated) scores per checkpoint with the family's own metric (figure 5)."""
         raise WeightspaceError(f"{self.name} zoos have no emulation metric")
+
+    def oracle_features(self, table: pd.DataFrame) -> np.ndarray:
+        """(rows, F) float features of the oracle reference: :attr:`oracle_columns` of ``table``."""
+        columns = self.oracle_columns or self.plot_columns
+        return table[list(columns)].to_numpy(dtype=np.float64).astype(np.float32)
 
     def targets(self, zoo) -> list:
         """Downstream targets (:class:`~weightspace.downstream.Target`) for the zoo's table."""

@@ -285,6 +285,7 @@ class RotatedDigits(Task):
     config_class = DigitsConfig
     split_key = "run_id"  # each run is its own task (its angle)
     plot_columns = ("angle", "accuracy")
+    oracle_columns = ("angle", "accuracy")
     legacy_config_keys = {"max_episode_steps": None}
 
     @staticmethod
@@ -321,6 +322,12 @@ class RotatedDigits(Task):
 
     def store_rollout(self, name, tensor):
         return tensor.to(torch.float16)
+
+    def oracle_features(self, table) -> np.ndarray:
+        """The angle as (cos, sin), so that 359 degrees sits next to 0, and accuracy."""
+        angle = np.deg2rad(table["angle"].to_numpy(dtype=np.float64))
+        return np.stack([np.cos(angle), np.sin(angle), table["accuracy"].to_numpy(dtype=np.float64)],
+                        1).astype(np.float32)
 
     def notices(self, config) -> list[str]:
         if config.data_dir is None:

@@ -169,6 +169,7 @@ class FormalLanguages(Task):
     config_class = FormalLanguagesConfig
     split_key = "task_id"
     plot_columns = ("task_id", "performance")
+    oracle_columns = ("m_b", "m_c", "m_d", "performance")
     legacy_config_keys = {"data_dir": None, "tile_size": None, "max_episode_steps": None}
 
     def architecture(self, config):
