@@ -42,7 +42,7 @@ def digits_task(models: int, batch_size: int, steps: int, device, mnist_dir=None
     architecture = LSTM(tile * tile, 32, 2, digits.NUM_CLASSES)
     seeds = np.arange(models)
     angles = np.linspace(0, 360, models, endpoint=False)
-    task = digits.RotatedDigitsTask(data, angles, seeds, tile, device)
+    task = digits.RotatedDigitsShard(data, angles, seeds, tile, device)
     return architecture, seeds, [task.batch(s, batch_size) for s in range(steps)]
 
 

@@ -19,7 +19,7 @@ from weightspace.cli import main
 from weightspace.networks import Population
 from weightspace.rl import (CARTPOLE_NET, CartPoleBatch, DQNRuns, DQNSettings, PopulationDQN, episode_lengths,
                             survival_group, survival_time, test_initial_states)
-from weightspace.zoo import KINDS, ZooConfig, build_zoo
+from weightspace.zoo import build_zoo
 
 
 def lean_controller(observation):
@@ -171,12 +171,12 @@ def test_dqn_resumes_exactly_from_its_state_tensors():
         assert torch.equal(resumed.state_tensors()[name], tensor), name
 
 
-TINY = dict(models=5, population=3, steps=90, checkpoints=(0, 30, 90), samples=12, rollouts=4, save_every=20,
-            seed=2, batch_size=8)
+TINY = dict(models=5, population=3, steps=90, checkpoints=(0, 30, 90), test_episodes=12, stored_episodes=4, save_every=20,
+            seed=2, replay_batch_size=8)
 
 
 def _build(path, **overrides):
-    return build_zoo(path, KINDS["cartpole"], ZooConfig(**{**TINY, **overrides}), progress=False)
+    return build_zoo(path, "cartpole", {**TINY, **overrides}, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +217,8 @@ def test_zoo_is_deterministic(tiny_zoo, tmp_path):
 @pytest.mark.parametrize("fail_after", [2, 4])
 def test_zoo_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
     out = tmp_path / "killed"
-    code = ("import sys; from weightspace.zoo import KINDS, ZooConfig, build_zoo; "
-            f"build_zoo(sys.argv[1], KINDS['cartpole'], ZooConfig(**{TINY!r}), progress=False)")
+    code = ("import sys; from weightspace.zoo import build_zoo; "
+            f"build_zoo(sys.argv[1], 'cartpole', {TINY!r}, progress=False)")
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
     assert result.returncode == 137, result.stderr
@@ -233,7 +233,7 @@ def test_zoo_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
 def test_cli_builds_a_cartpole_zoo(tmp_path):
     out = tmp_path / "cli"
     args = ["zoo", "build", "cartpole", "--out", str(out), "--models", "3", "--steps", "40", "--checkpoints", "0,40",
-            "--samples", "10", "--rollouts", "3", "--population", "3", "--quiet"]
+            "--test-episodes", "10", "--stored-episodes", "3", "--population", "3", "--quiet"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "survival_time by training step" in result.output

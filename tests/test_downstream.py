@@ -64,7 +64,7 @@ def test_bootstrap_interval_contains_the_mean_and_shrinks_with_more_seeds():
 
 class _FakeZoo:
     def __init__(self, table, kind):
-        self.table, self.kind = table, kind
+        self.table, self.kind, self.task = table, kind, get_task(kind)
 
 
 def test_half_of_the_ood_tasks_join_training():

@@ -67,9 +67,11 @@ def test_reverse_kl_is_zero_for_equal_distributions_and_positive_otherwise():
     p = torch.log_softmax(torch.randn(2, 3, 4, 6), -1)
     q = torch.log_softmax(torch.randn(2, 3, 4, 6), -1)
     torch.testing.assert_close(emulation_loss(p, p, "categorical"), torch.zeros(2))
+    summed = (q.exp() * (q - p)).sum(-1).mean((1, 2))  # KL(q || p) per network
+    torch.testing.assert_close(emulation_loss(q, p, "categorical", "sum"), summed)
+    # the paper's units (the authors' code): the same terms averaged over the 6 classes
     loss = emulation_loss(q, p, "categorical")
-    expected = (q.exp() * (q - p)).sum(-1).mean((1, 2))
-    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(loss, summed / 6)
     assert (loss > 0).all()
     torch.testing.assert_close(emulation_loss(p, p + 1, "continuous"), torch.ones(2))
 

@@ -1,23 +1,18 @@
-"""CartPoleGen (the VAE over weights), latent walks, weight repair, the commands and the report."""
+"""CartPoleGen (the VAE over weights), latent walks, weight repair and their commands (the paper-004
+experiment is tested in test_experiments.py)."""
 
-import dataclasses
-import json
-
-import click
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from weightspace.agents.commands import convergence, generative
-from weightspace.agents.report import load_experiment, run_report
-from weightspace.cli import _Group
+from weightspace.cli import main
 from weightspace.errors import ConfigError, WeightspaceError
 from weightspace.generative import (RepairConfig, VAEConfig, VAETraining, WeightVAE, latent_walk, load_networks,
                                     repair_experiment, save_networks, train_vae, weight_walk)
 from weightspace.generative.repair import criterion_distance, degrade, missing_mask, repaired_networks
 from weightspace.rl import CARTPOLE_NET, survival_time
-from weightspace.zoo import KINDS, ZooConfig, build_zoo
+from weightspace.zoo import build_zoo
 
 SMALL = VAEConfig(latent_size=4, hidden_size=32)
 
@@ -139,24 +134,15 @@ def test_repair_experiment_rows(trained):
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
-    config = ZooConfig(models=12, population=12, steps=600, checkpoints=(0, 600), samples=10, rollouts=3, seed=1)
-    return build_zoo(tmp_path_factory.mktemp("zoo") / "cp", KINDS["cartpole"], config, progress=False)
-
-
-@click.group(cls=_Group)
-def root():
-    """The two groups as ``weightspace`` will mount them."""
-
-
-root.add_command(generative)
-root.add_command(convergence)
+    config = dict(models=12, population=12, steps=600, checkpoints=(0, 600), test_episodes=10, stored_episodes=3, seed=1)
+    return build_zoo(tmp_path_factory.mktemp("zoo") / "cp", "cartpole", config, progress=False)
 
 
 def test_commands_train_sample_walk_repair_compare(tiny_zoo, tmp_path):
     runner = CliRunner()
 
     def run(*args):
-        result = runner.invoke(root, [str(a) for a in args])
+        result = runner.invoke(main, [str(a) for a in args])
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -175,12 +161,12 @@ def test_commands_train_sample_walk_repair_compare(tiny_zoo, tmp_path):
                                             "--states", "300")
     assert (tmp_path / "f7.png").stat().st_size > 1000
     # mistakes get one line each
-    again = runner.invoke(root, ["generative", "train", str(tiny_zoo), "--out", str(model), "--quiet"])
+    again = runner.invoke(main, ["generative", "train", str(tiny_zoo), "--out", str(model), "--quiet"])
     assert again.exit_code == 2 and again.output.strip().startswith("error:") and "--overwrite" in again.output
-    missing = runner.invoke(root, ["generative", "sample", str(tiny_zoo)])
+    missing = runner.invoke(main, ["generative", "sample", str(tiny_zoo)])
     assert missing.exit_code == 2 and "not a saved VAE" in missing.output and "Traceback" not in missing.output
     for command in (["generative", "--help"], ["generative", "train", "--help"], ["convergence", "--help"]):
-        assert runner.invoke(root, command).exit_code == 0
+        assert runner.invoke(main, command).exit_code == 0
 
 
 def test_network_files_round_trip(tmp_path):
@@ -189,61 +175,3 @@ def test_network_files_round_trip(tmp_path):
     loaded, table = load_networks(tmp_path / "n.safetensors", [2, 0])
     assert torch.equal(loaded.flatten(), weights.select([2, 0]).flatten())
     assert table["survival_time"].tolist() == [3.0, 1.0]
-
-
-REPORT = """
-name = "cartpole-test"
-[zoo]
-models = 24
-steps = 900
-population = 24
-checkpoints = [0, 900]
-samples = 8
-rollouts = 2
-seed = 1
-[vae]
-epochs = 2
-hidden_size = 32
-[table1]
-generated = 6
-[convergence]
-reference_states = 300
-networks = 3
-[interpolation]
-pairs = 2
-points = 4
-[repair]
-levels = [0.0, 1.0]
-candidates = 6
-keep = 2
-"""
-
-
-def test_report_runs_end_to_end_and_reuses_finished_steps(tmp_path):
-    (tmp_path / "exp.toml").write_text(REPORT)
-    experiment = load_experiment(tmp_path / "exp.toml")
-    assert experiment.zoo.models == 24 and experiment.vae.hidden_size == 32 and experiment.vae_training.epochs == 2
-    report = run_report(experiment, tmp_path / "out", progress=False)
-    text = report.read_text()
-    for heading in ("Table 1", "Table 2", "Figure 7", "Figure 8"):
-        assert heading in text
-    for figure in ("figure4", "figure5", "figure6", "figure7", "figure8"):
-        assert (tmp_path / "out" / f"{figure}.png").stat().st_size > 1000
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [row["group"] for row in results["table1"]] == ["1-50", "51-100", "101-150", "151-200", "combined"]
-    assert set(results["table2"]) == {"good", "bad"}
-    stamp = (tmp_path / "out" / "table1.json").stat().st_mtime_ns
-    repair_stamp = (tmp_path / "out" / "repair.json").stat().st_mtime_ns
-    run_report(experiment, tmp_path / "out", progress=False)  # everything is reused
-    assert (tmp_path / "out" / "table1.json").stat().st_mtime_ns == stamp
-    assert (tmp_path / "out" / "repair.json").stat().st_mtime_ns == repair_stamp
-    other_repair = dataclasses.replace(experiment, repair=dataclasses.replace(experiment.repair, keep=3))
-    run_report(other_repair, tmp_path / "out", progress=False)  # only the repair is redone
-    assert (tmp_path / "out" / "table1.json").stat().st_mtime_ns == stamp
-    assert json.loads((tmp_path / "out" / "repair.json").read_text())["config"]["keep"] == 3
-    other_zoo = dataclasses.replace(experiment, zoo=dataclasses.replace(experiment.zoo, seed=5))
-    with pytest.raises(ConfigError, match=r"other \[zoo\] settings"):
-        run_report(other_zoo, tmp_path / "out", progress=False)
-    (tmp_path / "bad.toml").write_text(REPORT + "\nsurprise = 1\n")
-    with pytest.raises(ConfigError, match="unknown keys"):
-        load_experiment(tmp_path / "bad.toml")

@@ -28,7 +28,17 @@ def _to_float(value):
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-_DACITE = dacite.Config(strict=True, cast=[tuple], type_hooks={float: _to_float})
+_DACITE = dacite.Config(strict=True, type_hooks={float: _to_float})
+
+
+def _tuples(value):
+    """TOML and JSON arrays as tuples (our configs declare tuples: frozen, hashable), so that
+    dacite checks them instead of casting, and a scalar where a list belongs is a type error."""
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
@@ -37,7 +47,7 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table of settings, got {type(data).__name__} {data!r}")
     try:
-        return dacite.from_dict(cls, data, config=_DACITE)
+        return dacite.from_dict(cls, _tuples(data), config=_DACITE)
     except dacite.UnexpectedDataError as error:
         allowed = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(error.keys))}; allowed: {allowed}") from None

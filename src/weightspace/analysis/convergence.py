@@ -23,6 +23,7 @@ counts as 0 (uncorrelated).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -156,3 +157,26 @@ def all_pairs(count: int) -> np.ndarray:
     """Every unordered pair (i < j) of ``count`` networks: (count * (count - 1) / 2, 2)."""
     i, j = np.triu_indices(count, k=1)
     return np.stack([i, j], axis=1)
+
+
+def plot_correlation_matrices(panels, path, layer: str) -> Path:
+    """Figures 5 and 6: per panel (title, correlation matrix (n, n), CD, bipartite partner of each
+    row), the matrix with the second network's units reordered by the bipartite matching, so
+    matched pairs lie on the diagonal."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(4.0 * len(panels), 3.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    image = None
+    for ax, (title, matrix, distance, partner) in zip(axes, panels):
+        matrix = np.asarray(matrix)
+        image = ax.imshow(matrix[:, np.asarray(partner)], vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_title(f"{title}\n{layer} CD = {distance:.2f}", fontsize=10)
+        ax.set_xlabel("unit of network 2 (matched order)")
+        ax.set_ylabel("unit of network 1")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="correlation of |activation|")
+    fig.savefig(path, dpi=110)
+    return Path(path)

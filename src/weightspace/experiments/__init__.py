@@ -1,5 +1,13 @@
-"""Experiments as config files: ``weightspace run experiments/NAME.toml``."""
+"""Experiments as config files: ``weightspace run experiments/NAME.toml``.
 
-from .config import ExperimentConfig, load_experiment
+An experiment family (:mod:`.family`) turns a typed config (:mod:`.config`) into named steps,
+which :mod:`.steps` runs and caches under keys of their settings; :mod:`.report` writes the report.
+"""
 
-__all__ = ["ExperimentConfig", "load_experiment"]
+from .config import config_toml, load_experiment
+from .family import Family, family_names, get_family, register_family
+from .runner import run_experiment
+from .steps import Finished, Step, StepContext, run_steps
+
+__all__ = ["Family", "Finished", "Step", "StepContext", "config_toml", "family_names", "get_family",
+           "load_experiment", "register_family", "run_experiment", "run_steps"]

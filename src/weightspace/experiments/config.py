@@ -1,119 +1,243 @@
-"""Experiment configs: one TOML file describes zoos, encoders, seeds and budgets.
+"""Experiment files: TOML read into one typed config per experiment family, with command-line
+overrides, and written back (``weightspace run FILE --print-config``) with every default and
+each field's help as a comment.
 
-Every value has one source: the file, unless the command line gives it (the command line wins).
-Unknown keys are errors, so a typo never silently falls back to a default.
+The top-level ``family`` key names the family (see :mod:`weightspace.experiments.family`);
+without it a file is a ``representations`` experiment (paper 000). The command line always wins:
+``--seeds``, ``--results-dir`` and ``--set section.key=value`` change the file's data before it is
+validated, so an override is checked like the file's own values (unknown keys and wrong types are
+one-line :class:`~weightspace.errors.ConfigError` s).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import re
 import tomllib
-from dataclasses import dataclass, field
+import typing
 from pathlib import Path
 
-from ..emulation.pretrain import PretrainConfig
-from ..encoders import ENCODER_NAMES
 from ..errors import ConfigError
-from ..downstream.predictor import PredictorConfig
-from ..zoo import KINDS
-from ..zoo.builder import ZooConfig
+
+FAMILY_KEY = "family"
+DEFAULT_FAMILY = "representations"
 
 
-@dataclass(frozen=True)
-class ZooSection:
-    """A zoo to build (or reuse, if ``path`` already holds it) for the experiment."""
-
-    name: str
-    kind: str
-    path: str | None = None  # default: RESULTS/zoos/NAME
-    options: dict = field(default_factory=dict)  # ZooConfig fields
-
-    def zoo_config(self) -> ZooConfig:
-        options = dict(self.options)
-        options.setdefault("population", KINDS[self.kind].default_population)
-        return ZooConfig(**options)
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    name: str
-    zoos: tuple[ZooSection, ...]
-    seeds: tuple[int, ...] = (0,)
-    encoders: tuple[str, ...] = ENCODER_NAMES
-    pretrain: dict = field(default_factory=dict)  # PretrainConfig fields except encoder, seed
-    predictor: dict = field(default_factory=dict)  # PredictorConfig fields
-    supervised: dict = field(default_factory=dict)  # PredictorConfig fields + "targets" (list or "all")
-    encoder_options: dict = field(default_factory=dict)  # encoder name -> hyperparameter overrides
-    analyses: dict = field(default_factory=dict)
-    results_dir: str = "results"
-
-    @property
-    def output(self) -> Path:
-        return Path(self.results_dir) / self.name
-
-    def pretrain_config(self, encoder: str, seed: int, **extra_options) -> PretrainConfig:
-        options = {**self.encoder_options.get(encoder, {}), **extra_options}
-        return PretrainConfig(encoder=encoder, seed=seed, encoder_options=options, **self.pretrain)
-
-    def predictor_config(self) -> PredictorConfig:
-        return PredictorConfig(**self.predictor)
-
-    def supervised_config(self) -> PredictorConfig:
-        return PredictorConfig(**{k: v for k, v in self.supervised.items() if k != "targets"})
-
-    def supervised_targets(self, names: list[str]) -> list[str]:
-        wanted = self.supervised.get("targets", "all")
-        return names if wanted == "all" else [n for n in names if n in wanted]
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-_ANALYSES = {"invariance", "embeddings", "fidelity", "fidelity_samples", "probes", "probing_ablation"}
-
-
-def _check_keys(where: str, data: dict, allowed) -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
-
-
-def _fields(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def load_experiment(path, overrides: dict | None = None) -> ExperimentConfig:
-    """Read an experiment TOML file; ``overrides`` (from the command line) win over the file."""
+def read_toml(path) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"experiment config {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"experiment file {path} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read experiment file {path}: {error.strerror}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    _check_keys(str(path), data, _fields(ExperimentConfig))
-    if "name" not in data or "zoos" not in data:
-        raise ConfigError(f"{path}: an experiment needs a name and at least one [[zoos]] table")
-    zoos = []
-    for i, zoo in enumerate(data["zoos"]):
-        _check_keys(f"{path}: zoos[{i}]", zoo, {"name", "kind", "path"} | (_fields(ZooConfig)))
-        if zoo.get("kind") not in KINDS or zoo["kind"] == "cartpole":
-            raise ConfigError(f"{path}: zoos[{i}] needs kind formal-languages or digits")
-        options = {k: (tuple(v) if k == "checkpoints" else v) for k, v in zoo.items() if k not in ("name", "kind", "path")}
-        zoos.append(ZooSection(zoo.get("name", zoo["kind"]), zoo["kind"], zoo.get("path"), options))
-    unknown_encoders = sorted(set(data.get("encoders", ())) - set(ENCODER_NAMES))
-    if unknown_encoders:
-        raise ConfigError(f"{path}: unknown encoders {unknown_encoders}; choose from {list(ENCODER_NAMES)}")
-    _check_keys(f"{path}: [pretrain]", data.get("pretrain", {}), _fields(PretrainConfig) - {"encoder", "seed", "encoder_options"})
-    _check_keys(f"{path}: [predictor]", data.get("predictor", {}), _fields(PredictorConfig))
-    _check_keys(f"{path}: [supervised]", data.get("supervised", {}), _fields(PredictorConfig) | {"targets"})
-    _check_keys(f"{path}: [analyses]", data.get("analyses", {}), _ANALYSES)
-    _check_keys(f"{path}: [encoder_options]", data.get("encoder_options", {}), ENCODER_NAMES)
-    return ExperimentConfig(
-        name=data["name"], zoos=tuple(zoos), seeds=tuple(data.get("seeds", (0,))),
-        encoders=tuple(data.get("encoders", ENCODER_NAMES)), pretrain=data.get("pretrain", {}),
-        predictor=data.get("predictor", {}), supervised=data.get("supervised", {}),
-        encoder_options=data.get("encoder_options", {}), analyses=data.get("analyses", {}),
-        results_dir=data.get("results_dir", "results"),
-    )
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    """``section.key=value`` -> ("section.key", value); the value is read as a TOML value
+    (``3``, ``1e-3``, ``true``, ``[0, 1]``, ``"text"``), and as a plain string if it is not one."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or not dotted:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return dotted, value
+
+
+def set_value(data: dict, dotted: str, value) -> None:
+    """Set ``data[a][b][c] = value`` for ``a.b.c``, creating tables on the way. In a list of tables
+    (``[[zoos]]``) a part is an index or the ``name`` of one table: ``zoos.digits.models``."""
+    parts = dotted.split(".")
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[:depth + 1])
+        if isinstance(node, list):
+            node = _list_item(node, part, where)
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {dotted}: {'.'.join(parts[:depth])} is a value, not a table")
+    if isinstance(node, list):
+        raise ConfigError(f"--set {dotted}: choose one table of {'.'.join(parts[:-1])} by index or name")
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {dotted}: {'.'.join(parts[:-1])} is a value, not a table")
+    node[parts[-1]] = value
+
+
+def _list_item(items: list, part: str, where: str):
+    if part.isdigit() and int(part) < len(items):
+        return items[int(part)]
+    named = [item for item in items if isinstance(item, dict) and item.get("name") == part]
+    if len(named) != 1:
+        names = [item.get("name") for item in items if isinstance(item, dict)]
+        raise ConfigError(f"--set {where}: no table named {part!r} (names: {names}; or an index below {len(items)})")
+    return named[0]
+
+
+def override(data: dict, seeds=None, results_dir=None, assignments=()) -> dict:
+    """The file's data with the command line's values written over it."""
+    data = json.loads(json.dumps(data))  # a copy (TOML data is JSON data, dates aside)
+    for dotted, value in assignments:
+        set_value(data, dotted, value)
+    if seeds is not None:
+        data["seeds"] = list(seeds)
+    if results_dir is not None:
+        data["results_dir"] = str(results_dir)
+    return data
+
+
+def family_name(data: dict) -> str:
+    name = data.get(FAMILY_KEY, DEFAULT_FAMILY)
+    if not isinstance(name, str):
+        raise ConfigError(f"{FAMILY_KEY} must be a string, got {name!r}")
+    return name
+
+
+def load_experiment(path, seeds=None, results_dir=None, assignments=()):
+    """The typed config of the experiment in ``path`` with the command line's overrides
+    (``assignments``: ``(dotted key, value)`` pairs, see :func:`parse_assignment`)."""
+    from .family import get_family
+
+    data = override(read_toml(path), seeds, results_dir, assignments)
+    return get_family(family_name(data)).config(data, str(path))
+
+
+# ---- writing a config back as TOML ---------------------------------------------------------
+def toml_data(config) -> dict:
+    """A config dataclass as the TOML file would hold it (fields marked ``flatten`` in their
+    metadata are written into the enclosing table)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        out = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if f.metadata.get("flatten"):
+                out.update(toml_data(value))
+            elif value is not None:
+                out[f.name] = toml_data(value)
+        return out
+    if isinstance(config, (list, tuple)):
+        return [toml_data(v) for v in config]
+    if isinstance(config, dict):
+        return {k: toml_data(v) for k, v in config.items()}
+    return config
+
+
+def config_toml(config, header: str = "") -> str:
+    """The config as a TOML file: every value (defaults included), each field's
+    ``metadata["help"]`` as a comment above it, unset optional values commented out."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    _table(config, [], lines, array=False)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _items(config) -> list[tuple[str, object, str]]:
+    """(key, value, help) of a dataclass, flattened fields inlined."""
+    items = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("flatten"):
+            items += _items(value)
+        else:
+            items.append((f.name, value, f.metadata.get("help", "")))
+    return items
+
+
+def _is_table(value) -> bool:
+    return (dataclasses.is_dataclass(value) and not isinstance(value, type)) or (
+        isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values()))
+
+
+def _is_array_of_tables(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(
+        dataclasses.is_dataclass(v) for v in value)
+
+
+def _table(config, path: list[str], lines: list[str], array: bool, help_text: str = "") -> None:
+    if path:
+        help_text = help_text or _doc(config)
+        lines += [""] + ([f"# {help_text}"] if help_text else [])
+        name = ".".join(_key(p) for p in path)
+        lines.append(f"[[{name}]]" if array else f"[{name}]")
+    items = [(k, v, "") for k, v in config.items()] if isinstance(config, dict) else _items(config)
+    later = []
+    for key, value, help_line in items:
+        if _is_table(value) or _is_array_of_tables(value):
+            later.append((key, value, help_line))
+            continue
+        if help_line:
+            lines.append(f"# {help_line}")
+        lines.append(f"# {_key(key)} is not set" if value is None else f"{_key(key)} = {_value(value)}")
+    for key, value, help_line in later:
+        if _is_array_of_tables(value):
+            for item in value:
+                _table(item, path + [key], lines, array=True)
+        else:
+            _table(value, path + [key], lines, array=False, help_text=help_line)
+
+
+def _doc(config) -> str:
+    """The first line of a section class's own docstring (not dataclass's generated signature)."""
+    doc = (type(config).__doc__ or "") if dataclasses.is_dataclass(config) else ""
+    first = doc.strip().split("\n\n")[0].replace("\n", " ")
+    return "" if first.startswith(f"{type(config).__name__}(") else " ".join(first.split())
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if dataclasses.is_dataclass(value):
+        value = toml_data(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+# ---- sections derived from library configs -------------------------------------------------
+def fields_of(cls, exclude=()) -> list[tuple]:
+    """``(name, type, dataclasses.field)`` of the library config ``cls``'s fields except
+    ``exclude``, defaults and help included, for :func:`section`."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        default = {"default": f.default} if f.default is not dataclasses.MISSING else \
+            {"default_factory": f.default_factory}
+        specs.append((f.name, hints[f.name], dataclasses.field(metadata=f.metadata, **default)))
+    return specs
+
+
+def section(name: str, specs: list[tuple], doc: str):
+    """A frozen dataclass of ``specs`` (from :func:`fields_of`, plus the section's own): an
+    experiment section whose defaults stay where the library defines them."""
+    cls = dataclasses.make_dataclass(name, specs, frozen=True)
+    cls.__doc__ = doc
+    return cls

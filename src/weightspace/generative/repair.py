@@ -17,7 +17,7 @@ batched rollout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
@@ -35,10 +35,12 @@ CRITERIA = ("missing", "whole")
 class RepairConfig:
     """Algorithm 1's budget and threshold (paper: gamma 200, k 10, epsilon 5)."""
 
-    candidates: int = 200  # gamma
-    keep: int = 10  # k
-    threshold: float = 5.0  # epsilon, in steps of survival time
-    fill_missing: bool = False  # False: the candidate replaces the network (algorithm 1)
+    candidates: int = field(default=200, metadata={"help": "Networks sampled per degradation level (gamma)."})
+    keep: int = field(default=10, metadata={"help": "Candidates kept by the criterion (k)."})
+    threshold: float = field(default=5.0, metadata={
+        "help": "Success: survival time within this many steps of the original (epsilon)."})
+    fill_missing: bool = field(default=False, metadata={
+        "help": "false: algorithm 1's candidate replaces the network; true: it only fills the missing weights."})
 
     def __post_init__(self):
         if self.candidates < 1 or not 1 <= self.keep <= self.candidates:

@@ -1,4 +1,5 @@
-"""The figures of paper 004, drawn with matplotlib's object API (no pyplot state, Agg canvas)."""
+"""Paper 004's figures of generated networks (4: survival times, 7: latent walks, 8: weight
+repair), drawn with matplotlib's object API (no pyplot state, Agg canvas)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 TRAIN_COLOR, GENERATED_COLOR, WEIGHT_COLOR, LINE_COLOR = "tab:blue", "tab:orange", "tab:green", "tab:blue"
 
@@ -40,26 +40,6 @@ def survival_histograms(panels, path, max_steps: int = 200) -> Path:
         ax.set_xlim(0, max_steps)
     axes[0].set_ylabel("% of networks")
     axes[0].legend(loc="upper left", fontsize=8)
-    fig.savefig(path, dpi=110)
-    return Path(path)
-
-
-def correlation_matrices(panels, path, layer: str) -> Path:
-    """Figures 5 and 6: per panel (title, correlation matrix (n, n), CD, bipartite partner of each
-    row), the matrix with the second network's units reordered by the bipartite matching, so
-    matched pairs lie on the diagonal."""
-    fig = Figure(figsize=(4.0 * len(panels), 3.7), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    image = None
-    for ax, (title, matrix, distance, partner) in zip(axes, panels):
-        matrix = np.asarray(matrix)
-        image = ax.imshow(matrix[:, np.asarray(partner)], vmin=-1, vmax=1, cmap="RdBu_r")
-        ax.set_title(f"{title}\n{layer} CD = {distance:.2f}", fontsize=10)
-        ax.set_xlabel("unit of network 2 (matched order)")
-        ax.set_ylabel("unit of network 1")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label="correlation of |activation|")
     fig.savefig(path, dpi=110)
     return Path(path)
 

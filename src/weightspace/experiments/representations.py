@@ -1,0 +1,407 @@
+"""Paper 000 (learning representations of weights by emulation) as an experiment family.
+
+The TOML file (``experiments/demo.toml``, ``experiments/paper-*.toml``; no ``family`` key, or
+``family = "representations"``) lists the zoos, the encoders, the seeds and each stage's budget.
+Its steps, per zoo ``Z``, encoder ``E``, seed ``S`` and downstream target ``T``::
+
+    zoo/Z                         build the zoo                      [[zoos]] table of Z
+    pretrain/Z/E/seed-S           emulation pretraining of E         [pretrain], [encoder_options]
+    embed/Z/E/seed-S              embeddings of every checkpoint     -
+    predict/Z/E/seed-S/T          MLP on frozen embeddings -> T      [predictor]
+    supervised/Z/E/seed-S/T       E trained end to end -> T          [supervised], [encoder_options]
+    invariance/Z                  figures 17, 18                     [encoder_options]
+    embeddings/Z                  figures 6, 7, 21-23                -
+    fidelity/Z                    figure 5                           [analyses] fidelity_samples
+    probes/Z                      figure 16                          -
+    pretrain/Z/ablation/E-O-V/seed-S, probing_ablation/Z             figures 13-15
+
+(right: the settings each step's key hashes besides its inputs). The analyses use the first seed's
+runs. The report (:mod:`~weightspace.experiments.representations_report`) shows every target's
+table over encoders, pretrained next to supervised, with bootstrapped intervals over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import config as typed
+from ..downstream.predictor import PredictorConfig
+from ..emulation.pretrain import PretrainConfig
+from ..emulation.references import REFERENCES
+from ..encoders import ENCODER_NAMES
+from ..errors import ConfigError
+from . import analyses
+from .config import DEFAULT_FAMILY, fields_of, section
+from .family import Family
+from .steps import Finished, Step
+from .zoo_step import open_zoo, zoo_location, zoo_step
+
+FAMILY = DEFAULT_FAMILY
+
+PretrainSection = section(
+    "PretrainSection", fields_of(PretrainConfig, exclude=("encoder", "seed", "encoder_options")),
+    "[pretrain]: the emulation pretraining of every encoder (PretrainConfig; the encoder, its "
+        "options and the seed are set per step).")
+SupervisedSection = section(
+    "SupervisedSection",
+    fields_of(PredictorConfig) + [("targets", str | tuple[str, ...], field(default="all", metadata={
+        "help": "Targets with a supervised baseline: \"all\" or a list of target names."}))],
+    "[supervised]: the baseline trained end to end (PredictorConfig), and for which targets.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZooSection:
+    """A ``[[zoos]]`` table: a name, the task family (``kind``), where the zoo lives, and that
+    task's own settings (validated by the task's config class)."""
+
+    name: str = field(metadata={"help": "The zoo's name in step names and the report."})
+    kind: str = field(metadata={"help": "The task family (formal-languages, digits, ...)."})
+    path: str | None = field(default=None, metadata={
+        "help": "Directory of the zoo (built there, or reused if it holds it); default: inside the zoo step's directory."})
+    config: object = field(default=None, metadata={"flatten": True})
+
+    @classmethod
+    def from_toml(cls, data, where: str) -> ZooSection:
+        from ..tasks import get_task
+
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a [[zoos]] table, got {data!r}")
+        data = dict(data)
+        kind = data.pop("kind", None)
+        if not isinstance(kind, str):
+            raise ConfigError(f"{where}: give the zoo's task family as kind = \"...\" (a string)")
+        name, path = data.pop("name", kind), data.pop("path", None)
+        if not isinstance(name, str) or not (path is None or isinstance(path, str)):
+            raise ConfigError(f"{where}: name and path must be strings")
+        return cls(name=name, kind=kind, path=path, config=get_task(kind).config(data, f"{where} ({kind})"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbingAblation:
+    """Figures 13-15: pretraining runs of one probing encoder with other numbers of probes and
+    probe lengths."""
+
+    encoder: str = field(default="interactive", metadata={"help": "The probing encoder to ablate."})
+    probes: tuple[int, ...] = field(default=(1, 2, 4, 8, 16), metadata={"help": "Numbers of parallel probes."})
+    lengths: tuple[int, ...] = field(default=(), metadata={"help": "Probe lengths (task-specific)."})
+    steps: int | None = field(default=None, metadata={
+        "help": "Pretraining steps of each ablation run; default: [pretrain] steps."})
+    eval_every: int | None = field(default=None, metadata={
+        "help": "Steps between evaluations of each ablation run; default: [pretrain] eval_every."})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysesSection:
+    invariance: bool = field(default=True, metadata={"help": "Figures 17, 18: permutation invariance."})
+    embeddings: bool = field(default=True, metadata={"help": "Figures 6, 7, 21-23: PCA and t-SNE of embeddings."})
+    fidelity: bool = field(default=True, metadata={"help": "Figure 5: original vs emulated performance."})
+    probes: bool = field(default=True, metadata={"help": "Figure 16: the learned probes."})
+    probing_ablation: bool | ProbingAblation = field(default=False, metadata={
+        "help": "Figures 13-15: false, true (the default grid) or a table of settings."})
+    fidelity_samples: int = field(default=100, metadata={"help": "Emulator samples per network for figure 5."})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepresentationsExperiment:
+    """Paper 000: zoos -> pretraining -> embeddings -> property prediction -> analyses -> report."""
+
+    family: str = field(default=FAMILY, metadata={"help": "The experiment family (paper 000)."})
+    name: str = field(metadata={"help": "Results go to RESULTS_DIR/NAME."})
+    seeds: tuple[int, ...] = field(default=(0,), metadata={
+        "help": "Seeds of pretraining, prediction and the baselines; the analyses use the first."})
+    encoders: tuple[str, ...] = field(default=ENCODER_NAMES, metadata={"help": "Weight encoders to compare."})
+    results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
+    zoos: tuple[ZooSection, ...] = field(metadata={"help": "The zoos."})
+    pretrain: PretrainSection = field(default_factory=PretrainSection)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig, metadata={
+        "help": "The MLP trained on frozen embeddings."})
+    supervised: SupervisedSection = field(default_factory=SupervisedSection)
+    encoder_options: dict[str, dict] = field(default_factory=dict, metadata={
+        "help": "Per encoder, hyperparameters that replace the paper's (e.g. statistics = { hidden = 64 })."})
+    analyses: AnalysesSection = field(default_factory=AnalysesSection)
+
+    def __post_init__(self):
+        problems = []
+        if self.family != FAMILY:
+            problems.append(f"family must be {FAMILY!r}")
+        if not self.seeds:
+            problems.append("give at least one seed")
+        for label, names in (("encoders", self.encoders), ("[encoder_options]", tuple(self.encoder_options))):
+            unknown = [n for n in names if n not in ENCODER_NAMES]
+            if unknown:
+                problems.append(f"{label}: unknown encoders {unknown}; choose from {list(ENCODER_NAMES)}")
+        if not self.zoos:
+            problems.append("an experiment needs at least one [[zoos]] table")
+        names = [z.name for z in self.zoos]
+        if len(set(names)) != len(names):
+            problems.append(f"zoo names must differ (got {names})")
+        if isinstance(self.supervised.targets, str) and self.supervised.targets != "all":
+            problems.append(f"[supervised] targets must be \"all\" or a list of names (got {self.supervised.targets!r})")
+        ablation = self.ablation
+        if ablation is not None and ablation.encoder not in analyses.PROBING:
+            problems.append(f"[analyses.probing_ablation] encoder must be one of {list(analyses.PROBING)}")
+        try:  # the library's own checks, at load time rather than mid-run
+            self.pretrain_config(self.encoders[0] if self.encoders else "statistics", 0)
+        except ConfigError as error:
+            problems.append(f"[pretrain] {error}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def ablation(self) -> ProbingAblation | None:
+        setting = self.analyses.probing_ablation
+        return ProbingAblation() if setting is True else (setting or None)
+
+    def pretrain_config(self, encoder: str, seed: int, **encoder_options) -> PretrainConfig:
+        options = {**self.encoder_options.get(encoder, {}), **encoder_options}
+        return PretrainConfig(encoder=encoder, seed=seed, encoder_options=options,
+                              **dataclasses.asdict(self.pretrain))
+
+    def supervised_predictor(self) -> PredictorConfig:
+        return PredictorConfig(**{k: v for k, v in dataclasses.asdict(self.supervised).items() if k != "targets"})
+
+    def supervised_targets(self, names) -> list[str]:
+        wanted = self.supervised.targets
+        return list(names) if wanted == "all" else [n for n in names if n in wanted]
+
+
+# ---- steps ---------------------------------------------------------------------------------
+def _zoo_summary(zoo) -> dict:
+    from ..downstream import downstream_splits
+
+    return {"split_sizes": {k: int(len(v)) for k, v in downstream_splits(zoo).items()},
+            "targets": {t.name: {"kind": t.kind, "main_metric": t.main_metric, "higher_is_better": t.higher_is_better,
+                                 "chance": dict(t.chance)} for t in zoo.task.targets(zoo)}}
+
+
+def _target(zoo, name: str):
+    return next(t for t in zoo.task.targets(zoo) if t.name == name)
+
+
+def _load_run(finished: Finished, device):
+    from ..emulation import load_run
+
+    return load_run(finished.directory / "run", device)
+
+
+def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: dict[str, str] | None = None) -> Step:
+    """A pretraining run; ``references`` (reference name -> step name) are the constant-floor and
+    oracle-ceiling runs it is read against (their losses go into its metrics and result)."""
+    references = references or {}
+
+    def compute(context):
+        from ..emulation import pretrain, run_summary
+
+        run = context.directory / "run"
+        pretrain(zoo_location(context.input(zoo_name)), run, config, device=context.device, progress=context.progress,
+                 references={r: context.input(n).directory / "run" for r, n in references.items()})
+        summary = run_summary(run)
+        return {"run": "run", "best_val_loss": summary["val_loss"],
+                "references": {r: summary[r] for r in references if r in summary}}
+
+    return Step(name, "pretrain", config.to_json(), compute, (zoo_name, *references.values()))
+
+
+def reference_names(zoo_name: str, seed: int) -> dict[str, str]:
+    """Step names of a zoo's constant-floor and oracle-ceiling runs for one seed."""
+    return {r: f"pretrain/{zoo_name}/reference-{r}/seed-{seed}" for r in REFERENCES}
+
+
+def embed_step(name: str, zoo_name: str, pretrain_name: str) -> Step:
+    def compute(context):
+        from ..emulation.embed import embed_zoo
+
+        run = _load_run(context.input(pretrain_name), context.device)
+        table = embed_zoo(run, open_zoo(context.input(zoo_name)), context.directory / "embeddings.parquet",
+                          device=context.device, progress=False)
+        return {"file": "embeddings.parquet", "rows": len(table)}
+
+    return Step(name, "embed", {}, compute, (zoo_name, pretrain_name))
+
+
+def predict_step(name: str, zoo_name: str, embed_name: str, target: str, seed: int, predictor: PredictorConfig) -> Step:
+    def compute(context):
+        from ..downstream import downstream_splits, evaluate_frozen
+
+        zoo = open_zoo(context.input(zoo_name))
+        embedded = context.input(embed_name)
+        z = pd.read_parquet(embedded.directory / embedded.result["file"]).filter(like="z_").to_numpy()
+        return evaluate_frozen(z, zoo.table, downstream_splits(zoo), _target(zoo, target), predictor, seed)
+
+    settings = {"target": target, "seed": seed, "predictor": dataclasses.asdict(predictor)}
+    return Step(name, "predict", settings, compute, (zoo_name, embed_name))
+
+
+def supervised_step(name: str, zoo_name: str, encoder: str, options: dict, target: str, seed: int,
+                    predictor: PredictorConfig) -> Step:
+    def compute(context):
+        from ..downstream import downstream_splits, evaluate_supervised
+        from ..encoders import build_encoder
+
+        zoo = open_zoo(context.input(zoo_name))
+        torch.manual_seed(seed)
+        model = build_encoder(encoder, zoo.architecture, zoo.task.task_io(zoo), **options)
+        return evaluate_supervised(model, zoo, downstream_splits(zoo), _target(zoo, target), predictor, seed,
+                                   context.device)
+
+    settings = {"encoder": encoder, "encoder_options": options, "target": target, "seed": seed,
+                "predictor": dataclasses.asdict(predictor)}
+    return Step(name, "supervised", settings, compute, (zoo_name,))
+
+
+def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Step]:
+    """The analyses of one zoo, on the first seed's runs."""
+    seed = config.seeds[0]
+    zoo_step_name = f"zoo/{zoo_name}"
+    pretrained = {e: f"pretrain/{zoo_name}/{e}/seed-{seed}" for e in config.encoders}
+    embedded = {e: f"embed/{zoo_name}/{e}/seed-{seed}" for e in config.encoders}
+    wanted = config.analyses
+    steps = []
+
+    def runs(context, names):
+        return {e: _load_run(context.input(n), context.device) for e, n in names.items()}
+
+    if wanted.invariance:
+        options = {e: config.encoder_options.get(e, {}) for e in config.encoders}
+        steps.append(Step(
+            f"invariance/{zoo_name}", "invariance", {"untrained": options, "networks": analyses.INVARIANCE_NETWORKS},
+            lambda c: analyses.invariance(open_zoo(c.input(zoo_step_name)), runs(c, pretrained), options,
+                                          c.directory, zoo_name),
+            (zoo_step_name, *pretrained.values())))
+    if wanted.embeddings:
+        steps.append(Step(
+            f"embeddings/{zoo_name}", "embeddings", {},
+            lambda c: analyses.embeddings(
+                open_zoo(c.input(zoo_step_name)),
+                {e: c.input(n).directory / c.input(n).result["file"] for e, n in embedded.items()},
+                c.directory, zoo_name),
+            (zoo_step_name, *embedded.values())))
+    if wanted.fidelity:
+        steps.append(Step(
+            f"fidelity/{zoo_name}", "fidelity", {"samples": wanted.fidelity_samples},
+            lambda c: analyses.fidelity(open_zoo(c.input(zoo_step_name)), runs(c, pretrained),
+                                        wanted.fidelity_samples, c.directory, zoo_name),
+            (zoo_step_name, *pretrained.values())))
+    probing = {e: n for e, n in pretrained.items() if e in analyses.PROBING}
+    if wanted.probes and probing:
+        steps.append(Step(
+            f"probes/{zoo_name}", "probes", {},
+            lambda c: analyses.probes(open_zoo(c.input(zoo_step_name)), runs(c, probing), c.directory),
+            (zoo_step_name, *probing.values())))
+    ablation = config.ablation
+    if ablation is not None:
+        runs_of = []  # (option, value, seed, step name)
+        overrides = {k: v for k, v in (("steps", ablation.steps), ("eval_every", ablation.eval_every)) if v is not None}
+        for option, (_, key) in analyses.ABLATIONS.items():
+            for value in getattr(ablation, key):
+                for s in config.seeds:
+                    name = f"pretrain/{zoo_name}/ablation/{ablation.encoder}-{option}-{value}/seed-{s}"
+                    run_config = dataclasses.replace(config.pretrain_config(ablation.encoder, s, **{option: value}),
+                                                     **overrides)
+                    steps.append(pretrain_step(name, zoo_step_name, run_config))
+                    runs_of.append((option, value, s, name))
+        if runs_of:
+            steps.append(Step(
+                f"probing_ablation/{zoo_name}", "probing_ablation",
+                {"runs": [[o, v, s] for o, v, s, _ in runs_of]},
+                lambda c: analyses.probing_ablation(
+                    [{"option": o, "value": v, "seed": s, "val_loss": c.input(n).result["best_val_loss"]}
+                     for o, v, s, n in runs_of], c.directory),
+                tuple(n for *_, n in runs_of)))
+    return steps
+
+
+def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Finished]):
+    for zoo in config.zoos:
+        zoo_name = f"zoo/{zoo.name}"
+        yield zoo_step(zoo_name, zoo.kind, zoo.config, zoo.path, _zoo_summary)
+        targets = list(finished[zoo_name].result["targets"])
+        supervised = config.supervised_targets(targets)
+        for seed in config.seeds:  # the references every encoder's loss is read against
+            for reference, name in reference_names(zoo.name, seed).items():
+                yield pretrain_step(name, zoo_name, config.pretrain_config(reference, seed))
+        for encoder in config.encoders:
+            for seed in config.seeds:
+                base = f"{zoo.name}/{encoder}/seed-{seed}"
+                yield pretrain_step(f"pretrain/{base}", zoo_name, config.pretrain_config(encoder, seed),
+                                    reference_names(zoo.name, seed))
+                yield embed_step(f"embed/{base}", zoo_name, f"pretrain/{base}")
+                for target in targets:
+                    yield predict_step(f"predict/{base}/{target}", zoo_name, f"embed/{base}", target, seed,
+                                       config.predictor)
+                for target in supervised:
+                    yield supervised_step(f"supervised/{base}/{target}", zoo_name, encoder,
+                                          config.encoder_options.get(encoder, {}), target, seed,
+                                          config.supervised_predictor())
+        yield from analysis_steps(config, zoo.name)
+
+
+# ---- results -------------------------------------------------------------------------------
+ANALYSES = ("invariance", "embeddings", "fidelity", "probes", "probing_ablation")
+
+
+def gather_results(config: RepresentationsExperiment, finished: dict[str, Finished], out: Path) -> dict:
+    """results.json: per zoo its summary, per encoder and seed the pretraining loss and every
+    prediction's metrics, the analyses' numbers, and the table rows aggregated over seeds."""
+    from .representations_report import aggregate
+
+    results = {"name": config.name, "zoos": {}}
+    for zoo in config.zoos:
+        summary = finished[f"zoo/{zoo.name}"].result
+        record = {k: summary[k] for k in ("kind", "path", "checkpoints", "split_sizes", "targets")}
+        record["encoders"] = {}
+        record["references"] = {r: [finished[reference_names(zoo.name, seed)[r]].result["best_val_loss"]
+                                    for seed in config.seeds] for r in REFERENCES}
+        record["loss_units"] = config.pretrain.loss_reduction
+        for encoder in config.encoders:
+            per_seed = []
+            for seed in config.seeds:
+                base = f"{zoo.name}/{encoder}/seed-{seed}"
+                predictions = {}
+                for mode, kind in (("pretrained", "predict"), ("supervised", "supervised")):
+                    for target in summary["targets"]:
+                        if f"{kind}/{base}/{target}" in finished:
+                            predictions[f"{mode}/{target}"] = finished[f"{kind}/{base}/{target}"].result
+                per_seed.append({"seed": seed, "pretrain_val_loss": finished[f"pretrain/{base}"].result["best_val_loss"],
+                                 "predictions": predictions})
+            record["encoders"][encoder] = per_seed
+        record["analyses"], record["figures"] = {}, {}
+        for analysis in ANALYSES:
+            step = finished.get(f"{analysis}/{zoo.name}")
+            if step is not None:
+                record["analyses"][analysis] = step.result
+                record["figures"][analysis] = step.directory.relative_to(out).as_posix()
+        results["zoos"][zoo.name] = record
+    results["rows"] = aggregate(results)
+    return results
+
+
+class Representations(Family):
+    name = FAMILY
+    summary = "paper 000: encoders pretrained by emulation, compared on downstream prediction"
+
+    def config(self, data: dict, where: str) -> RepresentationsExperiment:
+        data = dict(data)
+        zoos = data.get("zoos")
+        if not zoos:
+            raise ConfigError(f"{where}: an experiment needs a name and at least one [[zoos]] table")
+        if not isinstance(zoos, list):
+            raise ConfigError(f"{where}: zoos must be [[zoos]] tables")
+        data["zoos"] = [ZooSection.from_toml(zoo, f"{where}: zoos[{i}]") for i, zoo in enumerate(zoos)]
+        return typed.from_dict(RepresentationsExperiment, data, where)
+
+    def steps(self, config, finished):
+        return experiment_steps(config, finished)
+
+    def results(self, config, finished, out):
+        return gather_results(config, finished, out)
+
+    def report(self, config, results, out):
+        from .representations_report import report_lines
+
+        return report_lines(config, results, out)

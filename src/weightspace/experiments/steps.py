@@ -1,0 +1,162 @@
+"""The experiment runner: an experiment is a sequence of named steps, each cached under a key of
+its own settings and the keys of the steps it reads.
+
+A :class:`Step` has a name (``pretrain/formal-languages/statistics/seed-0``), a kind (what its
+compute function does: ``pretrain``), settings (a JSON-able dict of everything its output depends
+on besides its inputs), the names of the steps it reads, and a compute function that writes files
+into its own directory and returns a JSON-able result. Its key is::
+
+    sha256(kind, settings, [key of each input])[:16]
+
+so changing one setting changes the key of that step and of every step that reads it, directly
+or not, and nothing else. A step whose key directory holds a finished result is reused and never
+recomputed; a step killed mid-way has no result and is computed again by the next run (in the
+same directory, so a step that resumes its own work, like a pretraining run or a zoo build, picks
+up where it stopped). Going back to an earlier setting reuses the result computed with it.
+
+Layout of an experiment's results (``RESULTS/NAME``)::
+
+    experiment.json           the resolved config of the last run: family and every setting
+    run.json                  the last run: each step's key, "computed" or "reused", seconds
+    results.json              the numbers the report shows, gathered from step results
+    report.md                 the report (``weightspace report RESULTS/NAME`` re-renders it)
+    table.csv, table.md       (paper 000) the prediction table
+    figures/                  figures drawn by the report from results.json
+    steps/STEP/KEY/           one step's output; STEP is its name, so it may be nested
+        step.json             kind, settings and input keys (written before computing)
+        result.json           {"result": ..., "seconds": ...}: written atomically and last,
+                              its presence is what "finished" means
+        ...                   the files the step wrote (a zoo, a pretraining run, embeddings,
+                              figures, models)
+
+Steps are run in the order given; each step's inputs must come earlier. The sequence may be a
+generator that reads the results of the steps run so far (``finished``), for steps whose list
+depends on an earlier result (one prediction step per target of a zoo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .. import storage
+
+RESULT_FILE = "result.json"
+STEP_FILE = "step.json"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished step: where its files are and what it returned."""
+
+    name: str
+    key: str
+    directory: Path
+    result: dict
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a compute function gets: its own directory (created), its inputs by step name, and
+    where to compute."""
+
+    directory: Path
+    inputs: dict[str, Finished]
+    device: str = "cpu"
+    progress: bool = False
+
+    def input(self, name: str) -> Finished:
+        return self.inputs[name]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: str
+    settings: dict
+    compute: Callable[[StepContext], dict]
+    inputs: tuple[str, ...] = ()
+    #: a finished result is reused when this says yes (default: always). The zoo step uses it to
+    #: rebuild a zoo whose configured location changed: same contents, so the same key.
+    reusable: Callable[[dict], bool] | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened to one step in one run."""
+
+    name: str
+    kind: str
+    key: str
+    status: str  # "computed" or "reused"
+    seconds: float  # computing it (in the run that computed it, for a reused step)
+    directory: str  # relative to the experiment's directory
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def canonical(value):
+    """``value`` as plain JSON (tuples become lists), as it reads back from a file."""
+    return json.loads(json.dumps(value))
+
+
+def step_key(kind: str, settings: dict, input_keys: list[str]) -> str:
+    text = json.dumps({"kind": kind, "settings": canonical(settings), "inputs": list(input_keys)},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def step_directory(root, name: str, key: str) -> Path:
+    return Path(root) / "steps" / name / key
+
+
+def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool = True,
+              finished: dict[str, Finished] | None = None) -> list[StepRecord]:
+    """Run (or reuse) each step under ``root/steps``; returns one record per step, in order.
+    ``finished`` (filled as steps finish) is the dict a step generator reads earlier results from."""
+    root = Path(root)
+    finished = {} if finished is None else finished
+    records = []
+    for step in steps:
+        if step.name in finished:
+            raise ValueError(f"two steps are named {step.name!r}")
+        missing = [name for name in step.inputs if name not in finished]
+        if missing:
+            raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
+        inputs = {name: finished[name] for name in step.inputs}
+        key = step_key(step.kind, step.settings, [inputs[name].key for name in step.inputs])
+        directory = step_directory(root, step.name, key)
+        stored = _finished_result(directory)
+        if stored is not None and (step.reusable is None or step.reusable(stored["result"])):
+            status, seconds, result = "reused", stored["seconds"], stored["result"]
+        else:
+            _say(progress, f"[{step.name}] computing")
+            storage.write_json(directory / STEP_FILE, {
+                "name": step.name, "kind": step.kind, "settings": canonical(step.settings),
+                "inputs": {name: inputs[name].key for name in step.inputs}})
+            started = time.perf_counter()
+            result = canonical(step.compute(StepContext(directory, inputs, device, progress)))
+            seconds = round(time.perf_counter() - started, 2)
+            storage.write_json(directory / RESULT_FILE, {"result": result, "seconds": seconds})
+            status = "computed"
+            _say(progress, f"[{step.name}] computed in {seconds:g} s")
+        finished[step.name] = Finished(step.name, key, directory, result)
+        records.append(StepRecord(step.name, step.kind, key, status, seconds, str(directory.relative_to(root))))
+    return records
+
+
+def _finished_result(directory: Path) -> dict | None:
+    file = directory / RESULT_FILE
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        tqdm.write(message)

@@ -1,0 +1,48 @@
+"""The zoo step every family starts with: build (or resume, or reuse) a task's zoo.
+
+Its key hashes the task's name and config, so the same settings give the same zoo in any
+experiment. A zoo lives in the step's directory (``steps/zoo/NAME/KEY/zoo``) unless the config
+gives it a ``path`` (a zoo shared between experiments, e.g. ``zoos/demo-formal-languages``).
+Building is :func:`~weightspace.zoo.build_zoo`'s job, with its own resume after a kill and its
+own refusal to mix settings in one directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .steps import Finished, Step, StepContext
+
+ZOO_DIRECTORY = "zoo"
+
+
+def zoo_step(name: str, task_name: str, config, path: str | None = None,
+             summary: Callable[[object], dict] | None = None) -> Step:
+    """The step ``name`` that builds the zoo of task ``task_name`` with ``config`` (the task's
+    typed config) at ``path`` (None: in the step's directory). Its result records where the zoo
+    is, its checkpoint count, and ``summary(zoo)`` if given."""
+
+    def compute(context: StepContext) -> dict:
+        from ..tasks import get_task
+        from ..zoo import build_zoo, load_zoo
+
+        location = Path(path) if path else context.directory / ZOO_DIRECTORY
+        build_zoo(location, get_task(task_name), config, device=context.device, progress=context.progress)
+        zoo = load_zoo(location)
+        return {"path": path, "kind": task_name, "checkpoints": len(zoo), **(summary(zoo) if summary else {})}
+
+    return Step(name, "zoo", {"task": task_name, "config": config.to_json()}, compute,
+                reusable=lambda result: result["path"] == path)
+
+
+def zoo_location(finished: Finished) -> Path:
+    """Where the zoo of a finished zoo step is."""
+    path = finished.result["path"]
+    return Path(path) if path else finished.directory / ZOO_DIRECTORY
+
+
+def open_zoo(finished: Finished):
+    from ..zoo import load_zoo
+
+    return load_zoo(zoo_location(finished))
