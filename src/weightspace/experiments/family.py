@@ -16,11 +16,10 @@ agent-embeddings    004          :mod:`weightspace.experiments.agent_embeddings`
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import import_module
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import ConfigError
+from ..registry import Registry
 from .steps import Finished, Step
 
 
@@ -55,31 +54,19 @@ class Family:
         return f"<experiment family {self.name}>"
 
 
-#: built-in families: name -> (module, class)
-_BUILT_IN = {
+_FAMILIES = Registry("experiment family", __package__, {
     "representations": ("representations", "Representations"),
     "agent-embeddings": ("agent_embeddings", "AgentEmbeddings"),
-}
-_REGISTERED: dict[str, Family] = {}
+}, group="weightspace.experiment_families")
 
 
 def register_family(family: Family, replace: bool = False) -> Family:
-    if not replace and (family.name in _BUILT_IN or family.name in _REGISTERED):
-        raise ValueError(f"an experiment family named {family.name!r} is already registered")
-    _REGISTERED[family.name] = family
-    return family
+    return _FAMILIES.register(family, replace)
 
 
 def family_names() -> list[str]:
-    return [*_BUILT_IN, *(n for n in _REGISTERED if n not in _BUILT_IN)]
+    return _FAMILIES.names()
 
 
 def get_family(name: str) -> Family:
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    if name in _BUILT_IN:
-        module, cls = _BUILT_IN[name]
-        family = getattr(import_module(f".{module}", __package__), cls)()
-        _REGISTERED[name] = family
-        return family
-    raise ConfigError(f"unknown experiment family {name!r}; choose from {', '.join(family_names())}")
+    return _FAMILIES.get(name)

@@ -12,56 +12,32 @@ each entry naming a :class:`~weightspace.tasks.base.Task` subclass::
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from .base import ShardTask, Task, TaskConfig
 
-#: built-in families: name -> (module, class)
-_BUILT_IN = {
+_TASKS = Registry("task family", __name__, {
     "formal-languages": ("formal_languages", "FormalLanguages"),
     "digits": ("digits", "RotatedDigits"),
     "cartpole": ("cartpole", "CartPole"),
-}
-_REGISTERED: dict[str, Task] = {}
+}, group="weightspace.tasks")
 
 
 def register_task(task: Task, replace: bool = False) -> Task:
     """Make ``task`` available by ``task.name`` to the zoo builder, the reader and experiments."""
-    if not replace and (task.name in _BUILT_IN or task.name in _REGISTERED):
-        raise ValueError(f"a task named {task.name!r} is already registered")
-    _REGISTERED[task.name] = task
-    return task
-
-
-def _entry_points():
-    from importlib.metadata import entry_points
-
-    return {entry.name: entry for entry in entry_points(group="weightspace.tasks")}
+    return _TASKS.register(task, replace)
 
 
 def task_names() -> list[str]:
-    names = [*_BUILT_IN, *(n for n in _REGISTERED if n not in _BUILT_IN)]
-    return names + [n for n in _entry_points() if n not in names]
+    return _TASKS.names()
 
 
 def get_task(name: str) -> Task:
     """The task family ``name``; an unknown name is one clear error."""
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    if name in _BUILT_IN:
-        module, cls = _BUILT_IN[name]
-        task = getattr(import_module(f".{module}", __name__), cls)()
-        _REGISTERED[name] = task
-        return task
-    entry = _entry_points().get(name)
-    if entry is not None:
-        return register_task(entry.load()())
-    raise ConfigError(f"unknown task family {name!r}; choose from {', '.join(task_names())}")
+    return _TASKS.get(name)
 
 
 def __getattr__(name):  # the base classes import torch: only when asked for
