@@ -4,6 +4,7 @@ with command-line overrides, and both papers' experiments end to end on tiny zoo
 
 import json
 import tomllib
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import pytest
@@ -147,7 +148,7 @@ def test_a_registered_family_runs_from_a_file_and_its_report_lists_reused_and_co
 
 
 # ---- configs and the command line -----------------------------------------------------------
-SHIPPED = ["demo", "paper-formal-languages", "paper-digits", "cartpole-demo", "cartpole-paper"]
+SHIPPED = sorted(path.stem for path in Path("experiments").glob("*.toml"))
 
 
 @pytest.mark.parametrize("name", SHIPPED)

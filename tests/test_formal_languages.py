@@ -103,3 +103,15 @@ def test_model_sampling_is_batched_and_keyed_per_network():
     assert torch.equal(tokens[1], alone[0])
     torch.testing.assert_close(logprobs[1], alone_lp[0], atol=1e-6, rtol=0)
     torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(3, 20, 41))
+
+
+def test_languages_each_covers_every_language_once_per_216_runs():
+    from weightspace.tasks import get_task
+
+    task = get_task("formal-languages")
+    plan = task.plan(task.config({"models": 432, "languages": "each", "seed": 3}))
+    counts = plan["task_id"].value_counts()
+    assert len(counts) == 216 and (counts == 2).all()
+    assert plan.equals(task.plan(task.config({"models": 432, "languages": "each", "seed": 3})))
+    uniform = task.plan(task.config({"models": 432}))
+    assert uniform["task_id"].nunique() < 216  # independent draws miss some languages

@@ -151,11 +151,16 @@ class FormalLanguagesConfig(TaskConfig):
     num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
     samples: int = field(default=1000, metadata={"help": "Sampled strings per checkpoint for performance."})
     rollouts: int = field(default=100, metadata={"help": "Rollouts stored per checkpoint (at most samples)."})
+    languages: str = field(default="uniform", metadata={
+        "help": "How runs get their language: uniform (drawn independently, the paper) or each "
+                "(every language once per 216 runs, in a seeded order)."})
 
     def problems(self) -> list[str]:
         problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
                     for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts")
                     if getattr(self, name) < 1]
+        if self.languages not in ("uniform", "each"):
+            problems.append(f"languages must be uniform or each (got {self.languages!r})")
         if self.rollouts > self.samples:
             problems.append(f"rollouts ({self.rollouts}) cannot exceed samples ({self.samples})")
         return problems
@@ -180,8 +185,12 @@ class FormalLanguages(Task):
     def plan(self, config) -> pd.DataFrame:
         """One row per run: its language (drawn uniformly), seed, hyperparameters and split."""
         languages = all_languages()
-        task_ids = counter_rng.integers([config.seed], counter_rng.stream_id("task"), 0, len(languages),
-                                        (config.models,))[0].numpy()
+        if config.languages == "each":  # every language once per len(languages) runs
+            order = np.random.default_rng(config.seed).permutation(len(languages))
+            task_ids = order[np.arange(config.models) % len(languages)]
+        else:
+            task_ids = counter_rng.integers([config.seed], counter_rng.stream_id("task"), 0, len(languages),
+                                            (config.models,))[0].numpy()
         splits = language_splits()
         params = np.array([languages[t] for t in task_ids]).reshape(-1, 3)
         return pd.DataFrame({
