@@ -34,6 +34,7 @@ VARIANTS = {  # name -> (the settings that differ from the new defaults, train i
     "+ encoder and emulator clipped separately": ({**OLD, "separate_clipping": True}, False),
     "+ conditioned at the emulator's width": ({**OLD, "condition_at_width": True}, False),
     "+ z normalised + conditioned at width": ({**OLD, "normalize_embedding": True, "condition_at_width": True}, False),
+    "as it was, loss summed over classes (the old code exactly)": ({**OLD, "loss_reduction": "sum"}, False),
 }
 #: reduced encoders (the CPU scale); the paper's sizes are the library defaults
 ENCODER_OPTIONS = {
@@ -53,8 +54,18 @@ def main():
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--encoders", default=",".join(ENCODER_OPTIONS))
     parser.add_argument("--variants", default="all", help="'all' or 'none' (only the new defaults per encoder)")
+    parser.add_argument("--table-only", action="store_true", help="rewrite table.md from the finished runs")
     args = parser.parse_args()
     out = Path(args.out)
+    if args.table_only:
+        rows = json.loads((out / "results.json").read_text())
+        for row in rows:  # the train loss at the best step, from each run's metrics
+            directory = out / "statistics" / _slug(row["run"]) if row["encoder"] == "statistics" else out / row["encoder"]
+            metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
+            row["train_loss"] = next(m for m in metrics if m["step"] == row["step"])["train_loss"]
+        storage.write_text(out / "table.md", table(rows))
+        print(table(rows))
+        return
     base = PretrainConfig(encoder="statistics", steps=args.steps, batch_size=32, rollouts_per_network=4,
                           val_rollouts=20, learning_rate=1e-3, emulator_hidden=128, eval_every=100,
                           patience=args.steps)  # no early stopping within the budget
@@ -66,7 +77,10 @@ def main():
         pretrain(args.zoo, directory, config, progress=False, references=references)
         seconds = time.perf_counter() - started
         summary = run_summary(directory)
-        row = {"run": label, "encoder": encoder, **summary, "seconds": round(seconds, 1)}
+        metrics = [json.loads(line) for line in (Path(directory) / "metrics.jsonl").read_text().splitlines()]
+        at_best = next(m for m in metrics if m["step"] == summary["step"])
+        row = {"run": label, "encoder": encoder, **summary, "train_loss": at_best["train_loss"],
+               "seconds": round(seconds, 1)}
         print(json.dumps(row), flush=True)
         rows.append(row)
         storage.write_json(out / "results.json", rows)
@@ -76,24 +90,29 @@ def main():
     shared = {name: out / "statistics" / "all-three-the-new-defaults" / "references" / name
               for name in ("constant", "oracle")}
     for label, (settings, own_references) in variants.items():
-        slug = label.replace(" ", "-").replace("(", "").replace(")", "").replace("+", "plus").replace("'", "")
-        run(label, "statistics", settings, out / "statistics" / slug, True if own_references else False)
+        run(label, "statistics", settings, out / "statistics" / _slug(label), True if own_references else False)
     for encoder in [e for e in args.encoders.split(",") if e != "statistics"]:
         run("all three (the new defaults)", encoder, {}, out / encoder, shared)
     print(table(rows))
     storage.write_text(out / "table.md", table(rows))
 
 
+def _slug(label: str) -> str:
+    return label.replace(" ", "-").replace("(", "").replace(")", "").replace("+", "plus").replace("'", "")
+
+
 def table(rows) -> str:
-    lines = ["| run | encoder | best val. loss (mean over classes) | x6 (sum, the issue's units) | constant floor | "
-             "oracle ceiling | below the floor | seconds |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | encoder | best val. loss (mean over classes) | x6 (sum, the issue's units) | train loss there | "
+             "constant floor | oracle ceiling | below the floor | seconds |", "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         floor, ceiling = row.get("constant"), row.get("oracle")
-        below = f"{100 * (1 - row['val_loss'] / floor):.0f}%" if floor else "-"
-        lines.append(f"| {row['run']} | {row['encoder']} | {row['val_loss']:.4f} | {6 * row['val_loss']:.3f} | "
-                     f"{floor:.4f} | {ceiling:.4f} | {below} | {row['seconds']:.0f} |" if floor else
-                     f"| {row['run']} | {row['encoder']} | {row['val_loss']:.4f} | {6 * row['val_loss']:.3f} | - | - | - | "
-                     f"{row['seconds']:.0f} |")
+        scale = 1 / 6 if "summed" in row["run"] else 1  # that run trained in sum units: shown in mean units
+        train = f"{scale * row['train_loss']:.4f}" if "train_loss" in row else "-"
+        references = (f"{floor:.4f} | {ceiling:.4f} | {100 * (1 - row['val_loss'] / floor):.0f}%" if floor
+                      else "- | - | -")
+        mean = scale * row["val_loss"]
+        lines.append(f"| {row['run']} | {row['encoder']} | {mean:.4f} | {6 * mean:.3f} | "
+                     f"{train} | {references} | {row['seconds']:.0f} |")
     return "\n".join(lines)
 
 
