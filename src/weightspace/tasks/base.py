@@ -77,6 +77,24 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class LSTMTaskConfig(TaskConfig):
+    """Settings of a family whose subject networks are LSTMs trained on sequences by the population
+    trainer (AdamW with the paper's piecewise-linear schedule; paper 000's defaults)."""
+
+    batch_size: int = field(default=32, metadata={"help": "Training sequences per network and step."})
+    learning_rate: float = field(default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    hidden_size: int = field(default=32, metadata={"help": "LSTM hidden units per layer."})
+    num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
+    samples: int = field(default=1000, metadata={"help": "Evaluation samples per checkpoint."})
+    rollouts: int = field(default=100, metadata={"help": "Rollouts stored per checkpoint."})
+
+    def problems(self) -> list[str]:
+        return [f"{name} must be >= 1 (got {getattr(self, name)})"
+                for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts") if getattr(self, name) < 1]
+
+
+@dataclass(frozen=True)
 class ShardTask:
     """What a task provides for one shard (a population trained together): training batches
     (or its own trainer) and evaluation.

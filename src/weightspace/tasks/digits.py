@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .. import counter_rng
 from ..errors import WeightspaceError
-from .base import ShardTask, Task, TaskConfig
+from .base import LSTMTaskConfig, ShardTask, Task
 
 NUM_CLASSES = 10
 #: BOS and EOS are whole tiles of a constant outside the pixel range [0, 1], so the 16 inputs of the
@@ -241,16 +241,11 @@ def _cached_data(data_dir):
 
 
 @dataclass(frozen=True)
-class DigitsConfig(TaskConfig):
+class DigitsConfig(LSTMTaskConfig):
     """A rotated-digits zoo; without ``data_dir`` the built-in 8x8 digits stand in for MNIST."""
 
     population: int = field(default=32, metadata={
         "help": "Networks trained together (each holds its own rotated copy of the images)."})
-    batch_size: int = field(default=32, metadata={"help": "Training images per network and step."})
-    learning_rate: float = field(default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."})
-    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
-    hidden_size: int = field(default=32, metadata={"help": "LSTM hidden units per layer."})
-    num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
     samples: int = field(default=1000, metadata={"help": "Training images scored for train_loss at each checkpoint."})
     rollouts: int = field(default=100, metadata={"help": "Validation images stored as rollouts per checkpoint."})
     data_dir: str | None = field(default=None, metadata={
@@ -265,9 +260,7 @@ class DigitsConfig(TaskConfig):
         super().__post_init__()
 
     def problems(self) -> list[str]:
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts")
-                    if getattr(self, name) < 1]
+        problems = super().problems()
         if self.tile_size is not None and self.tile_size < 1:
             problems.append(f"tile_size must be >= 1 (got {self.tile_size})")
         return problems

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import counter_rng
-from .base import ShardTask, Task, TaskConfig
+from .base import LSTMTaskConfig, ShardTask, Task
 
 VOCABULARY = {"a": 0, "b": 1, "c": 2, "d": 3, "BOS": 4, "EOS": 5}
 BOS, EOS = VOCABULARY["BOS"], VOCABULARY["EOS"]
@@ -141,14 +141,9 @@ def language_splits() -> dict[tuple[int, int, int], str]:
 
 
 @dataclass(frozen=True)
-class FormalLanguagesConfig(TaskConfig):
+class FormalLanguagesConfig(LSTMTaskConfig):
     """A formal-language zoo; the defaults are the paper's (appendix C)."""
 
-    batch_size: int = field(default=32, metadata={"help": "Training strings per network and step."})
-    learning_rate: float = field(default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."})
-    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
-    hidden_size: int = field(default=32, metadata={"help": "LSTM hidden units per layer."})
-    num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
     samples: int = field(default=1000, metadata={"help": "Sampled strings per checkpoint for performance."})
     rollouts: int = field(default=100, metadata={"help": "Rollouts stored per checkpoint (at most samples)."})
     languages: str = field(default="uniform", metadata={
@@ -156,9 +151,7 @@ class FormalLanguagesConfig(TaskConfig):
                 "(every language once per 216 runs, in a seeded order)."})
 
     def problems(self) -> list[str]:
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts")
-                    if getattr(self, name) < 1]
+        problems = super().problems()
         if self.languages not in ("uniform", "each"):
             problems.append(f"languages must be uniform or each (got {self.languages!r})")
         if self.rollouts > self.samples:
