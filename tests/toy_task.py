@@ -7,7 +7,7 @@ The whole family is this one module plus :func:`register`; no library code knows
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from weightspace.encoders.base import TaskIO
 from weightspace.errors import ConfigError
 from weightspace.networks import LSTM
 from weightspace.tasks import get_task, register_task
-from weightspace.tasks.base import ShardTask, Task, TaskConfig
+from weightspace.tasks.base import LSTMTaskConfig, ShardTask, Task
 
 VOCAB = 4
 LENGTH = 8
@@ -29,15 +29,16 @@ OOD_SHIFT = 3
 
 
 @dataclass(frozen=True)
-class ShiftedCopyConfig(TaskConfig):
+class ShiftedCopyConfig(LSTMTaskConfig):  # the library's LSTM settings, with the toy's own defaults
     models: int = 8
     steps: int = 60
     population: int = 8
-    batch_size: int = field(default=16, metadata={"help": "Sequences per network and step."})
+    batch_size: int = 16
     learning_rate: float = 0.02
     weight_decay: float = 0.0
     hidden_size: int = 8
-    samples: int = field(default=64, metadata={"help": "Evaluation sequences per checkpoint."})
+    num_layers: int = 1
+    samples: int = 64
     rollouts: int = 8
 
 
@@ -53,7 +54,7 @@ class ShiftedCopy(Task):
     plot_columns = ("shift", "accuracy")
 
     def architecture(self, config):
-        return LSTM(VOCAB, config.hidden_size, 1, VOCAB)
+        return LSTM(VOCAB, config.hidden_size, config.num_layers, VOCAB)
 
     def plan(self, config) -> pd.DataFrame:
         shifts = np.arange(config.models) % len(SHIFTS)  # every shift equally often

@@ -89,21 +89,45 @@ class _TaskCommands(click.Group):
         return _build_command(get_task(name))
 
 
-def _build_command(task) -> click.Command:
-    """The ``zoo build NAME`` command of ``task``: one option per config field."""
+def _config_options(cls, exclude=()) -> list[click.Option]:
+    """One option per field of config dataclass ``cls``, help from its metadata and the default
+    shown from the dataclass (the one source of defaults: an option not given stays None and the
+    dataclass fills it in). Booleans are ``--x/--no-x`` flags; tuples are comma-separated ints."""
     import dataclasses
     import typing
 
-    hints = typing.get_type_hints(task.config_class)
-    fields = {f.name: f for f in dataclasses.fields(task.config_class)}
+    hints = typing.get_type_hints(cls)
+    options = []
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        base = args[0] if args else hints[f.name]
+        help_text = f.metadata.get("help", "") + ("" if f.default is None else f" [default: {f.default}]")
+        if base is bool:
+            options.append(click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=None, help=help_text))
+        elif typing.get_origin(base) is tuple:
+            options.append(click.Option([flag, f.name], callback=int_list, metavar="0,100,...", help=help_text))
+        else:
+            options.append(click.Option([flag, f.name], type=base, default=None, help=help_text))
+    return options
+
+
+def _given(values: dict) -> dict:
+    """The options the user gave (the others are None and take the dataclass defaults)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _build_command(task) -> click.Command:
+    """The ``zoo build NAME`` command of ``task``: one option per config field."""
 
     def callback(out, device, quiet, **given):
         from .zoo import build_zoo
         from .zoo.info import zoo_summary
         from .zoo.reader import load_zoo
 
-        values = {name: value for name, value in given.items() if value is not None}
-        config = task.config(values, where="zoo build")
+        config = task.config(_given(given), where="zoo build")
         if not quiet:
             for notice in task.notices(config):
                 click.echo(notice, err=True)
@@ -115,19 +139,8 @@ def _build_command(task) -> click.Command:
                      help="Zoo directory (created; an unfinished one is resumed)."),
         click.Option(["--device"], default="cpu", show_default=True, callback=_device, help="cpu or cuda."),
         click.Option(["--quiet"], is_flag=True, help="No progress bar."),
+        *_config_options(task.config_class),
     ]
-    for name, f in fields.items():
-        flag = f.metadata.get("flag", "--" + name.replace("_", "-"))
-        kind = hints[name]
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        base = args[0] if args else kind
-        default = "" if f.default is None else f" [default: {f.default}]"
-        if typing.get_origin(base) is tuple:
-            params.append(click.Option([flag, name], callback=int_list, metavar="0,100,...",
-                                       help=f.metadata.get("help", "") + default))
-        else:
-            params.append(click.Option([flag, name], type=base, default=None,
-                                       help=f.metadata.get("help", "") + default))
     return click.Command(task.name, callback=callback, params=params, help=(
         f"Train a zoo of {task.summary or task.name} and write it to --out (resumable: rerun the same "
         "command after a kill)."))
@@ -184,49 +197,46 @@ PAPER_PARAMETERS = {"statistics": (1248016, 1248016), "flattened": (1797264, 197
                     "probing": (1241718, 1254016), "interactive": (1235830, 1240960)}
 
 
-@main.command("pretrain")
-@click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo to pretrain on (train split; val for early stopping).")
-@click.option("--encoder", required=True, type=click.Choice(ENCODER_NAMES), help="Encoder architecture.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory (an unfinished run is resumed).")
-@click.option("--steps", default=100_000, show_default=True, help="Maximum training steps (early stopping may end sooner).")
-@click.option("--batch-size", default=64, show_default=True, help="Subject networks per step.")
-@click.option("--rollouts-per-network", default=10, show_default=True, help="Stored rollouts emulated per network and step.")
-@click.option("--val-rollouts", default=20, show_default=True, help="Stored rollouts per validation network in the validation loss.")
-@click.option("--eval-every", default=500, show_default=True, help="Steps between validation evaluations.")
-@click.option("--patience", default=10, show_default=True, help="Evaluations without improvement before stopping.")
-@click.option("--learning-rate", default=1e-4, show_default=True)
-@click.option("--weight-decay", default=0.01, show_default=True)
-@click.option("--gradient-clip", default=0.1, show_default=True, help="Gradient-norm clip.")
-@click.option("--separate-clipping/--joint-clipping", default=True, show_default=True,
-              help="Clip the encoder's and the emulator's gradients separately (the authors' code).")
-@click.option("--normalize-embedding/--raw-embedding", default=True, show_default=True,
-              help="Divide z by its norm before the emulator (the authors' default).")
-@click.option("--condition-at-width/--condition-at-input", default=True, show_default=True,
-              help="Add z at BOS after projecting input and z to the emulator's width (the authors' code).")
-@click.option("--loss-reduction", default="mean", show_default=True, type=click.Choice(["mean", "sum"]),
-              help="Reverse KL over output classes: mean (paper units) or sum.")
-@click.option("--emulator-hidden", default=256, show_default=True, help="Hidden size of the 2-layer LSTM emulator.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--references/--no-references", default=True, show_default=True,
-              help="Also train the constant floor and the oracle ceiling (same settings) to read the loss against.")
-@click.option("--device", default="cpu", show_default=True, callback=_device)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def pretrain_command(zoo_dir, out, device, quiet, references, **options):
-    """Train an encoder by emulation: the emulator must reproduce each network's rollouts from
-    its embedding alone. Writes metrics.jsonl, best/last.safetensors and config.json to --out,
-    and the two references under --out/references/."""
-    from .emulation import PretrainConfig, pretrain, run_summary
+def _pretrain_command() -> click.Command:
+    """``weightspace pretrain``: its settings are PretrainConfig's fields, defaults and help."""
+    from .emulation.pretrain import PretrainConfig
 
-    pretrain(zoo_dir, out, PretrainConfig(**options), device=device, progress=not quiet, references=references)
-    summary = run_summary(out)
-    click.echo(f"pretraining run written to {out}")
-    click.echo(f"best validation loss {summary['val_loss']:.4f} (step {summary['step']}; reverse KL, "
-               f"{options['loss_reduction']} over output classes)")
-    if "constant" in summary and "oracle" in summary:
-        floor, ceiling = summary["constant"], summary["oracle"]
-        gap = floor - ceiling
-        share = f"; {100 * (floor - summary['val_loss']) / gap:.0f}% of the way from floor to ceiling" if gap > 0 else ""
-        click.echo(f"constant floor {floor:.4f}, oracle ceiling {ceiling:.4f}{share}")
+    def callback(zoo_dir, out, device, quiet, references, **given):
+        """Train an encoder by emulation: the emulator must reproduce each network's rollouts from
+        its embedding alone. Writes metrics.jsonl, best/last.safetensors and config.json to --out,
+        and the two references under --out/references/."""
+        from . import config as typed
+        from .emulation import pretrain, run_summary
+
+        config = typed.from_dict(PretrainConfig, _given(given), "pretrain")
+        pretrain(zoo_dir, out, config, device=device, progress=not quiet, references=references)
+        summary = run_summary(out)
+        click.echo(f"pretraining run written to {out}")
+        click.echo(f"best validation loss {summary['val_loss']:.4f} (step {summary['step']}; reverse KL, "
+                   f"{config.loss_reduction} over output classes)")
+        if "constant" in summary and "oracle" in summary:
+            floor, ceiling = summary["constant"], summary["oracle"]
+            gap = floor - ceiling
+            share = (f"; {100 * (floor - summary['val_loss']) / gap:.0f}% of the way from floor to ceiling"
+                     if gap > 0 else "")
+            click.echo(f"constant floor {floor:.4f}, oracle ceiling {ceiling:.4f}{share}")
+
+    params = [
+        click.Option(["--zoo", "zoo_dir"], required=True, type=click.Path(),
+                     help="Zoo to pretrain on (train split; val for early stopping)."),
+        click.Option(["--encoder"], required=True, type=click.Choice(ENCODER_NAMES), help="Encoder architecture."),
+        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
+                     help="Run directory (an unfinished run is resumed)."),
+        *_config_options(PretrainConfig, exclude=("encoder", "encoder_options")),
+        click.Option(["--references/--no-references"], default=True, show_default=True,
+                     help="Also train the constant floor and the oracle ceiling (same settings) to read the loss against."),
+        click.Option(["--device"], default="cpu", show_default=True, callback=_device),
+        click.Option(["--quiet"], is_flag=True, help="No progress bar."),
+    ]
+    return click.Command("pretrain", callback=callback, params=params, help=callback.__doc__)
+
+
+main.add_command(_pretrain_command())
 
 
 @main.command("embed")

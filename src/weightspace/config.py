@@ -14,7 +14,7 @@ import dataclasses
 import json
 import types
 import typing
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import dacite
 
@@ -77,13 +77,3 @@ def _type_name(tp) -> str:
 def to_json(config) -> dict:
     """A dataclass as plain JSON values (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def replace(config: T, where: str = "config", **changes: Any) -> T:
-    """``dataclasses.replace`` through :func:`from_dict`, so changed values are checked too."""
-    return from_dict(type(config), {**to_json(config), **changes}, where)
-
-
-def field_help(cls) -> dict[str, str]:
-    """Each field's ``metadata["help"]`` (documentation shown by ``--help`` and ``--print-config``)."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}

@@ -52,8 +52,8 @@ class Emulator(nn.Module):
         """Autoregressive samples for categorical tasks: (N, count, length + 1) tokens, BOS first."""
         N = z.shape[0]
         token = torch.full((N * count,), bos, dtype=torch.long, device=z.device)
-        one_hot = torch.nn.functional.one_hot
-        x = self.embed_input(one_hot(token, self.task.input_size).float()) + self.condition(z).repeat_interleave(count, 0)
+        x = self.embed_input(nn.functional.one_hot(token, self.task.input_size).float())
+        x = x + self.condition(z).repeat_interleave(count, 0)
         state = None
         tokens = [token]
         for _ in range(length):
@@ -61,7 +61,7 @@ class Emulator(nn.Module):
             probs = torch.softmax(self.readout(out[:, 0]), -1)
             token = torch.multinomial(probs, 1, generator=generator)[:, 0]
             tokens.append(token)
-            x = self.embed_input(one_hot(token, self.task.input_size).float())
+            x = self.embed_input(nn.functional.one_hot(token, self.task.input_size).float())
         return torch.stack(tokens, 1).view(N, count, length + 1)
 
 

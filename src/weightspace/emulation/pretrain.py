@@ -141,6 +141,11 @@ def load_run(path, device="cpu", which: str = "best") -> Run:
     return Run(path, config, task, saved["zoo"]["kind"], encoder.eval(), emulator.eval())
 
 
+def _features(zoo: Zoo, split: str) -> np.ndarray:
+    """The table features the references read, for the checkpoints of ``split``."""
+    return zoo.task.oracle_features(zoo.table.iloc[zoo.indices(split)])
+
+
 class _Data:
     """A split's weights and compact rollouts, held in memory, batched on demand."""
 
@@ -152,8 +157,7 @@ class _Data:
         self.weights = zoo.weights(self.indices).to(device)
         self.rollouts = zoo.rollout_batch(self.indices, compact=True)
         # what the references read instead of the weights
-        self.features_array = zoo.task.oracle_features(zoo.table.iloc[self.indices])
-        self.features = torch.as_tensor(self.features_array, device=device)
+        self.features = torch.as_tensor(_features(zoo, split), device=device)
         self.device = device
 
     def batch(self, rows: torch.Tensor, rollout_index: torch.Tensor):
@@ -286,11 +290,11 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but is not a pretraining run; choose another --out")
 
-    train, val = _Data(zoo, "train", device), _Data(zoo, "val", device)
-    encoder, emulator = _models(config, zoo.architecture, task, device, train.features.shape[1], train.features_array)
+    train_features = _features(zoo, "train")
+    encoder, emulator = _models(config, zoo.architecture, task, device, train_features.shape[1], train_features)
     run_config["encoder_parameters"] = encoder.num_parameters
     run_config["emulator_parameters"] = sum(p.numel() for p in emulator.parameters())
-    run_config["oracle_features"] = int(train.features.shape[1])
+    run_config["oracle_features"] = int(train_features.shape[1])
     if not (out / "config.json").exists():
         storage.write_json(out / "config.json", run_config)
 
@@ -300,6 +304,8 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
             pretrain(zoo_path, directory, dataclasses.replace(config, encoder=name, encoder_options={}), device,
                      progress, references=False)
     reference_curves = {name: _best_so_far(directory) for name, directory in (references or {}).items()}
+    # loaded after the references ran: they load their own, and two copies need not be held at once
+    train, val = _Data(zoo, "train", device), _Data(zoo, "val", device)
 
     groups = [list(encoder.parameters()), list(emulator.parameters())]
     parameters = groups[0] + groups[1]

@@ -23,25 +23,26 @@ REFERENCES = {"constant": "constant floor (one learned embedding for every netwo
               "oracle": "oracle ceiling (an MLP from the table's task and performance columns)"}
 
 
-class ConstantEmbedding(nn.Module):
+class _Reference(nn.Module):
+    #: the pretraining loop gives it table features (N, F) where an encoder gets weights
     reads_features = True
-
-    def __init__(self, num_features: int, embedding_size: int = 16, **_):
-        super().__init__()
-        self.z = nn.Parameter(torch.randn(embedding_size) * 0.1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.z.expand(features.shape[0], -1)
 
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-class OracleEmbedding(nn.Module):
-    """A 2-hidden-layer MLP from standardised table features to the embedding."""
+class ConstantEmbedding(_Reference):
+    def __init__(self, embedding_size: int = 16):
+        super().__init__()
+        self.z = nn.Parameter(torch.randn(embedding_size) * 0.1)
 
-    reads_features = True
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.z.expand(features.shape[0], -1)
+
+
+class OracleEmbedding(_Reference):
+    """A 2-hidden-layer MLP from standardised table features to the embedding."""
 
     def __init__(self, num_features: int, embedding_size: int = 16, hidden: int = 64,
                  mean: np.ndarray | None = None, std: np.ndarray | None = None):
@@ -56,14 +57,10 @@ class OracleEmbedding(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net((features - self.mean) / self.std)
 
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
 
 def build_reference(name: str, num_features: int, embedding_size: int, train_features: np.ndarray | None = None):
     if name == "constant":
-        return ConstantEmbedding(num_features, embedding_size)
+        return ConstantEmbedding(embedding_size)
     mean = std = None
     if train_features is not None and len(train_features):
         mean = train_features.mean(0)

@@ -17,6 +17,12 @@ from .report import markdown
 SPLITS = {"val": "validation", "ood_test": "OOD test"}
 
 
+def _over_seeds(values) -> dict:
+    """A cell's numbers: the mean over seeds with its bootstrapped 95% interval."""
+    mean, low, high = bootstrap_interval(values)
+    return {"mean": mean, "low": low, "high": high, "seeds": len(values)}
+
+
 def aggregate(results: dict) -> list[dict]:
     """One row per (zoo, encoder, mode, target, split, metric): bootstrapped mean and 95% interval
     over seeds."""
@@ -31,18 +37,17 @@ def aggregate(results: dict) -> list[dict]:
                     for metric in metrics:
                         values = [s["predictions"][key][split][metric] for s in seeds
                                   if split in s["predictions"].get(key, {})]
-                        mean, low, high = bootstrap_interval(values)
                         rows.append({"zoo": zoo, "encoder": encoder, "mode": mode, "target": target, "split": split,
-                                     "metric": metric, "mean": mean, "low": low, "high": high, "seeds": len(values)})
+                                     "metric": metric, **_over_seeds(values)})
     return rows
 
 
-def _cell(row) -> str:
+def _cell(row, digits: int = 3) -> str:
     if row is None:
         return "-"
     if row["seeds"] > 1:
-        return f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
-    return f"{row['mean']:.3f}"
+        return f"{row['mean']:.{digits}f} [{row['low']:.{digits}f}, {row['high']:.{digits}f}]"
+    return f"{row['mean']:.{digits}f}"
 
 
 def main_metric_table(rows: pd.DataFrame, zoo: str, target: str, metric: str) -> str:
@@ -94,8 +99,8 @@ def emulation_section(zoo: str, record: dict, out: Path) -> list[str]:
     references = record.get("references")
     if not references:
         return []
-    encoders = {e: [s["pretrain_val_loss"] for s in seeds] for e, seeds in record["encoders"].items()}
-    floor, ceiling = (bootstrap_interval(references[r]) for r in ("constant", "oracle"))
+    encoders = {e: _over_seeds([s["pretrain_val_loss"] for s in seeds]) for e, seeds in record["encoders"].items()}
+    floor, ceiling = (_over_seeds(references[r]) for r in ("constant", "oracle"))
     lines = [f"### Emulation: did the encoders learn? ({zoo})", "",
              f"Best validation emulation loss ({LOSS_UNITS.get(record.get('loss_units', 'mean'), '')}; lower is "
              "better), next to two references trained with the same emulator, data and budget: the **constant "
@@ -105,38 +110,35 @@ def emulation_section(zoo: str, record: dict, out: Path) -> list[str]:
              "stage, the seed's quirks), so an encoder can pass it.", "",
              "| encoder | best validation loss | below the floor | share of the floor-to-ceiling gap closed |",
              "|---|---|---|---|"]
-    gap = floor[0] - ceiling[0]
-    for encoder, values in encoders.items():
-        mean, low, high = bootstrap_interval(values)
-        cell = f"{mean:.4f} [{low:.4f}, {high:.4f}]" if len(values) > 1 else f"{mean:.4f}"
-        below = f"{100 * (1 - mean / floor[0]):.0f}%" if floor[0] > 0 else "-"
+    gap = floor["mean"] - ceiling["mean"]
+    for encoder, row in encoders.items():
+        mean = row["mean"]
+        below = f"{100 * (1 - mean / floor['mean']):.0f}%" if floor["mean"] > 0 else "-"
         if gap <= 0:
             closed = "- (the oracle did not beat the floor)"
-        elif mean < ceiling[0]:
+        elif mean < ceiling["mean"]:
             closed = "beyond the ceiling"
         else:
-            closed = f"{100 * (floor[0] - mean) / gap:.0f}%"
-        lines.append(f"| {encoder} | {cell} | {below} | {closed} |")
-    for label, (mean, low, high), values in (("constant floor", floor, references["constant"]),
-                                             ("oracle ceiling", ceiling, references["oracle"])):
-        cell = f"{mean:.4f} [{low:.4f}, {high:.4f}]" if len(values) > 1 else f"{mean:.4f}"
-        lines.append(f"| *{label}* | {cell} | | |")
+            closed = f"{100 * (floor['mean'] - mean) / gap:.0f}%"
+        lines.append(f"| {encoder} | {_cell(row, 4)} | {below} | {closed} |")
+    for label, row in (("constant floor", floor), ("oracle ceiling", ceiling)):
+        lines.append(f"| *{label}* | {_cell(row, 4)} | | |")
     figure = f"figures/{zoo}/emulation.png"
     plot_emulation(encoders, floor, ceiling, out / figure, zoo)
     return lines + ["", f"![emulation losses]({figure})", ""]
 
 
-def plot_emulation(encoders: dict[str, list[float]], floor, ceiling, path, title: str) -> None:
+def plot_emulation(encoders: dict[str, dict], floor: dict, ceiling: dict, path, title: str) -> None:
+    """Bars: each encoder's loss (mean and interval over seeds); bands: the two references."""
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(1.0 * len(encoders) + 2.5, 3.4))
-    stats = [bootstrap_interval(v) for v in encoders.values()]
-    means = np.array([m for m, _, _ in stats])
-    error = np.stack([means - [low for _, low, _ in stats], [high for *_, high in stats] - means]).clip(min=0)
-    ax.bar(np.arange(len(encoders)), means, 0.6, yerr=error, capsize=3, color="tab:blue")
-    for (mean, low, high), label, color in ((floor, "constant floor", "tab:red"), (ceiling, "oracle ceiling", "tab:green")):
-        ax.axhline(mean, color=color, linestyle="--", label=label)
-        ax.axhspan(low, high, color=color, alpha=0.15)
+    part = pd.DataFrame(list(encoders.values()))
+    error = np.stack([part["mean"] - part["low"], part["high"] - part["mean"]]).clip(min=0)
+    ax.bar(np.arange(len(encoders)), part["mean"], 0.6, yerr=error, capsize=3, color="tab:blue")
+    for row, label, color in ((floor, "constant floor", "tab:red"), (ceiling, "oracle ceiling", "tab:green")):
+        ax.axhline(row["mean"], color=color, linestyle="--", label=label)
+        ax.axhspan(row["low"], row["high"], color=color, alpha=0.15)
     ax.set_xticks(np.arange(len(encoders)), list(encoders), rotation=20)
     ax.set_ylabel("best validation emulation loss")
     ax.set_title(f"{title}: emulation against the references")

@@ -37,6 +37,7 @@ from .. import config as typed
 from ..errors import ConfigError, WeightspaceError
 from ..training import PopulationTrainer, default_checkpoints
 
+
 @dataclass(frozen=True)
 class TaskConfig:
     """Settings every zoo has. A task family subclasses it, adds its own fields and may restate
@@ -198,7 +199,7 @@ class Task:
     def oracle_features(self, table: pd.DataFrame) -> np.ndarray:
         """(rows, F) float features of the oracle reference: :attr:`oracle_columns` of ``table``."""
         columns = self.oracle_columns or self.plot_columns
-        return table[list(columns)].to_numpy(dtype=np.float64).astype(np.float32)
+        return table[list(columns)].to_numpy(dtype=np.float32)
 
     def targets(self, zoo) -> list:
         """Downstream targets (:class:`~weightspace.downstream.Target`) for the zoo's table."""

@@ -278,7 +278,6 @@ class RotatedDigits(Task):
     config_class = DigitsConfig
     split_key = "run_id"  # each run is its own task (its angle)
     plot_columns = ("angle", "accuracy")
-    oracle_columns = ("angle", "accuracy")
     legacy_config_keys = {"max_episode_steps": None}
 
     @staticmethod

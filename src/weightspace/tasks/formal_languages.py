@@ -160,7 +160,7 @@ class FormalLanguagesConfig(LSTMTaskConfig):
 
 
 class FormalLanguages(Task):
-    """One LSTM per run learns one language L(m_b, m_c, m_d), drawn uniformly from the 216."""
+    """One LSTM per run learns one language L(m_b, m_c, m_d) of the 216."""
 
     name = "formal-languages"
     summary = "LSTM language models of L(m_b, m_c, m_d) = a^n b^(n+m_b) c^(n+m_c) d^(n+m_d) (paper 000)"
@@ -176,11 +176,12 @@ class FormalLanguages(Task):
         return LSTM(VOCAB_SIZE, config.hidden_size, config.num_layers, VOCAB_SIZE)
 
     def plan(self, config) -> pd.DataFrame:
-        """One row per run: its language (drawn uniformly), seed, hyperparameters and split."""
+        """One row per run: its language (``languages``: drawn uniformly, or each in turn), seed,
+        hyperparameters and split."""
         languages = all_languages()
-        if config.languages == "each":  # every language once per len(languages) runs
-            order = np.random.default_rng(config.seed).permutation(len(languages))
-            task_ids = order[np.arange(config.models) % len(languages)]
+        if config.languages == "each":  # every language once per len(languages) runs, in a seeded order
+            draw = counter_rng.uniform([config.seed], counter_rng.stream_id("language order"), (len(languages),))
+            task_ids = np.argsort(draw[0].numpy(), kind="stable")[np.arange(config.models) % len(languages)]
         else:
             task_ids = counter_rng.integers([config.seed], counter_rng.stream_id("task"), 0, len(languages),
                                             (config.models,))[0].numpy()

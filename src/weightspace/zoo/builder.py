@@ -77,8 +77,11 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     out = Path(out)
     device = torch.device(device)
     task = get_task(task) if isinstance(task, str) else task
-    if not isinstance(config, task.config_class):
-        config = task.config(config if isinstance(config, dict) else None)
+    if config is None or isinstance(config, dict):
+        config = task.config(config)
+    elif not isinstance(config, task.config_class):
+        raise ConfigError(f"a {task.name} zoo is built from a {task.config_class.__name__}, "
+                          f"not a {type(config).__name__}")
     manifest = _prepare(out, task, config)
     plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
