@@ -293,6 +293,9 @@ def test_report_has_the_task_table_with_intervals_and_figures(experiment):
     assert not (config_file.parent / "not-here").exists()
     assert "### task: exact accuracy (higher is better)" in report
     assert "| statistics |" in report and "| probing |" in report
+    emulation = report.split("### Emulation: did the encoders learn? (fl)")[1].split("###")[0]
+    assert "paper, Table 2 |" in emulation and " 0.051 |" in emulation and " 0.023 |" in emulation
+    assert "| *constant floor* |" in emulation and "| *oracle ceiling* |" in emulation
     assert "[" in report.split("### task")[1].split("\n\n")[1]  # intervals over the two seeds
     assert (out / "figures" / "fl" / "prediction-task.png").stat().st_size > 1000
     results = json.loads((out / "results.json").read_text())
