@@ -3,6 +3,7 @@ exactly its dependants, a killed step is computed again, a finished one never), 
 with command-line overrides, and both papers' experiments end to end on tiny zoos."""
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -347,6 +348,17 @@ def test_report_rebuilds_from_the_results_directory(experiment):
     (out / "report.md").unlink()
     result = CliRunner().invoke(main, ["report", str(out)])
     assert result.exit_code == 0 and (out / "report.md").read_text() == text
+
+
+def test_a_published_report_is_self_contained(experiment, tmp_path):
+    _, out = experiment
+    result = CliRunner().invoke(main, ["report", str(out), "--publish", str(tmp_path / "docs")])
+    assert result.exit_code == 0, result.output
+    published = (tmp_path / "docs" / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", published)
+    assert len(images) >= 8 and all(p.startswith("figures/") for p in images)
+    assert all((tmp_path / "docs" / p).stat().st_size > 1000 for p in images)
+    assert "figures/invariance-fl-invariance-trained.png" in images
 
 
 # ---- paper 004, end to end on a tiny zoo ----------------------------------------------------

@@ -311,11 +311,15 @@ def run_command(config_file, seeds, results_dir, assignments, print_config, devi
 
 @main.command("report")
 @click.argument("run_dir", type=click.Path())
-def report_command(run_dir):
+@click.option("--publish", type=click.Path(file_okay=False), default=None,
+              help="Also copy the report and every image it shows into this folder (self-contained, to commit).")
+def report_command(run_dir, publish):
     """Rebuild RUN_DIR/report.md (and its tables and figures) from the files the last run left there."""
-    from .experiments.report import write_report
+    from .experiments.report import publish_report, write_report
 
     click.echo(f"report: {write_report(run_dir)}")
+    if publish:
+        click.echo(f"published: {publish_report(run_dir, publish)}")
 
 
 # ---- paper 004: CartPoleGen and convergent learning ----------------------------------------

@@ -5,6 +5,8 @@ followed by the steps of the last run, which were reused and which computed, wit
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +37,37 @@ def write_report(out) -> Path:
     lines += steps_section(files[RUN_FILE])
     storage.write_text(out / REPORT_FILE, "\n".join(lines))
     return out / REPORT_FILE
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+_STEP_KEY = re.compile(r"^[0-9a-f]{16}$")
+
+
+def publish_report(out, destination) -> Path:
+    """Copy ``out/report.md`` and every image it shows into ``destination`` (a self-contained folder
+    to commit or share): images under ``figures/`` keep their paths, images inside step folders
+    move to ``figures/`` under the step's name. Returns the copied report."""
+    out, destination = Path(out), Path(destination)
+    if not (out / REPORT_FILE).exists():
+        raise ConfigError(f"{out} has no {REPORT_FILE}: run the experiment first (weightspace run CONFIG)")
+    copied = {}
+
+    def relocate(match):
+        label, path = match.groups()
+        if "://" in path or not (out / path).is_file():
+            return match.group(0)
+        parts = Path(path).parts
+        target = path if parts[0] == "figures" else \
+            "figures/" + "-".join(p for p in parts[1:-1] if not _STEP_KEY.match(p)) + "-" + parts[-1]
+        copied[target] = out / path
+        return f"![{label}]({target})"
+
+    text = _IMAGE.sub(relocate, (out / REPORT_FILE).read_text())
+    for target, source in copied.items():
+        (destination / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination / target)
+    storage.write_text(destination / REPORT_FILE, text)
+    return destination / REPORT_FILE
 
 
 def steps_section(run: dict) -> list[str]:
