@@ -137,8 +137,8 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
     lines += ["", "## Table 1: sampling new CartPoleNets", "",
               f"{results['generated_per_model']} networks generated per model. *Separate model*: a CartPoleGen trained "
               "on that group only (the combined row: on all networks), as in the paper; *conditional*: one "
-              "CartPoleGen conditioned on the group (one-hot, with a Gaussian prior per group fitted to the group's "
-              "posteriors; Sohn et al. 2015), sampled with that group.", "",
+              "CartPoleGen conditioned on the group (Sohn et al. 2015: the group one-hot into the encoder and the "
+              "decoder, and one decoder output layer per group), sampled with that group.", "",
               "| group | train size | train (mean, std) | generated, separate model | generated, conditional | "
               "paper: train size | paper: train | paper: generated |", "|---|---|---|---|---|---|---|---|"]
     for row, paper in zip(results["table1"], PAPER_TABLE1):
