@@ -21,7 +21,7 @@ p(z | g) and decodes it with g's head. Generated networks are the decoder means.
 Why: the weights themselves tell the group, so the encoder puts the group into z, and a decoder
 that only reads the one-hot class among its inputs learns to ignore it. Sampling z from N(0, I)
 then gives the same networks for every class: on a 2,048-network CartPole zoo the plain CVAE's
-samples survive 51/55/54/63 steps for the four groups. The heads carry each class's typical
+samples survive 78/75/78/82 steps for the four groups. The heads carry each class's typical
 network (30/57/85/106 there, near four separate models' 25/48/81/103); the class prior puts z in
 the class's region, which is what matters where the class is a shift in weight space (the test
 ``test_conditional_vae_samples_follow_their_class``). ``class_specific = False`` is the plain CVAE.
