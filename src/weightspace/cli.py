@@ -373,7 +373,8 @@ def generative():
 @click.option("--group", "groups", type=click.IntRange(1, 4), multiple=True,
               help="Train only on networks of this survival-time group (1: 1-50, ..., 4: 151-200); repeatable. "
                    "One model per group is the paper's conditional setting.")
-@click.option("--conditional", is_flag=True, help="Train one VAE conditioned on the group (one-hot) instead.")
+@click.option("--conditional", is_flag=True, help="Train one VAE conditioned on the group instead (one-hot "
+              "input, one decoder head and one sampling prior per group).")
 @click.option("--step", type=int, default=None, help="Zoo checkpoint step to learn from [default: the last one].")
 @click.option("--split", type=click.Choice(["train", "val", "all"]), default="all", show_default=True,
               help="Which runs of the zoo to learn from.")
