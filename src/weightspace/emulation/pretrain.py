@@ -149,7 +149,7 @@ def _features(zoo: Zoo, split: str) -> np.ndarray:
 class _Data:
     """A split's weights and compact rollouts, held in memory, batched on demand."""
 
-    def __init__(self, zoo: Zoo, split: str, device):
+    def __init__(self, zoo: Zoo, split: str, device, features: np.ndarray | None = None):
         self.zoo = zoo
         self.indices = zoo.indices(split)
         if len(self.indices) == 0:
@@ -157,7 +157,7 @@ class _Data:
         self.weights = zoo.weights(self.indices).to(device)
         self.rollouts = zoo.rollout_batch(self.indices, compact=True)
         # what the references read instead of the weights
-        self.features = torch.as_tensor(_features(zoo, split), device=device)
+        self.features = torch.as_tensor(_features(zoo, split) if features is None else features, device=device)
         self.device = device
 
     def batch(self, rows: torch.Tensor, rollout_index: torch.Tensor):
@@ -305,7 +305,7 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
                      progress, references=False)
     reference_curves = {name: _best_so_far(directory) for name, directory in (references or {}).items()}
     # loaded after the references ran: they load their own, and two copies need not be held at once
-    train, val = _Data(zoo, "train", device), _Data(zoo, "val", device)
+    train, val = _Data(zoo, "train", device, train_features), _Data(zoo, "val", device)
 
     groups = [list(encoder.parameters()), list(emulator.parameters())]
     parameters = groups[0] + groups[1]

@@ -138,7 +138,11 @@ class WeightVAE(nn.Module):
     def conditional(self) -> bool:
         return self.config.num_classes > 0
 
-    def _labels(self, labels, count: int, device) -> torch.Tensor:
+    def _labels(self, labels, count: int, device) -> torch.Tensor | None:
+        """``labels`` checked once per call of a public method: None for an unconditional model,
+        else a (count,) long tensor of classes."""
+        if not self.conditional:
+            return None
         if labels is None:
             raise WeightspaceError(f"this VAE is conditional: give a class in 0..{self.config.num_classes - 1}")
         labels = torch.as_tensor(labels, device=device).long().expand(count)
@@ -147,17 +151,19 @@ class WeightVAE(nn.Module):
         return labels
 
     def _with_class(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if not self.conditional:
+        if labels is None:
             return x
-        labels = self._labels(labels, x.shape[0], x.device)
         return torch.cat([x, nn.functional.one_hot(labels, self.config.num_classes).to(x.dtype)], dim=-1)
 
-    def _decoded(self, z: torch.Tensor, labels) -> torch.Tensor:
+    def _encoded(self, flat: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.encoder(self._with_class(self.standardize(flat), labels)).chunk(2, dim=-1)
+        return mean, log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX)
+
+    def _decoded(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The decoder's output in standardised units, from the class's head where there is one per class."""
         out = self.decoder(self._with_class(z, labels))
         if self.heads == 1:
             return out
-        labels = self._labels(labels, len(z), z.device)
         return out.view(len(z), self.heads, -1)[torch.arange(len(z), device=z.device), labels]
 
     # Standardisation ---------------------------------------------------------------------
@@ -177,16 +183,16 @@ class WeightVAE(nn.Module):
     # The model ---------------------------------------------------------------------------
     def encode(self, flat: torch.Tensor, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of flattened weights (N, P): two (N, latent) tensors."""
-        mean, log_var = self.encoder(self._with_class(self.standardize(flat), labels)).chunk(2, dim=-1)
-        return mean, log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX)
+        return self._encoded(flat, self._labels(labels, len(flat), flat.device))
 
     def decode(self, z: torch.Tensor, labels=None) -> torch.Tensor:
         """Flattened weights (the likelihood's mean) for latents z (N, latent): (N, P)."""
-        return self.destandardize(self._decoded(z, labels))
+        return self.destandardize(self._decoded(z, self._labels(labels, len(z), z.device)))
 
     def loss(self, flat: torch.Tensor, labels=None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Negative ELBO per network (equation 3 with one noise sample), and its two terms: (N,) each."""
-        mean, log_var = self.encode(flat, labels)
+        labels = self._labels(labels, len(flat), flat.device)
+        mean, log_var = self._encoded(flat, labels)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
         z = mean + torch.exp(0.5 * log_var) * noise
         reconstruction = self._decoded(z, labels)
@@ -201,10 +207,10 @@ class WeightVAE(nn.Module):
         """``count`` new weight vectors from the prior (of class ``labels`` if conditional): (count, P)."""
         device = self.weight_mean.device
         z = torch.randn(count, self.config.latent_size, generator=generator, device=device)
+        labels = self._labels(labels, count, device)
         if self.heads > 1:
-            labels = self._labels(labels, count, device)
             z = self.prior_mean[labels] + torch.exp(0.5 * self.prior_log_var[labels]) * z
-        return self.decode(z, labels)
+        return self.destandardize(self._decoded(z, labels))
 
     def population(self, flat: torch.Tensor) -> Population:
         if self.spec is None:
