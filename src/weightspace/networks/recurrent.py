@@ -241,6 +241,10 @@ def architecture_from_spec(spec_json: dict):
         from .mlp import MLP
 
         return MLP(tuple(config["sizes"]), config["activation"])
+    if kind == "mean-field-rnn":
+        from .mean_field import MeanFieldRNN
+
+        return MeanFieldRNN(**config)
     if kind not in ARCHITECTURES:
         raise WeightspaceError(f"unknown architecture {kind!r}")
     return ARCHITECTURES[kind](**config)

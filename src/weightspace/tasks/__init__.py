@@ -23,6 +23,10 @@ _TASKS = Registry("task family", __name__, {
     "formal-languages": ("formal_languages", "FormalLanguages"),
     "digits": ("digits", "RotatedDigits"),
     "cartpole": ("cartpole", "CartPole"),
+    "flip-flop": ("neuroscience", "FlipFlop"),
+    "delayed-discrimination": ("neuroscience", "DelayedDiscrimination"),
+    "sine-generation": ("neuroscience", "SineGeneration"),
+    "path-integration": ("neuroscience", "PathIntegration"),
 }, group="weightspace.tasks")
 
 
