@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test setup clean-demo
 
@@ -20,7 +21,12 @@ demo: $(STAMP)
 	$(BIN)/weightspace zoo info zoos/demo-formal-languages
 	@echo "report: results/demo/report.md"
 
-test: $(STAMP)
+# the tests also install the optional oracles (dsa-metric), so the comparisons with them run
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,dsa]"
+	touch $(TEST_STAMP)
+
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean-demo:

@@ -10,6 +10,7 @@ family              paper        module
 ==================  ===========  =======================================================
 representations     000          :mod:`weightspace.experiments.representations`
 agent-embeddings    004          :mod:`weightspace.experiments.agent_embeddings`
+degeneracy          002          :mod:`weightspace.experiments.degeneracy`
 ==================  ===========  =======================================================
 """
 
@@ -57,6 +58,7 @@ class Family:
 _FAMILIES = Registry("experiment family", __package__, {
     "representations": ("representations", "Representations"),
     "agent-embeddings": ("agent_embeddings", "AgentEmbeddings"),
+    "degeneracy": ("degeneracy", "Degeneracy"),
 }, group="weightspace.experiment_families")
 
 

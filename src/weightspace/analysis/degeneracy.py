@@ -1,0 +1,107 @@
+"""Solution degeneracy at the behaviour and weight levels, and the training diagnostics (paper 002).
+The dynamics level (DSA) is :mod:`weightspace.analysis.dsa`.
+
+- **Behaviour**: sigma_OOD, the standard deviation over converged networks of their OOD MSE.
+- **Weights**: ``min_P ||W1 - P^T W2 P||_F`` over neuron permutations P of the recurrent matrices,
+  divided by the number of entries of W (N^2). The permutation is scipy's
+  ``quadratic_assignment`` (FAQ), maximising ``trace(W1^T P W2 P^T)`` (which minimises the
+  distance), from the barycentre and from ``restarts`` random starts; the best is kept.
+- **Diagnostics**: how far training moved the recurrent matrix, ``||W_T - W_0||_F``, and the
+  alignment between the initial and the final neural tangent kernel on fixed probe trials,
+  ``<K_0, K_T>_F / (||K_0||_F ||K_T||_F)`` (1: the kernel did not change, i.e. lazy training).
+
+Every summary comes with a bootstrap 95% interval (``scipy.stats.bootstrap``, percentile method)
+over networks, or over pairs for the pairwise measures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+from scipy.optimize import quadratic_assignment
+
+from ..networks.weights import Population
+
+
+def permuted_distance(first: np.ndarray, second: np.ndarray, restarts: int = 3, seed: int = 0) -> tuple[float, np.ndarray]:
+    """(min over the permutations tried of ||first - P^T second P||_F, the best permutation
+    ``perm`` with ``second[perm][:, perm]`` aligned to ``first``)."""
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    rng = np.random.default_rng(seed)
+    best, best_perm = np.inf, np.arange(len(first))
+    for start in ["barycenter"] + ["randomized"] * restarts:
+        options = {"maximize": True, "P0": start, "rng": rng}
+        perm = quadratic_assignment(first, second, method="faq", options=options).col_ind
+        distance = float(np.linalg.norm(first - second[np.ix_(perm, perm)]))
+        if distance < best:
+            best, best_perm = distance, perm
+    return best, best_perm
+
+
+def pairwise_weight_distances(recurrent: torch.Tensor | np.ndarray, restarts: int = 3, seed: int = 0) -> np.ndarray:
+    """(M, M) symmetric matrix of permutation-minimised distances between M recurrent matrices
+    (M, N, N), each divided by N^2. scipy solves one assignment problem at a time, so this loops
+    over the M (M - 1) / 2 pairs."""
+    matrices = np.asarray(recurrent.detach().cpu() if torch.is_tensor(recurrent) else recurrent, np.float64)
+    M, N = len(matrices), matrices.shape[-1]
+    distances = np.zeros((M, M))
+    for i in range(M):
+        for j in range(i + 1, M):
+            distances[i, j] = distances[j, i] = permuted_distance(matrices[i], matrices[j], restarts,
+                                                                  seed + i * M + j)[0] / N**2
+    return distances
+
+
+def upper_triangle(distances: np.ndarray) -> np.ndarray:
+    return distances[np.triu_indices(len(distances), 1)]
+
+
+def interval(values, statistic=np.mean, seed: int = 0, resamples: int = 2000) -> dict:
+    """{"value", "low", "high", "n"}: the statistic and its bootstrap 95% interval (None when there
+    are fewer than two values)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    value = float(statistic(values))
+    if len(values) < 2 or np.all(values == values[0]):
+        return {"value": value, "low": None, "high": None, "n": int(len(values))}
+    result = stats.bootstrap((values,), statistic, n_resamples=resamples, confidence_level=0.95, method="percentile",
+                             rng=np.random.default_rng(seed))
+    return {"value": value, "low": float(result.confidence_interval.low),
+            "high": float(result.confidence_interval.high), "n": int(len(values))}
+
+
+def behaviour_degeneracy(ood_mse, seed: int = 0) -> dict:
+    """sigma_OOD over networks, with its bootstrap interval."""
+    return interval(ood_mse, lambda v, axis=-1: np.std(v, axis=axis, ddof=1), seed)
+
+
+def weight_change(initial: Population, final: Population, name: str = "rnn.weight_hh_l0") -> torch.Tensor:
+    """||W_T - W_0||_F of tensor ``name`` per network: (K,)."""
+    return (final[name] - initial[name]).flatten(1).norm(dim=1)
+
+
+def tangent_kernels(architecture, weights: Population, inputs: torch.Tensor, every: int = 10) -> torch.Tensor:
+    """Each network's empirical NTK on its probe ``inputs`` (K, B, T, I), over the outputs at
+    every ``every``-th time step: (K, R, R) with R = B x (T // every) x outputs."""
+    names = list(weights.keys())
+    kernels = []
+    for k in range(weights.size):
+        params = tuple(weights[n][k:k + 1].detach() for n in names)
+
+        def outputs(*tensors, k=k):
+            out = architecture.forward(Population(weights.spec, dict(zip(names, tensors))), inputs[k:k + 1])[0]
+            return out[:, :, every - 1::every].reshape(-1)
+
+        jacobian = torch.autograd.functional.jacobian(outputs, params, vectorize=True)
+        flat = torch.cat([j.reshape(j.shape[0], -1) for j in jacobian], dim=1)
+        kernels.append(flat @ flat.T)
+    return torch.stack(kernels)
+
+
+def kernel_alignment(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """<K1, K2>_F / (||K1||_F ||K2||_F) per network: (K, R, R) x 2 -> (K,)."""
+    inner = (first * second).sum((1, 2))
+    return inner / (first.flatten(1).norm(dim=1) * second.flatten(1).norm(dim=1))

@@ -1,0 +1,253 @@
+"""Paper 002 (solution degeneracy across task-trained RNNs) as an experiment family.
+
+The TOML file (``experiments/degeneracy-*.toml``, ``family = "degeneracy"``) holds ``[base]``
+(settings every condition shares: any field of the task families' configs), ``[tasks.TASK]``
+(one task's own settings), ``[analysis]`` (how
+the three levels are measured) and ``[[sweeps]]``: each sweep moves one knob of paper 002's
+table 1 (task complexity, feature learning, width, regularisation) over a few conditions of one
+task. Its steps::
+
+    zoo/TASK/LABEL              one condition: its networks trained to threshold     [base], sweep
+    measure/TASK/LABEL/seed-S   behaviour, dynamics (DSA) and weight degeneracy,      [analysis], S
+                                the DSA null and the diagnostics, of its converged networks
+
+A condition shared by two sweeps (the same task and settings) is one zoo and one measure step.
+``seeds`` seed the analyses (trial draws for DSA, the QAP restarts, the bootstraps); the
+networks of a condition are fixed by the zoo's own ``seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import config as typed
+from .. import counter_rng, storage
+from ..errors import ConfigError
+from .family import Family
+from .steps import Finished, Step, StepContext
+from .zoo_step import open_zoo, zoo_step
+
+FAMILY = "degeneracy"
+#: paper 002's table 1: the direction each knob moves the degeneracy of each level, as the knob grows
+PAPER_DIRECTIONS = {
+    "complexity": {"behaviour": "mixed", "dynamics": "down", "weights": "up"},
+    "feature learning": {"behaviour": "mixed", "dynamics": "down", "weights": "up"},
+    "width": {"behaviour": "down", "dynamics": "down", "weights": "down"},
+    "regularization": {"behaviour": "down", "dynamics": "down", "weights": "down"},
+}
+LEVELS = ("behaviour", "dynamics", "weights")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sweep:
+    """One knob moved over a few conditions of one task (a row of paper 002's table 1)."""
+
+    name: str = field(metadata={"help": "A name for the report."})
+    knob: str = field(metadata={"help": f"Which knob of paper 002's table 1: {', '.join(PAPER_DIRECTIONS)}."})
+    task: str = field(metadata={"help": "The task family (flip-flop, delayed-discrimination, sine-generation, "
+                                        "path-integration)."})
+    settings: dict = field(default_factory=dict, metadata={"help": "This sweep's settings on top of [base]."})
+    vary: str = field(default="", metadata={"help": "The setting that changes (with values)."})
+    values: tuple[int | float, ...] = field(default=(), metadata={"help": "Its values, one condition each."})
+    conditions: tuple[dict, ...] = field(default=(), metadata={
+        "help": "Or: each condition's settings, when more than one setting changes."})
+    levels: tuple[float, ...] = field(default=(), metadata={
+        "help": "The knob's size at each condition, for the trend (default: values)."})
+
+    def __post_init__(self):
+        if self.knob not in PAPER_DIRECTIONS:
+            raise ValueError(f"sweep {self.name!r}: knob must be one of {list(PAPER_DIRECTIONS)} (got {self.knob!r})")
+        if bool(self.vary) == bool(self.conditions):
+            raise ValueError(f"sweep {self.name!r}: give either vary and values or conditions")
+        if len(self.expanded()) < 2:
+            raise ValueError(f"sweep {self.name!r}: a trend needs at least two conditions")
+        if len(self.knob_levels()) != len(self.expanded()):
+            raise ValueError(f"sweep {self.name!r}: give one level per condition")
+
+    def expanded(self) -> list[dict]:
+        """Each condition's own settings (on top of [base] and the sweep's settings)."""
+        return [{self.vary: v} for v in self.values] if self.vary else [dict(c) for c in self.conditions]
+
+    def knob_levels(self) -> list[float]:
+        return [float(v) for v in (self.levels or self.values)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisSettings:
+    """How the three levels are measured on each condition's converged networks."""
+
+    trials: int = field(default=32, metadata={"help": "Trials whose hidden states DSA compares (each half for the null)."})
+    n_delays: int = field(default=10, metadata={"help": "DSA: delays of the HAVOK embedding."})
+    rank: int = field(default=30, metadata={"help": "DSA: rank of the DMD operator."})
+    tasks: dict = field(default_factory=dict, metadata={
+        "help": "Per-task DSA overrides, e.g. { flip-flop = { n_delays = 5, rank = 20 } }."})
+    weight_restarts: int = field(default=3, metadata={"help": "Random QAP starts besides the barycentre."})
+    ntk_trials: int = field(default=4, metadata={"help": "Probe trials of the NTK alignment."})
+    ntk_every: int = field(default=10, metadata={"help": "The NTK reads the outputs at every n-th time step."})
+
+    def dsa(self, task: str) -> dict:
+        return {"n_delays": self.n_delays, "rank": self.rank, **dict(self.tasks.get(task, {}))}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DegeneracyExperiment:
+    """Paper 002: conditions of task-trained RNNs -> degeneracy at three levels -> table 1."""
+
+    family: str = field(default=FAMILY, metadata={"help": "The experiment family (paper 002)."})
+    name: str = field(metadata={"help": "Results go to RESULTS_DIR/NAME."})
+    description: str = field(default="", metadata={"help": "A line for the report."})
+    seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "Seeds of the analyses; one measure step per seed."})
+    results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
+    base: dict = field(default_factory=dict, metadata={"help": "Settings every condition shares."})
+    tasks: dict = field(default_factory=dict, metadata={
+        "help": "Each task's own settings on top of base, e.g. [tasks.flip-flop] trial_steps = 50."})
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    sweeps: tuple[Sweep, ...] = field(default=(), metadata={"help": "The knobs and their conditions."})
+
+    def __post_init__(self):
+        if self.family != FAMILY:
+            raise ValueError(f"family must be {FAMILY!r}")
+        if not self.seeds or not self.sweeps:
+            raise ValueError("give at least one seed and one sweep")
+        names = [s.name for s in self.sweeps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sweep names must differ (got {names})")
+
+    def conditions(self) -> list[tuple[Sweep, list]]:
+        """Each sweep with its conditions as (label, task config, level); checks every setting."""
+        from ..tasks import get_task
+
+        out = []
+        for sweep in self.sweeps:
+            task = get_task(sweep.task)
+            items = []
+            for own, level in zip(sweep.expanded(), sweep.knob_levels()):
+                values = {**self.base, **dict(self.tasks.get(sweep.task, {})), **sweep.settings, **own}
+                config = task.config(values, f"sweep {sweep.name!r}, condition {own}")
+                label = ",".join(f"{k}={v}" for k, v in sorted({**sweep.settings, **own}.items()))
+                items.append((label, config, level))
+            out.append((sweep, items))
+        return out
+
+
+# ---- one condition's measures -------------------------------------------------------------------
+def _trajectories(zoo, weights, trials: int, stream: int):
+    """Hidden states (M, trials, T, N) of the networks on fixed in-distribution trials."""
+    keys = np.arange(1)  # the same trials for every network: the networks are compared, not the data
+    t = zoo.task.trials(zoo.config, keys, stream, trials)
+    inputs = t.inputs.expand(weights.size, *t.inputs.shape[1:])
+    with torch.no_grad():
+        outputs, _, hidden = zoo.architecture.forward(weights, inputs, return_hidden=True)
+    return hidden, outputs, t
+
+
+def measure(context: StepContext, zoo_name: str, settings: AnalysisSettings, seed: int) -> dict:
+    """Behaviour, dynamics and weight degeneracy of one condition's converged networks, the DSA
+    null, and the diagnostics; raw per-network and per-pair values go to the result (the report
+    bootstraps its differences from them)."""
+    from ..analysis import degeneracy as measures
+    from ..analysis.dsa import DSASettings
+
+    zoo = open_zoo(context.input(zoo_name))
+    table = zoo.table
+    final_step = int(table["step"].max())
+    final = table[table["step"] == final_step]
+    initial = table[table["step"] == 0]
+    converged = final["converged"].to_numpy() > 0.5
+    result = {"networks": int(len(final)), "converged": int(converged.sum()),
+              "stop_step": final["stop_step"].tolist(), "test_mse": final["test_mse"].tolist(),
+              "ood_mse_all": final["ood_mse"].tolist()}
+    if converged.sum() < 2:
+        return {**result, "measured": False}
+    rows, first = final.index.to_numpy()[converged], initial.index.to_numpy()[converged]
+    weights, initial_weights = zoo.weights(rows), zoo.weights(first)
+    dsa = DSASettings(**{**settings.dsa(zoo.kind), "seed": seed})
+    stream = counter_rng.stream_id("degeneracy", "dsa", seed)
+    hidden, outputs, trials = _trajectories(zoo, weights, settings.trials, stream)
+    dynamics = dsa.pairwise(dsa.fit_operators(hidden))
+    half = settings.trials // 2  # the null: each network's two halves of the trials, against each other
+    null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
+    recurrent = weights["rnn.weight_hh_l0"]
+    weight_distances = measures.pairwise_weight_distances(recurrent, settings.weight_restarts, seed)
+    probe = zoo.task.trials(zoo.config, np.arange(1), counter_rng.stream_id("degeneracy", "ntk", seed),
+                            settings.ntk_trials).inputs.expand(weights.size, -1, -1, -1)
+    alignment = measures.kernel_alignment(
+        measures.tangent_kernels(zoo.architecture, initial_weights, probe, settings.ntk_every),
+        measures.tangent_kernels(zoo.architecture, weights, probe, settings.ntk_every))
+    storage.write_tensors(context.directory / "distances.safetensors", {
+        "dynamics": torch.as_tensor(dynamics, dtype=torch.float32),
+        "weights": torch.as_tensor(weight_distances, dtype=torch.float32)})
+    ood = final["ood_mse"].to_numpy()[converged]
+    example = {"inputs": trials.inputs[0, :2].tolist(), "targets": trials.targets[0, :2].tolist(),
+               "outputs": outputs[0, :2].tolist()}
+    return {**result, "measured": True, "dsa": dsa.to_json(),
+            "behaviour_values": ood.tolist(),
+            "dynamics_values": measures.upper_triangle(np.asarray(dynamics)).tolist(),
+            "weights_values": measures.upper_triangle(weight_distances).tolist(),
+            "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
+            "weight_change": measures.weight_change(initial_weights, weights).tolist(),
+            "kernel_alignment": alignment.tolist(), "example": example,
+            "distances": "distances.safetensors"}
+
+
+# ---- the pipeline ---------------------------------------------------------------------------------
+def zoo_name(task: str, label: str) -> str:
+    return f"zoo/{task}/{label or 'base'}"
+
+
+def experiment_steps(config: DegeneracyExperiment):
+    made = {}  # config JSON -> zoo step name: a condition two sweeps share is built once
+    for sweep, items in config.conditions():
+        for label, task_config, _ in items:
+            key = json.dumps([sweep.task, task_config.to_json()], sort_keys=True)
+            if key in made:
+                continue
+            name = made[key] = zoo_name(sweep.task, label)
+            yield zoo_step(name, sweep.task, task_config)
+            for seed in config.seeds:
+                yield Step(f"measure/{name[4:]}/seed-{seed}", "degeneracy-measure",
+                           {**dataclasses.asdict(config.analysis), "seed": seed},
+                           lambda c, n=name, s=seed: measure(c, n, config.analysis, s), (name,))
+
+
+def condition_steps(config: DegeneracyExperiment) -> dict[str, str]:
+    """{(sweep name, label): zoo step name}, with shared conditions resolved as the steps are."""
+    made, out = {}, {}
+    for sweep, items in config.conditions():
+        for label, task_config, _ in items:
+            key = json.dumps([sweep.task, task_config.to_json()], sort_keys=True)
+            made.setdefault(key, zoo_name(sweep.task, label))
+            out[(sweep.name, label)] = made[key]
+    return out
+
+
+class Degeneracy(Family):
+    name = FAMILY
+    summary = "paper 002: solution degeneracy of task-trained RNNs at behaviour, dynamics and weight level"
+    cpu_threads = 1  # small per-step matrices: one thread is faster than two fighting (weightspace.threads)
+
+    def config(self, data: dict, where: str) -> DegeneracyExperiment:
+        try:
+            config = typed.from_dict(DegeneracyExperiment, data, where)
+            config.conditions()
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        return config
+
+    def steps(self, config, finished: dict[str, Finished]):
+        return experiment_steps(config)
+
+    def results(self, config, finished, out):
+        from .degeneracy_report import gather_results
+
+        return gather_results(config, finished, out)
+
+    def report(self, config, results, out):
+        from .degeneracy_report import report_lines
+
+        return report_lines(config, results, out)
