@@ -12,6 +12,11 @@ start their searches from different random points, so their distances of the sam
 up to the reference's own start-to-start spread (printed). Prints both times, the ratio, the time
 our side projects for 50 networks (1,225 pairs), and as its last line ``speedup: <ratio>x``.
 
+Training section: the same K flip-flop RNNs (``nn.RNN`` + ``nn.Linear``, same initial weights, same
+trials) trained for S steps with Adam one network at a time, then as one population with
+:class:`~weightspace.training.threshold.ThresholdTrainer`; prints network-steps/s of both and the
+ratio (``training speedup``).
+
     python benchmarks/degeneracy.py --networks 16 --units 128 --rank 30
 """
 
@@ -124,6 +129,53 @@ def dsa_section(args) -> float:
     return reference / ours
 
 
+def training_section(args) -> float:
+    """Population training against a loop over networks; returns the ratio."""
+    import numpy as np
+
+    from weightspace import counter_rng
+    from weightspace.networks import RNN
+    from weightspace.tasks import trials
+    from weightspace.training.threshold import StoppingRule, ThresholdTrainer, masked_mse
+
+    K, S, device = args.train_networks, args.train_steps, torch.device(args.device)
+    architecture = RNN(3, args.train_units, 1, 3)
+    keys = np.arange(K) + 1
+    data = [trials.flip_flop(keys, counter_rng.stream_id("benchmark", s), args.train_batch, args.train_trial_steps)
+            .to(device) for s in range(S)]
+    initial = architecture.init(keys, device)
+    print(f"training: K={K} flip-flop RNNs x {args.train_units} units, batch {args.train_batch} x "
+          f"{args.train_trial_steps} steps, {S} Adam steps; device {device}")
+
+    def loop():
+        for k in range(K):
+            module = architecture.to_torch(initial, k)
+            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+            for t in data:
+                loss = masked_mse(module(t.inputs[k])[0].unsqueeze(0), t.targets[k:k + 1], t.mask[k:k + 1])
+                optimizer.zero_grad()
+                loss.sum().backward()
+                optimizer.step()
+
+    def population():
+        rule = StoppingRule(threshold=1e-12, steps_per_epoch=S, max_epochs=1)
+        trainer = ThresholdTrainer(architecture, initial, lambda s, n: (data[s].inputs, data[s].targets, data[s].mask),
+                                   rule, [1e-3] * K)
+        for _ in range(S):
+            trainer.train_step()
+
+    seconds = {}
+    for name, fn in (("one at a time", loop), ("population", population)):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        seconds[name] = time.perf_counter() - start
+        print(f"  {name:13s}: {K * S / seconds[name]:8.1f} network-steps/s ({seconds[name]:.2f} s)")
+    ratio = seconds["one at a time"] / seconds["population"]
+    print(f"training speedup: {ratio:.1f}x")
+    return ratio
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--networks", type=int, default=16)
@@ -143,11 +195,22 @@ def main(argv=None):
                         help="torch intra-op threads for both sides (0: torch's setting)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-networks", type=int, default=16)
+    parser.add_argument("--train-units", type=int, default=64)
+    parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--train-trial-steps", type=int, default=50)
+    parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--sections", default="training,dsa", help="which sections to run, in order")
     args = parser.parse_args(argv)
     args.threads = args.threads or None
 
+    speedup = math.nan
     with intra_op_threads(args.threads):
-        speedup = dsa_section(args)
+        for section in args.sections.split(","):
+            if section == "training":
+                training_section(args)
+            elif section == "dsa":
+                speedup = dsa_section(args)
     if not math.isnan(speedup):
         print(f"speedup: {speedup:.1f}x")
 
