@@ -34,11 +34,7 @@ def sweep_figure(sweep: dict, path: Path) -> Path:
         if len(x) > 2 and min(x) > 0 and max(x) / min(x) >= 10:
             ax.set_xscale("log")
     fig.suptitle(f"{sweep['name']} ({sweep['task']})", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def mds_figure(sweep: dict, path: Path) -> Path:
@@ -50,11 +46,7 @@ def mds_figure(sweep: dict, path: Path) -> Path:
         ax.annotate(str(i), (a, b), fontsize=7)
     ax.set_title(f"DSA distances, MDS\n{sweep['task']}, {sweep['mds']['label']}", fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def example_figure(examples: list[tuple[str, str, dict]], path: Path) -> Path:
@@ -75,8 +67,12 @@ def example_figure(examples: list[tuple[str, str, dict]], path: Path) -> Path:
                     ax.plot(outputs[:, channel], color=f"C{channel}", linewidth=1.2)
                 ax.set_xlabel("time step")
             ax.set_title(f"{task}, {label}, trial {trial}", fontsize=8)
+    return _save(fig, path, dpi=100)
+
+
+def _save(fig, path: Path, dpi: int = 110) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
     return path

@@ -229,7 +229,9 @@ def condition_steps(config: DegeneracyExperiment) -> dict[str, str]:
 class Degeneracy(Family):
     name = FAMILY
     summary = "paper 002: solution degeneracy of task-trained RNNs at behaviour, dynamics and weight level"
-    cpu_threads = 1  # small per-step matrices: one thread is faster than two fighting (weightspace.threads)
+    # small per-step matrices; with another process on one core, 2 threads made the batched DSA
+    # search 4x slower than 1 (measured with benchmarks/degeneracy.py --threads)
+    cpu_threads = 1
 
     def config(self, data: dict, where: str) -> DegeneracyExperiment:
         try:

@@ -118,7 +118,9 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
               markdown(pd.DataFrame(table1)), ""]
     for level_name in LEVELS:
         lines.append(f"- **{level_name}**: {MEANING[level_name]}")
-    lines.append("")
+    lines += ["", "Across widths the weight distance divides by N^2 (the paper's normalisation by parameter "
+              "count), so its fall with width is partly that division. The DSA null (each network's two halves of "
+              "the trials against each other) says how much of a dynamics distance is estimation noise.", ""]
     for index, sweep in enumerate(results["sweeps"]):
         lines += [f"## Sweep: {sweep['name']} ({sweep['knob']}, {sweep['task']})", ""]
         rows = []
