@@ -34,6 +34,18 @@ def difference(first, second, statistic, seed: int = 0) -> dict:
     return {"value": value, "low": low, "high": high, "direction": direction}
 
 
+def _effect(conditions: list[dict], level: str, seed: int) -> dict:
+    """The change of ``level`` from the smallest to the largest knob setting among the conditions
+    where it was measured (at least two networks, or two pairs)."""
+    measured = [c for c in conditions if len(c.get(f"{level}_values", [])) >= 2]
+    if len(measured) < 2:
+        return {"value": None, "low": None, "high": None, "direction": "not measured", "levels": None}
+    low = min(measured, key=lambda c: c["level"])
+    high = max(measured, key=lambda c: c["level"])
+    return {**difference(low[f"{level}_values"], high[f"{level}_values"], STATISTICS[level], seed),
+            "levels": [low["level"], high["level"]]}
+
+
 def _mds(directory: Path, result: dict) -> list[list[float]] | None:
     from safetensors.torch import load_file
     from sklearn.manifold import MDS
@@ -68,10 +80,7 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
                 row["dsa"] = result["dsa"]
                 row["example"] = result["example"]
             conditions.append(row)
-        low, high = conditions[int(np.argmin([c["level"] for c in conditions]))], \
-            conditions[int(np.argmax([c["level"] for c in conditions]))]
-        effects = {level_name: difference(low.get(f"{level_name}_values", []), high.get(f"{level_name}_values", []),
-                                          STATISTICS[level_name], seed) for level_name in LEVELS}
+        effects = {level_name: _effect(conditions, level_name, seed) for level_name in LEVELS}
         first = next((c for c in conditions if c["measured"]), None)
         mds = _mds(finished[f"measure/{first['zoo'][4:]}/seed-{seed}"].directory,
                    finished[f"measure/{first['zoo'][4:]}/seed-{seed}"].result) if first else None
@@ -104,13 +113,15 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
         for level_name in LEVELS:
             effect = sweep["effects"][level_name]
             measured = effect["direction"] if effect["value"] is None else \
-                f"{effect['direction']} ({effect['value']:+.3g} [{effect['low']:+.3g}, {effect['high']:+.3g}])"
+                f"{effect['direction']} ({effect['value']:+.3g} [{effect['low']:+.3g}, {effect['high']:+.3g}]; " \
+                f"{effect['levels'][0]:g} -> {effect['levels'][1]:g})"
             row[f"{level_name}: measured"] = measured
             row[f"{level_name}: paper"] = sweep["paper"][level_name]
         table1.append(row)
     lines += ["## Table 1: how each knob moves degeneracy", "",
-              "Measured: the change from the sweep's smallest to its largest knob setting, with a bootstrap 95% "
-              "interval (networks resampled for behaviour, pairs for dynamics and weights; pairs are treated as "
+              "Measured: the change from the sweep's smallest to its largest knob setting where the level was "
+              "measured (a condition needs two converged networks, and three for the pairwise levels), with a "
+              "bootstrap 95% interval (networks resampled for behaviour, pairs for dynamics and weights; pairs are treated as "
               "independent, so the intervals of the pairwise levels are optimistic). A direction is claimed only "
               "where the interval excludes 0. Paper: the direction of paper 002's table 1 (from its abstract: "
               "complexity and feature learning lower dynamics degeneracy and raise weight degeneracy, with mixed "
