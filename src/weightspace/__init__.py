@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .errors import WeightspaceError, ZooFormatError  # noqa: E402
 from .networks import GRU, LSTM, MLP, RNN, Population, WeightSpec  # noqa: E402
+from .threads import available_cores, set_threads  # noqa: E402
 
 
 def load_zoo(path):
@@ -14,4 +15,4 @@ def load_zoo(path):
 
 
 __all__ = ["GRU", "LSTM", "MLP", "Population", "RNN", "WeightSpec", "WeightspaceError",
-           "ZooFormatError", "__version__", "load_zoo"]
+           "ZooFormatError", "__version__", "available_cores", "load_zoo", "set_threads"]

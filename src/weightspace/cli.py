@@ -53,7 +53,11 @@ def _device(ctx, param, value):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="weightspace")
-def main():
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="CPU threads for torch [default: the cores this process may use (its CPU affinity)]. "
+                   "Given, it also overrides an experiment family's own choice (some run best on one).")
+@click.pass_context
+def main(ctx, threads):
     """weightspace: build model zoos of small networks and learn from their weights.
 
     \b
@@ -62,8 +66,11 @@ def main():
       weightspace zoo info zoos/fl
     """
     from ._allocator import keep_freed_memory
+    from .threads import set_threads
 
     keep_freed_memory()
+    set_threads(threads)
+    ctx.obj = {"threads": threads}
 
 
 @main.group()
@@ -290,13 +297,15 @@ def fidelity_command(run_dir, zoo_dir, split, samples, out):
               help="Print the resolved config (every default, each field's help as a comment) as TOML and exit.")
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run_command(config_file, seeds, results_dir, assignments, print_config, device, quiet):
+@click.pass_context
+def run_command(ctx, config_file, seeds, results_dir, assignments, print_config, device, quiet):
     """Run the experiment in CONFIG_FILE (TOML) end to end and write RESULTS/NAME/report.md.
 
     Every step's output is cached under a key of its settings and inputs: a rerun reuses finished
     steps, a changed setting recomputes exactly the steps that depend on it, and a killed run
     resumes. The command line wins over the file. The file's top-level `family` picks the
-    pipeline: representations (paper 000; the default) or agent-embeddings (paper 004).
+    pipeline: representations (paper 000; the default), degeneracy (paper 002) or
+    agent-embeddings (paper 004).
     """
     from .experiments import config_toml, load_experiment, run_experiment
     from .experiments.config import parse_assignment
@@ -306,7 +315,8 @@ def run_command(config_file, seeds, results_dir, assignments, print_config, devi
         click.echo(config_toml(config, f"{config_file}, resolved: the file, the command line's overrides and "
                                        "every default"), nl=False)
         return
-    click.echo(f"report: {run_experiment(config, device=device, progress=not quiet)}")
+    threads = (ctx.obj or {}).get("threads")
+    click.echo(f"report: {run_experiment(config, device=device, progress=not quiet, threads=threads)}")
 
 
 @main.command("report")

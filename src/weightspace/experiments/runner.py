@@ -20,13 +20,15 @@ def experiment_directory(config) -> Path:
     return Path(config.results_dir) / config.name
 
 
-def run_experiment(config, device: str = "cpu", progress: bool = True) -> Path:
-    """Run (or resume) the experiment ``config``; returns the path of its report.md."""
+def run_experiment(config, device: str = "cpu", progress: bool = True, threads: int | None = None) -> Path:
+    """Run (or resume) the experiment ``config``; returns the path of its report.md. ``threads``
+    (CPU only) overrides the family's own thread count (:attr:`Family.cpu_threads`)."""
     family = get_family(config.family)
     out = experiment_directory(config)
     finished = {}
     started = time.perf_counter()
-    with intra_op_threads(family.cpu_threads if torch.device(device).type == "cpu" else None):
+    cpu = torch.device(device).type == "cpu"
+    with intra_op_threads((threads or family.cpu_threads) if cpu else None):
         records = run_steps(family.steps(config, finished), out, device, progress, finished)
         results = family.results(config, finished, out)
     storage.write_json(out / EXPERIMENT_FILE, toml_data(config))

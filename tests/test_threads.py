@@ -1,0 +1,92 @@
+"""Thread settings: the default follows the process's CPU affinity, --threads sets it, and an
+explicit count overrides an experiment family's own."""
+
+import os
+import subprocess
+import sys
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import weightspace as ws
+from weightspace.cli import main
+from weightspace.experiments import Family, Step, register_family
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+def test_the_default_follows_the_cores_this_process_may_use():
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import weightspace as ws; "
+            "print(ws.available_cores(), ws.set_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "1"]
+    assert ws.available_cores() == len(os.sched_getaffinity(0))
+
+
+def test_set_threads_sets_torch_and_refuses_nonsense():
+    before = torch.get_num_threads()
+    try:
+        assert ws.set_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        ws.set_threads(0)
+
+
+def test_cli_threads_option_sets_the_count_and_rejects_zero(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(main, ["--threads", "1", "report", str(tmp_path)])
+        assert torch.get_num_threads() == 1
+        assert result.exit_code == 2 and "no experiment.json" in result.output  # the command ran, on 1 thread
+    finally:
+        torch.set_num_threads(before)
+    bad = subprocess.run([sys.executable, "-m", "weightspace.cli", "--threads", "0", "report", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--threads" in bad.stderr
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadsConfig:
+    family: str = "threads-probe"
+    name: str
+    seeds: tuple[int, ...] = (0,)
+    results_dir: str = "results"
+
+
+class ThreadsProbe(Family):
+    """One step that records how many torch threads it ran with; its family prefers one."""
+
+    name = "threads-probe"
+    cpu_threads = 1
+
+    def config(self, data, where):
+        from weightspace.config import from_dict
+
+        return from_dict(ThreadsConfig, data, where)
+
+    def steps(self, config, finished):
+        yield Step("probe", "probe", {}, lambda c: {"threads": torch.get_num_threads()})
+
+    def results(self, config, finished, out):
+        return {"threads": finished["probe"].result["threads"]}
+
+    def report(self, config, results, out):
+        return [f"threads: {results['threads']}", ""]
+
+
+@pytest.mark.parametrize("given, expected", [([], 1), (["--threads", "2"], 2)])
+def test_an_explicit_thread_count_overrides_the_family(tmp_path, given, expected):
+    register_family(ThreadsProbe(), replace=True)
+    (tmp_path / "probe.toml").write_text('family = "threads-probe"\nname = "probe"\n')
+    results = tmp_path / f"results-{expected}"
+    before = torch.get_num_threads()
+    try:
+        outcome = CliRunner().invoke(main, given + ["run", str(tmp_path / "probe.toml"), "--results-dir",
+                                                    str(results), "--quiet"])
+    finally:
+        torch.set_num_threads(before)
+    assert outcome.exit_code == 0, outcome.output
+    assert f"threads: {expected}" in (results / "probe" / "report.md").read_text()
