@@ -2,18 +2,17 @@
 
 The TOML file (``experiments/degeneracy-*.toml``, ``family = "degeneracy"``) holds ``[base]``
 (settings every condition shares: any field of the task families' configs), ``[tasks.TASK]``
-(one task's own settings), ``[analysis]`` (how
-the three levels are measured) and ``[[sweeps]]``: each sweep moves one knob of paper 002's
-table 1 (task complexity, feature learning, width, regularisation) over a few conditions of one
-task. Its steps::
+(one task's own settings), ``[analysis]`` (how the three levels are measured) and
+``[[sweeps]]``: each sweep moves one knob of paper 002's table 1 (task complexity, feature
+learning, width, regularisation) over a few conditions of one task. Its steps::
 
     zoo/TASK/LABEL              one condition: its networks trained to threshold     [base], sweep
     measure/TASK/LABEL/seed-S   behaviour, dynamics (DSA) and weight degeneracy,      [analysis], S
                                 the DSA null and the diagnostics, of its converged networks
 
 A condition shared by two sweeps (the same task and settings) is one zoo and one measure step.
-``seeds`` seed the analyses (trial draws for DSA, the QAP restarts, the bootstraps); the
-networks of a condition are fixed by the zoo's own ``seed``.
+``seeds`` seed the analyses (trial draws for DSA, the DSA and QAP searches, the bootstraps);
+the report shows the first seed. The networks of a condition are fixed by the zoo's own ``seed``.
 """
 
 from __future__ import annotations
@@ -90,6 +89,11 @@ class AnalysisSettings:
     ntk_trials: int = field(default=4, metadata={"help": "Probe trials of the NTK alignment."})
     ntk_every: int = field(default=10, metadata={"help": "The NTK reads the outputs at every n-th time step."})
 
+    def __post_init__(self):
+        if self.trials < 2 or min(self.ntk_trials, self.ntk_every, self.weight_restarts + 1) < 1:
+            raise ValueError("[analysis] needs trials >= 2 (two halves for the DSA null), ntk_trials >= 1, "
+                             "ntk_every >= 1 and weight_restarts >= 0")
+
     def dsa(self, task: str) -> dict:
         return {"n_delays": self.n_delays, "rank": self.rank, **dict(self.tasks.get(task, {}))}
 
@@ -117,6 +121,13 @@ class DegeneracyExperiment:
         names = [s.name for s in self.sweeps]
         if len(set(names)) != len(names):
             raise ValueError(f"sweep names must differ (got {names})")
+        from ..analysis.dsa import DSASettings
+
+        for task in {s.task for s in self.sweeps} | set(self.analysis.tasks):
+            try:  # at load time, not when the first measure step starts
+                DSASettings(**self.analysis.dsa(task))
+            except TypeError as error:
+                raise ValueError(f"[analysis] DSA settings of {task}: {error}") from None
 
     def conditions(self) -> list[tuple[Sweep, list]]:
         """Each sweep with its conditions as (label, task config, level); checks every setting."""
