@@ -5,8 +5,7 @@ with the population engine for ``--seconds`` seconds alone, then again while a p
 starts spins on one core (a pure-Python busy loop), and stops it. Prints both speeds in
 network-steps/s and, as its last line, ``kept: <percent>%`` of the idle speed.
 
-The engine chooses between all its threads and one by timing (``weightspace.threads.AdaptiveThreads``);
-``--no-adapt`` turns that off. ``--threads`` sets torch's threads (default: the cores this process may use) and
+``--threads`` sets torch's threads (default: the cores this process may use) and
 ``--omp-wait-policy`` OpenMP's wait policy (``passive``: a thread waiting at the end of a parallel
 region sleeps instead of spinning); the script re-executes itself so that OpenMP reads it at start.
 
@@ -32,8 +31,6 @@ def main(argv=None):
     parser.add_argument("--gomp-spincount", type=int, default=None,
                         help="GOMP_SPINCOUNT: how long an idle OpenMP thread spins before it sleeps")
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per phase")
-    parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
-                        help="the engine's adaptive thread choice (--no-adapt: always all threads)")
     parser.add_argument("--models", type=int, default=64)
     args = parser.parse_args(argv)
     wanted = {}
@@ -62,8 +59,6 @@ def main(argv=None):
     inputs, targets = fl.training_batch(languages, seeds, 0, 32)
     trainer = PopulationTrainer(architecture, architecture.init(seeds), lambda s: (inputs, targets), 10**9,
                                 lr=0.01, weight_decay=1e-4)
-    if not args.adapt:
-        trainer.threads = None
     for _ in range(3):  # warm-up: first-call costs
         trainer.train_step()
 
@@ -76,8 +71,7 @@ def main(argv=None):
 
     openmp = {k: os.environ.get(k, "default") for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     print(f"K={K} LSTMs (2 x 32, batch 32, length {inputs.shape[2]}), {threads} torch thread(s), "
-          f"adaptive thread choice {'on' if args.adapt else 'off'}, OpenMP {openmp}, "
-          f"{os.cpu_count()} cores on the machine, torch {torch.__version__}")
+          f"OpenMP {openmp}, {os.cpu_count()} cores on the machine, torch {torch.__version__}")
     alone = speed()
     print(f"  alone:                {alone:8.1f} network-steps/s")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -88,8 +82,6 @@ def main(argv=None):
         busy.kill()
         busy.wait()
     print(f"  next to a busy process: {shared:6.1f} network-steps/s")
-    if trainer.threads is not None:
-        print(f"  thread choice at the end: {trainer.threads.choice} (probes run: {trainer.threads.probes})")
     print(f"kept: {100 * shared / alone:.0f}%")
 
 

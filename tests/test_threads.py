@@ -12,7 +12,6 @@ import torch
 from click.testing import CliRunner
 
 import weightspace as ws
-import weightspace.threads
 from weightspace.cli import main
 from weightspace.experiments import Family, Step, register_family
 
@@ -91,68 +90,3 @@ def test_an_explicit_thread_count_overrides_the_family(tmp_path, given, expected
         torch.set_num_threads(before)
     assert outcome.exit_code == 0, outcome.output
     assert f"threads: {expected}" in (results / "probe" / "report.md").read_text()
-
-
-# ---- the engine's adaptive thread choice --------------------------------------------------------
-class FakeClock:
-    """Time that advances only by the step durations the test sets for each thread count."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.duration = {}
-
-    def __call__(self):
-        return self.now
-
-    def run(self, chooser, steps):
-        for _ in range(steps):
-            with chooser.step():
-                self.now += self.duration[torch.get_num_threads()]
-
-
-def test_adaptive_threads_follow_whichever_count_is_faster_now():
-    before = torch.get_num_threads()
-    clock = FakeClock()
-    try:
-        chooser = ws.threads.AdaptiveThreads(threads=2, probe=2, slowdown=1.5, interval=100.0, clock=clock)
-        clock.duration = {2: 1.0, 1: 1.8}  # idle machine: two threads win
-        clock.run(chooser, 10)
-        assert chooser.choice == 2 and chooser.probes == 1
-        clock.duration = {2: 4.0, 1: 1.9}  # another process took a core: a slow step triggers a probe
-        clock.run(chooser, 10)
-        assert chooser.choice == 1 and chooser.probes == 2
-        clock.duration = {2: 1.0, 1: 1.8}  # it left: the periodic probe notices
-        clock.run(chooser, 100)
-        assert chooser.choice == 2 and chooser.probes >= 3
-        assert torch.get_num_threads() == before  # each step restores the setting
-    finally:
-        torch.set_num_threads(before)
-
-
-def test_switching_threads_mid_training_does_not_change_the_numbers():
-    import numpy as np
-
-    from weightspace.tasks import formal_languages as fl
-    from weightspace.training import PopulationTrainer
-
-    architecture = ws.LSTM(fl.VOCAB_SIZE, 16, 2, fl.VOCAB_SIZE)
-    seeds = np.arange(8)
-    languages = torch.tensor(fl.all_languages()[:8])
-    before = torch.get_num_threads()
-    weights = {}
-    try:
-        for switching in (False, True):
-            torch.set_num_threads(2)
-            trainer = PopulationTrainer(architecture, architecture.init(seeds),
-                                        lambda s: fl.training_batch(languages, seeds, s, 8), 20, lr=0.01,
-                                        weight_decay=1e-4)
-            # switching: a probe after every step, so the steps alternate between 2 threads and 1
-            trainer.threads = ws.threads.AdaptiveThreads(2, probe=1, interval=1e-12) if switching else None
-            for _ in range(6):
-                trainer.train_step()
-            if switching:
-                assert trainer.threads.probes >= 2  # it did switch back and forth
-            weights[switching] = trainer.weights.flatten()
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(weights[False], weights[True])

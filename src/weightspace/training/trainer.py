@@ -8,12 +8,10 @@ training each alone (up to float reassociation in the batched matmuls).
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 
 from ..networks.weights import Population
-from ..threads import AdaptiveThreads
 from .optim import PAPER_SCHEDULE, PopulationAdamW, piecewise_linear
 
 #: Paper 000's checkpoint steps; 0 is the untrained initialisation.
@@ -76,18 +74,12 @@ class PopulationTrainer:
         self.optimizer = PopulationAdamW(self.params, lr, weight_decay)
         self.step = 0
         self.last_loss = torch.full((weights.size,), float("nan"))
-        # on a CPU, all threads or one, whichever is faster now (see weightspace.threads)
-        self.threads = AdaptiveThreads() if weights.device.type == "cpu" else None
 
     @property
     def weights(self) -> Population:
         return Population(self.spec, {n: p.detach() for n, p in self.params.items()})
 
     def train_step(self) -> torch.Tensor:
-        with self.threads.step() if self.threads is not None else nullcontext():
-            return self._train_step()
-
-    def _train_step(self) -> torch.Tensor:
         inputs, targets = self.batch_fn(self.step)
         population = Population(self.spec, self.params)
         logits = self.architecture.forward(population, inputs)[0]
