@@ -99,6 +99,7 @@ def test_conditional_vae_samples_follow_their_class():
     for group in range(4):
         samples = model.sample(200, group, torch.Generator().manual_seed(group)).mean(0)
         assert torch.cdist(samples[None], class_means)[0].argmin() == group
+    assert not torch.allclose(model.prior_mean[0], model.prior_mean[3])  # each class its own prior
 
 
 def test_latent_and_weight_walks(trained):

@@ -18,10 +18,22 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import stats
 from scipy.optimize import quadratic_assignment
 
 from ..networks.weights import Population
+from ..stats import bootstrap_interval
+
+#: the reports' bootstrap resamples
+RESAMPLES = 2000
+
+
+def sample_std(values, axis=-1):
+    """The standard deviation with one degree of freedom removed (axis-aware, for the bootstrap)."""
+    return np.std(values, axis=axis, ddof=1)
+
+
+#: each level's statistic over its values: sigma_OOD over networks, the mean over pairs
+LEVEL_STATISTICS = {"behaviour": sample_std, "dynamics": np.mean, "weights": np.mean}
 
 
 def permuted_distance(first: np.ndarray, second: np.ndarray, restarts: int = 3, seed: int = 0) -> tuple[float, np.ndarray]:
@@ -57,25 +69,23 @@ def upper_triangle(distances: np.ndarray) -> np.ndarray:
     return distances[np.triu_indices(len(distances), 1)]
 
 
-def interval(values, statistic=np.mean, seed: int = 0, resamples: int = 2000) -> dict:
-    """{"value", "low", "high", "n"}: the statistic and its bootstrap 95% interval (None when there
-    are fewer than two values)."""
+def interval(values, statistic=np.mean, seed: int = 0) -> dict:
+    """{"value", "low", "high", "n"}: the statistic and its bootstrap 95% interval
+    (:func:`weightspace.stats.bootstrap_interval`); JSON-ready, with None where undefined (no
+    value; an interval of fewer than two values, or of equal ones)."""
     values = np.asarray(values, np.float64)
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return {"value": None, "low": None, "high": None, "n": 0}
-    value = float(statistic(values))
-    if len(values) < 2 or np.all(values == values[0]):
-        return {"value": value, "low": None, "high": None, "n": int(len(values))}
-    result = stats.bootstrap((values,), statistic, n_resamples=resamples, confidence_level=0.95, method="percentile",
-                             rng=np.random.default_rng(seed))
-    return {"value": value, "low": float(result.confidence_interval.low),
-            "high": float(result.confidence_interval.high), "n": int(len(values))}
+    value, low, high = bootstrap_interval(values, resamples=RESAMPLES, seed=seed, statistic=statistic)
+    if len(values) < 2 or np.ptp(values) == 0:
+        low = high = None
+    return {"value": value, "low": low, "high": high, "n": int(len(values))}
 
 
 def behaviour_degeneracy(ood_mse, seed: int = 0) -> dict:
     """sigma_OOD over networks, with its bootstrap interval."""
-    return interval(ood_mse, lambda v, axis=-1: np.std(v, axis=axis, ddof=1), seed)
+    return interval(ood_mse, LEVEL_STATISTICS["behaviour"], seed)
 
 
 def weight_change(initial: Population, final: Population, name: str = "rnn.weight_hh_l0") -> torch.Tensor:
@@ -85,7 +95,12 @@ def weight_change(initial: Population, final: Population, name: str = "rnn.weigh
 
 def tangent_kernels(architecture, weights: Population, inputs: torch.Tensor, every: int = 10) -> torch.Tensor:
     """Each network's empirical NTK on its probe ``inputs`` (K, B, T, I), over the outputs at
-    every ``every``-th time step: (K, R, R) with R = B x (T // every) x outputs."""
+    every ``every``-th time step: (K, R, R) with R = B x (T // every) x outputs.
+
+    One Jacobian per network (each vectorised over its R outputs). Batched over the population
+    instead (one ``torch.func.vjp`` of the population forward, vmapped over R one-hot rows), it
+    gave the same kernels but took 1.5-1.7x longer (16 networks of 64 units, 4 probe trials of 50
+    steps: 0.50 against 0.33 s for the tanh RNN, 0.42 against 0.24 s for the mean-field one)."""
     names = list(weights.keys())
     kernels = []
     for k in range(weights.size):

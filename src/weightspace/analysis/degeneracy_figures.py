@@ -37,14 +37,15 @@ def sweep_figure(sweep: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def mds_figure(sweep: dict, path: Path) -> Path:
+def mds_figure(mds: dict, path: Path) -> Path:
+    """The MDS points of one condition ({"task", "label", "points"})."""
     plt = pyplot()
-    points = np.asarray(sweep["mds"]["points"])
+    points = np.asarray(mds["points"])
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.scatter(points[:, 0], points[:, 1])
     for i, (a, b) in enumerate(points):
         ax.annotate(str(i), (a, b), fontsize=7)
-    ax.set_title(f"DSA distances, MDS\n{sweep['task']}, {sweep['mds']['label']}", fontsize=9)
+    ax.set_title(f"DSA distances, MDS\n{mds['task']}, {mds['label']}", fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
     return _save(fig, path)
 

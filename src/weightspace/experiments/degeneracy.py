@@ -211,30 +211,33 @@ def zoo_name(task: str, label: str) -> str:
     return f"zoo/{task}/{label or 'base'}"
 
 
-def experiment_steps(config: DegeneracyExperiment):
-    made = {}  # config JSON -> zoo step name: a condition two sweeps share is built once
-    for sweep, items in config.conditions():
-        for label, task_config, _ in items:
-            key = json.dumps([sweep.task, task_config.to_json()], sort_keys=True)
-            if key in made:
-                continue
-            name = made[key] = zoo_name(sweep.task, label)
-            yield zoo_step(name, sweep.task, task_config)
-            for seed in config.seeds:
-                yield Step(f"measure/{name[4:]}/seed-{seed}", "degeneracy-measure",
-                           {**dataclasses.asdict(config.analysis), "seed": seed},
-                           lambda c, n=name, s=seed: measure(c, n, config.analysis, s), (name,))
+def measure_name(zoo_step: str, seed: int) -> str:
+    """The measure step of the condition built by ``zoo_step`` (``zoo/TASK/LABEL``)."""
+    return f"measure/{zoo_step.removeprefix('zoo/')}/seed-{seed}"
 
 
-def condition_steps(config: DegeneracyExperiment) -> dict[str, str]:
-    """{(sweep name, label): zoo step name}, with shared conditions resolved as the steps are."""
+def condition_steps(config: DegeneracyExperiment) -> dict[tuple[str, str], tuple[str, str, object]]:
+    """{(sweep name, label): (zoo step name, task, task config)}. A condition two sweeps share
+    (the same task and settings) gets the zoo step of its first appearance."""
     made, out = {}, {}
     for sweep, items in config.conditions():
         for label, task_config, _ in items:
             key = json.dumps([sweep.task, task_config.to_json()], sort_keys=True)
             made.setdefault(key, zoo_name(sweep.task, label))
-            out[(sweep.name, label)] = made[key]
+            out[(sweep.name, label)] = (made[key], sweep.task, task_config)
     return out
+
+
+def experiment_steps(config: DegeneracyExperiment):
+    yielded = set()
+    for name, task, task_config in condition_steps(config).values():
+        if name in yielded:
+            continue
+        yielded.add(name)
+        yield zoo_step(name, task, task_config)
+        for seed in config.seeds:
+            yield Step(measure_name(name, seed), "degeneracy-measure", {**dataclasses.asdict(config.analysis), "seed": seed},
+                       lambda c, n=name, s=seed: measure(c, n, config.analysis, s), (name,))
 
 
 class Degeneracy(Family):

@@ -7,51 +7,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-from ..analysis.degeneracy import interval
-from .degeneracy import LEVELS, PAPER_DIRECTIONS, DegeneracyExperiment, condition_steps
+from ..analysis.degeneracy import LEVEL_STATISTICS, RESAMPLES, interval
+from ..stats import bootstrap_difference
+from .degeneracy import LEVELS, PAPER_DIRECTIONS, DegeneracyExperiment, condition_steps, measure_name
 from .report import markdown
 
-#: each level's statistic over its values: sigma_OOD over networks, the mean over pairs
-STATISTICS = {"behaviour": lambda v, axis=-1: np.std(v, axis=axis, ddof=1),
-              "dynamics": lambda v, axis=-1: np.mean(v, axis=axis),
-              "weights": lambda v, axis=-1: np.mean(v, axis=axis)}
 MEANING = {"behaviour": "sigma_OOD: s.d. of the OOD MSE over converged networks",
            "dynamics": "mean DSA distance over pairs", "weights": "mean permutation-minimised ||W1 - P^T W2 P||_F / N^2 over pairs"}
 
 
-def difference(first, second, statistic, seed: int = 0) -> dict:
-    """statistic(second) - statistic(first) with a bootstrap 95% interval (both resampled)."""
-    first, second = np.asarray(first, float), np.asarray(second, float)
-    if len(first) < 2 or len(second) < 2:
-        return {"value": None, "low": None, "high": None, "direction": "not measured"}
-    value = float(statistic(second) - statistic(first))
-    result = stats.bootstrap((first, second), lambda a, b, axis=-1: statistic(b, axis=axis) - statistic(a, axis=axis),
-                             n_resamples=2000, method="percentile", rng=np.random.default_rng(seed))
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    direction = "up" if low > 0 else "down" if high < 0 else "no clear change"
-    return {"value": value, "low": low, "high": high, "direction": direction}
-
-
 def _effect(conditions: list[dict], level: str, seed: int) -> dict:
     """The change of ``level`` from the smallest to the largest knob setting among the conditions
-    where it was measured (at least two networks, or two pairs)."""
+    where it was measured (at least two networks, or two pairs), with a bootstrap 95% interval
+    (both conditions resampled); a direction only where the interval excludes 0."""
     measured = [c for c in conditions if len(c.get(f"{level}_values", [])) >= 2]
     if len(measured) < 2:
         return {"value": None, "low": None, "high": None, "direction": "not measured", "levels": None}
     low = min(measured, key=lambda c: c["level"])
     high = max(measured, key=lambda c: c["level"])
-    return {**difference(low[f"{level}_values"], high[f"{level}_values"], STATISTICS[level], seed),
+    value, lower, upper = bootstrap_difference(low[f"{level}_values"], high[f"{level}_values"],
+                                               LEVEL_STATISTICS[level], resamples=RESAMPLES, seed=seed)
+    direction = "up" if lower > 0 else "down" if upper < 0 else "no clear change"
+    return {"value": value, "low": lower, "high": upper, "direction": direction,
             "levels": [low["level"], high["level"]]}
 
 
-def _mds(directory: Path, result: dict) -> list[list[float]] | None:
+def _mds(directory: Path, result: dict) -> list[list[float]]:
     from safetensors.torch import load_file
     from sklearn.manifold import MDS
 
-    if not result.get("measured"):
-        return None
     distances = load_file(directory / result["distances"])["dynamics"].double().numpy()
     embedding = MDS(n_components=2, metric="precomputed", random_state=0, n_init=4, init="random")
     return embedding.fit_transform(distances).tolist()
@@ -64,15 +49,14 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
     for sweep, items in config.conditions():
         conditions = []
         for label, _, level in items:
-            name = zoos[(sweep.name, label)]
-            step = finished[f"measure/{name[4:]}/seed-{seed}"]
-            result = step.result
+            name = zoos[(sweep.name, label)][0]
+            result = finished[measure_name(name, seed)].result
             row = {"label": label, "level": level, "zoo": name, "networks": result["networks"],
                    "converged": result["converged"], "measured": result.get("measured", False),
                    "median_stop_step": float(np.median(result["stop_step"]))}
             if row["measured"]:
                 for level_name in LEVELS:
-                    row[level_name] = interval(result[f"{level_name}_values"], STATISTICS[level_name], seed)
+                    row[level_name] = interval(result[f"{level_name}_values"], LEVEL_STATISTICS[level_name], seed)
                     row[f"{level_name}_values"] = result[f"{level_name}_values"]
                 row["dsa_null"] = interval(result["dsa_null_values"], seed=seed)
                 row["weight_change"] = interval(result["weight_change"], seed=seed)
@@ -81,13 +65,15 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
                 row["example"] = result["example"]
             conditions.append(row)
         effects = {level_name: _effect(conditions, level_name, seed) for level_name in LEVELS}
-        first = next((c for c in conditions if c["measured"]), None)
-        mds = _mds(finished[f"measure/{first['zoo'][4:]}/seed-{seed}"].directory,
-                   finished[f"measure/{first['zoo'][4:]}/seed-{seed}"].result) if first else None
         sweeps.append({"name": sweep.name, "knob": sweep.knob, "task": sweep.task, "conditions": conditions,
-                       "effects": effects, "paper": PAPER_DIRECTIONS[sweep.knob],
-                       "mds": {"label": first["label"], "points": mds} if mds else None})
-    return {"seed": seed, "sweeps": sweeps}
+                       "effects": effects, "paper": PAPER_DIRECTIONS[sweep.knob]})
+    # the MDS picture: the first measured condition of the first sweep that has one
+    shown = next(((s, c) for s in sweeps for c in s["conditions"] if c["measured"]), None)
+    mds = None
+    if shown:
+        step = finished[measure_name(shown[1]["zoo"], seed)]
+        mds = {"task": shown[0]["task"], "label": shown[1]["label"], "points": _mds(step.directory, step.result)}
+    return {"seed": seed, "sweeps": sweeps, "mds": mds}
 
 
 def _cell(summary: dict | None) -> str:
@@ -148,11 +134,11 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
                       "every measure.", ""]
         path = sweep_figure(sweep, figures / f"sweep-{index}.png")
         lines += [f"![{sweep['name']}](figures/{path.name})", ""]
-    mds_sweep = next((s for s in results["sweeps"] if s["mds"]), None)
-    if mds_sweep:
-        path = mds_figure(mds_sweep, figures / "mds.png")
+    mds = results["mds"]
+    if mds:
+        path = mds_figure(mds, figures / "mds.png")
         lines += ["## DSA distances of one condition, in two dimensions (MDS)", "",
-                  f"{mds_sweep['task']}, {mds_sweep['mds']['label']}: each point a converged network.", "",
+                  f"{mds['task']}, {mds['label']}: each point a converged network.", "",
                   f"![MDS](figures/{path.name})", ""]
     examples = [(s["task"], c["label"], c["example"]) for s in results["sweeps"] for c in s["conditions"][:1]
                 if c.get("example")]

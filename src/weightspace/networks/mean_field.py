@@ -4,9 +4,9 @@
 
 with h_0 = 0, N hidden units and O(1) weight entries (unit variance at initialisation). gamma
 sets how far training moves the hidden representation (the "richness" of feature learning):
-small gamma is the lazy, kernel-like regime, large gamma the rich one; the learning rate is
-gamma * eta0 (``MeanFieldRNN.learning_rate``). The width can change without changing what
-the network computes at initialisation, which is what the width sweep needs.
+small gamma is the lazy, kernel-like regime, large gamma the rich one; its task trains it at
+the learning rate gamma * eta0 (``NeuroscienceTask.learning_rate``). The scale of the activity
+at initialisation does not depend on the width, which is what the width sweep needs.
 
 The tensors are named like :class:`~weightspace.networks.RNN`'s (``rnn.weight_ih_l0`` = U,
 ``rnn.weight_hh_l0`` = J, ``readout.weight`` = W_out) so the degeneracy measures read the
@@ -60,10 +60,6 @@ class MeanFieldRNN:
 
     def init(self, seeds, device="cpu") -> Population:
         return initialize(self.spec, seeds, device)
-
-    def learning_rate(self, base: float) -> float:
-        """The mean-field learning rate gamma * eta0."""
-        return self.gamma * base
 
     def forward(self, weights: Population, x: torch.Tensor, state=None, return_hidden=False):
         """Outputs (K, B, T, O) and the final state (1, K, B, N); with ``return_hidden`` also the

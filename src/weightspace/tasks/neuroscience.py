@@ -9,8 +9,8 @@ trial generators are in :mod:`weightspace.tasks.trials`; training is
 
 Each zoo stores two rows per network: its initialisation (step 0) and its trained network (the
 last step; a network that stopped early holds its weights from its stop). Table columns: the
-knobs, ``converged``, ``converged_epoch``, ``stop_step``, ``final_lr``, ``train_mse`` (the last
-epoch's mean), ``test_mse`` and ``ood_mse`` on fixed evaluation trials (the OOD condition doubles
+knobs, ``converged``, ``converged_epoch``, ``stop_step``, ``final_lr``, ``train_loss`` (the last
+epoch's mean MSE; written by the zoo builder from the trainer), ``test_mse`` and ``ood_mse`` on fixed evaluation trials (the OOD condition doubles
 the trial length, or the delay for delayed discrimination).
 """
 
@@ -31,6 +31,8 @@ from . import trials as generators
 from .base import ShardTask, Task, TaskConfig
 
 PARAMETRISATIONS = ("standard", "mean-field")
+#: the OOD condition multiplies the trial length (delayed discrimination: the delay) by this
+OOD_FACTOR = 2
 #: settings that describe a condition, stored as table columns
 KNOBS = ("hidden_size", "parametrisation", "gamma", "regularizer", "strength")
 
@@ -144,7 +146,7 @@ class NeuroscienceTask(Task):
             metrics = {name: self.evaluation_mse(architecture, weights, config, keys, ood, device)
                        for name, ood in (("test_mse", False), ("ood_mse", True))}
             metrics.update(converged=state.converged.float(), converged_epoch=state.converged_epoch.float(),
-                           stop_step=state.stop_step.float(), final_lr=state.lr, train_mse=state.last_loss)
+                           stop_step=state.stop_step.float(), final_lr=state.lr)
             return metrics, {}
 
         return ShardTask(batch=None, evaluate=evaluate, trainer=trainer)
@@ -169,6 +171,15 @@ class NeuroscienceTask(Task):
 
     def trial_settings(self, config) -> dict:
         return {}
+
+    @staticmethod
+    def trial_length(config, ood: bool) -> int:
+        """Time steps of a trial of a family with ``trial_steps``, in or out of distribution."""
+        return config.trial_steps * (OOD_FACTOR if ood else 1)
+
+    @staticmethod
+    def length_settings(config) -> dict:
+        return {"steps": config.trial_steps, "ood_steps": OOD_FACTOR * config.trial_steps}
 
 
 # ---- the four families --------------------------------------------------------------------------
@@ -196,11 +207,11 @@ class FlipFlop(NeuroscienceTask):
     output_size = input_size
 
     def trials(self, config, keys, stream, batch, ood=False):
-        return generators.flip_flop(keys, stream, batch, config.trial_steps * (2 if ood else 1), config.channels,
+        return generators.flip_flop(keys, stream, batch, self.trial_length(config, ood), config.channels,
                                     config.p_switch)
 
     def trial_settings(self, config):
-        return {"steps": config.trial_steps, "ood_steps": 2 * config.trial_steps, "p_switch": config.p_switch}
+        return {**self.length_settings(config), "p_switch": config.p_switch}
 
 
 @dataclass(frozen=True)
@@ -227,14 +238,14 @@ class DelayedDiscrimination(NeuroscienceTask):
         return 2 if config.auxiliary else 1
 
     def trials(self, config, keys, stream, batch, ood=False):
-        scale = 2 if ood else 1
+        scale = OOD_FACTOR if ood else 1
         return generators.delayed_discrimination(keys, stream, batch, (config.delay_min * scale,
                                                                        config.delay_max * scale), config.auxiliary)
 
     def trial_settings(self, config):
         return {"fixation": generators.FIXATION, "pulse": generators.PULSE, "response": generators.RESPONSE,
                 "frequencies": list(generators.FREQUENCY_RANGE), "delay": [config.delay_min, config.delay_max],
-                "ood_delay": [2 * config.delay_min, 2 * config.delay_max], "loss": "response period only"}
+                "ood_delay": [OOD_FACTOR * config.delay_min, OOD_FACTOR * config.delay_max], "loss": "response period only"}
 
 
 @dataclass(frozen=True)
@@ -262,11 +273,11 @@ class SineGeneration(NeuroscienceTask):
         return 1
 
     def trials(self, config, keys, stream, batch, ood=False):
-        return generators.sine_generation(keys, stream, batch, config.trial_steps * (2 if ood else 1),
+        return generators.sine_generation(keys, stream, batch, self.trial_length(config, ood),
                                           config.frequencies, config.dt)
 
     def trial_settings(self, config):
-        return {"steps": config.trial_steps, "ood_steps": 2 * config.trial_steps, "dt": config.dt,
+        return {**self.length_settings(config), "dt": config.dt,
                 "frequencies_hz": [round(f, 4) for f in generators.sine_frequencies(config.frequencies).tolist()]}
 
 
@@ -294,10 +305,10 @@ class PathIntegration(NeuroscienceTask):
         return config.dimensions
 
     def trials(self, config, keys, stream, batch, ood=False):
-        return generators.path_integration(keys, stream, batch, config.trial_steps * (2 if ood else 1),
+        return generators.path_integration(keys, stream, batch, self.trial_length(config, ood),
                                            config.dimensions)
 
     def trial_settings(self, config):
-        return {"steps": config.trial_steps, "ood_steps": 2 * config.trial_steps, "arena": generators.ARENA,
+        return {**self.length_settings(config), "arena": generators.ARENA,
                 "turn_std": generators.TURN_STD, "max_speed": generators.MAX_SPEED,
                 "input": "heading as a unit vector, then the speed of the step taken"}

@@ -73,7 +73,6 @@ def delayed_discrimination(keys, stream: int, batch: int, delay_range: tuple[int
     """Two pulses f1, f2 separated by a delay; respond sign(f2 - f1) (and |f2 - f1| / 8 on an
     auxiliary output). Trials of one batch share the longest possible length (shorter delays end
     with padding the mask leaves out)."""
-    K = len(keys)
     low, high = FREQUENCY_RANGE
     f1 = low + (high - low) * _uniform(keys, stream, "f1", (batch,))
     f2 = low + (high - low) * _uniform(keys, stream, "f2", (batch,))
@@ -88,7 +87,6 @@ def delayed_discrimination(keys, stream: int, batch: int, delay_range: tuple[int
     inputs = (first * f1.unsqueeze(-1) + second * f2.unsqueeze(-1)) / high
     outputs = [torch.sign(f2 - f1)] + ([(f2 - f1).abs() / (high - low)] if auxiliary else [])
     targets = torch.stack([response * o.unsqueeze(-1) for o in outputs], dim=-1)
-    assert inputs.shape == (K, batch, steps)
     return Trials(inputs.unsqueeze(-1), targets, response.float())
 
 
