@@ -17,6 +17,9 @@ trials) trained for S steps with Adam one network at a time, then as one populat
 :class:`~weightspace.training.threshold.ThresholdTrainer`; prints network-steps/s of both and the
 ratio (``training speedup``).
 
+NTK section (``--sections ntk``): the NTK alignment's kernels one network at a time (as the library
+computes them) against one batched vjp of the population; prints both times.
+
     python benchmarks/degeneracy.py --networks 16 --units 128 --rank 30
 """
 
@@ -176,6 +179,47 @@ def training_section(args) -> float:
     return ratio
 
 
+def ntk_section(args) -> float:
+    """The NTK alignment's kernels: one Jacobian per network (what weightspace.analysis.degeneracy
+    does) against one vjp of the whole population vmapped over the output rows; returns the ratio
+    (loop time / batched time)."""
+    from weightspace.analysis.degeneracy import tangent_kernels
+    from weightspace.networks import RNN
+    from weightspace.networks.weights import Population
+
+    K, every = args.train_networks, 10
+    architecture = RNN(3, args.train_units, 1, 3)
+    weights = architecture.init(list(range(K)))
+    inputs = torch.randn(K, 4, args.train_trial_steps, 3, generator=torch.Generator().manual_seed(args.seed))
+
+    def batched():
+        names = list(weights.keys())
+
+        def outputs(*tensors):
+            out = architecture.forward(Population(weights.spec, dict(zip(names, tensors))), inputs)[0]
+            return out[:, :, every - 1::every].reshape(K, -1)
+
+        out, vjp = torch.func.vjp(outputs, *(weights[n] for n in names))
+        R = out.shape[1]
+        rows = torch.vmap(vjp)(torch.eye(R).unsqueeze(1).expand(R, K, R))
+        jacobian = torch.cat([g.reshape(R, K, -1) for g in rows], dim=2).transpose(0, 1)
+        return jacobian @ jacobian.mT
+
+    seconds, kernels = {}, {}
+    for name, fn in (("one per network", lambda: tangent_kernels(architecture, weights, inputs, every)),
+                     ("population vjp", batched)):
+        fn()  # warm-up
+        start = time.perf_counter()
+        kernels[name] = fn()
+        seconds[name] = time.perf_counter() - start
+        print(f"  NTK {name:15s}: {seconds[name]:.3f} s")
+    same = torch.allclose(kernels["one per network"], kernels["population vjp"], rtol=1e-4, atol=1e-5)
+    ratio = seconds["one per network"] / seconds["population vjp"]
+    print(f"NTK kernels of K={K} RNNs x {args.train_units} units, 4 trials x {args.train_trial_steps} steps: "
+          f"same kernels {same}; batched is {ratio:.2f}x the speed of the loop")
+    return ratio
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--networks", type=int, default=16)
@@ -200,7 +244,8 @@ def main(argv=None):
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--train-trial-steps", type=int, default=50)
     parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--sections", default="training,dsa", help="which sections to run, in order")
+    parser.add_argument("--sections", default="training,dsa",
+                        help="which sections to run, in order: training, dsa, ntk")
     args = parser.parse_args(argv)
     args.threads = args.threads or None
 
@@ -209,6 +254,8 @@ def main(argv=None):
         for section in args.sections.split(","):
             if section == "training":
                 training_section(args)
+            elif section == "ntk":
+                ntk_section(args)
             elif section == "dsa":
                 speedup = dsa_section(args)
     if not math.isnan(speedup):

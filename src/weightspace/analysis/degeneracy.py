@@ -99,8 +99,8 @@ def tangent_kernels(architecture, weights: Population, inputs: torch.Tensor, eve
 
     One Jacobian per network (each vectorised over its R outputs). Batched over the population
     instead (one ``torch.func.vjp`` of the population forward, vmapped over R one-hot rows), it
-    gave the same kernels but took 1.5-1.7x longer (16 networks of 64 units, 4 probe trials of 50
-    steps: 0.50 against 0.33 s for the tanh RNN, 0.42 against 0.24 s for the mean-field one)."""
+    gives the same kernels but took 1.4x as long: 0.64 against 0.46 s for 16 tanh RNNs of 64
+    units on 4 probe trials of 50 steps (``python benchmarks/degeneracy.py --sections ntk``)."""
     names = list(weights.keys())
     kernels = []
     for k in range(weights.size):
