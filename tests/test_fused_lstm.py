@@ -1,10 +1,11 @@
-"""The compiled float32 LSTM steps compute what the pure-PyTorch steps compute, values and grads."""
+"""The compiled float32 LSTM layer computes what the pure-PyTorch layer computes, values and grads."""
 
 import pytest
 import torch
 
 from weightspace.networks import fused_cpu
-from weightspace.networks.lstm_kernel import lstm_layer
+from weightspace.networks.lstm_kernel import lstm_layer_fused, lstm_recurrence
+from weightspace.networks.recurrent import _project
 
 
 @pytest.fixture
@@ -14,88 +15,125 @@ def fused(monkeypatch):
         pytest.skip("the fused CPU kernel could not be built (no C compiler?)")
 
 
-def _run(monkeypatch, use_fused, K, B, T, H, strided=False):
-    """Outputs and gradients of one layer.
+def _inputs(K, B, T, I, H, strided=False, seed=0):
+    """Inputs of one layer, and the gradients that flow into its outputs.
 
-    ``strided``: non-contiguous c0 and grad_hs, and projected as a view with permuted (K, B, T)
-    strides; ``"last"``: as ``strided`` but with projected non-contiguous in its last dim too.
-    """
-    monkeypatch.setenv("WEIGHTSPACE_FUSED", "1" if use_fused else "0")
-    g = torch.Generator().manual_seed(K * 1000 + T)
-    projected = 2 * torch.randn(K, B, T, 4 * H, generator=g)
-    if strided == "last":
-        projected = projected.permute(3, 0, 1, 2).contiguous().permute(1, 2, 3, 0)
-    elif strided:
-        projected = projected.permute(2, 1, 0, 3).contiguous().permute(2, 1, 0, 3)
-    projected.requires_grad_()
-    weight_hh = (torch.randn(K, 4 * H, H, generator=g) / H**0.5).requires_grad_()
-    h0 = torch.randn(K, B, H, generator=g).requires_grad_()
+    ``strided``: x, c0 and grad_hs as non-contiguous views (permuted (K, B, T) strides, and c0 and
+    grad_hs non-contiguous in their last dim, which the kernel copies)."""
+    g = torch.Generator().manual_seed(seed)
+    x = 2 * torch.randn(K, B, T, I, generator=g)
     c0 = torch.randn(K, B, H, generator=g)
-    if strided:
-        c0 = torch.randn(K, H, B, generator=g).transpose(1, 2)  # last dim not contiguous
-    c0.requires_grad_()
     grad_hs = torch.randn(K, B, T, H, generator=g)
     if strided:
+        x = x.permute(2, 1, 0, 3).contiguous().permute(2, 1, 0, 3)
+        c0 = torch.randn(K, H, B, generator=g).transpose(1, 2)
         grad_hs = torch.randn(K, T, H, B, generator=g).permute(0, 3, 1, 2)
-    grad_c = torch.randn(K, B, H, generator=g)
-    hs, c_last = lstm_layer(projected, weight_hh, h0, c0)
-    torch.autograd.backward([hs, c_last], [grad_hs, grad_c])
-    return {"hs": hs.detach(), "c_last": c_last.detach(), "projected": projected.grad,
-            "weight_hh": weight_hh.grad, "h0": h0.grad, "c0": c0.grad}
+    return dict(x=x, weight_ih=torch.randn(K, 4 * H, I, generator=g) / I**0.5,
+                weight_hh=torch.randn(K, 4 * H, H, generator=g) / H**0.5,
+                bias=torch.randn(K, 4 * H, generator=g), h0=torch.randn(K, B, H, generator=g),
+                c0=c0), (grad_hs, torch.randn(K, B, H, generator=g))
 
 
-@pytest.mark.parametrize("shape", [(5, 3, 7, 8), (64, 32, 41, 32), (3, 2, 4, 5)])
-def test_fused_steps_match_pure_pytorch(fused, monkeypatch, shape):
-    fast = _run(monkeypatch, True, *shape)
-    reference = _run(monkeypatch, False, *shape)
+def _run(layer, inputs, grads, dtype=torch.float32):
+    leaves = {name: t.detach().to(dtype, copy=True).requires_grad_() for name, t in inputs.items()}
+    hs, c_last = layer(**leaves)
+    torch.autograd.backward([hs, c_last], [g.to(dtype) for g in grads])
+    return {"hs": hs.detach(), "c_last": c_last.detach(),
+            **{f"grad {name}": t.grad for name, t in leaves.items()}}
+
+
+def _pure(x, weight_ih, weight_hh, bias, h0, c0):
+    return lstm_recurrence(_project(x, weight_ih, bias), weight_hh, h0, c0)
+
+
+def _assert_close(fast, reference, atol=2e-5):
+    """Within float32 rounding: the weight gradients are sums over B x T terms, summed in another
+    order, so their tolerance grows with their scale."""
     for name, expected in reference.items():
-        assert fast[name].dtype == torch.float32
-        torch.testing.assert_close(fast[name], expected, atol=1e-5, rtol=0, msg=name)
+        assert fast[name].dtype == torch.float32, name
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(fast[name], expected.float(), atol=max(atol, 1e-5 * scale),
+                                   rtol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("strided", [True, "last"])
-def test_fused_steps_accept_strided_inputs_and_gradients(fused, monkeypatch, strided):
-    fast = _run(monkeypatch, True, 4, 3, 6, 8, strided=strided)
-    reference = _run(monkeypatch, False, 4, 3, 6, 8, strided=strided)
-    for name, expected in reference.items():
-        torch.testing.assert_close(fast[name], expected, atol=1e-5, rtol=0, msg=name)
+# (K, B, T, I, H): the demo's shapes, and shapes whose rows and gate columns leave remainders
+# after every tile size of the C kernel (4 or 8 rows; 64, 32 or 16 columns; single columns)
+@pytest.mark.parametrize("shape", [(64, 32, 41, 6, 32), (64, 32, 41, 32, 32), (5, 3, 7, 4, 8),
+                                   (3, 2, 4, 1, 5), (3, 13, 6, 7, 21), (2, 9, 5, 3, 24),
+                                   (2, 11, 3, 16, 16), (1, 6, 3, 10, 64), (2, 4, 1, 2, 3)])
+def test_fused_layer_matches_pure_pytorch(fused, shape):
+    inputs, grads = _inputs(*shape)
+    fast = _run(lstm_layer_fused, inputs, grads)
+    _assert_close(fast, _run(_pure, inputs, grads))
+    # and both against float64, so that neither hides an error the other shares
+    _assert_close(fast, _run(_pure, inputs, grads, torch.float64), atol=1e-4)
 
 
-def test_fused_steps_reject_steps_outside_the_sequence(fused):
-    K, B, T, H = 2, 3, 4, 5
-    steps = fused_cpu.ForwardSteps(
-        torch.zeros(K, B, 4 * H), torch.zeros(K, B, T, 4 * H), torch.zeros(K, B, H),
-        (torch.zeros(K, B, H), torch.zeros(K, B, H)), torch.zeros(K, B, T, H),
-        torch.zeros(T, K, B, 4, H), torch.zeros(T, K, B, H), torch.zeros(T, K, B, H))
-    steps.step(T - 1)
-    for t in (-1, T):
-        with pytest.raises(IndexError):
-            steps.step(t)
-    with pytest.raises(ValueError, match="hs"):
-        fused_cpu.ForwardSteps(
-            torch.zeros(K, B, 4 * H), torch.zeros(K, B, T, 4 * H), torch.zeros(K, B, H),
-            (torch.zeros(K, B, H), torch.zeros(K, B, H)), torch.zeros(K, B, T + 1, H),
-            torch.zeros(T, K, B, 4, H), torch.zeros(T, K, B, H), torch.zeros(T, K, B, H))
+def test_fused_layer_accepts_strided_inputs_and_gradients(fused):
+    inputs, grads = _inputs(4, 3, 6, 5, 8, strided=True)
+    _assert_close(_run(lstm_layer_fused, inputs, grads), _run(_pure, inputs, grads))
 
 
-def test_fused_path_handles_saturated_gates(fused, monkeypatch):
-    """Large pre-activations (beyond exp's float range) give the same values and gradients."""
-    monkeypatch.setenv("WEIGHTSPACE_FUSED", "1")
-    projected = torch.tensor([-200.0, -90.0, -30.0, 0.0, 30.0, 90.0, 200.0, 1.0]).repeat(1, 1, 1, 4)
-    projected = projected[..., torch.randperm(32)].contiguous().requires_grad_()
-    weight_hh = torch.zeros(1, 32, 8, requires_grad=True)
-    h0 = torch.zeros(1, 1, 8)
-    c0 = torch.linspace(-3, 3, 8).view(1, 1, 8)
+def test_fused_layer_without_input_gradient_and_without_output_gradient(fused):
+    """Data inputs (no gradient wanted) and a loss on the last cell state only."""
+    inputs, (_, grad_c) = _inputs(3, 5, 4, 3, 8)
     results = []
-    for use_fused in ("1", "0"):
-        monkeypatch.setenv("WEIGHTSPACE_FUSED", use_fused)
-        projected.grad = None
-        hs, c_last = lstm_layer(projected, weight_hh, h0, c0)
-        (hs.sum() + c_last.sum()).backward()
-        results.append((hs.detach(), c_last.detach(), projected.grad.clone()))
-    for fast, reference in zip(*results):
-        assert torch.isfinite(fast).all()
-        torch.testing.assert_close(fast, reference, atol=1e-6, rtol=0)
+    for layer in (lstm_layer_fused, _pure):
+        leaves = {n: t.clone().requires_grad_(n != "x") for n, t in inputs.items()}
+        _, c_last = layer(**leaves)
+        (c_last * grad_c).sum().backward()
+        assert leaves["x"].grad is None
+        results.append({n: t.grad for n, t in leaves.items() if n != "x"})
+    _assert_close(*results)
+
+
+def test_fused_network_does_not_depend_on_population_or_threads(fused):
+    """Each network's sequence is worked whole by one thread: the same bits alone or among others,
+    with one thread or several."""
+    inputs, grads = _inputs(6, 5, 7, 4, 12)
+
+    def run(index, threads):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return _run(lstm_layer_fused, {n: t[index] for n, t in inputs.items()}, [g[index] for g in grads])
+        finally:
+            torch.set_num_threads(previous)
+
+    together = run(slice(None), 2)
+    for k in (0, 3):
+        for threads in (1, 2):
+            alone = run(slice(k, k + 1), threads)
+            for name, value in alone.items():
+                assert torch.equal(value[0], together[name][k]), (name, k, threads)
+
+
+def test_fused_layer_handles_saturated_gates(fused):
+    """Large pre-activations (beyond exp's float range) give the same values and gradients."""
+    bias = torch.tensor([-200.0, -90.0, -30.0, 0.0, 30.0, 90.0, 200.0, 1.0]).repeat(4)
+    inputs = dict(x=torch.zeros(1, 1, 3, 2), weight_ih=torch.zeros(1, 32, 2),
+                  weight_hh=torch.zeros(1, 32, 8), bias=bias[torch.randperm(32)].view(1, 32),
+                  h0=torch.zeros(1, 1, 8), c0=torch.linspace(-3, 3, 8).view(1, 1, 8))
+    grads = (torch.ones(1, 1, 3, 8), torch.ones(1, 1, 8))
+    fast = _run(lstm_layer_fused, inputs, grads)
+    assert all(torch.isfinite(t).all() for t in fast.values())
+    _assert_close(fast, _run(_pure, inputs, grads), atol=1e-6)
+
+
+def test_fused_layer_checks_its_tensors(fused):
+    K, B, T, I, H = 2, 3, 4, 2, 5
+    tensors = dict(x=torch.zeros(K, B, T, I), weight_ih=torch.zeros(K, 4 * H, I),
+                   weight_hh=torch.zeros(K, 4 * H, H), bias=torch.zeros(K, 4 * H),
+                   h0=torch.zeros(K, B, H), c0=torch.zeros(K, B, H), hs=torch.zeros(K, B, T, H),
+                   c_last=torch.zeros(K, B, H), factors=torch.zeros(K, T, B, 4, H),
+                   cell_from_hidden=torch.zeros(K, T, B, H), forget=torch.zeros(K, T, B, H))
+    fused_cpu.forward_layer(**tensors)
+    with pytest.raises(ValueError, match="hs"):
+        fused_cpu.forward_layer(**{**tensors, "hs": torch.zeros(K, B, T + 1, H)})
+    with pytest.raises(ValueError, match="factors must be contiguous"):
+        fused_cpu.forward_layer(**{**tensors, "factors": torch.zeros(K, B, T, 4, H).transpose(1, 2)})
+    with pytest.raises(TypeError, match="float32"):
+        fused_cpu.forward_layer(**{**tensors, "h0": torch.zeros(K, B, H, dtype=torch.float64)})
 
 
 def test_disabled_by_environment(monkeypatch):

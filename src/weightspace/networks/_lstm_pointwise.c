@@ -1,21 +1,22 @@
-/* Fused pointwise work of one LSTM time step for a population of K networks (float32, CPU).
+/* A whole LSTM layer of a population of K networks, all T steps in one call (float32, CPU).
  *
  * Compiled and loaded with ctypes by fused_cpu.py; the formulas are those of LSTMRecurrence in
- * lstm_kernel.py (gate order i, f, g, o). Tensors are viewed as K x B rows of H (or 4H) floats;
- * an argument with a (K, B) stride pair may be a strided view, the others are contiguous.
+ * lstm_kernel.py (gate order i, f, g, o). lstm_forward_layer runs a layer forward from its input
+ * sequence, lstm_backward_layer back from the gradients of its outputs, to the gradients of the
+ * input, both weights, the bias and the initial state. Each network's whole sequence is worked by
+ * one thread (networks handed out one at a time, so a thread that another process slows down
+ * simply takes fewer), with its weights, and in the backward its weight gradients, in cache for
+ * all T steps: the input projection, the recurrent product and the weight gradients are per-step
+ * register-blocked products on data just computed, instead of passes over (K, B, T, 4H) tensors.
+ * A network's numbers do not depend on the thread count, on K or on which thread works it.
+ * Tensors with a (K, B, T) stride triple may be strided views (unit stride in the last dim); the
+ * others are contiguous.
  *
  * exp is a branch-free polynomial (Cephes expf, about 1 ulp) so that the row loop vectorises:
  * glibc's expf is only vectorised (libmvec) under -ffast-math, and scalar it is slower than the
  * unfused torch ops. tanh(x) = 2 sigmoid(2x) - 1, as in the pure-PyTorch path.
  *
- * Rows of the strided views (a time step of a (K, B, T, n) tensor) lie a page or more apart, so
- * the hardware prefetcher does not follow them; the row loops prefetch them PREFETCH_ROWS rows
- * ahead (measured 135 -> 117 us for a forward step reading the strided input projection).
- *
- * The caller describes a whole sequence once (forward_args, backward_args: base pointers and
- * time strides) and then calls lstm_*_step(args, t) per step.
- *
- * On x86-64 the row kernels are cloned for AVX-512, AVX2+FMA and baseline SSE2 and picked at
+ * On x86-64 the per-network kernels are cloned for AVX-512, AVX2+FMA and baseline SSE2 and picked at
  * load time, so the library runs on any x86-64 machine without -march=native.
  */
 
@@ -27,7 +28,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
-#define CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 #endif
 #ifndef CLONES
@@ -39,11 +40,7 @@
 #define INLINE static inline
 #endif
 
-/* Below this many elements per step the OpenMP fork/join costs more than it saves. */
-#define PARALLEL_MIN_ELEMENTS 16384
-#ifndef PREFETCH_ROWS
-#define PREFETCH_ROWS 4
-#endif
+#include <stdlib.h>
 
 INLINE float exp_poly(float x)
 {
@@ -68,69 +65,48 @@ INLINE float exp_poly(float x)
 
 INLINE float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
 
-/* One time step: what the row kernels read. */
-struct forward_step {
-    long B, H;
-    const float *act;    /* (K, B, 4H) recurrent part of the pre-activations, contiguous */
-    const float *proj;   /* (K, B, 4H) input part, strides p_sk, p_sb; added to act */
-    long p_sk, p_sb;
-    const float *c_prev; /* (K, B, H), strides c_sk, c_sb; must not overlap c_new */
-    long c_sk, c_sb;
-    float *c_new;        /* (K, B, H) contiguous */
-    float *h;            /* (K, B, H), strides h_sk, h_sb */
-    long h_sk, h_sb;
-    float *factors;      /* (K, B, 4, H) contiguous */
-    float *cell_from_hidden, *forget; /* (K, B, H) contiguous */
-};
-
-struct backward_step {
-    long B, H;
-    const float *dh;     /* (K, B, H) contiguous */
-    const float *grad_h; /* (K, B, H), strides g_sk, g_sb, added to dh; may be NULL */
-    long g_sk, g_sb;
-    float *dc;           /* (K, B, H) contiguous, updated in place to dc_prev */
-    const float *factors, *cell_from_hidden, *forget;
-    float *grad_gates;   /* (K, B, 4H), strides gp_sk, gp_sb */
-    long gp_sk, gp_sb;
-};
-
-/* A whole sequence of T steps, set up once by the caller; lstm_forward_step(args, t) runs step
- * t. Per-step tensors are (K, B, ...) with a time stride (*_st) or time-major and contiguous. */
 struct forward_args {
-    long K, B, H;
-    const float *act;                 /* (K, B, 4H) contiguous, the current step's bmm result */
-    const float *proj;                /* (K, B, T, 4H), strides p_sk, p_sb, p_st */
-    long p_sk, p_sb, p_st;
-    const float *c0;                  /* (K, B, H), strides c_sk, c_sb: c_prev of step 0 */
+    long K, B, T, I, H;
+    const float *x;                   /* (K, B, T, I), strides x_sk, x_sb, x_st */
+    long x_sk, x_sb, x_st;
+    const float *w_ih, *w_hh;         /* (K, 4H, I), (K, 4H, H) */
+    const float *bias;                /* (K, 4H): b_ih + b_hh */
+    const float *h0;                  /* (K, B, H) */
+    const float *c0;                  /* (K, B, H), strides c_sk, c_sb */
     long c_sk, c_sb;
-    float *cells[2];                  /* (K, B, H) contiguous: step t writes cells[t % 2] */
-    float *h;                         /* (K, B, T, H), strides h_sk, h_sb, h_st */
+    float *h;                         /* (K, B, T, H) out, strides h_sk, h_sb, h_st */
     long h_sk, h_sb, h_st;
-    float *factors;                   /* (T, K, B, 4, H) contiguous */
-    float *cell_from_hidden, *forget; /* (T, K, B, H) contiguous */
+    float *c_last;                    /* (K, B, H) out */
+    float *factors;                   /* (K, T, B, 4, H) out: saved for the backward */
+    float *cell_from_hidden, *forget; /* (K, T, B, H) out */
 };
 
 struct backward_args {
-    long K, B, H;
-    const float *dh;                  /* (K, B, H) contiguous */
+    long K, B, T, I, H;
+    const float *x;                   /* the forward's input, strides x_sk, x_sb, x_st */
+    long x_sk, x_sb, x_st;
+    const float *w_ih, *w_hh, *h0;
+    const float *h;                   /* the forward's output, strides h_sk, h_sb, h_st */
+    long h_sk, h_sb, h_st;
+    const float *factors, *cell_from_hidden, *forget;
     const float *grad_h;              /* (K, B, T, H), strides g_sk, g_sb, g_st; may be NULL */
     long g_sk, g_sb, g_st;
-    float *dc;                        /* (K, B, H) contiguous */
-    const float *factors, *cell_from_hidden, *forget; /* time-major, as in forward_args */
-    float *grad_gates;                /* (K, B, T, 4H), strides gp_sk, gp_sb, gp_st */
-    long gp_sk, gp_sb, gp_st;
+    float *dh;                        /* (K, B, H): zero in, gradient of h0 out */
+    float *dc;                        /* (K, B, H): gradient of c_T in, of c0 out */
+    float *dx;                        /* (K, B, T, I) out; NULL when not wanted */
+    float *dw_ih, *dw_hh, *dbias;     /* (K, 4H, I), (K, 4H, H), (K, 4H) out */
 };
 
-/* Gates from the pre-activations x + p (4H); the new cell state, h and the saved factors. */
-INLINE void forward_row(long H, const float *restrict x, const float *restrict p,
-                        const float *restrict c_prev, float *restrict c_new, float *restrict h,
-                        float *restrict fac, float *restrict cfh, float *restrict fgt)
+/* Gates from the pre-activations x (4H); the new cell state, h and the saved factors. */
+INLINE void forward_row(long H, const float *restrict x, const float *restrict c_prev,
+                        float *restrict c_new, float *restrict h, float *restrict fac,
+                        float *restrict cfh, float *restrict fgt)
 {
     for (long j = 0; j < H; ++j) {
-        const float i = sigmoid(x[j] + p[j]);
-        const float f = sigmoid(x[H + j] + p[H + j]);
-        const float g = 2.0f * sigmoid(2.0f * (x[2 * H + j] + p[2 * H + j])) - 1.0f;
-        const float o = sigmoid(x[3 * H + j] + p[3 * H + j]);
+        const float i = sigmoid(x[j]);
+        const float f = sigmoid(x[H + j]);
+        const float g = 2.0f * sigmoid(2.0f * x[2 * H + j]) - 1.0f;
+        const float o = sigmoid(x[3 * H + j]);
         const float c_old = c_prev[j];
         const float input_times_cell = i * g;
         fac[j] = g * (i - i * i);
@@ -144,25 +120,6 @@ INLINE void forward_row(long H, const float *restrict x, const float *restrict p
         h[j] = hj;
         fac[3 * H + j] = tanh_c * (o - o * o);
         cfh[j] = o - hj * tanh_c;
-    }
-}
-
-CLONES static void forward_rows(const void *args, long r0, long r1)
-{
-    const struct forward_step *a = args;
-    const long B = a->B, H = a->H;
-    for (long r = r0; r < r1; ++r) {
-        const long k = r / B, b = r % B;
-        if (r + PREFETCH_ROWS < r1) {
-            const long kn = (r + PREFETCH_ROWS) / B, bn = (r + PREFETCH_ROWS) % B;
-            const float *next = a->proj + kn * a->p_sk + bn * a->p_sb;
-            for (long j = 0; j < 4 * H; j += 16)
-                __builtin_prefetch(next + j);
-        }
-        forward_row(H, a->act + r * 4 * H, a->proj + k * a->p_sk + b * a->p_sb,
-                    a->c_prev + k * a->c_sk + b * a->c_sb, a->c_new + r * H,
-                    a->h + k * a->h_sk + b * a->h_sb, a->factors + r * 4 * H,
-                    a->cell_from_hidden + r * H, a->forget + r * H);
     }
 }
 
@@ -182,63 +139,204 @@ INLINE void backward_row(long H, const float *restrict dh, const float *restrict
     }
 }
 
-CLONES static void backward_rows(const void *args, long r0, long r1)
-{
-    const struct backward_step *a = args;
-    const long B = a->B, H = a->H;
-    for (long r = r0; r < r1; ++r) {
-        const long k = r / B, b = r % B;
-        if (r + PREFETCH_ROWS < r1) {
-            const long kn = (r + PREFETCH_ROWS) / B, bn = (r + PREFETCH_ROWS) % B;
-            float *next = a->grad_gates + kn * a->gp_sk + bn * a->gp_sb;
-            for (long j = 0; j < 4 * H; j += 16)
-                __builtin_prefetch(next + j, 1);
-            if (a->grad_h)
-                for (long j = 0; j < H; j += 16)
-                    __builtin_prefetch(a->grad_h + kn * a->g_sk + bn * a->g_sb + j);
-        }
-        const float *grad_h = a->grad_h ? a->grad_h + k * a->g_sk + b * a->g_sb : 0;
-        backward_row(H, a->dh + r * H, grad_h, a->dc + r * H, a->factors + r * 4 * H,
-                     a->cell_from_hidden + r * H, a->forget + r * H,
-                     a->grad_gates + k * a->gp_sk + b * a->gp_sb);
+/* Small matrix products out = init + a m (rows x ncols, inner dimension n; a's element (r, j) at
+ * a[r lda + j ja], so a may be read transposed; ldi = 0 repeats one init row, init = NULL starts
+ * from zero; init may be out). Every element is summed in the order
+ * j = 0, 1, ..., n - 1 from its init whatever tile computes it, so tile shapes never change a
+ * number. A tile holds RB x NV vectors of 16 floats in registers; columns are taken in stripes
+ * (the outer loop, so a stripe of m stays in cache across all rows), rows in tiles, and what
+ * the tiles leave is summed one element at a time. */
+typedef float vf16 __attribute__((vector_size(64), aligned(4)));
+#define VL 16
+
+struct product {
+    long n;
+    const float *a; long lda, ja;
+    const float *m; long ldm;
+    const float *init; long ldi;
+    float *out; long ldo;
+};
+
+#define DEFINE_TILE(RB, NV)                                                                     \
+    INLINE void tile_##RB##x##NV(const struct product *p, long row, long col)                  \
+    {                                                                                           \
+        vf16 acc[RB][NV];                                                                       \
+        _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r)                                   \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[r][v] = p->init           \
+                ? *(const vf16 *)(p->init + (row + r) * p->ldi + col + v * VL) : (vf16){0};     \
+        for (long j = 0; j < p->n; ++j) {                                                       \
+            vf16 w[NV];                                                                         \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v)                               \
+                w[v] = *(const vf16 *)(p->m + j * p->ldm + col + v * VL);                       \
+            _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r) {                             \
+                const float s = p->a[(row + r) * p->lda + j * p->ja];                                              \
+                _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[r][v] += s * w[v];    \
+            }                                                                                   \
+        }                                                                                       \
+        _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r)                                   \
+            _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v)                               \
+                *(vf16 *)(p->out + (row + r) * p->ldo + col + v * VL) = acc[r][v];              \
     }
+
+DEFINE_TILE(4, 4)
+DEFINE_TILE(8, 2)
+DEFINE_TILE(8, 1)
+DEFINE_TILE(1, 4)
+DEFINE_TILE(1, 2)
+DEFINE_TILE(1, 1)
+
+#define STRIPE(RB, NV, TILE, TILE1)                                                             \
+    for (; col + NV * VL <= ncols; col += NV * VL) {                                            \
+        long row = 0;                                                                           \
+        for (; row + RB <= rows; row += RB)                                                     \
+            TILE(p, row, col);                                                                  \
+        for (; row < rows; ++row)                                                               \
+            TILE1(p, row, col);                                                                 \
+    }
+
+INLINE void product(const struct product *p, long rows, long ncols)
+{
+    long col = 0;
+    STRIPE(4, 4, tile_4x4, tile_1x4)
+    STRIPE(8, 2, tile_8x2, tile_1x2)
+    STRIPE(8, 1, tile_8x1, tile_1x1)
+    for (; col < ncols; ++col)
+        for (long row = 0; row < rows; ++row) {
+            float s = p->init ? p->init[row * p->ldi + col] : 0.0f;
+            for (long j = 0; j < p->n; ++j)
+                s += p->a[row * p->lda + j * p->ja] * p->m[j * p->ldm + col];
+            p->out[row * p->ldo + col] = s;
+        }
 }
 
-/* Runs kernel over the K*B rows, split into one contiguous range per thread. */
-static void run_rows(void (*kernel)(const void *, long, long), const void *args, long rows,
-                     long H, int nthreads)
+/* Row b of z_t = [x_t, h_{t-1}] (h_{-1} = h0) of network k. */
+INLINE void gather_input(const float *x, long x_sk, long x_sb, long x_st, const float *h0,
+                         const float *h, long h_sk, long h_sb, long h_st, long B, long I, long H,
+                         long k, long b, long t, float *z)
 {
+    memcpy(z, x + k * x_sk + b * x_sb + t * x_st, I * sizeof(float));
+    const float *h_prev = t == 0 ? h0 + (k * B + b) * H : h + k * h_sk + b * h_sb + (t - 1) * h_st;
+    memcpy(z + I, h_prev, H * sizeof(float));
+}
+
+/* Floats of scratch memory one thread needs for a network of the given sizes. */
+static long forward_scratch(long B, long I, long H) { return (I + H) * 4 * H + B * (I + H) + B * 4 * H + 2 * B * H; }
+static long backward_scratch(long B, long I, long H) { return 2 * (I + H) * 4 * H + 4 * H + B * 4 * H + (I + H) * B + B * (I + H); }
+
+/* One network's forward sequence: per step, z = [x_t, h_{t-1}] (B x (I+H)), pre-activations
+ * bias + z [W_ih, W_hh]^T, then the pointwise work row by row. */
+CLONES static void forward_network(const struct forward_args *a, long k, float *work)
+{
+    const long B = a->B, T = a->T, I = a->I, H = a->H, G = 4 * H, Z = I + H;
+    float *wt = work, *z = wt + Z * G, *pre = z + B * Z, *cells[2] = {pre + B * G, pre + B * G + B * H};
+    const float *w_ih = a->w_ih + k * G * I, *w_hh = a->w_hh + k * G * H;
+    for (long g = 0; g < G; ++g) {
+        for (long j = 0; j < I; ++j)
+            wt[j * G + g] = w_ih[g * I + j];
+        for (long j = 0; j < H; ++j)
+            wt[(I + j) * G + g] = w_hh[g * H + j];
+    }
+    const struct product p = {Z, z, Z, 1, wt, G, a->bias + k * G, 0, pre, G};
+    for (long t = 0; t < T; ++t) {
+        for (long b = 0; b < B; ++b)
+            gather_input(a->x, a->x_sk, a->x_sb, a->x_st, a->h0, a->h, a->h_sk, a->h_sb, a->h_st,
+                         B, I, H, k, b, t, z + b * Z);
+        product(&p, B, G);
+        float *c_new = cells[t % 2];
+        const float *c_prev = cells[(t + 1) % 2];
+        const long step = k * T + t;
+        for (long b = 0; b < B; ++b)
+            forward_row(H, pre + b * G, t == 0 ? a->c0 + k * a->c_sk + b * a->c_sb : c_prev + b * H,
+                        c_new + b * H, a->h + k * a->h_sk + b * a->h_sb + t * a->h_st,
+                        a->factors + (step * B + b) * G, a->cell_from_hidden + (step * B + b) * H,
+                        a->forget + (step * B + b) * H);
+    }
+    if (T > 0)
+        memcpy(a->c_last + k * B * H, cells[(T - 1) % 2], B * H * sizeof(float));
+}
+
+/* One network's backward sequence. Per step t (last to first): the gate gradients gp (B x 4H)
+ * row by row; dz = gp [W_ih, W_hh] gives dx_t and the dh of step t - 1; the weight gradients
+ * [dW_ih, dW_hh]^T += z^T gp and the bias gradient += the column sums of gp. */
+CLONES static void backward_network(const struct backward_args *a, long k, float *work)
+{
+    const long B = a->B, T = a->T, I = a->I, H = a->H, G = 4 * H, Z = I + H;
+    float *m = work, *dwt = m + G * Z, *db = dwt + Z * G, *gp = db + G, *z = gp + B * G,
+          *dz = z + B * Z;
+    const float *w_ih = a->w_ih + k * G * I, *w_hh = a->w_hh + k * G * H;
+    for (long g = 0; g < G; ++g) {
+        memcpy(m + g * Z, w_ih + g * I, I * sizeof(float));
+        memcpy(m + g * Z + I, w_hh + g * H, H * sizeof(float));
+    }
+    memset(dwt, 0, (Z * G + G) * sizeof(float)); /* and db */
+    float *dh = a->dh + k * B * H, *dc = a->dc + k * B * H;
+    /* without dx only the h columns of dz are needed */
+    const long skip = a->dx ? 0 : I;
+    const struct product input_grad = {G, gp, G, 1, m + skip, Z, 0, 0, dz + skip, Z};
+    const struct product weight_grad = {B, z, 1, Z, gp, G, dwt, G, dwt, G}; /* reads z^T */
+    for (long t = T - 1; t >= 0; --t) {
+        const long step = k * T + t;
+        for (long b = 0; b < B; ++b) {
+            const float *grad_h = a->grad_h ? a->grad_h + k * a->g_sk + b * a->g_sb + t * a->g_st : 0;
+            backward_row(H, dh + b * H, grad_h, dc + b * H, a->factors + (step * B + b) * G,
+                         a->cell_from_hidden + (step * B + b) * H, a->forget + (step * B + b) * H,
+                         gp + b * G);
+            gather_input(a->x, a->x_sk, a->x_sb, a->x_st, a->h0, a->h, a->h_sk, a->h_sb, a->h_st,
+                         B, I, H, k, b, t, z + b * Z);
+        }
+        product(&input_grad, B, Z - skip);
+        for (long b = 0; b < B; ++b) {
+            if (a->dx)
+                memcpy(a->dx + ((k * B + b) * T + t) * I, dz + b * Z, I * sizeof(float));
+            memcpy(dh + b * H, dz + b * Z + I, H * sizeof(float));
+        }
+        product(&weight_grad, Z, G);
+        for (long b = 0; b < B; ++b)
+            for (long g = 0; g < G; ++g)
+                db[g] += gp[b * G + g];
+    }
+    for (long g = 0; g < G; ++g) {
+        for (long j = 0; j < I; ++j)
+            a->dw_ih[(k * G + g) * I + j] = dwt[j * G + g];
+        for (long j = 0; j < H; ++j)
+            a->dw_hh[(k * G + g) * H + j] = dwt[(I + j) * G + g];
+    }
+    memcpy(a->dbias + k * G, db, G * sizeof(float));
+}
+
+/* Runs network(args, k, scratch) for k = 0..K-1, one network at a time per thread. Returns 0,
+ * or -1 when scratch memory could not be allocated (the outputs are then incomplete). */
+static int for_each_network(void (*network)(const void *, long, float *), const void *args, long K,
+                            long scratch_floats, int nthreads)
+{
+    int failed = 0;
 #ifdef _OPENMP
-    if (nthreads > 1 && rows * H >= PARALLEL_MIN_ELEMENTS) {
-#pragma omp parallel num_threads(nthreads)
-        {
-            const long t = omp_get_thread_num(), n = omp_get_num_threads();
-            kernel(args, rows * t / n, rows * (t + 1) / n);
-        }
-        return;
-    }
+#pragma omp parallel num_threads(nthreads < K ? nthreads : (int)(K > 0 ? K : 1)) reduction(| : failed)
 #endif
-    (void)H, (void)nthreads;
-    kernel(args, 0, rows);
+    {
+        float *work = malloc(scratch_floats * sizeof(float));
+        failed = work == 0;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (long k = 0; k < K; ++k)
+            if (work)
+                network(args, k, work);
+        free(work);
+    }
+    (void)nthreads;
+    return failed ? -1 : 0;
 }
 
-void lstm_forward_step(const struct forward_args *a, long t, int nthreads)
+static void forward_one(const void *args, long k, float *work) { forward_network(args, k, work); }
+static void backward_one(const void *args, long k, float *work) { backward_network(args, k, work); }
+
+int lstm_forward_layer(const struct forward_args *a, int nthreads)
 {
-    const long rows = a->K * a->B, H = a->H;
-    const struct forward_step step = {
-        a->B, H, a->act, a->proj + t * a->p_st, a->p_sk, a->p_sb,
-        t == 0 ? a->c0 : a->cells[(t - 1) % 2], t == 0 ? a->c_sk : a->B * H, t == 0 ? a->c_sb : H,
-        a->cells[t % 2], a->h + t * a->h_st, a->h_sk, a->h_sb, a->factors + t * rows * 4 * H,
-        a->cell_from_hidden + t * rows * H, a->forget + t * rows * H};
-    run_rows(forward_rows, &step, rows, H, nthreads);
+    return for_each_network(forward_one, a, a->K, forward_scratch(a->B, a->I, a->H), nthreads);
 }
 
-void lstm_backward_step(const struct backward_args *a, long t, int nthreads)
+int lstm_backward_layer(const struct backward_args *a, int nthreads)
 {
-    const long rows = a->K * a->B, H = a->H;
-    const struct backward_step step = {
-        a->B, H, a->dh, a->grad_h ? a->grad_h + t * a->g_st : 0, a->g_sk, a->g_sb, a->dc,
-        a->factors + t * rows * 4 * H, a->cell_from_hidden + t * rows * H,
-        a->forget + t * rows * H, a->grad_gates + t * a->gp_st, a->gp_sk, a->gp_sb};
-    run_rows(backward_rows, &step, rows, H, nthreads);
+    return for_each_network(backward_one, a, a->K, backward_scratch(a->B, a->I, a->H), nthreads);
 }

@@ -1,8 +1,9 @@
-"""Fused pointwise steps of the LSTM recurrence for float32 CPU tensors, in a small C library.
+"""A whole LSTM layer of a population for float32 CPU tensors, in a small C library.
 
-Each step's elementwise work (gate activations, cell update and the gate factors saved for the
-backward pass; in the backward pass the gate gradients and the cell gradient) is one call of a
-compiled loop instead of ~15 (forward) or ~5 (backward) torch kernels. ``_lstm_pointwise.c`` is
+One call runs one layer over its whole sequence for all K networks, each network on one thread:
+forward from the input sequence to the outputs, the last cell state and the factors saved for
+the backward pass; backward to the gradients of the input, both weight matrices, the bias and
+the initial state. ``_lstm_pointwise.c`` is
 compiled on first use with the system C compiler into ``$XDG_CACHE_HOME/weightspace`` (default
 ``~/.cache/weightspace``), under a name that hashes the source, the compiler and its flags, and
 loaded with ctypes. Without a working compiler, or with ``WEIGHTSPACE_FUSED=0``,
@@ -37,19 +38,24 @@ _c_ptr = ctypes.c_void_p
 
 
 class _ForwardArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long), ("act", _c_ptr),
-                ("proj", _c_ptr), ("p_sk", _c_long), ("p_sb", _c_long), ("p_st", _c_long),
-                ("c0", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long), ("cells", _c_ptr * 2),
+    _fields_ = [("K", _c_long), ("B", _c_long), ("T", _c_long), ("I", _c_long), ("H", _c_long),
+                ("x", _c_ptr), ("x_sk", _c_long), ("x_sb", _c_long), ("x_st", _c_long),
+                ("w_ih", _c_ptr), ("w_hh", _c_ptr), ("bias", _c_ptr), ("h0", _c_ptr),
+                ("c0", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long),
                 ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
-                ("factors", _c_ptr), ("cell_from_hidden", _c_ptr), ("forget", _c_ptr)]
+                ("c_last", _c_ptr), ("factors", _c_ptr), ("cell_from_hidden", _c_ptr),
+                ("forget", _c_ptr)]
 
 
 class _BackwardArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("H", _c_long), ("dh", _c_ptr),
+    _fields_ = [("K", _c_long), ("B", _c_long), ("T", _c_long), ("I", _c_long), ("H", _c_long),
+                ("x", _c_ptr), ("x_sk", _c_long), ("x_sb", _c_long), ("x_st", _c_long),
+                ("w_ih", _c_ptr), ("w_hh", _c_ptr), ("h0", _c_ptr),
+                ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
+                ("factors", _c_ptr), ("cell_from_hidden", _c_ptr), ("forget", _c_ptr),
                 ("grad_h", _c_ptr), ("g_sk", _c_long), ("g_sb", _c_long), ("g_st", _c_long),
-                ("dc", _c_ptr), ("factors", _c_ptr), ("cell_from_hidden", _c_ptr),
-                ("forget", _c_ptr), ("grad_gates", _c_ptr), ("gp_sk", _c_long),
-                ("gp_sb", _c_long), ("gp_st", _c_long)]
+                ("dh", _c_ptr), ("dc", _c_ptr), ("dx", _c_ptr), ("dw_ih", _c_ptr),
+                ("dw_hh", _c_ptr), ("dbias", _c_ptr)]
 
 
 _library = None
@@ -105,11 +111,11 @@ def _load():
                     errors.append(error)
                     continue
             library = ctypes.CDLL(str(target))
-            for name, args in (("lstm_forward_step", _ForwardArgs),
-                               ("lstm_backward_step", _BackwardArgs)):
+            for name, args in (("lstm_forward_layer", _ForwardArgs),
+                               ("lstm_backward_layer", _BackwardArgs)):
                 function = getattr(library, name)
-                function.argtypes = [ctypes.POINTER(args), ctypes.c_long, ctypes.c_int]
-                function.restype = None
+                function.argtypes = [ctypes.POINTER(args), ctypes.c_int]
+                function.restype = ctypes.c_int
             return library
     raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
 
@@ -142,80 +148,58 @@ def _check(name, tensor, shape, contiguous=True):
     return tensor.data_ptr()
 
 
-class ForwardSteps:
-    """The pointwise forward work of one sequence, one call per step; see ``LSTMRecurrence``.
+def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, cell_from_hidden,
+                  forget):
+    """One layer forward over all T steps; see ``LSTMLayer`` in ``lstm_kernel``.
 
-    Validated and set up once, so that a step costs one ctypes call. Step ``t`` reads the
-    pre-activations ``act + projected[:, :, t]`` (``act`` (K, B, 4H): the recurrent part, which
-    the caller writes before each step) and the previous cell state (``c0`` at t = 0, else the
-    one written by step t - 1), and writes the new cell state into ``cells[t % 2]``,
-    ``hs[:, :, t]``, ``factors[t]``, ``cell_from_hidden[t]`` and ``forget[t]``. ``projected``
-    (K, B, T, 4H), ``c0`` (K, B, H) and ``hs`` (K, B, T, H) may be strided (unit stride in the
-    last dim); ``act``, the two ``cells`` (K, B, H) and the time-major ``factors`` (T, K, B, 4, H),
-    ``cell_from_hidden`` and ``forget`` (T, K, B, H) must be contiguous, and ``c0`` must not
-    overlap the cells. The tensors must stay alive and in place while steps are run.
+    Reads the input ``x`` (K, B, T, I), ``weight_ih`` (K, 4H, I), ``weight_hh`` (K, 4H, H),
+    ``bias`` (K, 4H: both biases summed), ``h0`` and ``c0`` (K, B, H); writes the outputs ``hs``
+    (K, B, T, H), ``c_last`` (K, B, H) and the factors the backward pass needs: ``factors``
+    (K, T, B, 4, H), ``cell_from_hidden`` and ``forget`` (K, T, B, H). ``x``, ``c0`` and ``hs``
+    may be strided views with unit stride in the last dim; the others must be contiguous.
     """
-
-    def __init__(self, act, projected, c0, cells, hs, factors, cell_from_hidden, forget):
-        K, B, T, G = projected.shape
-        H = G // 4
-        rows = (K, B, H)
-        self._args = _ForwardArgs(
-            K, B, H, _check("act", act, (K, B, G)),
-            _check("projected", projected, (K, B, T, G), False), *_strides(projected),
-            _check("c0", c0, rows, False), *c0.stride()[:2],
-            (_c_ptr * 2)(*(_check("cells", cell, rows) for cell in cells)),
-            _check("hs", hs, (K, B, T, H), False), *_strides(hs),
-            _check("factors", factors, (T, K, B, 4, H)),
-            _check("cell_from_hidden", cell_from_hidden, (T, *rows)),
-            _check("forget", forget, (T, *rows)))
-        self._pointer = ctypes.byref(self._args)
-        self._tensors = (act, projected, c0, *cells, hs, factors, cell_from_hidden, forget)
-        self._steps = T
-        self._threads = torch.get_num_threads()
-
-    def step(self, t: int) -> None:
-        if not 0 <= t < self._steps:
-            raise IndexError(f"step {t} of a sequence of {self._steps}")
-        _library.lstm_forward_step(self._pointer, t, self._threads)
+    K, B, T, I = x.shape
+    H = h0.shape[-1]
+    G, rows, saved = 4 * H, (K, B, H), (K, T, B, H)
+    args = _ForwardArgs(
+        K, B, T, I, H, _check("x", x, (K, B, T, I), False), *x.stride()[:3],
+        _check("weight_ih", weight_ih, (K, G, I)), _check("weight_hh", weight_hh, (K, G, H)),
+        _check("bias", bias, (K, G)), _check("h0", h0, rows),
+        _check("c0", c0, rows, False), *c0.stride()[:2],
+        _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3], _check("c_last", c_last, rows),
+        _check("factors", factors, (K, T, B, 4, H)),
+        _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved))
+    _call(_library.lstm_forward_layer, args)
 
 
-class BackwardSteps:
-    """The pointwise backward work of one sequence, one call per step.
+def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget, grad_hs,
+                   dh, dc, dx, dw_ih, dw_hh, dbias):
+    """One layer backward over all T steps, from the forward's input, outputs and saved factors.
 
-    Step ``t``, with ``dh`` (K, B, H) the gradient from step t + 1 plus ``grad_hs[:, :, t]``
-    (``grad_hs`` (K, B, T, H) optional, may be strided), writes the gate gradients into
-    ``grad_gates[:, :, t]`` (``grad_gates`` (K, B, T, 4H), may be strided) and turns ``dc``
-    (contiguous) in place into the gradient of the previous cell state. ``factors``,
-    ``cell_from_hidden`` and ``forget`` are the forward's time-major tensors. The tensors must stay
-    alive and in place while steps are run; the caller updates ``dh`` in place between steps.
+    ``grad_hs`` (K, B, T, H; may be None or a strided view) is the gradient of the outputs.
+    ``dh`` (K, B, H) comes in as zeros and leaves as the gradient of h0; ``dc`` comes in as the
+    gradient of the last cell state and leaves as that of c0. Writes the gradients of the input
+    into ``dx`` (K, B, T, I; None when not wanted), of the weights into ``dw_ih`` and ``dw_hh``
+    and of the bias into ``dbias`` (K, 4H).
     """
-
-    def __init__(self, dh, grad_hs, dc, factors, cell_from_hidden, forget, grad_gates):
-        K, B, T, G = grad_gates.shape
-        H = G // 4
-        rows = (K, B, H)
-        if grad_hs is None:
-            grad_h = (0, 0, 0, 0)
-        else:
-            grad_h = (_check("grad_hs", grad_hs, (K, B, T, H), False), *_strides(grad_hs))
-        self._args = _BackwardArgs(
-            K, B, H, _check("dh", dh, rows), *grad_h, _check("dc", dc, rows),
-            _check("factors", factors, (T, K, B, 4, H)),
-            _check("cell_from_hidden", cell_from_hidden, (T, *rows)),
-            _check("forget", forget, (T, *rows)),
-            _check("grad_gates", grad_gates, (K, B, T, G), False), *_strides(grad_gates))
-        self._pointer = ctypes.byref(self._args)
-        self._tensors = (dh, grad_hs, dc, factors, cell_from_hidden, forget, grad_gates)
-        self._steps = T
-        self._threads = torch.get_num_threads()
-
-    def step(self, t: int) -> None:
-        if not 0 <= t < self._steps:
-            raise IndexError(f"step {t} of a sequence of {self._steps}")
-        _library.lstm_backward_step(self._pointer, t, self._threads)
+    K, B, T, I = x.shape
+    H = h0.shape[-1]
+    G, rows, saved = 4 * H, (K, B, H), (K, T, B, H)
+    grad_h = (0, 0, 0, 0) if grad_hs is None else (
+        _check("grad_hs", grad_hs, (K, B, T, H), False), *grad_hs.stride()[:3])
+    args = _BackwardArgs(
+        K, B, T, I, H, _check("x", x, (K, B, T, I), False), *x.stride()[:3],
+        _check("weight_ih", weight_ih, (K, G, I)), _check("weight_hh", weight_hh, (K, G, H)),
+        _check("h0", h0, rows), _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3],
+        _check("factors", factors, (K, T, B, 4, H)),
+        _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved),
+        *grad_h, _check("dh", dh, rows), _check("dc", dc, rows),
+        0 if dx is None else _check("dx", dx, (K, B, T, I)),
+        _check("dw_ih", dw_ih, (K, G, I)), _check("dw_hh", dw_hh, (K, G, H)),
+        _check("dbias", dbias, (K, G)))
+    _call(_library.lstm_backward_layer, args)
 
 
-def _strides(tensor):
-    """The (K, B, T) strides of a (K, B, T, n) tensor."""
-    return tensor.stride()[:3]
+def _call(function, args):
+    if function(ctypes.byref(args), torch.get_num_threads()):
+        raise MemoryError("the fused LSTM kernel could not allocate its scratch memory")

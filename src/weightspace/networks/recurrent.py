@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightspaceError
-from .lstm_kernel import lstm_layer
+from .lstm_kernel import fused_applies, lstm_layer_fused, lstm_recurrence
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 
@@ -117,9 +117,7 @@ class RecurrentArchitecture:
         layer_input = x
         finals = []
         for layer in range(self.num_layers):
-            projected = _project(layer_input, weights[f"rnn.weight_ih_l{layer}"],
-                                 self._input_bias(weights, layer))
-            layer_input, final = self._layer(weights, layer, projected, _layer_state(state, layer))
+            layer_input, final = self._layer(weights, layer, layer_input, _layer_state(state, layer))
             finals.append(final)
         outputs = _project(layer_input, weights["readout.weight"], weights["readout.bias"])
         final_state = _stack_states(finals)
@@ -142,8 +140,11 @@ class RecurrentArchitecture:
         """Bias added to the input projection; LSTM and RNN fold the recurrent bias in here."""
         return weights[f"rnn.bias_ih_l{layer}"] + weights[f"rnn.bias_hh_l{layer}"]
 
-    def _layer(self, weights, layer, projected, state):
-        """Generic sequence loop over :meth:`_cell`; LSTM overrides it with a fused kernel."""
+    def _layer(self, weights, layer, layer_input, state):
+        """One layer over the sequence: the input projection, then a loop over :meth:`_cell`.
+
+        LSTM overrides it with its kernels."""
+        projected = _project(layer_input, weights[f"rnn.weight_ih_l{layer}"], self._input_bias(weights, layer))
         outputs = []
         for projected_t in projected.unbind(2):
             h, state = self._cell(weights, layer, projected_t, state)
@@ -182,9 +183,14 @@ class LSTM(RecurrentArchitecture):
     kind = "lstm"
     gates = 4
 
-    def _layer(self, weights, layer, projected, state):
+    def _layer(self, weights, layer, layer_input, state):
         h0, c0 = state
-        hs, c_last = lstm_layer(projected, weights[f"rnn.weight_hh_l{layer}"], h0, c0)
+        weight_ih, weight_hh = weights[f"rnn.weight_ih_l{layer}"], weights[f"rnn.weight_hh_l{layer}"]
+        bias = self._input_bias(weights, layer)
+        if fused_applies(layer_input, weight_ih, weight_hh, bias, h0, c0):
+            hs, c_last = lstm_layer_fused(layer_input, weight_ih, weight_hh, bias, h0, c0)
+        else:
+            hs, c_last = lstm_recurrence(_project(layer_input, weight_ih, bias), weight_hh, h0, c0)
         return hs, (hs[:, :, -1], c_last)
 
     def _cell(self, weights, layer, projected_t, state):
