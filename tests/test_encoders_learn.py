@@ -27,13 +27,16 @@ def task_only_zoo(tmp_path_factory):
 
 
 def test_mechanistic_and_probing_encoders_beat_the_constant_floor(task_only_zoo, tmp_path):
+    # DWSNet sits on a plateau near 0.25 before it drops below 0.01, and where it leaves the plateau
+    # (step 250 or 550 here) turns on the zoo's last float bits: the budget covers both
+    budget = {**BUDGET, "steps": 800, "patience": 400}
     first = pretrain(task_only_zoo, tmp_path / "dwsnet",
-                     PretrainConfig(encoder="dwsnet", encoder_options={"channels": 4, "layers": 2}, **BUDGET),
+                     PretrainConfig(encoder="dwsnet", encoder_options={"channels": 4, "layers": 2}, **budget),
                      progress=False)
     shared = {name: first / "references" / name for name in ("constant", "oracle")}
     pretrain(task_only_zoo, tmp_path / "probing",
              PretrainConfig(encoder="probing", encoder_options={"probes": 2, "reader_hidden": 16, "mlp_hidden": 16},
-                            **BUDGET), progress=False, references=shared)
+                            **budget), progress=False, references=shared)
     for encoder in ("dwsnet", "probing"):
         summary = run_summary(tmp_path / encoder)
         assert summary["oracle"] < summary["constant"] / 5  # the task is what the emulator needs to know

