@@ -90,3 +90,35 @@ def test_an_explicit_thread_count_overrides_the_family(tmp_path, given, expected
         torch.set_num_threads(before)
     assert outcome.exit_code == 0, outcome.output
     assert f"threads: {expected}" in (results / "probe" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_a_compiled_lstm_step_runs_torch_on_one_thread_and_the_kernel_on_all(monkeypatch, kind):
+    """Population LSTM training: the compiled layers split networks over all threads, the torch ops
+    around them run on one (they stall when a core is taken); other architectures keep torch's count."""
+    import numpy as np
+
+    from weightspace import networks
+    from weightspace.networks import fused_cpu
+    from weightspace.threads import kernel_threads
+    from weightspace.training import PopulationTrainer
+
+    monkeypatch.delenv("WEIGHTSPACE_FUSED", raising=False)
+    compiled = kind == "LSTM" and fused_cpu.available()
+    architecture = getattr(networks, kind)(3, 4, 1, 3)
+    seen = []
+
+    def batch(step):
+        seen.append((torch.get_num_threads(), kernel_threads()))
+        return torch.randn(2, 5, 6, 3), torch.randint(0, 3, (2, 5, 6))
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trainer = PopulationTrainer(architecture, architecture.init(np.arange(2)), batch, 3, lr=0.01,
+                                    weight_decay=0.0)
+        trainer.train_step()
+        assert seen == [(1, 2)] if compiled else [(2, 2)]
+        assert torch.get_num_threads() == 2 and kernel_threads() == 2
+    finally:
+        torch.set_num_threads(before)

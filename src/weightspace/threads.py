@@ -6,6 +6,13 @@ little, and when another process holds a core it costs a lot: every parallel reg
 descheduled thread. Measured on the 2-core machine with the other core busy, K = 1024 networks:
 13.9 ms per DQN step with 1 thread, 432 ms with 2.
 
+The population LSTM's compiled kernel is the exception that proves the rule: it hands whole
+networks to threads one at a time, so a thread that loses its core just takes fewer. A
+population LSTM training step therefore runs its compiled layers on all threads and the torch
+ops around them (readout, loss, optimizer) on one (:func:`torch_ops_on_one_thread`): K=64 demo
+LSTMs on the 2-core machine kept 40% of their idle speed next to a busy process with torch on
+both threads, 59% this way, for 5% less alone (``benchmarks/contention.py``).
+
 The default thread count follows the cores this process may run on (``os.sched_getaffinity``:
 a job given 4 cores of a 64-core node by its scheduler uses 4), not the machine's count;
 ``weightspace --threads N`` sets it for one command.
@@ -17,6 +24,29 @@ import os
 from contextlib import contextmanager
 
 import torch
+
+
+_kernel_threads: int | None = None
+
+
+def kernel_threads() -> int:
+    """Threads for weightspace's compiled kernels: torch's count, or the one it had when
+    :func:`torch_ops_on_one_thread` was entered."""
+    return _kernel_threads or torch.get_num_threads()
+
+
+@contextmanager
+def torch_ops_on_one_thread():
+    """Inside the block torch runs on one thread and the compiled kernels on torch's count from
+    outside it."""
+    global _kernel_threads
+    saved = _kernel_threads
+    _kernel_threads = kernel_threads()
+    try:
+        with intra_op_threads(1):
+            yield
+    finally:
+        _kernel_threads = saved
 
 
 @contextmanager

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import torch
 
+from ..threads import kernel_threads
+
 _SOURCE = Path(__file__).with_name("_lstm_pointwise.c")
-# -fno-trapping-math lets the exp clamps vectorise; neither flag changes any result. The kernel
-# runs its own threads (POSIX threads); where -pthread is unknown the second try goes without.
+# -fno-trapping-math lets the exp clamps vectorise; neither flag changes any result. A compiler
+# without OpenMP support gets a second try without -fopenmp (the kernel then runs on one thread).
 _FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC")
-_THREADS = "-pthread"
+_OPENMP = "-fopenmp"
 
 _c_long = ctypes.c_long
 _c_ptr = ctypes.c_void_p
@@ -102,7 +104,7 @@ def _load():
     source = _SOURCE.read_bytes()
     errors = []
     for compiler in _compilers():
-        for flags in ((*_FLAGS, _THREADS), _FLAGS):
+        for flags in ((*_FLAGS, _OPENMP), _FLAGS):
             key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(),
                                              platform.machine().encode()])).hexdigest()[:16]
             target = _cache_dir() / f"lstm_pointwise-{key}.so"
@@ -202,5 +204,5 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
 
 
 def _call(function, args):
-    if function(ctypes.byref(args), torch.get_num_threads()):
+    if function(ctypes.byref(args), kernel_threads()):
         raise MemoryError("the fused LSTM kernel could not allocate its scratch memory")

@@ -136,6 +136,11 @@ class RecurrentArchitecture:
                             weights["readout.weight"].transpose(1, 2))
         return out, _stack_states(finals)
 
+    def runs_compiled(self, weights: Population) -> bool:
+        """Whether :meth:`forward` runs these weights through the compiled kernel (LSTMs with
+        float32 weights on the CPU), which splits its work over threads by itself."""
+        return False
+
     def _input_bias(self, weights, layer):
         """Bias added to the input projection; LSTM and RNN fold the recurrent bias in here."""
         return weights[f"rnn.bias_ih_l{layer}"] + weights[f"rnn.bias_hh_l{layer}"]
@@ -188,6 +193,9 @@ class LSTM(RecurrentArchitecture):
     kind = "lstm"
     gates = 4
 
+    def runs_compiled(self, weights: Population) -> bool:
+        return fused_applies(*weights.values())
+
     def _layer(self, weights, layer, layer_input, state):
         h0, c0 = state
         weight_ih, weight_hh = weights[f"rnn.weight_ih_l{layer}"], weights[f"rnn.weight_hh_l{layer}"]
@@ -212,6 +220,11 @@ class LSTM(RecurrentArchitecture):
 class GRU(RecurrentArchitecture):
     kind = "gru"
     gates = 3
+
+    def runs_compiled(self, weights: Population) -> bool:
+        """Whether :meth:`forward` runs these weights through the compiled kernel (LSTMs with
+        float32 weights on the CPU), which splits its work over threads by itself."""
+        return False
 
     def _input_bias(self, weights, layer):
         return weights[f"rnn.bias_ih_l{layer}"]  # b_hn sits inside r * (W_hn h + b_hn)

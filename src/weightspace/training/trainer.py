@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from ..networks.weights import Population
+from ..threads import torch_ops_on_one_thread
 from .optim import PAPER_SCHEDULE, PopulationAdamW, piecewise_linear
 
 #: Paper 000's checkpoint steps; 0 is the untrained initialisation.
@@ -80,8 +81,14 @@ class PopulationTrainer:
         return Population(self.spec, {n: p.detach() for n, p in self.params.items()})
 
     def train_step(self) -> torch.Tensor:
-        inputs, targets = self.batch_fn(self.step)
         population = Population(self.spec, self.params)
+        if self.architecture.runs_compiled(population):
+            with torch_ops_on_one_thread():  # see weightspace.threads
+                return self._train_step(population)
+        return self._train_step(population)
+
+    def _train_step(self, population: Population) -> torch.Tensor:
+        inputs, targets = self.batch_fn(self.step)
         logits = self.architecture.forward(population, inputs)[0]
         losses = self.loss_fn(logits, targets)
         for p in self.params.values():
