@@ -208,25 +208,32 @@ def _pretrain_command() -> click.Command:
     """``weightspace pretrain``: its settings are PretrainConfig's fields, defaults and help."""
     from .emulation.pretrain import PretrainConfig
 
-    def callback(zoo_dir, out, device, quiet, references, **given):
+    def callback(zoo_dir, out, device, quiet, references, seeds, **given):
         """Train an encoder by emulation: the emulator must reproduce each network's rollouts from
         its embedding alone. Writes metrics.jsonl, best/last.safetensors and config.json to --out,
-        and the two references under --out/references/."""
+        and the two references under --out/references/. With --seeds, trains those seeds as one
+        batched computation, each into --out/seed-N."""
+        import dataclasses
+        from pathlib import Path
+
         from . import config as typed
-        from .emulation import pretrain, run_summary
+        from .emulation import pretrain
+        from .emulation.seeds import pretrain_seeds
 
         config = typed.from_dict(PretrainConfig, _given(given), "pretrain")
-        pretrain(zoo_dir, out, config, device=device, progress=not quiet, references=references)
-        summary = run_summary(out)
-        click.echo(f"pretraining run written to {out}")
-        click.echo(f"best validation loss {summary['val_loss']:.4f} (step {summary['step']}; reverse KL, "
-                   f"{config.loss_reduction} over output classes)")
-        if "constant" in summary and "oracle" in summary:
-            floor, ceiling = summary["constant"], summary["oracle"]
-            gap = floor - ceiling
-            share = (f"; {100 * (floor - summary['val_loss']) / gap:.0f}% of the way from floor to ceiling"
-                     if gap > 0 else "")
-            click.echo(f"constant floor {floor:.4f}, oracle ceiling {ceiling:.4f}{share}")
+        if seeds is None:
+            pretrain(zoo_dir, out, config, device=device, progress=not quiet, references=references)
+            runs = [(Path(out), config)]
+        else:
+            if "seed" in _given(given):
+                raise click.UsageError("give --seed or --seeds, not both")
+            configs = [dataclasses.replace(config, seed=s) for s in seeds]
+            outs = [Path(out) / f"seed-{s}" for s in seeds]
+            pretrain_seeds(zoo_dir, outs, configs, device=device, progress=not quiet, references=references,
+                           log=lambda message: click.echo(message, err=True))
+            runs = list(zip(outs, configs))
+        for run, run_config in runs:
+            _report_run(run, run_config)
 
     params = [
         click.Option(["--zoo", "zoo_dir"], required=True, type=click.Path(),
@@ -237,10 +244,27 @@ def _pretrain_command() -> click.Command:
         *_config_options(PretrainConfig, exclude=("encoder", "encoder_options")),
         click.Option(["--references/--no-references"], default=True, show_default=True,
                      help="Also train the constant floor and the oracle ceiling (same settings) to read the loss against."),
+        click.Option(["--seeds"], callback=int_list, metavar="0,1,2,...",
+                     help="Seeds to train as one batched computation, each into OUT/seed-N (instead of --seed)."),
         click.Option(["--device"], default="cpu", show_default=True, callback=_device),
         click.Option(["--quiet"], is_flag=True, help="No progress bar."),
     ]
     return click.Command("pretrain", callback=callback, params=params, help=callback.__doc__)
+
+
+def _report_run(out, config) -> None:
+    from .emulation import run_summary
+
+    summary = run_summary(out)
+    click.echo(f"pretraining run written to {out}")
+    click.echo(f"best validation loss {summary['val_loss']:.4f} (step {summary['step']}; reverse KL, "
+               f"{config.loss_reduction} over output classes)")
+    if "constant" in summary and "oracle" in summary:
+        floor, ceiling = summary["constant"], summary["oracle"]
+        gap = floor - ceiling
+        share = (f"; {100 * (floor - summary['val_loss']) / gap:.0f}% of the way from floor to ceiling"
+                 if gap > 0 else "")
+        click.echo(f"constant floor {floor:.4f}, oracle ceiling {ceiling:.4f}{share}")
 
 
 main.add_command(_pretrain_command())

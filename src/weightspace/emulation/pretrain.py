@@ -263,25 +263,18 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path / "tensorboard"))
 
 
-def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True,
-             references: bool | dict = True) -> Path:
-    """Pretrain ``config.encoder`` on the zoo at ``zoo_path`` by emulation; write the run to ``out``.
-
-    ``references``: True trains the constant floor and the oracle ceiling first, with the same
-    settings, into ``out/references/NAME``; a dict ``{name: run directory}`` uses runs trained
-    already (an experiment shares them between encoders); False trains none. Each evaluation line
-    of ``metrics.jsonl`` then carries the references' best validation loss up to that step."""
-    out = Path(out)
-    device = torch.device(device)
-    zoo = Zoo(zoo_path)
-    task = zoo.task.task_io(zoo)
-    run_config = {
+def _run_config(zoo: Zoo, zoo_path, config: PretrainConfig, task: TaskIO) -> dict:
+    return {
         "pretrain": config.to_json(),
         "zoo": {"path": str(Path(zoo_path).resolve()), "kind": zoo.kind, "seed": zoo.manifest["seed"]},
         "task": task.to_json(),
         "architecture": zoo.manifest["architecture"],
         "created_with": {"weightspace": __version__, "torch": torch.__version__},
     }
+
+
+def _check_out(out: Path, run_config: dict) -> None:
+    """Refuses an ``out`` that holds anything but this run (which then resumes)."""
     if (out / "config.json").exists():
         stored = json.loads((out / "config.json").read_text())
         if stored["pretrain"] != run_config["pretrain"] or stored["zoo"] != run_config["zoo"]:
@@ -290,51 +283,133 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but is not a pretraining run; choose another --out")
 
-    train_features = _features(zoo, "train")
-    encoder, emulator = _models(config, zoo.architecture, task, device, train_features.shape[1], train_features)
+
+def _write_config(out: Path, run_config: dict, encoder, emulator, train_features: np.ndarray) -> None:
     run_config["encoder_parameters"] = encoder.num_parameters
     run_config["emulator_parameters"] = sum(p.numel() for p in emulator.parameters())
     run_config["oracle_features"] = int(train_features.shape[1])
     if not (out / "config.json").exists():
         storage.write_json(out / "config.json", run_config)
 
+
+class _RunLog:
+    """One run's bookkeeping: its step, early stopping, ``metrics.jsonl``, the best and last saves
+    and TensorBoard. A run trained alone and a seed trained among others keep it the same way."""
+
+    def __init__(self, out: Path, config: PretrainConfig, reference_curves: dict):
+        self.out, self.config, self.reference_curves = out, config, reference_curves
+        self.step, self.best, self.since_best = 0, math.inf, 0
+        self.running: list[float] = []
+        self.started = time.time()
+        self.writer = None
+
+    def resume(self, load_last) -> None:
+        """Continue from ``last.safetensors`` (``load_last(path)`` loads it and returns its metadata);
+        evaluations written after it are dropped."""
+        if (self.out / "last.safetensors").exists():
+            state = load_last(self.out / "last.safetensors")
+            self.step, self.best, self.since_best = state["step"], state["best_val_loss"], state["evaluations_since_best"]
+        metrics_file = self.out / "metrics.jsonl"
+        lines = [l for l in (metrics_file.read_text().splitlines() if metrics_file.exists() else [])
+                 if json.loads(l)["step"] <= self.step]
+        storage.write_text(metrics_file, "".join(l + "\n" for l in lines))
+        self.writer = _tensorboard(self.out)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.config.steps or self.since_best >= self.config.patience
+
+    def evaluation_due(self) -> bool:
+        return self.step % self.config.eval_every == 0 or self.step == self.config.steps
+
+    def evaluated(self, val_loss: float, save) -> dict:
+        """Record an evaluation; ``save(path, with_optimizer, metadata)`` writes the run's state."""
+        record = {"step": self.step, "train_loss": float(np.mean(self.running)), "val_loss": val_loss,
+                  "seconds": round(time.time() - self.started, 2)}
+        for name, curve in self.reference_curves.items():
+            record[f"{name}_val_loss"] = _at_step(curve, self.step)
+        self.running = []
+        # the metrics line goes first: a kill before the state save drops it again on resume
+        storage.append_line(self.out / "metrics.jsonl", json.dumps(record))
+        if val_loss < self.best:
+            self.best, self.since_best = val_loss, 0
+            save(self.out / "best.safetensors", False, {"step": self.step, "val_loss": val_loss})
+        else:
+            self.since_best += 1
+        save(self.out / "last.safetensors", True,
+             {"step": self.step, "best_val_loss": self.best, "evaluations_since_best": self.since_best})
+        if self.writer is not None:
+            self.writer.add_scalar("loss/train", record["train_loss"], self.step)
+            self.writer.add_scalar("loss/val", val_loss, self.step)
+        return record
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _batch_for_step(train: "_Data", config: PretrainConfig, step: int, augmenting: bool):
+    """The batch a run with ``config`` draws at ``step``: rows, rollouts and augmentation come from
+    a generator seeded by the run's seed and the step, so a resumed run draws the same ones."""
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    n_stored = next(iter(train.rollouts.values())).shape[1]
+    rows = torch.randint(len(train.indices), (config.batch_size,), generator=generator)
+    rollout_index = torch.randperm(n_stored, generator=generator)[:min(config.rollouts_per_network, n_stored)]
+    subjects, inputs, target = train.batch(rows, rollout_index)
+    if augmenting:
+        subjects = (augment(subjects[0], generator), subjects[1])
+    return subjects, inputs, target
+
+
+def _references(zoo_path, out: Path, config: PretrainConfig, references, device, progress) -> dict:
+    """Reference name -> run directory of the references a run compares itself with (trained here
+    first when ``references`` is True)."""
     if references is True and config.encoder not in REFERENCES:
         references = {name: out / "references" / name for name in REFERENCES}
         for name, directory in references.items():
             pretrain(zoo_path, directory, dataclasses.replace(config, encoder=name, encoder_options={}), device,
                      progress, references=False)
-    reference_curves = {name: _best_so_far(directory) for name, directory in (references or {}).items()}
+    return references if isinstance(references, dict) else {}
+
+
+def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True,
+             references: bool | dict = True) -> Path:
+    """Pretrain ``config.encoder`` on the zoo at ``zoo_path`` by emulation; write the run to ``out``.
+
+    ``references``: True trains the constant floor and the oracle ceiling first, with the same
+    settings, into ``out/references/NAME``; a dict ``{name: run directory}`` uses runs trained
+    already (an experiment shares them between encoders); False trains none. Each evaluation line
+    of ``metrics.jsonl`` then carries the references' best validation loss up to that step.
+    Several seeds of one encoder train faster together: :func:`~weightspace.emulation.seeds.pretrain_seeds`."""
+    out = Path(out)
+    device = torch.device(device)
+    zoo = Zoo(zoo_path)
+    task = zoo.task.task_io(zoo)
+    run_config = _run_config(zoo, zoo_path, config, task)
+    _check_out(out, run_config)
+
+    train_features = _features(zoo, "train")
+    encoder, emulator = _models(config, zoo.architecture, task, device, train_features.shape[1], train_features)
+    _write_config(out, run_config, encoder, emulator, train_features)
+    reference_curves = {name: _best_so_far(directory)
+                        for name, directory in _references(zoo_path, out, config, references, device, progress).items()}
     # loaded after the references ran: they load their own, and two copies need not be held at once
     train, val = _Data(zoo, "train", device, train_features), _Data(zoo, "val", device)
 
     groups = [list(encoder.parameters()), list(emulator.parameters())]
     parameters = groups[0] + groups[1]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    log = _RunLog(out, config, reference_curves)
+    log.resume(lambda path: _load_state(path, encoder, emulator, optimizer))
 
-    step, best, since_best = 0, math.inf, 0
-    if (out / "last.safetensors").exists():
-        state = _load_state(out / "last.safetensors", encoder, emulator, optimizer)
-        step, best, since_best = state["step"], state["best_val_loss"], state["evaluations_since_best"]
-    metrics_file = out / "metrics.jsonl"
-    lines = [l for l in (metrics_file.read_text().splitlines() if metrics_file.exists() else [])
-             if json.loads(l)["step"] <= step]  # drop evaluations after the last save
-    storage.write_text(metrics_file, "".join(l + "\n" for l in lines))
+    def save(path, with_optimizer, metadata):
+        _save_state(path, encoder, emulator, optimizer if with_optimizer else None, metadata)
 
-    n_stored = next(iter(train.rollouts.values())).shape[1]
-    per_network = min(config.rollouts_per_network, n_stored)
     augmenting = getattr(encoder, "augment", False)
-    writer = _tensorboard(out)
-    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True,
+    bar = tqdm(total=config.steps, initial=log.step, unit="step", disable=not progress, dynamic_ncols=True,
                desc=f"pretrain {config.encoder}")
-    started = time.time()
-    running = []
-    while step < config.steps and since_best < config.patience:
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        rows = torch.randint(len(train.indices), (config.batch_size,), generator=generator)
-        rollout_index = torch.randperm(n_stored, generator=generator)[:per_network]
-        subjects, inputs, target = train.batch(rows, rollout_index)
-        if augmenting:
-            subjects = (augment(subjects[0], generator), subjects[1])
+    while not log.done:
+        subjects, inputs, target = _batch_for_step(train, config, log.step, augmenting)
         loss = _loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -344,30 +419,12 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
         else:
             torch.nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
         optimizer.step()
-        step += 1
-        running.append(loss.item())
+        log.step += 1
+        log.running.append(loss.item())
         bar.update(1)
-        if step % config.eval_every == 0 or step == config.steps:
-            val_loss = _validation_loss(encoder, emulator, task, val, config)
-            record = {"step": step, "train_loss": float(np.mean(running)), "val_loss": val_loss,
-                      "seconds": round(time.time() - started, 2)}
-            for name, curve in reference_curves.items():
-                record[f"{name}_val_loss"] = _at_step(curve, step)
-            running = []
-            # the metrics line goes first: a kill before the state save drops it again on resume
-            storage.append_line(metrics_file, json.dumps(record))
-            if val_loss < best:
-                best, since_best = val_loss, 0
-                _save_state(out / "best.safetensors", encoder, emulator, None, {"step": step, "val_loss": val_loss})
-            else:
-                since_best += 1
-            _save_state(out / "last.safetensors", encoder, emulator, optimizer,
-                        {"step": step, "best_val_loss": best, "evaluations_since_best": since_best})
-            if writer is not None:
-                writer.add_scalar("loss/train", record["train_loss"], step)
-                writer.add_scalar("loss/val", val_loss, step)
-            bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{val_loss:.4f}", best=f"{best:.4f}")
+        if log.evaluation_due():
+            record = log.evaluated(_validation_loss(encoder, emulator, task, val, config), save)
+            bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{record['val_loss']:.4f}", best=f"{log.best:.4f}")
     bar.close()
-    if writer is not None:
-        writer.close()
+    log.close()
     return out
