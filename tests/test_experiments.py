@@ -78,6 +78,34 @@ def test_a_step_killed_midway_has_no_result_and_the_next_run_computes_it(tmp_pat
     assert statuses(records)["a"] == "reused" and (killed / RESULT_FILE).exists()
 
 
+def test_unfinished_steps_of_a_group_given_in_a_row_are_computed_together(tmp_path):
+    """The seeds of one pretraining: computed in one call, each with its own key and result; a
+    finished one is reused, a step reading one of them waits for the group."""
+    together = []
+
+    def seeds(names, x=1):
+        def compute_together(items):
+            together.append([args for args, _ in items])
+            return [{"value": args * x} for args, _ in items]
+
+        return [Step(name, "seed", {"seed": i, "x": x}, lambda c, i=i: {"value": i * x}, group=f"seeds {x}",
+                     compute_together=compute_together, together_args=i) for i, name in enumerate(names)]
+
+    reader = Step("sum", "sum", {}, lambda c: {"value": sum(c.input(n).result["value"] for n in ("s0", "s1", "s2"))},
+                  ("s0", "s1", "s2"))
+    records = run_steps([*seeds(["s0", "s1", "s2"]), reader], tmp_path, progress=False)
+    assert together == [[0, 1, 2]] and [r.name for r in records] == ["s0", "s1", "s2", "sum"]
+    assert statuses(records) == dict.fromkeys(["s0", "s1", "s2", "sum"], "computed")
+    assert records[-1] and json.loads((step_directory(tmp_path, "sum", records[-1].key) / RESULT_FILE)
+                                      .read_text())["result"] == {"value": 3}
+    (step_directory(tmp_path, "s1", records[1].key) / RESULT_FILE).unlink()  # as if killed mid-way
+    together.clear()
+    again = run_steps([*seeds(["s0", "s1", "s2"]), reader], tmp_path, progress=False)
+    assert together == [] and statuses(again)["s1"] == "computed" and statuses(again)["s0"] == "reused"
+    run_steps(seeds(["t0", "t1"], x=2) + seeds(["u0", "u1"], x=3), tmp_path, progress=False)
+    assert together == [[0, 1], [0, 1]]  # two groups, one call each
+
+
 def test_steps_can_depend_on_earlier_results_and_must_read_earlier_steps(tmp_path):
     calls = Calls()
 

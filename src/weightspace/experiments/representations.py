@@ -23,6 +23,7 @@ table over encoders, pretrained next to supervised, with bootstrapped intervals 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from ..errors import ConfigError
 from . import analyses
 from .config import DEFAULT_FAMILY, fields_of, section
 from .family import Family
-from .steps import Finished, Step
+from .steps import Finished, Step, _say
 from .zoo_step import open_zoo, zoo_location, zoo_step
 
 FAMILY = DEFAULT_FAMILY
@@ -191,20 +192,39 @@ def _load_run(finished: Finished, device):
 
 def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: dict[str, str] | None = None) -> Step:
     """A pretraining run; ``references`` (reference name -> step name) are the constant-floor and
-    oracle-ceiling runs it is read against (their losses go into its metrics and result)."""
+    oracle-ceiling runs it is read against (their losses go into its metrics and result). The runs
+    of one encoder that differ only in the seed, given one after another, train as one batched
+    computation (:func:`~weightspace.emulation.seeds.pretrain_seeds`), each in its own step."""
     references = references or {}
 
     def compute(context):
-        from ..emulation import pretrain, run_summary
+        return _pretrain_together([((zoo_name, config, references), context)])[0]
 
-        run = context.directory / "run"
-        pretrain(zoo_location(context.input(zoo_name)), run, config, device=context.device, progress=context.progress,
-                 references={r: context.input(n).directory / "run" for r, n in references.items()})
+    group = json.dumps({"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None},
+                        "references": sorted(references)}, sort_keys=True)
+    return Step(name, "pretrain", config.to_json(), compute, (zoo_name, *references.values()),
+                group=f"pretrain {group}", compute_together=_pretrain_together,
+                together_args=(zoo_name, config, references))
+
+
+def _pretrain_together(items) -> list[dict]:
+    """Pretraining steps of one group: [((zoo step, config, references), context), ...]."""
+    from ..emulation import run_summary
+    from ..emulation.seeds import pretrain_seeds
+
+    (zoo_name, _, _), first = items[0]
+    runs = [context.directory / "run" for _, context in items]
+    pretrain_seeds(zoo_location(first.input(zoo_name)), runs, [config for (_, config, _), _ in items],
+                   device=first.device, progress=first.progress,
+                   references=[{r: context.input(n).directory / "run" for r, n in references.items()}
+                               for (_, _, references), context in items],
+                   log=lambda message: _say(first.progress, message))
+    results = []
+    for run, ((_, _, references), _) in zip(runs, items):
         summary = run_summary(run)
-        return {"run": "run", "best_val_loss": summary["val_loss"],
-                "references": {r: summary[r] for r in references if r in summary}}
-
-    return Step(name, "pretrain", config.to_json(), compute, (zoo_name, *references.values()))
+        results.append({"run": "run", "best_val_loss": summary["val_loss"],
+                        "references": {r: summary[r] for r in references if r in summary}})
+    return results
 
 
 def reference_names(zoo_name: str, seed: int) -> dict[str, str]:
@@ -322,14 +342,16 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
         yield zoo_step(zoo_name, zoo.kind, zoo.config, zoo.path, _zoo_summary)
         targets = list(finished[zoo_name].result["targets"])
         supervised = config.supervised_targets(targets)
-        for seed in config.seeds:  # the references every encoder's loss is read against
-            for reference, name in reference_names(zoo.name, seed).items():
-                yield pretrain_step(name, zoo_name, config.pretrain_config(reference, seed))
+        for reference in REFERENCES:  # the references every encoder's loss is read against
+            for seed in config.seeds:
+                yield pretrain_step(reference_names(zoo.name, seed)[reference], zoo_name,
+                                    config.pretrain_config(reference, seed))
         for encoder in config.encoders:
+            for seed in config.seeds:  # one after another: the seeds train as one computation
+                yield pretrain_step(f"pretrain/{zoo.name}/{encoder}/seed-{seed}", zoo_name,
+                                    config.pretrain_config(encoder, seed), reference_names(zoo.name, seed))
             for seed in config.seeds:
                 base = f"{zoo.name}/{encoder}/seed-{seed}"
-                yield pretrain_step(f"pretrain/{base}", zoo_name, config.pretrain_config(encoder, seed),
-                                    reference_names(zoo.name, seed))
                 yield embed_step(f"embed/{base}", zoo_name, f"pretrain/{base}")
                 for target in targets:
                     yield predict_step(f"predict/{base}/{target}", zoo_name, f"embed/{base}", target, seed,

@@ -85,6 +85,14 @@ class Step:
     #: a finished result is reused when this says yes (default: always). The zoo step uses it to
     #: rebuild a zoo whose configured location changed: same contents, so the same key.
     reusable: Callable[[dict], bool] | None = None
+    #: unfinished steps of one ``group`` given one after another are computed in one call,
+    #: ``compute_together([(step.together_args, context), ...]) -> [result, ...]`` (the seeds of
+    #: one pretraining as one batched computation); each keeps its own key, directory and result.
+    #: A step generator must not read a grouped step's result before it yields a step outside
+    #: the group.
+    group: str | None = None
+    compute_together: Callable[[list], list[dict]] | None = None
+    together_args: object = None
 
 
 @dataclass(frozen=True)
@@ -117,16 +125,58 @@ def step_directory(root, name: str, key: str) -> Path:
     return Path(root) / "steps" / name / key
 
 
+@dataclass
+class _Waiting:
+    """A grouped step waiting for the rest of its group."""
+
+    step: Step
+    inputs: dict
+    key: str
+    directory: Path
+    stored: dict | None
+
+
 def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool = True,
               finished: dict[str, Finished] | None = None) -> list[StepRecord]:
     """Run (or reuse) each step under ``root/steps``; returns one record per step, in order.
     ``finished`` (filled as steps finish) is the dict a step generator reads earlier results from."""
     root = Path(root)
     finished = {} if finished is None else finished
-    records = []
+    records: list[StepRecord] = []
+    waiting: list[_Waiting] = []
+
+    def flush():
+        """Compute the waiting group (together where it can), then record its steps in order."""
+        due = [w for w in waiting if w.stored is None]
+        together = due[0].step.compute_together if due else None
+        if len(due) > 1 and together is not None:
+            for w in due:
+                _say(progress, f"[{w.step.name}] computing (with {len(due) - 1} more of its group)")
+                _write_step_file(w.step, w.inputs, w.directory)
+            started = time.perf_counter()
+            results = together([(w.step.together_args, StepContext(w.directory, w.inputs, device, progress))
+                                for w in due])
+            seconds = round((time.perf_counter() - started) / len(due), 2)  # each step's share
+            for w, result in zip(due, results):
+                w.stored = {"result": canonical(result), "seconds": seconds}
+                storage.write_json(w.directory / RESULT_FILE, w.stored)
+                w.stored["status"] = "computed"
+        for w in waiting:
+            if w.stored is None:
+                result, seconds = _compute(w.step, w.inputs, w.directory, device, progress)
+                w.stored = {"result": result, "seconds": seconds, "status": "computed"}
+            status = w.stored.get("status", "reused")
+            finished[w.step.name] = Finished(w.step.name, w.key, w.directory, w.stored["result"])
+            records.append(StepRecord(w.step.name, w.step.kind, w.key, status, w.stored["seconds"],
+                                      str(w.directory.relative_to(root))))
+        waiting.clear()
+
     for step in steps:
-        if step.name in finished:
+        if step.name in finished or any(w.step.name == step.name for w in waiting):
             raise ValueError(f"two steps are named {step.name!r}")
+        if step.group is None or (waiting and waiting[0].step.group != step.group) or any(
+                w.step.name in step.inputs for w in waiting):
+            flush()
         missing = [name for name in step.inputs if name not in finished]
         if missing:
             raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
@@ -134,22 +184,30 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
         key = step_key(step.kind, step.settings, [inputs[name].key for name in step.inputs])
         directory = step_directory(root, step.name, key)
         stored = _finished_result(directory)
-        if stored is not None and (step.reusable is None or step.reusable(stored["result"])):
-            status, seconds, result = "reused", stored["seconds"], stored["result"]
-        else:
-            _say(progress, f"[{step.name}] computing")
-            storage.write_json(directory / STEP_FILE, {
-                "name": step.name, "kind": step.kind, "settings": canonical(step.settings),
-                "inputs": {name: inputs[name].key for name in step.inputs}})
-            started = time.perf_counter()
-            result = canonical(step.compute(StepContext(directory, inputs, device, progress)))
-            seconds = round(time.perf_counter() - started, 2)
-            storage.write_json(directory / RESULT_FILE, {"result": result, "seconds": seconds})
-            status = "computed"
-            _say(progress, f"[{step.name}] computed in {seconds:g} s")
-        finished[step.name] = Finished(step.name, key, directory, result)
-        records.append(StepRecord(step.name, step.kind, key, status, seconds, str(directory.relative_to(root))))
+        if stored is not None and not (step.reusable is None or step.reusable(stored["result"])):
+            stored = None
+        waiting.append(_Waiting(step, inputs, key, directory, stored))
+        if step.group is None:
+            flush()
+    flush()
     return records
+
+
+def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
+    storage.write_json(directory / STEP_FILE, {
+        "name": step.name, "kind": step.kind, "settings": canonical(step.settings),
+        "inputs": {name: inputs[name].key for name in step.inputs}})
+
+
+def _compute(step: Step, inputs: dict, directory: Path, device: str, progress: bool):
+    _say(progress, f"[{step.name}] computing")
+    _write_step_file(step, inputs, directory)
+    started = time.perf_counter()
+    result = canonical(step.compute(StepContext(directory, inputs, device, progress)))
+    seconds = round(time.perf_counter() - started, 2)
+    storage.write_json(directory / RESULT_FILE, {"result": result, "seconds": seconds})
+    _say(progress, f"[{step.name}] computed in {seconds:g} s")
+    return result, seconds
 
 
 def _finished_result(directory: Path) -> dict | None:
