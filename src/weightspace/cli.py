@@ -320,9 +320,14 @@ def fidelity_command(run_dir, zoo_dir, split, samples, out):
 @click.option("--print-config", is_flag=True,
               help="Print the resolved config (every default, each field's help as a comment) as TOML and exit.")
 @click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: steps one after another in this process; ray: steps as Ray tasks, as many at once "
+                   "as the cluster allows (pip install 'weightspace[ray]'; docs/cluster.md).")
+@click.option("--address", default=None, metavar="ADDR",
+              help="Ray cluster to join (with --executor ray; default: start a local Ray instance).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
-def run_command(ctx, config_file, seeds, results_dir, assignments, print_config, device, quiet):
+def run_command(ctx, config_file, seeds, results_dir, assignments, print_config, device, executor, address, quiet):
     """Run the experiment in CONFIG_FILE (TOML) end to end and write RESULTS/NAME/report.md.
 
     Every step's output is cached under a key of its settings and inputs: a rerun reuses finished
@@ -340,7 +345,14 @@ def run_command(ctx, config_file, seeds, results_dir, assignments, print_config,
                                        "every default"), nl=False)
         return
     threads = (ctx.obj or {}).get("threads")
-    click.echo(f"report: {run_experiment(config, device=device, progress=not quiet, threads=threads)}")
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address needs --executor ray")
+    runner = None
+    if executor == "ray":
+        from .experiments.ray_executor import RayExecutor
+
+        runner = RayExecutor(address=address)
+    click.echo(f"report: {run_experiment(config, device=device, progress=not quiet, threads=threads, executor=runner)}")
 
 
 @main.command("report")

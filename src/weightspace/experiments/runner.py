@@ -13,23 +13,25 @@ from ..threads import intra_op_threads
 from .config import toml_data
 from .family import get_family
 from .report import EXPERIMENT_FILE, RESULTS_FILE, RUN_FILE, write_report
-from .steps import run_steps
+from .steps import Results, run_steps
 
 
 def experiment_directory(config) -> Path:
     return Path(config.results_dir) / config.name
 
 
-def run_experiment(config, device: str = "cpu", progress: bool = True, threads: int | None = None) -> Path:
+def run_experiment(config, device: str = "cpu", progress: bool = True, threads: int | None = None,
+                   executor=None) -> Path:
     """Run (or resume) the experiment ``config``; returns the path of its report.md. ``threads``
-    (CPU only) overrides the family's own thread count (:attr:`Family.cpu_threads`)."""
+    (CPU only) overrides the family's own thread count (:attr:`Family.cpu_threads`). ``executor``
+    (:class:`~weightspace.experiments.ray_executor.RayExecutor`) runs the steps as Ray tasks."""
     family = get_family(config.family)
     out = experiment_directory(config)
-    finished = {}
+    finished = Results()
     started = time.perf_counter()
     cpu = torch.device(device).type == "cpu"
     with intra_op_threads((threads or family.cpu_threads) if cpu else None):
-        records = run_steps(family.steps(config, finished), out, device, progress, finished)
+        records = run_steps(family.steps(config, finished), out, device, progress, finished, executor)
         results = family.results(config, finished, out)
     storage.write_json(out / EXPERIMENT_FILE, toml_data(config))
     storage.write_json(out / RUN_FILE, {"seconds": round(time.perf_counter() - started, 1),

@@ -61,6 +61,19 @@ class Finished:
     result: dict
 
 
+class Results(dict):
+    """Finished steps by name. With an executor that runs steps concurrently, reading a step that
+    is still running waits for it (``waiter``), so a step generator reads results as it would
+    locally."""
+
+    waiter: Callable[[str], bool] | None = None
+
+    def __missing__(self, name):
+        if self.waiter is not None and self.waiter(name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+
 @dataclass(frozen=True)
 class StepContext:
     """What a compute function gets: its own directory (created), its inputs by step name, and
@@ -93,6 +106,8 @@ class Step:
     group: str | None = None
     compute_together: Callable[[list], list[dict]] | None = None
     together_args: object = None
+    #: what one computation of the step (or of its group) needs on a cluster: {"cpus": n, "gpus": n}
+    resources: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -137,11 +152,15 @@ class _Waiting:
 
 
 def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool = True,
-              finished: dict[str, Finished] | None = None) -> list[StepRecord]:
+              finished: dict[str, Finished] | None = None, executor=None) -> list[StepRecord]:
     """Run (or reuse) each step under ``root/steps``; returns one record per step, in order.
-    ``finished`` (filled as steps finish) is the dict a step generator reads earlier results from."""
+    ``finished`` (filled as steps finish) is the dict a step generator reads earlier results from.
+    ``executor`` (a :class:`~weightspace.experiments.ray_executor.RayExecutor`) runs the steps as
+    concurrent tasks; the default computes them here, one after another."""
     root = Path(root)
-    finished = {} if finished is None else finished
+    finished = Results() if finished is None else finished
+    if executor is not None:
+        return _run_concurrently(steps, root, device, progress, finished, executor)
     records: list[StepRecord] = []
     waiting: list[_Waiting] = []
 
@@ -191,6 +210,137 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
             flush()
     flush()
     return records
+
+
+def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: dict, executor):
+    """:func:`run_steps` with ``executor``: a step (or a group computed together) starts as soon as
+    the steps it reads have finished; results are written and recorded as in the local loop."""
+    slots: list[_Waiting] = []  # every step, in the order given
+    records: dict[str, StepRecord] = {}
+    running: dict = {}  # task handle -> the waiting steps it computes
+    waiting: list[_Waiting] = []
+
+    def finish(w: _Waiting, stored: dict, status: str) -> None:
+        finished[w.step.name] = Finished(w.step.name, w.key, w.directory, stored["result"])
+        records[w.step.name] = StepRecord(w.step.name, w.step.kind, w.key, status, stored["seconds"],
+                                          str(w.directory.relative_to(root)))
+
+    def say_progress():
+        names = [w.step.name for group in running.values() for w in group]
+        _say(progress, _progress_line(len(records), names, len(slots) - len(records) - len(names)))
+
+    def collect(handle) -> None:
+        group = running.pop(handle)
+        outcomes = executor.result(handle)  # a step's own error stops the run here
+        for w, (result, seconds) in zip(group, outcomes):
+            stored = {"result": canonical(result), "seconds": seconds}
+            storage.write_json(w.directory / RESULT_FILE, stored)
+            finish(w, stored, "computed")
+        say_progress()
+
+    def wait_for(name: str) -> bool:
+        while name not in finished:
+            handle = next((h for h, group in running.items() if any(w.step.name == name for w in group)), None)
+            if handle is None:
+                return False
+            for done in executor.wait([handle]):
+                collect(done)
+        return True
+
+    def collect_finished() -> None:
+        while running:
+            done = executor.wait(list(running), timeout=0)
+            if not done:
+                return
+            for handle in done:
+                collect(handle)
+
+    def flush():
+        due = [w for w in waiting if w.stored is None]
+        for w in waiting:
+            if w.stored is not None:
+                finish(w, w.stored, "reused")
+        together = due[0].step.compute_together if due else None
+        batches = [due] if len(due) > 1 and together is not None else [[w] for w in due]
+        for batch in batches:
+            for w in batch:
+                _write_step_file(w.step, w.inputs, w.directory)
+            if len(batch) > 1:
+                items = [(w.step.together_args, StepContext(w.directory, w.inputs, device, False)) for w in batch]
+                function = _Together(together, items)
+            else:
+                function = _Single(batch[0].step.compute, StepContext(batch[0].directory, batch[0].inputs, device, False))
+            running[executor.submit(function, batch[0].directory, batch[0].step.resources or {})] = batch
+        waiting.clear()
+        if due:
+            say_progress()
+
+    if isinstance(finished, Results):
+        finished.waiter = wait_for
+    try:
+        for step in steps:
+            if step.name in records or any(w.step.name == step.name for w in slots):
+                raise ValueError(f"two steps are named {step.name!r}")
+            if step.group is None or (waiting and waiting[0].step.group != step.group) or any(
+                    w.step.name in step.inputs for w in waiting):
+                flush()
+            for name in step.inputs:
+                wait_for(name)
+            missing = [name for name in step.inputs if name not in finished]
+            if missing:
+                raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
+            inputs = {name: finished[name] for name in step.inputs}
+            key = step_key(step.kind, step.settings, [inputs[name].key for name in step.inputs])
+            directory = step_directory(root, step.name, key)
+            stored = _finished_result(directory)
+            if stored is not None and not (step.reusable is None or step.reusable(stored["result"])):
+                stored = None
+            slot = _Waiting(step, inputs, key, directory, stored)
+            slots.append(slot)
+            waiting.append(slot)
+            if step.group is None:
+                flush()
+            collect_finished()
+        flush()
+        while running:
+            for handle in executor.wait(list(running)):
+                collect(handle)
+    finally:
+        if isinstance(finished, Results):
+            finished.waiter = None
+    return [records[w.step.name] for w in slots]
+
+
+@dataclass
+class _Single:
+    """A step's computation as a task: returns [(result, seconds)]."""
+
+    compute: Callable
+    context: StepContext
+
+    def __call__(self):
+        started = time.perf_counter()
+        result = canonical(self.compute(self.context))
+        return [(result, round(time.perf_counter() - started, 2))]
+
+
+@dataclass
+class _Together:
+    """A group's computation as one task: returns [(result, seconds), ...], each its share."""
+
+    compute_together: Callable
+    items: list
+
+    def __call__(self):
+        started = time.perf_counter()
+        results = self.compute_together(self.items)
+        seconds = round((time.perf_counter() - started) / len(self.items), 2)
+        return [(canonical(result), seconds) for result in results]
+
+
+def _progress_line(done: int, running: list[str], waiting: int) -> str:
+    shown = ", ".join(running[:4]) + (f" and {len(running) - 4} more" if len(running) > 4 else "")
+    return f"steps: {done} done, {len(running)} running{': ' + shown if running else ''}, {waiting} waiting"
 
 
 def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
