@@ -21,9 +21,9 @@ demo: $(STAMP)
 	$(BIN)/weightspace zoo info zoos/demo-formal-languages
 	@echo "report: results/demo/report.md"
 
-# the tests also install the optional oracles (dsa-metric), so the comparisons with them run
-$(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,dsa]"
+# the tests also install the optional extras (dsa-metric, an oracle; Ray, the --executor ray tests)
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,dsa,ray]"
 	touch $(TEST_STAMP)
 
 test: $(TEST_STAMP)

@@ -126,10 +126,31 @@ def _given(values: dict) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _executor_options(what: str) -> list[click.Option]:
+    return [
+        click.Option(["--executor"], type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help=f"local: in this process, one after another; ray: {what} "
+                          "(pip install 'weightspace[ray]'; docs/cluster.md)."),
+        click.Option(["--address"], default=None, metavar="ADDR",
+                     help="Ray cluster to join (with --executor ray; default: start a local Ray instance)."),
+    ]
+
+
+def _executor(name: str, address: str | None):
+    """The executor the options ask for: None (local) or a RayExecutor."""
+    if address is not None and name != "ray":
+        raise click.UsageError("--address needs --executor ray")
+    if name != "ray":
+        return None
+    from .experiments.ray_executor import RayExecutor
+
+    return RayExecutor(address=address)
+
+
 def _build_command(task) -> click.Command:
     """The ``zoo build NAME`` command of ``task``: one option per config field."""
 
-    def callback(out, device, quiet, **given):
+    def callback(out, device, quiet, executor, address, **given):
         from .zoo import build_zoo
         from .zoo.info import zoo_summary
         from .zoo.reader import load_zoo
@@ -138,13 +159,14 @@ def _build_command(task) -> click.Command:
         if not quiet:
             for notice in task.notices(config):
                 click.echo(notice, err=True)
-        build_zoo(out, task, config, device=device, progress=not quiet)
+        build_zoo(out, task, config, device=device, progress=not quiet, executor=_executor(executor, address))
         click.echo(zoo_summary(load_zoo(out)))
 
     params = [
         click.Option(["--out"], required=True, type=click.Path(file_okay=False),
                      help="Zoo directory (created; an unfinished one is resumed)."),
         click.Option(["--device"], default="cpu", show_default=True, callback=_device, help="cpu or cuda."),
+        *_executor_options("the shards as parallel Ray tasks"),
         click.Option(["--quiet"], is_flag=True, help="No progress bar."),
         *_config_options(task.config_class),
     ]
@@ -320,14 +342,9 @@ def fidelity_command(run_dir, zoo_dir, split, samples, out):
 @click.option("--print-config", is_flag=True,
               help="Print the resolved config (every default, each field's help as a comment) as TOML and exit.")
 @click.option("--device", default="cpu", show_default=True, callback=_device)
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: steps one after another in this process; ray: steps as Ray tasks, as many at once "
-                   "as the cluster allows (pip install 'weightspace[ray]'; docs/cluster.md).")
-@click.option("--address", default=None, metavar="ADDR",
-              help="Ray cluster to join (with --executor ray; default: start a local Ray instance).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
-def run_command(ctx, config_file, seeds, results_dir, assignments, print_config, device, executor, address, quiet):
+def run_command(ctx, config_file, seeds, results_dir, assignments, print_config, device, quiet, executor, address):
     """Run the experiment in CONFIG_FILE (TOML) end to end and write RESULTS/NAME/report.md.
 
     Every step's output is cached under a key of its settings and inputs: a rerun reuses finished
@@ -345,14 +362,11 @@ def run_command(ctx, config_file, seeds, results_dir, assignments, print_config,
                                        "every default"), nl=False)
         return
     threads = (ctx.obj or {}).get("threads")
-    if address is not None and executor != "ray":
-        raise click.UsageError("--address needs --executor ray")
-    runner = None
-    if executor == "ray":
-        from .experiments.ray_executor import RayExecutor
-
-        runner = RayExecutor(address=address)
+    runner = _executor(executor, address)
     click.echo(f"report: {run_experiment(config, device=device, progress=not quiet, threads=threads, executor=runner)}")
+
+
+run_command.params.extend(_executor_options("the steps as Ray tasks, as many at once as the cluster allows"))
 
 
 @main.command("report")

@@ -11,9 +11,12 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
-#: Test hook: after this many atomic writes the process kills itself (simulates a crash at every
-#: possible point of a build). Never set in normal use.
+#: Test hooks: after this many atomic writes the process kills itself (simulates a crash at every
+#: possible point of a build). With ``_FAULT_ONCE`` set to a file path, only the first process to
+#: get there dies (it leaves that file behind): a worker killed once mid-step, then its retry.
+#: Never set in normal use.
 _FAULT_ENV = "WEIGHTSPACE_FAULT_AFTER_WRITES"
+_FAULT_ONCE = "WEIGHTSPACE_FAULT_ONCE"
 _writes = 0
 
 
@@ -22,6 +25,13 @@ def _after_write() -> None:
     _writes += 1
     limit = os.environ.get(_FAULT_ENV)
     if limit is not None and _writes >= int(limit):
+        once = os.environ.get(_FAULT_ONCE)
+        if once is None:
+            os._exit(137)
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
         os._exit(137)
 
 

@@ -19,7 +19,6 @@ Ray is optional (``pip install 'weightspace[ray]'``). What stays as with the loc
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from ..errors import ConfigError
 
 #: system failures (a dead worker, a lost node) are retried this often; errors of the step are not
 MAX_RETRIES = 3
-LOG_FILE = "log.txt"
 
 
 def _ray():
@@ -44,6 +42,7 @@ class RayExecutor:
 
     address: str | None = None
     num_cpus: int | None = None  # of a local instance (default: Ray's, the machine's)
+    env: dict | None = None  # environment variables of the tasks (their workers start with them)
 
     def __post_init__(self):
         ray = _ray()
@@ -52,11 +51,15 @@ class RayExecutor:
             ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
         self._run = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_run_in_worker)
 
-    def submit(self, function, directory: Path, resources: dict):
-        """Start ``function()`` (which computes a step or a group) as a task; returns its handle."""
+    def submit(self, function, resources: dict | None = None, log: Path | None = None):
+        """Start ``function()`` (a step, a group of steps, a zoo shard) as a task with
+        ``resources`` ({"cpus": n, "gpus": n}; default one CPU), its output appended to ``log``;
+        returns its handle."""
+        resources = resources or {}
         options = {"num_cpus": resources.get("cpus", 1), "num_gpus": resources.get("gpus", 0)}
-        return self._run.options(**options).remote(function, str(directory), options["num_cpus"],
-                                                   _user_registered())
+        runtime = {"runtime_env": {"env_vars": dict(self.env)}} if self.env else {}
+        return self._run.options(**options, **runtime).remote(function, None if log is None else str(log),
+                                                   options["num_cpus"], _user_registered())
 
     def wait(self, handles: list, timeout: float | None = None) -> list:
         """The handles among ``handles`` that are done (at least one, unless ``timeout`` runs out)."""
@@ -89,9 +92,9 @@ def _user_registered() -> list:
             for name, item in registry.loaded.items() if name not in registry.built_in]
 
 
-def _run_in_worker(function, directory: str, cpus: float, registered: list):
-    """In a Ray worker: the driver's own families, torch on the task's CPUs, output to the step's
-    log, then the computation."""
+def _run_in_worker(function, log: str | None, cpus: float, registered: list):
+    """In a Ray worker: the driver's own families, torch on the task's CPUs, output to ``log``,
+    then the computation."""
     import torch
 
     registries = _registries()
@@ -99,10 +102,10 @@ def _run_in_worker(function, directory: str, cpus: float, registered: list):
         if item.name not in registries[index].loaded:
             registries[index].register(item)
     torch.set_num_threads(max(1, int(cpus)))
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    with open(Path(directory) / LOG_FILE, "a", encoding="utf-8") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        os.environ["WEIGHTSPACE_STEP_LOG"] = str(Path(directory) / LOG_FILE)
+    if log is None:
+        return function()
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         return function()
 
 

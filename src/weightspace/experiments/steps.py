@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from .. import storage
 
 RESULT_FILE = "result.json"
+LOG_FILE = "log.txt"  # a step's output when it runs as a task (--executor ray)
 STEP_FILE = "step.json"
 
 
@@ -213,12 +214,15 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
 
 
 def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: dict, executor):
-    """:func:`run_steps` with ``executor``: a step (or a group computed together) starts as soon as
-    the steps it reads have finished; results are written and recorded as in the local loop."""
+    """:func:`run_steps` with ``executor``: each step (or group computed together) starts as soon
+    as the steps it reads have finished, while the generator goes on giving the next ones; results
+    are written and recorded as in the local loop, and returned in the order given."""
     slots: list[_Waiting] = []  # every step, in the order given
+    known: dict[str, _Waiting] = {}
     records: dict[str, StepRecord] = {}
-    running: dict = {}  # task handle -> the waiting steps it computes
-    waiting: list[_Waiting] = []
+    pending: list[list[_Waiting]] = []  # units (a step, or a group) waiting for their inputs
+    running: dict = {}  # task handle -> the unit it computes
+    grouping: list[_Waiting] = []
 
     def finish(w: _Waiting, stored: dict, status: str) -> None:
         finished[w.step.name] = Finished(w.step.name, w.key, w.directory, stored["result"])
@@ -226,83 +230,91 @@ def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: 
                                           str(w.directory.relative_to(root)))
 
     def say_progress():
-        names = [w.step.name for group in running.values() for w in group]
+        names = [w.step.name for unit in running.values() for w in unit]
         _say(progress, _progress_line(len(records), names, len(slots) - len(records) - len(names)))
 
+    def submit_ready():
+        for unit in [u for u in pending if all(n in finished for w in u for n in w.step.inputs)]:
+            pending.remove(unit)
+            for w in unit:
+                w.inputs = {name: finished[name] for name in w.step.inputs}
+                _write_step_file(w.step, w.inputs, w.directory)
+            if len(unit) > 1:
+                function = _Together(unit[0].step.compute_together,
+                                     [(w.step.together_args, StepContext(w.directory, w.inputs, device, False))
+                                      for w in unit])
+            else:
+                function = _Single(unit[0].step.compute, StepContext(unit[0].directory, unit[0].inputs, device, False))
+            running[executor.submit(function, unit[0].step.resources, unit[0].directory / LOG_FILE)] = unit
+            say_progress()
+
     def collect(handle) -> None:
-        group = running.pop(handle)
+        unit = running.pop(handle)
         outcomes = executor.result(handle)  # a step's own error stops the run here
-        for w, (result, seconds) in zip(group, outcomes):
+        for w, (result, seconds) in zip(unit, outcomes):
             stored = {"result": canonical(result), "seconds": seconds}
             storage.write_json(w.directory / RESULT_FILE, stored)
             finish(w, stored, "computed")
         say_progress()
+        submit_ready()
 
     def wait_for(name: str) -> bool:
+        """Until ``name`` has finished (False: no step of that name is on its way)."""
+        if name in grouping_names():
+            flush()
         while name not in finished:
-            handle = next((h for h, group in running.items() if any(w.step.name == name for w in group)), None)
-            if handle is None:
+            if not running:
                 return False
-            for done in executor.wait([handle]):
-                collect(done)
+            for handle in executor.wait(list(running)):
+                collect(handle)
         return True
 
-    def collect_finished() -> None:
-        while running:
-            done = executor.wait(list(running), timeout=0)
-            if not done:
-                return
-            for handle in done:
-                collect(handle)
+    def grouping_names():
+        return {w.step.name for w in grouping}
 
     def flush():
-        due = [w for w in waiting if w.stored is None]
-        for w in waiting:
-            if w.stored is not None:
-                finish(w, w.stored, "reused")
-        together = due[0].step.compute_together if due else None
-        batches = [due] if len(due) > 1 and together is not None else [[w] for w in due]
-        for batch in batches:
-            for w in batch:
-                _write_step_file(w.step, w.inputs, w.directory)
-            if len(batch) > 1:
-                items = [(w.step.together_args, StepContext(w.directory, w.inputs, device, False)) for w in batch]
-                function = _Together(together, items)
-            else:
-                function = _Single(batch[0].step.compute, StepContext(batch[0].directory, batch[0].inputs, device, False))
-            running[executor.submit(function, batch[0].directory, batch[0].step.resources or {})] = batch
-        waiting.clear()
-        if due:
-            say_progress()
+        """The steps gathered for one group become units: one together, or each alone."""
+        due = [w for w in grouping if w.stored is None]
+        together = len(due) > 1 and due[0].step.compute_together is not None
+        pending.extend([due] if together else [[w] for w in due])
+        grouping.clear()
+        submit_ready()
 
     if isinstance(finished, Results):
         finished.waiter = wait_for
     try:
         for step in steps:
-            if step.name in records or any(w.step.name == step.name for w in slots):
+            if step.name in known:
                 raise ValueError(f"two steps are named {step.name!r}")
-            if step.group is None or (waiting and waiting[0].step.group != step.group) or any(
-                    w.step.name in step.inputs for w in waiting):
+            if step.group is None or (grouping and grouping[0].step.group != step.group) or any(
+                    name in grouping_names() for name in step.inputs):
                 flush()
-            for name in step.inputs:
-                wait_for(name)
-            missing = [name for name in step.inputs if name not in finished]
+            missing = [name for name in step.inputs if name not in known]
             if missing:
                 raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
-            inputs = {name: finished[name] for name in step.inputs}
-            key = step_key(step.kind, step.settings, [inputs[name].key for name in step.inputs])
+            key = step_key(step.kind, step.settings, [known[name].key for name in step.inputs])
             directory = step_directory(root, step.name, key)
             stored = _finished_result(directory)
             if stored is not None and not (step.reusable is None or step.reusable(stored["result"])):
                 stored = None
-            slot = _Waiting(step, inputs, key, directory, stored)
+            slot = _Waiting(step, {}, key, directory, stored)
             slots.append(slot)
-            waiting.append(slot)
+            known[step.name] = slot
+            if stored is not None:
+                finish(slot, stored, "reused")
+            grouping.append(slot)
             if step.group is None:
                 flush()
-            collect_finished()
+            while running:  # take in what has finished meanwhile
+                done = executor.wait(list(running), timeout=0)
+                if not done:
+                    break
+                for handle in done:
+                    collect(handle)
         flush()
-        while running:
+        while running or pending:
+            if not running:  # cannot happen: every pending unit reads known steps only
+                raise RuntimeError(f"steps wait for inputs that never finish: {[w.step.name for u in pending for w in u]}")
             for handle in executor.wait(list(running)):
                 collect(handle)
     finally:

@@ -71,9 +71,12 @@ def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
 
 
 def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, device: str = "cpu",
-              progress: bool = True) -> Path:
+              progress: bool = True, executor=None) -> Path:
     """Build (or resume building) a zoo of ``task`` (a Task or its registered name) with ``config``
-    (the task's config, or a dict of its settings; default: the task's defaults) in ``out``."""
+    (the task's config, or a dict of its settings; default: the task's defaults) in ``out``.
+    ``executor`` (:class:`~weightspace.experiments.ray_executor.RayExecutor`) trains the shards as
+    parallel tasks; the table and the manifest still grow shard by shard, in order, so the zoo's
+    files are those a local build writes."""
     out = Path(out)
     device = torch.device(device)
     task = get_task(task) if isinstance(task, str) else task
@@ -92,16 +95,16 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     done_runs = int(plan["shard"].isin(completed).sum())
     bar = tqdm(total=config.models * config.steps, initial=done_runs * config.steps, unit="net·step",
                unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{task.name} zoo")
-    for shard in range(manifest["shards"]["total"]):
-        if shard in completed:
-            continue
-        runs = plan[plan["shard"] == shard].reset_index(drop=True)
-        bar.set_postfix_str(f"shard {shard + 1}/{manifest['shards']['total']}")
-        rows, weights, rollouts = _train_shard(out, shard, runs, task, config, device, bar)
+    shards = [shard for shard in range(manifest["shards"]["total"]) if shard not in completed]
+
+    def runs_of(shard):
+        return plan[plan["shard"] == shard].reset_index(drop=True)
+
+    def add(shard, rows):
+        """The shard's rows into the table, then the manifest (its tensors are written already)."""
+        nonlocal table
         first_row = 0 if table is None else len(table)
         rows.insert(0, "model_id", np.arange(first_row, first_row + len(rows)))
-        storage.write_tensors(out / shard_file("weights", shard), weights)
-        storage.write_tensors(out / shard_file("rollouts", shard), rollouts)
         table = rows if table is None else pd.concat([table, rows], ignore_index=True)
         storage.write_parquet(out / TABLE, table)
         completed.add(shard)
@@ -109,10 +112,44 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
         manifest["table"]["rows"] = len(table)
         storage.write_json(out / MANIFEST, manifest)
         (out / _progress_file(shard)).unlink(missing_ok=True)
+
+    if executor is None:
+        for shard in shards:
+            bar.set_postfix_str(f"shard {shard + 1}/{manifest['shards']['total']}")
+            add(shard, _ShardJob(out, shard, runs_of(shard), task, config, device, bar)())
+    else:
+        running = {executor.submit(_ShardJob(out, shard, runs_of(shard), task, config, device)): shard
+                   for shard in shards}
+        done = {}
+        while running:
+            for handle in executor.wait(list(running)):
+                shard = running.pop(handle)
+                done[shard] = executor.result(handle)
+                bar.update(len(runs_of(shard)) * config.steps)
+            while shards and shards[0] in done:  # in shard order, as a local build
+                shard = shards.pop(0)
+                add(shard, done.pop(shard))
     bar.close()
     if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
         (out / "progress").rmdir()
     return out
+
+
+class _ShardJob:
+    """Train one shard and write its weights and rollouts; returns its table rows."""
+
+    def __init__(self, out: Path, shard: int, runs: pd.DataFrame, task: Task, config: TaskConfig, device,
+                 bar=None):
+        self.out, self.shard, self.runs, self.task, self.config, self.device, self.bar = (
+            out, shard, runs, task, config, device, bar)
+
+    def __call__(self) -> pd.DataFrame:
+        bar = self.bar if self.bar is not None else tqdm(disable=True)
+        rows, weights, rollouts = _train_shard(self.out, self.shard, self.runs, self.task, self.config,
+                                               self.device, bar)
+        storage.write_tensors(self.out / shard_file("weights", self.shard), weights)
+        storage.write_tensors(self.out / shard_file("rollouts", self.shard), rollouts)
+        return rows
 
 
 def _progress_file(shard: int) -> str:
