@@ -204,7 +204,7 @@ def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: 
                         "references": sorted(references)}, sort_keys=True)
     return Step(name, "pretrain", config.to_json(), compute, (zoo_name, *references.values()),
                 group=f"pretrain {group}", compute_together=_pretrain_together,
-                together_args=(zoo_name, config, references))
+                together_args=(zoo_name, config, references), resources={"cpus": 1, "gpus": "device"})
 
 
 def _pretrain_together(items) -> list[dict]:

@@ -107,7 +107,8 @@ class Step:
     group: str | None = None
     compute_together: Callable[[list], list[dict]] | None = None
     together_args: object = None
-    #: what one computation of the step (or of its group) needs on a cluster: {"cpus": n, "gpus": n}
+    #: what one computation of the step (or of its group) needs on a cluster: {"cpus": n, "gpus": n};
+    #: "gpus": "device" asks for one GPU when the run's device is CUDA and none otherwise
     resources: dict | None = None
 
 
@@ -245,7 +246,7 @@ def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: 
                                       for w in unit])
             else:
                 function = _Single(unit[0].step.compute, StepContext(unit[0].directory, unit[0].inputs, device, False))
-            running[executor.submit(function, unit[0].step.resources, unit[0].directory / LOG_FILE)] = unit
+            running[executor.submit(function, _resources(unit[0].step, device), unit[0].directory / LOG_FILE)] = unit
             say_progress()
 
     def collect(handle) -> None:
@@ -348,6 +349,13 @@ class _Together:
         results = self.compute_together(self.items)
         seconds = round((time.perf_counter() - started) / len(self.items), 2)
         return [(canonical(result), seconds) for result in results]
+
+
+def _resources(step: Step, device: str) -> dict:
+    resources = dict(step.resources or {})
+    if resources.get("gpus") == "device":
+        resources["gpus"] = 1 if str(device).startswith("cuda") else 0
+    return resources
 
 
 def _progress_line(done: int, running: list[str], waiting: int) -> str:
