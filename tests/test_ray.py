@@ -75,42 +75,6 @@ def _assert_same_files(left: Path, right: Path, skip=("log.txt", "run.json", "re
             assert a == b, name
 
 
-TOY = """
-name = "toy"
-seeds = [0, 1]
-encoders = ["statistics", "probing"]
-results_dir = "{results}"
-
-[[zoos]]
-name = "toy"
-kind = "shifted-copy"
-path = "{zoo}"
-checkpoints = [0, 60]
-
-[pretrain]
-steps = 10
-batch_size = 4
-rollouts_per_network = 2
-val_rollouts = 2
-eval_every = 5
-emulator_hidden = 16
-
-[predictor]
-steps = 20
-eval_every = 10
-
-[supervised]
-steps = 5
-eval_every = 5
-targets = ["shift"]
-
-[encoder_options]
-statistics = {{ hidden = 16 }}
-probing = {{ probes = 2, reader_hidden = 8, mlp_hidden = 8 }}
-
-[analyses]
-fidelity_samples = 4
-"""
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +84,7 @@ def toy_zoo(local_ray, tmp_path_factory):
 
 def _experiment(tmp_path, name, zoo):
     file = tmp_path / f"{name}.toml"
-    file.write_text(TOY.format(results=tmp_path / name, zoo=zoo))
+    file.write_text(toy_task.experiment_toml(tmp_path / name, zoo, seeds=[0, 1]))
     return load_experiment(file)
 
 
@@ -153,7 +117,7 @@ def test_a_step_that_fails_for_its_own_reason_stops_the_run_with_one_line(local_
     not_a_zoo.mkdir()
     (not_a_zoo / "notes.txt").write_text("someone else's files")
     file = tmp_path / "broken.toml"
-    file.write_text(TOY.format(results=tmp_path / "results", zoo=not_a_zoo))
+    file.write_text(toy_task.experiment_toml(tmp_path / "results", not_a_zoo))
     result = CliRunner().invoke(main, ["run", str(file), "--executor", "ray", "--quiet"])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()

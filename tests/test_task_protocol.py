@@ -55,42 +55,7 @@ def test_a_family_defined_outside_the_library_runs_an_experiment(toy_zoo, tmp_pa
     from weightspace.experiments.runner import run_experiment
 
     file = tmp_path / "toy.toml"
-    file.write_text(f"""
-name = "toy"
-seeds = [0]
-encoders = ["statistics", "probing"]
-results_dir = "{tmp_path / 'results'}"
-
-[[zoos]]
-name = "toy"
-kind = "shifted-copy"
-path = "{toy_zoo}"
-checkpoints = [0, 60]
-
-[pretrain]
-steps = 10
-batch_size = 4
-rollouts_per_network = 2
-val_rollouts = 2
-eval_every = 5
-emulator_hidden = 16
-
-[predictor]
-steps = 20
-eval_every = 10
-
-[supervised]
-steps = 5
-eval_every = 5
-targets = ["shift"]
-
-[encoder_options]
-statistics = {{ hidden = 16 }}
-probing = {{ probes = 2, reader_hidden = 8, mlp_hidden = 8 }}
-
-[analyses]
-fidelity_samples = 4
-""")
+    file.write_text(toy_task.experiment_toml(tmp_path / "results", toy_zoo, seeds=[0]))
     report = Path(run_experiment(load_experiment(file), progress=False)).read_text()
     assert "shift" in report and "statistics" in report and "probing" in report
 

@@ -121,3 +121,44 @@ def register() -> Task:
         return get_task(ShiftedCopy.name)
     except ConfigError:
         return register_task(ShiftedCopy())
+
+
+def experiment_toml(results, zoo, seeds=(0,)) -> str:
+    """A small paper-000 experiment on a toy zoo: two encoders, short budgets."""
+    seeds = list(seeds)
+    return f"""
+name = "toy"
+seeds = {seeds}
+encoders = ["statistics", "probing"]
+results_dir = "{results}"
+
+[[zoos]]
+name = "toy"
+kind = "shifted-copy"
+path = "{zoo}"
+checkpoints = [0, 60]
+
+[pretrain]
+steps = 10
+batch_size = 4
+rollouts_per_network = 2
+val_rollouts = 2
+eval_every = 5
+emulator_hidden = 16
+
+[predictor]
+steps = 20
+eval_every = 10
+
+[supervised]
+steps = 5
+eval_every = 5
+targets = ["shift"]
+
+[encoder_options]
+statistics = {{ hidden = 16 }}
+probing = {{ probes = 2, reader_hidden = 8, mlp_hidden = 8 }}
+
+[analyses]
+fidelity_samples = 4
+"""
