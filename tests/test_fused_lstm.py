@@ -139,3 +139,25 @@ def test_fused_layer_checks_its_tensors(fused):
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv("WEIGHTSPACE_FUSED", "0")
     assert not fused_cpu.available()
+
+
+@pytest.mark.parametrize("shape", [(5, 4, 7, 8, 6), (3, 9, 2, 32, 10), (1, 1, 1, 3, 2)])
+def test_fused_readout_cross_entropy_matches_torch(fused, shape):
+    from weightspace.networks.readout import readout_cross_entropy
+    from weightspace.training import sequence_cross_entropy
+
+    K, B, T, H, O = shape
+    g = torch.Generator().manual_seed(sum(shape))
+    hs = torch.randn(K, T, B, H, generator=g).transpose(1, 2)  # time-major, as the layers give it
+    weight, bias = torch.randn(K, O, H, generator=g), torch.randn(K, O, generator=g)
+    targets = torch.randint(0, O, (K, B, T), generator=g)
+    grad = torch.rand(K, generator=g)
+    results = []
+    for loss_of in (lambda h, w, b: readout_cross_entropy(h, w, b, targets),
+                    lambda h, w, b: sequence_cross_entropy(_project(h, w, b), targets)):
+        leaves = [t.detach().clone().requires_grad_() for t in (hs, weight, bias)]
+        loss = loss_of(*leaves)
+        (loss * grad).sum().backward()
+        results.append([loss.detach(), *(t.grad for t in leaves)])
+    for name, fast, reference in zip(("loss", "hs", "weight", "bias"), *results):
+        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5, msg=name)

@@ -20,6 +20,7 @@
  * load time, so the library runs on any x86-64 machine without -march=native.
  */
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -343,4 +344,101 @@ int lstm_forward_layer(const struct forward_args *a, int nthreads)
 int lstm_backward_layer(const struct backward_args *a, int nthreads)
 {
     return for_each_network(backward_one, a, a->K, backward_scratch(a->B, a->I, a->H), nthreads);
+}
+
+/* The readout and the sequence cross-entropy of a population, fused: per network k, logits
+ * b + h W^T for every (t, b) row, the loss mean over rows of logsumexp(logits) - logits[target],
+ * and the softmax saved for the backward pass; backward, from the gradient of each network's
+ * loss, the gradients of h, W and b. The rows of h are read once each way while in cache,
+ * instead of three batched matmuls and a dozen passes of torch ops over (K, B, T, O) tensors. */
+struct readout_args {
+    long K, B, T, H, O;
+    const float *h;                   /* (K, B, T, H), strides h_sk, h_sb, h_st */
+    long h_sk, h_sb, h_st;
+    const float *w, *bias;            /* (K, O, H), (K, O) */
+    const long *targets;              /* (K, B, T) */
+    float *loss;                      /* (K) out */
+    float *probs;                     /* (K, T, B, O) out: the softmax, saved for the backward */
+    const float *grad_loss;           /* (K) in (backward) */
+    float *dh;                        /* (K, B, T, H) out, strides dh_sk, dh_sb, dh_st */
+    long dh_sk, dh_sb, dh_st;
+    float *dw, *dbias;                /* (K, O, H), (K, O) out */
+};
+
+/* The readout's classes padded to whole 16-float vectors, so that the logits are a vector tile. */
+static long padded(long O) { return (O + VL - 1) / VL * VL; }
+
+/* Per step, logits (B x O) = bias + h_t W^T as a product with W^T padded by zero columns; then
+ * each row's logsumexp, loss and softmax. */
+CLONES static void readout_forward_network(const void *args, long k, float *work)
+{
+    const struct readout_args *a = args;
+    const long B = a->B, T = a->T, H = a->H, O = a->O, P = padded(O);
+    const float *w = a->w + k * O * H, *bias = a->bias + k * O;
+    float *wt = work, *bias_p = wt + H * P, *logits = bias_p + P;
+    memset(wt, 0, (H * P + P) * sizeof(float));
+    for (long o = 0; o < O; ++o) {
+        bias_p[o] = bias[o];
+        for (long j = 0; j < H; ++j)
+            wt[j * P + o] = w[o * H + j];
+    }
+    double total = 0.0;
+    for (long t = 0; t < T; ++t) {
+        const struct product logit = {H, a->h + k * a->h_sk + t * a->h_st, a->h_sb, 1, wt, P, bias_p, 0, logits, P};
+        product(&logit, B, P);
+        for (long b = 0; b < B; ++b) {
+            const float *l = logits + b * P;
+            float top = -INFINITY;
+            for (long o = 0; o < O; ++o)
+                top = l[o] > top ? l[o] : top;
+            float sum = 0.0f;
+            for (long o = 0; o < O; ++o)
+                sum += exp_poly(l[o] - top);
+            const float lse = top + logf(sum);
+            float *p = a->probs + ((k * T + t) * B + b) * O;
+            for (long o = 0; o < O; ++o)
+                p[o] = exp_poly(l[o] - lse);
+            total += lse - l[a->targets[(k * B + b) * T + t]];
+        }
+    }
+    a->loss[k] = (float)(total / (double)(B * T));
+}
+
+/* Per step, the logits' gradient G (B x O) = scale (softmax - onehot); dh_t = G W,
+ * dW += G^T h_t (G read transposed in place), db += the column sums of G. */
+CLONES static void readout_backward_network(const void *args, long k, float *g)
+{
+    const struct readout_args *a = args;
+    const long B = a->B, T = a->T, H = a->H, O = a->O;
+    const float *w = a->w + k * O * H;
+    float *dw = a->dw + k * O * H, *db = a->dbias + k * O;
+    const float scale = a->grad_loss[k] / (float)(B * T);
+    memset(dw, 0, O * H * sizeof(float));
+    memset(db, 0, O * sizeof(float));
+    for (long t = 0; t < T; ++t) {
+        for (long b = 0; b < B; ++b) {
+            const float *p = a->probs + ((k * T + t) * B + b) * O;
+            const long target = a->targets[(k * B + b) * T + t];
+            for (long o = 0; o < O; ++o) {
+                g[b * O + o] = scale * (p[o] - (o == target ? 1.0f : 0.0f));
+                db[o] += g[b * O + o];
+            }
+        }
+        const float *h = a->h + k * a->h_sk + t * a->h_st;
+        const struct product hidden_grad = {O, g, O, 1, w, H, 0, 0, a->dh + k * a->dh_sk + t * a->dh_st, a->dh_sb};
+        const struct product weight_grad = {B, g, 1, O, h, a->h_sb, dw, H, dw, H};
+        product(&hidden_grad, B, H);
+        product(&weight_grad, O, H);
+    }
+}
+
+int readout_cross_entropy_forward(const struct readout_args *a, int nthreads)
+{
+    const long P = padded(a->O);
+    return for_each_network(readout_forward_network, a, a->K, a->H * P + P + a->B * P, nthreads);
+}
+
+int readout_cross_entropy_backward(const struct readout_args *a, int nthreads)
+{
+    return for_each_network(readout_backward_network, a, a->K, a->B * a->O, nthreads);
 }

@@ -61,6 +61,14 @@ class _BackwardArgs(ctypes.Structure):
                 ("dbias", _c_ptr)]
 
 
+class _ReadoutArgs(ctypes.Structure):
+    _fields_ = [("K", _c_long), ("B", _c_long), ("T", _c_long), ("H", _c_long), ("O", _c_long),
+                ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
+                ("w", _c_ptr), ("bias", _c_ptr), ("targets", _c_ptr), ("loss", _c_ptr), ("probs", _c_ptr),
+                ("grad_loss", _c_ptr), ("dh", _c_ptr), ("dh_sk", _c_long), ("dh_sb", _c_long),
+                ("dh_st", _c_long), ("dw", _c_ptr), ("dbias", _c_ptr)]
+
+
 _library = None
 _loaded = False
 _lock = threading.Lock()
@@ -114,8 +122,9 @@ def _load():
                     errors.append(error)
                     continue
             library = ctypes.CDLL(str(target))
-            for name, args in (("lstm_forward_layer", _ForwardArgs),
-                               ("lstm_backward_layer", _BackwardArgs)):
+            for name, args in (("lstm_forward_layer", _ForwardArgs), ("lstm_backward_layer", _BackwardArgs),
+                               ("readout_cross_entropy_forward", _ReadoutArgs),
+                               ("readout_cross_entropy_backward", _ReadoutArgs)):
                 function = getattr(library, name)
                 function.argtypes = [ctypes.POINTER(args), ctypes.c_int]
                 function.restype = ctypes.c_int
@@ -129,7 +138,7 @@ def _compile(compiler: str, flags, target: Path) -> str | None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".tmp")
     os.close(handle)
     try:
-        result = subprocess.run([compiler, *flags, "-o", temporary, str(_SOURCE)],
+        result = subprocess.run([compiler, *flags, "-o", temporary, str(_SOURCE), "-lm"],
                                 capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             return f"{compiler} exited with {result.returncode}: {result.stderr.strip()[-500:]}"
@@ -201,6 +210,38 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
         _check("dw_ih", dw_ih, (K, G, I)), _check("dw_hh", dw_hh, (K, G, H)),
         _check("dbias", dbias, (K, G)))
     _call(_library.lstm_backward_layer, args)
+
+
+def readout_cross_entropy_forward(hs, weight, bias, targets, loss, probs):
+    """Per network, the mean over (t, b) of the cross-entropy of ``hs @ weight^T + bias`` against
+    ``targets``: hs (K, B, T, H; may be strided), weight (K, O, H), bias (K, O), targets (K, B, T)
+    int64; writes ``loss`` (K) and the softmax ``probs`` (K, T, B, O) the backward pass reads."""
+    K, B, T, H = hs.shape
+    O = weight.shape[1]
+    args = _ReadoutArgs(K, B, T, H, O, _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3],
+                        _check("weight", weight, (K, O, H)), _check("bias", bias, (K, O)),
+                        _check_targets(targets, (K, B, T)), _check("loss", loss, (K,)),
+                        _check("probs", probs, (K, T, B, O)))
+    _call(_library.readout_cross_entropy_forward, args)
+
+
+def readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss, dh, dw, dbias):
+    """The gradients of :func:`readout_cross_entropy_forward` for ``grad_loss`` (K): writes ``dh``
+    (K, B, T, H; may be strided), ``dw`` (K, O, H) and ``dbias`` (K, O)."""
+    K, B, T, H = hs.shape
+    O = weight.shape[1]
+    args = _ReadoutArgs(K, B, T, H, O, _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3],
+                        _check("weight", weight, (K, O, H)), None, _check_targets(targets, (K, B, T)), None,
+                        _check("probs", probs, (K, T, B, O)), _check("grad_loss", grad_loss, (K,)),
+                        _check("dh", dh, (K, B, T, H), False), *dh.stride()[:3], _check("dw", dw, (K, O, H)),
+                        _check("dbias", dbias, (K, O)))
+    _call(_library.readout_cross_entropy_backward, args)
+
+
+def _check_targets(targets, shape):
+    if targets.dtype != torch.int64 or not targets.is_cpu or targets.shape != shape or not targets.is_contiguous():
+        raise ValueError(f"targets must be contiguous int64 on the CPU of shape {tuple(shape)}")
+    return targets.data_ptr()
 
 
 def _call(function, args):

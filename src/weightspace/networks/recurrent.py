@@ -110,6 +110,13 @@ class RecurrentArchitecture:
 
         With ``return_hidden`` the last layer's hidden sequence ``(K, B, T, H)`` is returned too.
         """
+        hidden, final_state = self.hidden(weights, x, state)
+        outputs = _project(hidden, weights["readout.weight"], weights["readout.bias"])
+        return (outputs, final_state, hidden) if return_hidden else (outputs, final_state)
+
+    def hidden(self, weights: Population, x: torch.Tensor, state=None):
+        """The last layer's hidden sequence ``(K, B, T, H)`` and the final state: :meth:`forward`
+        without the readout."""
         self._check(weights, x)
         K, B, T, _ = x.shape
         if state is None:
@@ -119,9 +126,7 @@ class RecurrentArchitecture:
         for layer in range(self.num_layers):
             layer_input, final = self._layer(weights, layer, layer_input, _layer_state(state, layer))
             finals.append(final)
-        outputs = _project(layer_input, weights["readout.weight"], weights["readout.bias"])
-        final_state = _stack_states(finals)
-        return (outputs, final_state, layer_input) if return_hidden else (outputs, final_state)
+        return layer_input, _stack_states(finals)
 
     def step(self, weights: Population, x_t: torch.Tensor, state):
         """One time step for inputs ``(K, B, input_size)``; differentiable, returns (out, state)."""

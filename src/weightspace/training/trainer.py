@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..networks.readout import readout_cross_entropy
 from ..networks.weights import Population
 from ..threads import torch_ops_on_one_thread
 from .optim import PAPER_SCHEDULE, PopulationAdamW, piecewise_linear
@@ -84,13 +85,17 @@ class PopulationTrainer:
         population = Population(self.spec, self.params)
         if self.architecture.runs_compiled(population):
             with torch_ops_on_one_thread():  # see weightspace.threads
-                return self._train_step(population)
+                return self._train_step(population, compiled=True)
         return self._train_step(population)
 
-    def _train_step(self, population: Population) -> torch.Tensor:
+    def _train_step(self, population: Population, compiled: bool = False) -> torch.Tensor:
         inputs, targets = self.batch_fn(self.step)
-        logits = self.architecture.forward(population, inputs)[0]
-        losses = self.loss_fn(logits, targets)
+        if compiled and self.loss_fn is sequence_cross_entropy:  # readout and loss in one compiled node
+            hidden = self.architecture.hidden(population, inputs)[0]
+            losses = readout_cross_entropy(hidden, population["readout.weight"], population["readout.bias"], targets)
+        else:
+            logits = self.architecture.forward(population, inputs)[0]
+            losses = self.loss_fn(logits, targets)
         for p in self.params.values():
             p.grad = None
         losses.sum().backward()
