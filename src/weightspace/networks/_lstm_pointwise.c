@@ -10,7 +10,8 @@
  * register-blocked products on data just computed, instead of passes over (K, B, T, 4H) tensors.
  * A network's numbers do not depend on the thread count, on K or on which thread works it.
  * Tensors with a (K, B, T) stride triple may be strided views (unit stride in the last dim); the
- * others are contiguous.
+ * others are contiguous. At the end of the file: the readout and the sequence cross-entropy of a
+ * population, fused the same way (networks/readout.py).
  *
  * exp is a branch-free polynomial (Cephes expf, about 1 ulp) so that the row loop vectorises:
  * glibc's expf is only vectorised (libmvec) under -ffast-math, and scalar it is slower than the
