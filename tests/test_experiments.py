@@ -105,6 +105,19 @@ def test_unfinished_steps_of_a_group_given_in_a_row_are_computed_together(tmp_pa
     run_steps(seeds(["t0", "t1"], x=2) + seeds(["u0", "u1"], x=3), tmp_path, progress=False)
     assert together == [[0, 1], [0, 1]]  # two groups, one call each
 
+    from weightspace.experiments.steps import Results
+
+    finished = Results()
+
+    def generator():  # reads a grouped step's result before its group is over
+        yield from seeds(["v0", "v1"], x=5)
+        assert finished["v1"].result == {"value": 5}
+        yield Step("after", "after", {}, lambda c: {"value": 0})
+
+    together.clear()
+    run_steps(generator(), tmp_path, progress=False, finished=finished)
+    assert together == [[0, 1]] and "after" in finished
+
 
 def test_steps_can_depend_on_earlier_results_and_must_read_earlier_steps(tmp_path):
     calls = Calls()

@@ -102,8 +102,7 @@ class Step:
     #: unfinished steps of one ``group`` given one after another are computed in one call,
     #: ``compute_together([(step.together_args, context), ...]) -> [result, ...]`` (the seeds of
     #: one pretraining as one batched computation); each keeps its own key, directory and result.
-    #: A step generator must not read a grouped step's result before it yields a step outside
-    #: the group.
+    #: A step generator that reads a grouped step's result (through a ``Results``) gets it.
     group: str | None = None
     compute_together: Callable[[list], list[dict]] | None = None
     together_args: object = None
@@ -192,6 +191,13 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
                                       str(w.directory.relative_to(root))))
         waiting.clear()
 
+    def wait_for(name: str) -> bool:  # the generator reads a step still gathered for its group
+        if any(w.step.name == name for w in waiting):
+            flush()
+        return name in finished
+
+    if isinstance(finished, Results):
+        finished.waiter = wait_for
     for step in steps:
         if step.name in finished or any(w.step.name == step.name for w in waiting):
             raise ValueError(f"two steps are named {step.name!r}")
@@ -211,6 +217,8 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
         if step.group is None:
             flush()
     flush()
+    if isinstance(finished, Results):
+        finished.waiter = None
     return records
 
 
