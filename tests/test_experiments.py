@@ -455,3 +455,14 @@ def test_agent_embeddings_run_end_to_end_and_reuse_finished_steps(tmp_path):
     run_cli(*args, "--set", "repair.keep=3")  # only the repair is redone
     assert {n for n, s in last_run(out).items() if s == "computed"} == {"repair/seed-3"}
     assert json.loads((out / "results.json").read_text())["repair"]["config"]["keep"] == 3
+
+
+def test_executor_ray_without_ray_installed_is_one_line(monkeypatch, tmp_path):
+    """Ray is optional: asking for it without it installed says how to get it, in one line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if not installed
+    result = CliRunner().invoke(main, ["run", "experiments/demo.toml", "--executor", "ray",
+                                       "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["error: --executor ray needs Ray: pip install 'weightspace[ray]'"]
