@@ -40,11 +40,19 @@ class Emulator(nn.Module):
     def forward(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """z (N, Z), inputs (N, R, T, input_size) -> outputs (N, R, T, output_size)
         (log-distributions for categorical outputs)."""
+        return self.outputs(self.readout(self.lstm(self.lstm_inputs(z, inputs))[0]), inputs.shape)
+
+    def lstm_inputs(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The LSTM's input sequences (N R, T, width): the inputs, embedded, with z added at BOS."""
         N, R, T, I = inputs.shape
         x = self.embed_input(inputs.reshape(N * R, T, I))
         bos = self.condition(z).repeat_interleave(R, 0)
-        x = torch.cat([x[:, :1] + bos[:, None], x[:, 1:]], 1)
-        out = self.readout(self.lstm(x)[0]).view(N, R, T, -1)
+        return torch.cat([x[:, :1] + bos[:, None], x[:, 1:]], 1)
+
+    def outputs(self, readout: torch.Tensor, input_shape) -> torch.Tensor:
+        """The readout (N R, T, output_size) as outputs (N, R, T, output_size)."""
+        N, R, T, _ = input_shape
+        out = readout.reshape(N, R, T, -1)
         return torch.log_softmax(out, -1) if self.task.output_kind == "categorical" else out
 
     @torch.no_grad()

@@ -27,7 +27,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
@@ -90,13 +89,13 @@ class _Call(nn.Module):
         return getattr(self.module, self.method)(*args)
 
 
-def _prefixed(tensors: dict, prefix: str) -> dict:
-    return {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
-
-
-def _linear(x, weight, bias):
-    """Per-seed linear maps: x (S, ..., in), weight (S, out, in), bias (S, out)."""
-    return vmap(F.linear)(x, weight, bias)
+def _per_seed(module: nn.Module, method: str, params: dict, *args):
+    """``module.method(*args)`` with each seed's parameters (leading axis of ``params`` and of the
+    tensors among ``args``; other arguments are shared)."""
+    call = _Call(module, method)
+    in_dims = (0, *(0 if isinstance(a, torch.Tensor) else None for a in args))
+    return vmap(lambda p, *a: functional_call(call, {f"module.{n}": t for n, t in p.items()}, a),
+                in_dims=in_dims)(params, *args)
 
 
 def _lstm(x, tensors: dict, prefix: str, readout: str, layers: int):
@@ -206,30 +205,21 @@ class _SeedPopulation:
         """Non-interactive probing: probes per seed, subjects as one population of S x N networks,
         E_O per seed, the reader LSTMs on the population engine, the head per seed."""
         base, params = self.encoder_base, self.encoder_params
-        probes = vmap(lambda p: functional_call(_Call(base, "probe_inputs"), _with_prefix(p, "module."), ()))(params)
+        probes = _per_seed(base, "probe_inputs", params)  # (S, M, L, X)
         S, N = next(iter(weights.values())).shape[:2]
         subjects = Population(base.spec, {n: t.reshape(S * N, *t.shape[2:]) for n, t in weights.items()})
         shared = probes.unsqueeze(1).expand(S, N, *probes.shape[1:]).reshape(S * N, *probes.shape[1:])
         outputs = base.architecture.forward(subjects, shared)[0]  # (S N, M, L, Y)
-        M, L, Y = outputs.shape[1:]
-        steps = base.subject_features(outputs).view(S, N, M, L, Y).permute(0, 1, 3, 2, 4).reshape(S, N, L, M * Y)
-        encoded = vmap(lambda p, x: functional_call(base.output_encoder, p, (x,)))(
-            _prefixed(params, "output_encoder."), steps)
+        encoded = _per_seed(base, "reader_inputs", params, outputs.view(S, N, *outputs.shape[1:]))
         return _lstm(encoded, params, "reader.", "head.", base.reader.num_layers)[:, :, -1]
 
     def _emulate(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """The seeds' emulators (see ``Emulator.forward``): z (S, N, Z), inputs (S, N, R, T, I)."""
+        """The seeds' emulators (``Emulator.forward`` with its LSTM and readout on the population
+        engine): z (S, N, Z), inputs (S, N, R, T, I) -> (S, N, R, T, O)."""
         base, params = self.emulator_base, self.emulator_params
-        S, N, R, T, I = inputs.shape
-        x = inputs.reshape(S, N * R, T, I)
-        if base.condition_at_width:
-            x = _linear(x, params["embed_input.weight"], params["embed_input.bias"])
-        if base.normalize_embedding:
-            z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        bos = _linear(z, params["project.weight"], params["project.bias"]).repeat_interleave(R, 1)
-        x = torch.cat([x[:, :, :1] + bos[:, :, None], x[:, :, 1:]], 2)
-        out = _lstm(x, params, "lstm.", "readout.", base.lstm.num_layers).reshape(S, N, R, T, -1)
-        return torch.log_softmax(out, -1) if self.task.output_kind == "categorical" else out
+        x = _per_seed(base, "lstm_inputs", params, z, inputs)  # (S, N R, T, width)
+        readout = _lstm(x, params, "lstm.", "readout.", base.lstm.num_layers)
+        return _per_seed(base, "outputs", params, readout, tuple(inputs.shape[1:]))
 
     def _losses(self, weights, features, inputs, target) -> torch.Tensor:
         """Per seed and network (S, N)."""
@@ -312,10 +302,6 @@ class _SeedPopulation:
             self.logs[i].step += 1
             self.logs[i].running.append(loss)
         bar.update(len(self.active))
-
-
-def _with_prefix(tensors: dict, prefix: str) -> dict:
-    return {prefix + name: t for name, t in tensors.items()}
 
 
 __all__ = ["NOT_BATCHED", "batching_problem", "pretrain_seeds"]

@@ -141,11 +141,15 @@ class NonInteractiveProbing(_ProbingEncoder):
 
     def read(self, outputs: torch.Tensor) -> torch.Tensor:
         """E_O, E_R and the head: subject outputs (N, M, L, Y) -> embeddings (N, Z)."""
+        _, (h_n, _) = self.reader(self.reader_inputs(outputs))
+        return self.head(h_n[-1])
+
+    def reader_inputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """E_O: subject outputs (N, M, L, Y) -> E_R's input sequence o_1 .. o_L (N, L, reader_hidden)."""
         N, M, L, Y = outputs.shape
         features = self.subject_features(outputs).to(self.codes.dtype)
         steps = features.permute(0, 2, 1, 3).reshape(N, L, M * Y)  # o_i sees all M outputs of step i
-        _, (h_n, _) = self.reader(self.output_encoder(steps))
-        return self.head(h_n[-1])
+        return self.output_encoder(steps)
 
     def encode(self, weights: Population) -> torch.Tensor:
         return self.read(self.run_subjects(weights, self.probe_inputs()))

@@ -38,7 +38,10 @@ def _ray():
 
 @dataclass
 class RayExecutor:
-    """Submits steps to a Ray cluster (``address``), or to a local Ray instance it starts."""
+    """Submits steps to a Ray cluster (``address``), or to a local Ray instance it starts; the
+    executor interface is :class:`~weightspace.experiments.steps.LocalExecutor`'s."""
+
+    concurrent = True
 
     address: str | None = None
     num_cpus: int | None = None  # of a local instance (default: Ray's, the machine's)
@@ -62,8 +65,9 @@ class RayExecutor:
                                                    options["num_cpus"], _user_registered())
 
     def wait(self, handles: list, timeout: float | None = None) -> list:
-        """The handles among ``handles`` that are done (at least one, unless ``timeout`` runs out)."""
-        done, _ = _ray().wait(handles, num_returns=1, timeout=timeout)
+        """The handles among ``handles`` that are done: at least one, or with a ``timeout`` all
+        that finish within it (maybe none)."""
+        done, _ = _ray().wait(handles, num_returns=1 if timeout is None else len(handles), timeout=timeout)
         return done
 
     def result(self, handle):

@@ -143,95 +143,58 @@ def step_directory(root, name: str, key: str) -> Path:
 
 @dataclass
 class _Waiting:
-    """A grouped step waiting for the rest of its group."""
+    """A step on its way: known (its key and directory), maybe stored, maybe computing."""
 
     step: Step
-    inputs: dict
     key: str
     directory: Path
     stored: dict | None
+    inputs: dict | None = None  # the finished inputs, once it starts
+
+
+class LocalExecutor:
+    """Computes each step here, when it is submitted, one after another (the default executor).
+    An executor has ``submit(function, resources, log) -> handle``, ``wait(handles, timeout) ->
+    the handles done``, ``result(handle)`` and ``concurrent`` (whether tasks run elsewhere, with
+    their output in ``log``)."""
+
+    concurrent = False
+
+    def submit(self, function, resources=None, log=None):
+        return _Done(function())
+
+    def wait(self, handles, timeout=None):
+        return list(handles)
+
+    def result(self, handle):
+        return handle.value
+
+
+@dataclass(eq=False)
+class _Done:
+    value: list
 
 
 def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool = True,
               finished: dict[str, Finished] | None = None, executor=None) -> list[StepRecord]:
-    """Run (or reuse) each step under ``root/steps``; returns one record per step, in order.
-    ``finished`` (filled as steps finish) is the dict a step generator reads earlier results from.
-    ``executor`` (a :class:`~weightspace.experiments.ray_executor.RayExecutor`) runs the steps as
-    concurrent tasks; the default computes them here, one after another."""
+    """Run (or reuse) each step under ``root/steps``; returns one record per step, in the order
+    given. ``finished`` (filled as steps finish) is the dict a step generator reads earlier
+    results from; as a :class:`Results`, reading a step still on its way waits for it.
+
+    ``executor``: the default (:class:`LocalExecutor`) computes each step here as soon as it can;
+    a :class:`~weightspace.experiments.ray_executor.RayExecutor` runs each step (or group computed
+    together) as a task as soon as the steps it reads have finished, while the generator goes on
+    giving the next ones. Either way the results are written and recorded the same way."""
     root = Path(root)
     finished = Results() if finished is None else finished
-    if executor is not None:
-        return _run_concurrently(steps, root, device, progress, finished, executor)
-    records: list[StepRecord] = []
-    waiting: list[_Waiting] = []
-
-    def flush():
-        """Compute the waiting group (together where it can), then record its steps in order."""
-        due = [w for w in waiting if w.stored is None]
-        together = due[0].step.compute_together if due else None
-        if len(due) > 1 and together is not None:
-            for w in due:
-                _say(progress, f"[{w.step.name}] computing (with {len(due) - 1} more of its group)")
-                _write_step_file(w.step, w.inputs, w.directory)
-            started = time.perf_counter()
-            results = together([(w.step.together_args, StepContext(w.directory, w.inputs, device, progress))
-                                for w in due])
-            seconds = round((time.perf_counter() - started) / len(due), 2)  # each step's share
-            for w, result in zip(due, results):
-                w.stored = {"result": canonical(result), "seconds": seconds}
-                storage.write_json(w.directory / RESULT_FILE, w.stored)
-                w.stored["status"] = "computed"
-        for w in waiting:
-            if w.stored is None:
-                result, seconds = _compute(w.step, w.inputs, w.directory, device, progress)
-                w.stored = {"result": result, "seconds": seconds, "status": "computed"}
-            status = w.stored.get("status", "reused")
-            finished[w.step.name] = Finished(w.step.name, w.key, w.directory, w.stored["result"])
-            records.append(StepRecord(w.step.name, w.step.kind, w.key, status, w.stored["seconds"],
-                                      str(w.directory.relative_to(root))))
-        waiting.clear()
-
-    def wait_for(name: str) -> bool:  # the generator reads a step still gathered for its group
-        if any(w.step.name == name for w in waiting):
-            flush()
-        return name in finished
-
-    if isinstance(finished, Results):
-        finished.waiter = wait_for
-    for step in steps:
-        if step.name in finished or any(w.step.name == step.name for w in waiting):
-            raise ValueError(f"two steps are named {step.name!r}")
-        if step.group is None or (waiting and waiting[0].step.group != step.group) or any(
-                w.step.name in step.inputs for w in waiting):
-            flush()
-        missing = [name for name in step.inputs if name not in finished]
-        if missing:
-            raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
-        inputs = {name: finished[name] for name in step.inputs}
-        key = step_key(step.kind, step.settings, [inputs[name].key for name in step.inputs])
-        directory = step_directory(root, step.name, key)
-        stored = _finished_result(directory)
-        if stored is not None and not (step.reusable is None or step.reusable(stored["result"])):
-            stored = None
-        waiting.append(_Waiting(step, inputs, key, directory, stored))
-        if step.group is None:
-            flush()
-    flush()
-    if isinstance(finished, Results):
-        finished.waiter = None
-    return records
-
-
-def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: dict, executor):
-    """:func:`run_steps` with ``executor``: each step (or group computed together) starts as soon
-    as the steps it reads have finished, while the generator goes on giving the next ones; results
-    are written and recorded as in the local loop, and returned in the order given."""
+    executor = LocalExecutor() if executor is None else executor
     slots: list[_Waiting] = []  # every step, in the order given
     known: dict[str, _Waiting] = {}
     records: dict[str, StepRecord] = {}
     pending: list[list[_Waiting]] = []  # units (a step, or a group) waiting for their inputs
     running: dict = {}  # task handle -> the unit it computes
     grouping: list[_Waiting] = []
+    here = progress and not executor.concurrent  # a step's own progress output: here, or its log
 
     def finish(w: _Waiting, stored: dict, status: str) -> None:
         finished[w.step.name] = Finished(w.step.name, w.key, w.directory, stored["result"])
@@ -239,47 +202,56 @@ def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: 
                                           str(w.directory.relative_to(root)))
 
     def say_progress():
-        names = [w.step.name for unit in running.values() for w in unit]
-        _say(progress, _progress_line(len(records), names, len(slots) - len(records) - len(names)))
+        if executor.concurrent:
+            names = [w.step.name for unit in running.values() for w in unit]
+            _say(progress, _progress_line(len(records), names, len(slots) - len(records) - len(names)))
 
     def submit_ready():
-        for unit in [u for u in pending if all(n in finished for w in u for n in w.step.inputs)]:
+        """Start every unit whose inputs have finished (the local executor computes it now)."""
+        while True:
+            unit = next((u for u in pending if all(n in finished for w in u for n in w.step.inputs)), None)
+            if unit is None:
+                return
             pending.remove(unit)
             for w in unit:
                 w.inputs = {name: finished[name] for name in w.step.inputs}
                 _write_step_file(w.step, w.inputs, w.directory)
+                _say(here, f"[{w.step.name}] computing" + (f" (with {len(unit) - 1} more of its group)"
+                                                           if len(unit) > 1 else ""))
+            contexts = [StepContext(w.directory, w.inputs, device, here) for w in unit]
             if len(unit) > 1:
                 function = _Together(unit[0].step.compute_together,
-                                     [(w.step.together_args, StepContext(w.directory, w.inputs, device, False))
-                                      for w in unit])
+                                     [(w.step.together_args, c) for w, c in zip(unit, contexts)])
             else:
-                function = _Single(unit[0].step.compute, StepContext(unit[0].directory, unit[0].inputs, device, False))
-            running[executor.submit(function, _resources(unit[0].step, device), unit[0].directory / LOG_FILE)] = unit
+                function = _Single(unit[0].step.compute, contexts[0])
+            handle = executor.submit(function, _resources(unit[0].step, device), unit[0].directory / LOG_FILE)
+            running[handle] = unit
             say_progress()
+            if not executor.concurrent:
+                collect(handle)
 
     def collect(handle) -> None:
         unit = running.pop(handle)
         outcomes = executor.result(handle)  # a step's own error stops the run here
         for w, (result, seconds) in zip(unit, outcomes):
-            stored = {"result": canonical(result), "seconds": seconds}
+            stored = {"result": result, "seconds": seconds}
             storage.write_json(w.directory / RESULT_FILE, stored)
             finish(w, stored, "computed")
+            _say(here, f"[{w.step.name}] computed in {seconds:g} s")
         say_progress()
+
+    def take_in(timeout=None) -> None:
+        for handle in executor.wait(list(running), timeout=timeout):
+            collect(handle)
         submit_ready()
 
     def wait_for(name: str) -> bool:
         """Until ``name`` has finished (False: no step of that name is on its way)."""
-        if name in grouping_names():
+        if any(w.step.name == name for w in grouping):
             flush()
-        while name not in finished:
-            if not running:
-                return False
-            for handle in executor.wait(list(running)):
-                collect(handle)
-        return True
-
-    def grouping_names():
-        return {w.step.name for w in grouping}
+        while name not in finished and running:
+            take_in()
+        return name in finished
 
     def flush():
         """The steps gathered for one group become units: one together, or each alone."""
@@ -296,7 +268,7 @@ def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: 
             if step.name in known:
                 raise ValueError(f"two steps are named {step.name!r}")
             if step.group is None or (grouping and grouping[0].step.group != step.group) or any(
-                    name in grouping_names() for name in step.inputs):
+                    w.step.name in step.inputs for w in grouping):
                 flush()
             missing = [name for name in step.inputs if name not in known]
             if missing:
@@ -306,7 +278,7 @@ def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: 
             stored = _finished_result(directory)
             if stored is not None and not (step.reusable is None or step.reusable(stored["result"])):
                 stored = None
-            slot = _Waiting(step, {}, key, directory, stored)
+            slot = _Waiting(step, key, directory, stored)
             slots.append(slot)
             known[step.name] = slot
             if stored is not None:
@@ -314,18 +286,13 @@ def _run_concurrently(steps, root: Path, device: str, progress: bool, finished: 
             grouping.append(slot)
             if step.group is None:
                 flush()
-            while running:  # take in what has finished meanwhile
-                done = executor.wait(list(running), timeout=0)
-                if not done:
-                    break
-                for handle in done:
-                    collect(handle)
+            if running:  # take in what has finished meanwhile
+                take_in(timeout=0)
         flush()
-        while running or pending:
-            if not running:  # cannot happen: every pending unit reads known steps only
-                raise RuntimeError(f"steps wait for inputs that never finish: {[w.step.name for u in pending for w in u]}")
-            for handle in executor.wait(list(running)):
-                collect(handle)
+        while running:
+            take_in()
+        if pending:  # cannot happen: every pending unit reads known steps only
+            raise RuntimeError(f"steps wait for inputs that never finish: {[w.step.name for u in pending for w in u]}")
     finally:
         if isinstance(finished, Results):
             finished.waiter = None
@@ -375,17 +342,6 @@ def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
     storage.write_json(directory / STEP_FILE, {
         "name": step.name, "kind": step.kind, "settings": canonical(step.settings),
         "inputs": {name: inputs[name].key for name in step.inputs}})
-
-
-def _compute(step: Step, inputs: dict, directory: Path, device: str, progress: bool):
-    _say(progress, f"[{step.name}] computing")
-    _write_step_file(step, inputs, directory)
-    started = time.perf_counter()
-    result = canonical(step.compute(StepContext(directory, inputs, device, progress)))
-    seconds = round(time.perf_counter() - started, 2)
-    storage.write_json(directory / RESULT_FILE, {"result": result, "seconds": seconds})
-    _say(progress, f"[{step.name}] computed in {seconds:g} s")
-    return result, seconds
 
 
 def _finished_result(directory: Path) -> dict | None:

@@ -96,9 +96,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     bar = tqdm(total=config.models * config.steps, initial=done_runs * config.steps, unit="net·step",
                unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{task.name} zoo")
     shards = [shard for shard in range(manifest["shards"]["total"]) if shard not in completed]
-
-    def runs_of(shard):
-        return plan[plan["shard"] == shard].reset_index(drop=True)
+    runs_of = {shard: plan[plan["shard"] == shard].reset_index(drop=True) for shard in shards}
 
     def add(shard, rows):
         """The shard's rows into the table, then the manifest (its tensors are written already)."""
@@ -116,16 +114,16 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     if executor is None:
         for shard in shards:
             bar.set_postfix_str(f"shard {shard + 1}/{manifest['shards']['total']}")
-            add(shard, _ShardJob(out, shard, runs_of(shard), task, config, device, bar)())
+            add(shard, _ShardJob(out, shard, runs_of[shard], task, config, device, bar)())
     else:
-        running = {executor.submit(_ShardJob(out, shard, runs_of(shard), task, config, device)): shard
+        running = {executor.submit(_ShardJob(out, shard, runs_of[shard], task, config, device)): shard
                    for shard in shards}
         done = {}
         while running:
             for handle in executor.wait(list(running)):
                 shard = running.pop(handle)
                 done[shard] = executor.result(handle)
-                bar.update(len(runs_of(shard)) * config.steps)
+                bar.update(len(runs_of[shard]) * config.steps)
             while shards and shards[0] in done:  # in shard order, as a local build
                 shard = shards.pop(0)
                 add(shard, done.pop(shard))
