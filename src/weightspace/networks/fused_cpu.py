@@ -160,6 +160,14 @@ def _check(name, tensor, shape, contiguous=True):
     return tensor.data_ptr()
 
 
+def _strided(name, tensor, shape):
+    """A (K, B, T, n) tensor that may be a strided view: its pointer and its (K, B, T) strides;
+    None gives null ones."""
+    if tensor is None:
+        return 0, 0, 0, 0
+    return _check(name, tensor, shape, False), *tensor.stride()[:3]
+
+
 def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, cell_from_hidden,
                   forget):
     """One layer forward over all T steps; see ``LSTMLayer`` in ``lstm_kernel``.
@@ -174,11 +182,11 @@ def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, ce
     H = h0.shape[-1]
     G, rows, saved = 4 * H, (K, B, H), (K, T, B, H)
     args = _ForwardArgs(
-        K, B, T, I, H, _check("x", x, (K, B, T, I), False), *x.stride()[:3],
+        K, B, T, I, H, *_strided("x", x, (K, B, T, I)),
         _check("weight_ih", weight_ih, (K, G, I)), _check("weight_hh", weight_hh, (K, G, H)),
         _check("bias", bias, (K, G)), _check("h0", h0, rows),
         _check("c0", c0, rows, False), *c0.stride()[:2],
-        _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3], _check("c_last", c_last, rows),
+        *_strided("hs", hs, (K, B, T, H)), _check("c_last", c_last, rows),
         _check("factors", factors, (K, T, B, 4, H)),
         _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved))
     _call(_library.lstm_forward_layer, args)
@@ -191,22 +199,20 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
     ``grad_hs`` (K, B, T, H; may be None or a strided view) is the gradient of the outputs.
     ``dh`` (K, B, H) comes in as zeros and leaves as the gradient of h0; ``dc`` comes in as the
     gradient of the last cell state and leaves as that of c0. Writes the gradients of the input
-    into ``dx`` (K, B, T, I; None when not wanted; may be a strided view), of the weights into ``dw_ih`` and ``dw_hh``
-    and of the bias into ``dbias`` (K, 4H).
+    into ``dx`` (K, B, T, I; None when not wanted; may be a strided view), of the weights into
+    ``dw_ih`` and ``dw_hh`` and of the bias into ``dbias`` (K, 4H).
     """
     K, B, T, I = x.shape
     H = h0.shape[-1]
     G, rows, saved = 4 * H, (K, B, H), (K, T, B, H)
-    grad_h = (0, 0, 0, 0) if grad_hs is None else (
-        _check("grad_hs", grad_hs, (K, B, T, H), False), *grad_hs.stride()[:3])
     args = _BackwardArgs(
-        K, B, T, I, H, _check("x", x, (K, B, T, I), False), *x.stride()[:3],
+        K, B, T, I, H, *_strided("x", x, (K, B, T, I)),
         _check("weight_ih", weight_ih, (K, G, I)), _check("weight_hh", weight_hh, (K, G, H)),
-        _check("h0", h0, rows), _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3],
+        _check("h0", h0, rows), *_strided("hs", hs, (K, B, T, H)),
         _check("factors", factors, (K, T, B, 4, H)),
         _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved),
-        *grad_h, _check("dh", dh, rows), _check("dc", dc, rows),
-        *((0, 0, 0, 0) if dx is None else (_check("dx", dx, (K, B, T, I), False), *dx.stride()[:3])),
+        *_strided("grad_hs", grad_hs, (K, B, T, H)), _check("dh", dh, rows), _check("dc", dc, rows),
+        *_strided("dx", dx, (K, B, T, I)),
         _check("dw_ih", dw_ih, (K, G, I)), _check("dw_hh", dw_hh, (K, G, H)),
         _check("dbias", dbias, (K, G)))
     _call(_library.lstm_backward_layer, args)
@@ -218,7 +224,7 @@ def readout_cross_entropy_forward(hs, weight, bias, targets, loss, probs):
     int64; writes ``loss`` (K) and the softmax ``probs`` (K, T, B, O) the backward pass reads."""
     K, B, T, H = hs.shape
     O = weight.shape[1]
-    args = _ReadoutArgs(K, B, T, H, O, _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3],
+    args = _ReadoutArgs(K, B, T, H, O, *_strided("hs", hs, (K, B, T, H)),
                         _check("weight", weight, (K, O, H)), _check("bias", bias, (K, O)),
                         _check_targets(targets, (K, B, T)), _check("loss", loss, (K,)),
                         _check("probs", probs, (K, T, B, O)))
@@ -230,10 +236,10 @@ def readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss, dh, dw
     (K, B, T, H; may be strided), ``dw`` (K, O, H) and ``dbias`` (K, O)."""
     K, B, T, H = hs.shape
     O = weight.shape[1]
-    args = _ReadoutArgs(K, B, T, H, O, _check("hs", hs, (K, B, T, H), False), *hs.stride()[:3],
+    args = _ReadoutArgs(K, B, T, H, O, *_strided("hs", hs, (K, B, T, H)),
                         _check("weight", weight, (K, O, H)), None, _check_targets(targets, (K, B, T)), None,
                         _check("probs", probs, (K, T, B, O)), _check("grad_loss", grad_loss, (K,)),
-                        _check("dh", dh, (K, B, T, H), False), *dh.stride()[:3], _check("dw", dw, (K, O, H)),
+                        *_strided("dh", dh, (K, B, T, H)), _check("dw", dw, (K, O, H)),
                         _check("dbias", dbias, (K, O)))
     _call(_library.readout_cross_entropy_backward, args)
 
