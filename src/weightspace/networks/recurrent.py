@@ -270,6 +270,10 @@ def architecture_from_spec(spec_json: dict):
         from .mlp import MLP
 
         return MLP(tuple(config["sizes"]), config["activation"])
+    if kind == "gaussian-mlp":
+        from .policy import GaussianMLP
+
+        return GaussianMLP(tuple(config["sizes"]), config["activation"])
     if kind == "mean-field-rnn":
         from .mean_field import MeanFieldRNN
 

@@ -27,6 +27,7 @@ _TASKS = Registry("task family", __name__, {
     "delayed-discrimination": ("neuroscience", "DelayedDiscrimination"),
     "sine-generation": ("neuroscience", "SineGeneration"),
     "path-integration": ("neuroscience", "PathIntegration"),
+    "ppo-trajectories": ("ppo_trajectories", "PPOTrajectories"),
 }, group="weightspace.tasks")
 
 

@@ -25,6 +25,7 @@ plots                        ``plot_columns`` (what colours the embedding figure
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -168,6 +169,18 @@ class Task:
         raise NotImplementedError
 
     def shard_task(self, runs: pd.DataFrame, config, device) -> ShardTask:
+        raise NotImplementedError
+
+    #: True for a family that trains and writes its zoo itself (:meth:`build`) instead of the
+    #: builder's shards of ``population`` runs with ``checkpoints``
+    builds_itself: ClassVar[bool] = False
+
+    def shard_count(self, config) -> int:
+        """Shards of a finished zoo (the builder's: one per ``population`` runs)."""
+        return math.ceil(config.models / config.population)
+
+    def build(self, out, config, manifest: dict, device, progress: bool) -> None:
+        """Train and write the zoo into ``out`` (its manifest is written; see :attr:`builds_itself`)."""
         raise NotImplementedError
 
     def store_rollout(self, name: str, tensor: torch.Tensor) -> torch.Tensor:

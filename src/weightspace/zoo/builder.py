@@ -13,7 +13,6 @@ an uninterrupted one would.
 from __future__ import annotations
 
 import json
-import math
 import platform
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
         "task": description["task"],
         "splits": description["splits"],
         "rollouts": description["rollouts"],
-        "shards": {"total": math.ceil(config.models / config.population), "completed": []},
+        "shards": {"total": task.shard_count(config), "completed": []},
         "table": {"file": TABLE, "rows": 0},
     }
     storage.write_json(out / MANIFEST, manifest)
@@ -86,6 +85,9 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
         raise ConfigError(f"a {task.name} zoo is built from a {task.config_class.__name__}, "
                           f"not a {type(config).__name__}")
     manifest = _prepare(out, task, config)
+    if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
+        task.build(out, config, manifest, device, progress)
+        return out
     plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
     completed = set(manifest["shards"]["completed"])

@@ -169,6 +169,19 @@ class Zoo:
             mask &= self.table["step"].isin(list(steps)).to_numpy()
         return np.flatnonzero(mask)
 
+    def trajectory_indices(self, run_id: int) -> np.ndarray:
+        """Row indices of run ``run_id``'s checkpoints in training order."""
+        rows = self.table[self.table["run_id"] == run_id]
+        if not len(rows):
+            raise ConfigError(f"{self.path} has no run {run_id} (runs {self.table['run_id'].min()}.."
+                              f"{self.table['run_id'].max()})")
+        return rows.sort_values("step", kind="stable").index.to_numpy()
+
+    def trajectory(self, run_id: int) -> torch.Tensor:
+        """Run ``run_id``'s weights at its checkpoints in training order: (T, P), each row the
+        network's weights flattened in spec order (``Population.flatten``)."""
+        return self.weights(self.trajectory_indices(run_id)).flatten()
+
     def dataset(self, split=None, steps=None, columns: Sequence[str] = ()) -> ZooDataset:
         return ZooDataset(self, self.indices(split, steps), columns)
 

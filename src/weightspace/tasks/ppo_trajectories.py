@@ -1,0 +1,332 @@
+"""PPO policy-weight trajectories (TIPL, papers 001/003): K PPO trials, a snapshot every k updates.
+
+"We run 50 independent trials with different random seeds and the total interaction steps are
+800k for InvertedPendulum-v4 and 2M for HalfCheetah-v4 ... For each trial, we collect the weights
+of 2k or 5k policies." A zoo of this family is one row per snapshot:
+
+* weights: the actor (a :class:`~weightspace.networks.policy.GaussianMLP`, log-std included);
+* rollouts: the observation-normalisation statistics of that moment (``obs_mean``, ``obs_var``,
+  ``obs_count``), without which a stored policy cannot be evaluated;
+* table: ``step`` (the gradient update), ``iteration``, ``env_step``, ``train_return`` (mean raw
+  return of the trial's last 10 finished training episodes), ``episodes`` and, for every
+  ``evaluate_every``-th snapshot and the last, ``eval_return`` (mean raw return over
+  ``eval_episodes`` fixed episodes with the mean action; NaN elsewhere).
+
+The trials train as one population (:class:`~weightspace.rl.ppo.PopulationPPO`); more trials than
+``population`` train in groups. Snapshots are written in segments of ``save_every`` PPO iterations
+(one zoo shard each); the trainer's state is saved with each segment, so a killed build resumes
+after its last finished segment with nothing lost or repeated. ``zoo.trajectory(run_id)`` gives a
+trial's (T, P) weight trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import gymnasium
+import mujoco
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from tqdm.auto import tqdm
+
+from .. import counter_rng, storage
+from ..errors import ConfigError, ZooFormatError
+from ..networks.policy import GaussianMLP
+from ..rl.mujoco import evaluate_policies, make_env, resolve_env_id
+from ..rl.ppo import RECENT_EPISODES, PopulationPPO, PPOSettings
+from ..threads import intra_op_threads
+from ..zoo.format import TABLE, shard_file
+from .base import Task, TaskConfig
+
+#: seed of the fixed evaluation episodes (their reset seeds are counter_rng draws from it)
+EVALUATION_SEED = 1
+
+
+@dataclass(frozen=True)
+class PPOTrajectoryConfig(TaskConfig):
+    """K PPO trials (CleanRL ppo_continuous_action defaults) and the snapshots stored per trial."""
+
+    models: int = field(default=50, metadata={"help": "PPO trials (paper: 50)."})
+    population: int = field(default=50, metadata={"help": "Trials trained together in one batched computation."})
+    steps: int = field(default=0, metadata={
+        "help": "Gradient updates per trial: derived from env_steps (leave at 0)."})
+    save_every: int = field(default=10, metadata={
+        "help": "PPO iterations per stored segment (a killed build resumes after the last finished one)."})
+    env: str = field(default="InvertedPendulum", metadata={
+        "help": "gymnasium MuJoCo task; -v4 (the paper's) if installed, else -v5; or a full id."})
+    env_steps: int = field(default=800_000, metadata={
+        "help": "Environment steps per trial (paper: 800k InvertedPendulum, 2M HalfCheetah)."})
+    policy_hidden: tuple[int, ...] = field(default=(8, 8), metadata={
+        "help": "Actor hidden sizes (paper: 8,8 InvertedPendulum; 256,256 HalfCheetah)."})
+    critic_hidden: tuple[int, ...] = field(default=(64, 64), metadata={"help": "Critic hidden sizes (CleanRL's)."})
+    snapshots: int = field(default=2000, metadata={
+        "help": "Snapshots per trial after the initial policy: one every total_updates // snapshots updates."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate, annealed linearly to 0."})
+    num_steps: int = field(default=2048, metadata={"help": "Environment steps per trial and rollout."})
+    num_minibatches: int = field(default=32, metadata={"help": "Minibatches per epoch."})
+    update_epochs: int = field(default=10, metadata={"help": "Passes over each rollout."})
+    gamma: float = field(default=0.99, metadata={"help": "Discount."})
+    gae_lambda: float = field(default=0.95, metadata={"help": "GAE lambda."})
+    clip_coef: float = field(default=0.2, metadata={"help": "PPO clipping."})
+    ent_coef: float = field(default=0.0, metadata={"help": "Entropy coefficient."})
+    vf_coef: float = field(default=0.5, metadata={"help": "Value-loss coefficient."})
+    max_grad_norm: float = field(default=0.5, metadata={"help": "Gradient-norm clip."})
+    eval_episodes: int = field(default=10, metadata={"help": "Fixed episodes of a recorded evaluation return."})
+    evaluate_every: int = field(default=100, metadata={
+        "help": "Snapshots between recorded evaluation returns (the last is always evaluated; 0: only it)."})
+    max_episode_steps: int = field(default=0, metadata={"help": "Episode cap (0: the environment's, 1000)."})
+
+    def __post_init__(self):
+        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
+                    for name in ("env_steps", "snapshots", "num_steps", "num_minibatches", "update_epochs",
+                                 "eval_episodes") if getattr(self, name) < 1]
+        if self.num_steps >= 1 and self.num_minibatches >= 1 and self.num_steps % self.num_minibatches:
+            problems.append(f"num_steps ({self.num_steps}) must be a multiple of num_minibatches "
+                            f"({self.num_minibatches})")
+        if self.env_steps >= 1 and self.num_steps >= 1 and self.env_steps < self.num_steps:
+            problems.append(f"env_steps ({self.env_steps}) must be at least one rollout (num_steps {self.num_steps})")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        updates = self.total_updates
+        every = max(1, updates // self.snapshots)
+        checkpoints = tuple(sorted(set(range(0, updates + 1, every)) | {updates}))
+        if self.steps not in (0, updates):
+            raise ConfigError(f"steps is derived from env_steps ({updates} updates here); leave it out")
+        if self.checkpoints is not None and tuple(self.checkpoints) != checkpoints:
+            raise ConfigError("checkpoints are derived from env_steps and snapshots; leave them out")
+        object.__setattr__(self, "steps", updates)
+        object.__setattr__(self, "checkpoints", checkpoints)
+        super().__post_init__()
+
+    @property
+    def iterations(self) -> int:
+        return self.env_steps // self.num_steps
+
+    @property
+    def total_updates(self) -> int:
+        return self.iterations * self.update_epochs * self.num_minibatches
+
+    @property
+    def snapshot_every(self) -> int:
+        return max(1, self.total_updates // self.snapshots)
+
+    @property
+    def segments(self) -> int:
+        return math.ceil(self.iterations / self.save_every)
+
+    @property
+    def groups(self) -> int:
+        return math.ceil(self.models / self.population)
+
+    def ppo_settings(self) -> PPOSettings:
+        return PPOSettings(num_steps=self.num_steps, num_minibatches=self.num_minibatches,
+                           update_epochs=self.update_epochs, learning_rate=self.learning_rate, gamma=self.gamma,
+                           gae_lambda=self.gae_lambda, clip_coef=self.clip_coef, ent_coef=self.ent_coef,
+                           vf_coef=self.vf_coef, max_grad_norm=self.max_grad_norm)
+
+
+@lru_cache(maxsize=None)
+def _env_sizes(env_id: str) -> tuple[int, int, int]:
+    env, cap = make_env(env_id)
+    return env.observation_space.shape[0], env.action_space.shape[0], cap
+
+
+class PPOTrajectories(Task):
+    """Policy-weight trajectories of PPO trials on a MuJoCo task (TIPL, papers 001/003)."""
+
+    name = "ppo-trajectories"
+    summary = "PPO policy-weight trajectories on MuJoCo (CleanRL defaults), a snapshot every k updates (TIPL)"
+    config_class = PPOTrajectoryConfig
+    plot_columns = ("run_id", "train_return")
+    builds_itself = True
+
+    def env_id(self, config) -> str:
+        return resolve_env_id(config.env)
+
+    def architecture(self, config) -> GaussianMLP:
+        observations, actions, _ = _env_sizes(self.env_id(config))
+        return GaussianMLP((observations, *config.policy_hidden, actions), "tanh")
+
+    def max_episode_steps(self, config) -> int:
+        return config.max_episode_steps or _env_sizes(self.env_id(config))[2]
+
+    def shard_count(self, config) -> int:
+        return config.groups * config.segments
+
+    def plan(self, config) -> pd.DataFrame:
+        n = config.models
+        return pd.DataFrame({"run_id": np.arange(n), "split": np.full(n, "train"),
+                             "seed": counter_rng.derive_seeds(config.seed, n)})
+
+    def describe(self, config) -> dict:
+        env_id = self.env_id(config)
+        observations = _env_sizes(env_id)[0]
+        task = {
+            "family": "PPO (CleanRL ppo_continuous_action) on a gymnasium MuJoCo task; policy-weight snapshots",
+            "environment": env_id,
+            "requested_environment": config.env,
+            "versions": {"gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__},
+            "max_episode_steps": self.max_episode_steps(config),
+            "wrappers": "ClipAction, NormalizeObservation (clip +-10), NormalizeReward(gamma) (clip +-10); "
+                        "same-step autoreset; episode e of trial k resets with seed episode_seeds(seed_k, e)",
+            "policy": f"tanh MLP {list(self.architecture(config).sizes)} for the action mean, state-independent "
+                      "log_std; orthogonal init (gain sqrt 2, last layer 0.01), zero biases",
+            "critic": f"tanh MLP {[observations, *config.critic_hidden, 1]} (orthogonal init, last layer gain 1)",
+            "ppo": {**{k: v for k, v in config.ppo_settings().__dict__.items()}, "iterations": config.iterations,
+                    "total_updates": config.total_updates},
+            "snapshot_every_updates": config.snapshot_every,
+            "step": "gradient updates (minibatch steps) before the snapshot; 0 is the initial policy",
+            "train_return": f"mean raw return of the trial's last {RECENT_EPISODES} finished training episodes",
+            "eval_return": f"mean raw return over {config.eval_episodes} fixed episodes (reset seeds from "
+                           f"EVALUATION_SEED={EVALUATION_SEED}) with the mean action and the snapshot's "
+                           "observation statistics (float32, as stored); NaN where not evaluated",
+        }
+        splits = {"rule": "every trial is 'train' in the zoo; experiments choose their test trials"}
+        rollouts = {"count": 1, "tensors": {
+            "obs_mean": {"shape": [observations], "stored_dtype": "float32",
+                         "meaning": "observation running mean at the snapshot (NormalizeObservation)"},
+            "obs_var": {"shape": [observations], "stored_dtype": "float32", "meaning": "observation running variance"},
+            "obs_count": {"shape": [1], "stored_dtype": "float32", "meaning": "samples in the running statistics"},
+        }}
+        return {"task": task, "splits": splits, "rollouts": rollouts}
+
+    def build(self, out: Path, config: PPOTrajectoryConfig, manifest: dict, device, progress: bool) -> None:
+        with intra_op_threads(1):  # tensors of a few hundred numbers: threads only add overhead
+            _TrajectoryBuild(out, self, config, manifest, progress).run()
+
+    def targets(self, zoo) -> list:
+        from ..downstream.targets import Target
+
+        return [Target("train_return", "regression", ("train_return",))]
+
+
+class _TrajectoryBuild:
+    """Train the groups of trials segment by segment; write each segment as a shard, atomically."""
+
+    def __init__(self, out: Path, task: PPOTrajectories, config: PPOTrajectoryConfig, manifest: dict, progress: bool):
+        self.out, self.task, self.config, self.manifest = out, task, config, manifest
+        self.env_id = task.env_id(config)
+        self.architecture = task.architecture(config)
+        self.plan = task.plan(config)
+        self.completed = set(manifest["shards"]["completed"])
+        self.table = pd.read_parquet(out / TABLE) if (out / TABLE).exists() and self.completed else None
+        if self.table is not None:
+            self.table = self.table[self.table["shard"].isin(self.completed)]
+        self.snapshot_updates = set(config.checkpoints)
+        done = len(self.completed) / max(1, task.shard_count(config))
+        self.bar = tqdm(total=config.models * config.total_updates, initial=int(done * config.models * config.total_updates),
+                        unit="update", unit_scale=True, disable=not progress, dynamic_ncols=True,
+                        desc=f"PPO {self.env_id} x {config.models}")
+
+    def run(self) -> None:
+        for group in range(self.config.groups):
+            shards = [group * self.config.segments + j for j in range(self.config.segments)]
+            if all(s in self.completed for s in shards):
+                (self.out / self._progress(group)).unlink(missing_ok=True)
+                continue
+            self._run_group(group)
+        self.bar.close()
+        if (self.out / "progress").is_dir() and not any((self.out / "progress").iterdir()):
+            (self.out / "progress").rmdir()
+
+    def _progress(self, group: int) -> str:
+        return f"progress/group-{group:05d}.safetensors"
+
+    def _run_group(self, group: int) -> None:
+        config = self.config
+        runs = self.plan.iloc[group * config.population:(group + 1) * config.population].reset_index(drop=True)
+        trainer = PopulationPPO(self.env_id, runs["seed"].to_numpy(), config.env_steps, config.policy_hidden,
+                                config.critic_hidden, config.ppo_settings(), self.task.max_episode_steps(config))
+        first_shard = group * config.segments
+        progress = self.out / self._progress(group)
+        segment = 0
+        if progress.exists():
+            with safe_open(progress, framework="pt") as f:
+                metadata = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            trainer.load_state_tensors({k[len("state."):]: t for k, t in tensors.items() if k.startswith("state.")})
+            segment = int(metadata["segment"])
+            if first_shard + segment not in self.completed:  # killed after the state, before the shard
+                records = {k[len("record."):]: t for k, t in tensors.items() if k.startswith("record.")}
+                self._write_shard(first_shard + segment, runs, records, json.loads(metadata["rows"]))
+            segment += 1
+            self.bar.update(len(runs) * trainer.update)
+        elif any(first_shard + j in self.completed for j in range(config.segments)):
+            raise ZooFormatError(f"{self.out}: group {group} has finished segments but no saved trainer state; "
+                                 "rebuild it in a new directory")
+        for j in range(segment, config.segments):
+            records, rows = self._train_segment(trainer, j)
+            state = {f"state.{k}": v for k, v in trainer.state_tensors().items()}
+            state.update({f"record.{k}": v for k, v in records.items()})
+            storage.write_tensors(progress, state, {"segment": str(j), "rows": json.dumps(rows)})
+            self._write_shard(first_shard + j, runs, records, rows)
+        progress.unlink(missing_ok=True)
+
+    def _train_segment(self, trainer: PopulationPPO, segment: int):
+        """Run the segment's iterations; its snapshots as stacked tensors (snapshot, K, ...) and rows."""
+        config, snapshots, rows = self.config, [], []
+
+        def take(update: int) -> None:
+            if update not in self.snapshot_updates:
+                return
+            tensors = trainer.snapshot()
+            index = config.checkpoints.index(update)
+            evaluate = update == config.total_updates or (config.evaluate_every and index % config.evaluate_every == 0)
+            evaluation = torch.full((trainer.size,), float("nan"))
+            if evaluate:
+                weights = trainer.actor().detach()
+                evaluation = evaluate_policies(
+                    self.env_id, self.architecture, weights, tensors["statistics.obs_mean"],
+                    tensors["statistics.obs_var"], config.eval_episodes, EVALUATION_SEED,
+                    self.task.max_episode_steps(config)).mean(1).float()
+            snapshots.append(tensors)
+            rows.append({"step": update, "iteration": trainer.iteration,
+                         "env_step": (trainer.iteration + 1) * config.num_steps if update else 0,
+                         "train_return": trainer.training_return().tolist(),
+                         "episodes": trainer.episodes_finished.tolist(), "eval_return": evaluation.tolist()})
+
+        if segment == 0:
+            take(0)
+        stop = min((segment + 1) * config.save_every, config.iterations)
+        while trainer.iteration < stop:
+            trainer.run_iteration(lambda update: (take(update), self.bar.update(trainer.size)))
+        if not snapshots:  # a segment between two snapshots: an empty shard keeps the numbering
+            snapshots, empty = [trainer.snapshot()], True
+        else:
+            empty = False
+        records = {name: torch.stack([s[name] for s in snapshots])[: 0 if empty else None] for name in snapshots[0]}
+        return records, rows
+
+    def _write_shard(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> None:
+        """Rows trial-major, then by update; weights and statistics with the same leading axis."""
+        K, C = len(runs), len(rows)
+        stack = lambda t: t.transpose(0, 1).reshape(K * C, *t.shape[2:])  # noqa: E731 - (C, K, ...) -> (K C, ...)
+        weights = {n[len("weights."):]: stack(t) for n, t in records.items() if n.startswith("weights.")}
+        statistics = {n[len("statistics."):]: stack(t) for n, t in records.items() if n.startswith("statistics.")}
+        if "obs_count" in statistics:
+            statistics["obs_count"] = statistics["obs_count"].reshape(-1, 1)
+        storage.write_tensors(self.out / shard_file("weights", shard), weights)
+        storage.write_tensors(self.out / shard_file("rollouts", shard), statistics)
+        table = runs.loc[np.repeat(np.arange(K), C)].reset_index(drop=True)
+        table.insert(1, "step", np.tile(np.array([r["step"] for r in rows], dtype=np.int64), K))
+        table["shard"] = shard
+        table["shard_row"] = np.arange(K * C)
+        table["iteration"] = np.tile(np.array([r["iteration"] for r in rows], dtype=np.int64), K)
+        table["env_step"] = np.tile(np.array([r["env_step"] for r in rows], dtype=np.int64), K)
+        for column in ("train_return", "episodes", "eval_return"):
+            values = np.array([r[column] for r in rows], dtype=np.float64)  # (C, K)
+            table[column] = values.T.reshape(-1)
+        first = 0 if self.table is None else len(self.table)
+        table.insert(0, "model_id", np.arange(first, first + len(table)))
+        self.table = table if self.table is None else pd.concat([self.table, table], ignore_index=True)
+        storage.write_parquet(self.out / TABLE, self.table)
+        self.completed.add(shard)
+        self.manifest["shards"]["completed"] = sorted(self.completed)
+        self.manifest["table"]["rows"] = len(self.table)
+        storage.write_json(self.out / "manifest.json", self.manifest)
