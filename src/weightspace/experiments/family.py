@@ -11,6 +11,7 @@ family              paper        module
 representations     000          :mod:`weightspace.experiments.representations`
 agent-embeddings    004          :mod:`weightspace.experiments.agent_embeddings`
 degeneracy          002          :mod:`weightspace.experiments.degeneracy`
+tipl                001/003      :mod:`weightspace.experiments.tipl`
 ==================  ===========  =======================================================
 """
 
@@ -59,6 +60,7 @@ _FAMILIES = Registry("experiment family", __package__, {
     "representations": ("representations", "Representations"),
     "agent-embeddings": ("agent_embeddings", "AgentEmbeddings"),
     "degeneracy": ("degeneracy", "Degeneracy"),
+    "tipl": ("tipl", "TIPL"),
 }, group="weightspace.experiment_families")
 
 

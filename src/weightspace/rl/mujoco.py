@@ -190,11 +190,12 @@ class MujocoEnvs:
 
 @torch.no_grad()
 def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor, obs_var: torch.Tensor,
-                      episodes: int, seed: int = 0, max_episode_steps: int | None = None,
+                      episodes: int, seed=0, max_episode_steps: int | None = None,
                       observation_clip: float = 10.0) -> torch.Tensor:
     """Raw returns (M, E) of M Gaussian policies (``weights``: a population of ``architecture``,
-    a :class:`~weightspace.networks.policy.GaussianMLP`) over the same E episodes (reset seeds
-    ``episode_seeds(seed, 0..E-1)``), each with its own frozen observation statistics
+    a :class:`~weightspace.networks.policy.GaussianMLP`) over E fixed episodes (reset seeds
+    ``episode_seeds(seed, 0..E-1)``; ``seed`` an int, the same episodes for every policy, or one
+    per policy), each with its own frozen observation statistics
     (``obs_mean``/``obs_var`` (M, O), float32 as stored) and its mean action, clipped to the
     action space. All M x E episodes run as one batched rollout."""
     env, default_cap = make_env(env_id)
@@ -204,11 +205,12 @@ def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor
     var = obs_var.double().numpy().repeat(E, 0)
     low, high = env.action_space.low, env.action_space.high
     datas = [mujoco.MjData(env.model) for _ in range(M * E)]
-    reset_seeds = episode_seeds(np.full(E, seed), np.arange(E))
+    policy_seeds = np.broadcast_to(np.asarray(seed, dtype=np.int64), (M,))
+    reset_seeds = episode_seeds(np.repeat(policy_seeds, E), np.tile(np.arange(E), M))
     raw = np.empty((M * E, env.observation_space.shape[0]))
     for i, data in enumerate(datas):
         env.data = data
-        raw[i], _ = env.reset(seed=int(reset_seeds[i % E]))
+        raw[i], _ = env.reset(seed=int(reset_seeds[i]))
     returns = np.zeros(M * E)
     alive = np.ones(M * E, dtype=bool)
     for _ in range(cap):
