@@ -118,6 +118,8 @@ class TIPLExperiment:
             raise ValueError("give at least one seed and one [environments.NAME] table")
         if self.test_trials < 1:
             raise ValueError(f"test_trials must be >= 1 (got {self.test_trials})")
+        if self.model.seed != TIPLConfig().seed:
+            raise ValueError("[model] seed: the transformer's and the forecaster's seeds are the experiment's `seeds`")
         labels = [v.label for v in self.svd]
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"give one or more different [[svd]] variants (got {labels})")

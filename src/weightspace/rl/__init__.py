@@ -1,4 +1,5 @@
-"""Reinforcement learning for populations: batched CartPole, survival time, population DQN."""
+"""Reinforcement learning for populations: batched CartPole, survival time, population DQN;
+MuJoCo environments with CleanRL's wrappers and population PPO (``mujoco``, ``ppo``: imported on use)."""
 
 from .cartpole import CARTPOLE_NET, PAPER_MAX_EPISODE_STEPS, CartPoleBatch, test_initial_states
 from .dqn import DQNRuns, DQNSettings, PopulationDQN

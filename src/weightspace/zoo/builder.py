@@ -84,6 +84,8 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     elif not isinstance(config, task.config_class):
         raise ConfigError(f"a {task.name} zoo is built from a {task.config_class.__name__}, "
                           f"not a {type(config).__name__}")
+    if task.builds_itself and executor is not None:
+        raise ConfigError(f"{task.name} zoos train in one process; --executor ray does not apply to them")
     manifest = _prepare(out, task, config)
     if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
         task.build(out, config, manifest, device, progress)

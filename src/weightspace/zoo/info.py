@@ -23,7 +23,7 @@ def zoo_summary(zoo: Zoo) -> str:
         f"shards       {len(shards['completed'])} of {shards['total']} finished"
         + ("" if len(shards["completed"]) == shards["total"] else "  (incomplete: rerun the build command to resume)"),
         f"runs         {table['run_id'].nunique() if len(table) else 0} of {manifest['config']['models']}",
-        f"checkpoints  {len(table)} rows; steps {sorted(table['step'].unique().tolist()) if len(table) else []}",
+        f"checkpoints  {len(table)} rows; steps {_steps(sorted(table['step'].unique().tolist()) if len(table) else [])}",
         f"size         {_size_on_disk(zoo.path) / 2**20:.1f} MiB",
     ]
     if len(table):
@@ -40,3 +40,10 @@ def zoo_summary(zoo: Zoo) -> str:
 
 
 __all__ = ["zoo_summary"]
+
+
+def _steps(steps: list[int]) -> str:
+    """The checkpoint steps, abbreviated when there are many (a trajectory zoo has thousands)."""
+    if len(steps) <= 12:
+        return str(steps)
+    return f"{len(steps)} from {steps[0]} to {steps[-1]} ({', '.join(map(str, steps[:4]))}, ..., {steps[-1]})"

@@ -1,0 +1,120 @@
+"""The TIPL experiment family end to end on a tiny zoo: steps, report, reuse and config errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from weightspace.cli import main
+from weightspace.experiments.config import load_experiment
+from weightspace.experiments.tipl import _starts
+from weightspace.errors import ConfigError
+
+TINY = """
+family = "tipl"
+name = "tiny"
+test_trials = 2
+[base]
+models = 5
+population = 5
+num_steps = 128
+num_minibatches = 4
+update_epochs = 2
+snapshots = 48
+save_every = 4
+evaluate_every = 24
+eval_episodes = 2
+[environments.InvertedPendulum]
+env_steps = 1536
+[[svd]]
+mode = "per_run"
+rank = 6
+[[svd]]
+mode = "pooled"
+rank = 6
+anchor = true
+reconstruction = "last"
+[model]
+steps = 20
+context = 5
+width = 16
+layers = 1
+[forecast]
+horizon = 3
+starts = 2
+episodes = 2
+mlp_steps = 20
+"""
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tipl")
+    (root / "tiny.toml").write_text(TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = CliRunner().invoke(main, ["run", str(root / "tiny.toml"), "--results-dir", str(root), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return root / "tiny", root
+
+
+def test_report_has_figure_2_and_every_forecaster(finished_run):
+    out, _ = finished_run
+    report = (out / "report.md").read_text()
+    assert "figures/tipl-InvertedPendulum.png" in report and (out / "figures" / "tipl-InvertedPendulum.png").exists()
+    assert (out / "figures" / "learning-curves-InvertedPendulum.png").exists()
+    for label in ("TIPL (per-run-d6)", "TIPL (pooled-d6-anchored-from-last)", "copy-last", "linear extrapolation",
+                  "per-parameter MLP", "noise floor"):
+        assert label in report
+    results = json.loads((out / "results.json").read_text())["environments"]["InvertedPendulum"]
+    assert results["methods"] == ["tipl-per-run-d6", "tipl-pooled-d6-anchored-from-last", "copy_last", "linear", "mlp"]
+    assert len(results["wpe"]["copy_last"]["mean"]) == 3
+    assert results["test_trials"] == [3, 4]
+    # the per-run basis fits each test trajectory itself: it keeps (nearly) all of it
+    assert results["variants"]["tipl-per-run-d6"]["energy_test"] > 0.99
+
+
+def test_forecast_numbers_are_consistent(finished_run):
+    out, _ = finished_run
+    forecast = next((out / "steps" / "forecast").rglob("result.json"))
+    result = json.loads(forecast.read_text())["result"]
+    wpe, repw = result["wpe"], result["repw"]
+    j_true = np.asarray(result["j_true"])
+    for method, values in result["j_predicted"].items():
+        np.testing.assert_allclose(np.abs(np.asarray(values) - j_true), repw[method], rtol=1e-6)
+    # copy-last predicts phi_t for every h: its error can only come from the true policy moving on
+    assert all(np.asarray(wpe["copy_last"]).ravel() >= 0)
+    assert np.asarray(wpe["linear"]).shape == (len(result["pairs"]), 3)
+
+
+def test_a_second_run_reuses_every_step(finished_run):
+    out, root = finished_run
+    result = CliRunner().invoke(main, ["run", str(root / "tiny.toml"), "--results-dir", str(root), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert {step["status"] for step in run["steps"]} == {"reused"}
+
+
+def test_start_points_leave_room_for_context_and_horizon():
+    assert _starts(20, 4, 3, 3) == [4, 10, 16]
+    with pytest.raises(ConfigError, match="no start point"):
+        _starts(6, 4, 3, 2)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("test_trials = 2", "test_trials = 5"), "leave none to train on"),
+    (('mode = "per_run"', 'mode = "both"'), "mode must be pooled or per_run"),
+    (("rank = 6\n[[svd]]", "rank = 6\nunknown = 1\n[[svd]]"), "unknown"),
+    (("env_steps = 1536", "env_steps = 100"), "at least one rollout"),
+])
+def test_config_errors_are_one_line(tmp_path, change, message):
+    file = tmp_path / "bad.toml"
+    file.write_text(TINY.replace(*change, 1))
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(file)
+    result = CliRunner().invoke(main, ["run", str(file)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
