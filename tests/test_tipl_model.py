@@ -245,3 +245,21 @@ def test_defaults_are_decision_transformers():
     assert (config.learning_rate, config.weight_decay, config.batch_size) == (1e-4, 1e-4, 64)
     assert config.gradient_clip == 0.25
     assert config.activation == "relu"
+
+
+def test_change_target_adds_the_prediction_to_the_current_token_and_stays_causal():
+    from weightspace.tipl import CausalTransformer, TIPLConfig
+
+    config = TIPLConfig(width=16, layers=1, context=6, dropout=0.0, target="change")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = CausalTransformer(3, config).eval()
+    tokens = torch.randn(2, 6, 3)
+    with torch.no_grad():
+        out = model(tokens)
+        # the head starts small (GPT-2 init): the forecast starts near copy-last
+        assert (out - tokens).abs().max() < 0.2 * tokens.abs().max()
+        changed = tokens.clone()
+        changed[:, 4:] += 1.0
+        torch.testing.assert_close(model(changed)[:, :4], out[:, :4])
+        assert not torch.allclose(model(changed)[:, 4:], out[:, 4:])

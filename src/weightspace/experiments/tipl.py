@@ -59,7 +59,13 @@ class SVDSettings:
                 "predicted move inside the basis added to the last known policy, whose part outside the "
                 "basis is kept."})
 
+    target: str = field(default="", metadata={
+        "help": "The transformer's target for this variant: next (the paper) or change (residual); "
+                "empty: [model] target."})
+
     def __post_init__(self):
+        if self.target not in ("", "next", "change"):
+            raise ValueError(f"[[svd]] target must be next or change (got {self.target!r})")
         if self.mode not in ("pooled", "per_run"):
             raise ValueError(f"[[svd]] mode must be pooled or per_run (got {self.mode!r})")
         if self.reconstruction not in ("paper", "last"):
@@ -70,7 +76,12 @@ class SVDSettings:
     @property
     def label(self) -> str:
         return "-".join([self.mode.replace("_", "-"), f"d{self.rank}"] + (["anchored"] if self.anchor else [])
-                        + (["from-last"] if self.reconstruction == "last" else []))
+                        + (["from-last"] if self.reconstruction == "last" else [])
+                        + ([f"{self.target}"] if self.target else []))
+
+    def model(self, config: TIPLConfig, seed: int) -> TIPLConfig:
+        """The transformer's settings for this variant and seed."""
+        return dataclasses.replace(config, seed=seed, **({"target": self.target} if self.target else {}))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,7 +198,7 @@ def train_step(context: StepContext, zoo_name: str, config: TIPLExperiment, svd:
     train, test = _trajectories(zoo, train_runs), _trajectories(zoo, test_runs)
     train_bases, test_bases = _bases(train, test, svd)
     sequences = [_encode(t, b, svd) for t, b in zip(train, train_bases)]
-    model_config = dataclasses.replace(config.model, seed=seed)
+    model_config = svd.model(config.model, seed)
     model, losses = train_tipl(sequences, [b.singular_values for b in train_bases], zoo.spec.num_parameters,
                                model_config, progress=context.progress, device=context.device)
     storage.write_tensors(context.directory / "model.safetensors",
@@ -230,7 +241,7 @@ def _tipl_forecasts(directory, svd: SVDSettings, config: TIPLExperiment, seed: i
     """(B, H, P) forecasts of one TIPL variant from every (test trial, start) pair."""
     saved = load_file(directory / "basis.safetensors") if svd.mode == "pooled" else None
     _, bases = _bases([], test, svd, saved)
-    model = CausalTransformer(svd.rank, dataclasses.replace(config.model, seed=seed))
+    model = CausalTransformer(svd.rank, svd.model(config.model, seed))
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()
     H, C, out = config.forecast.horizon, config.model.context, []

@@ -171,7 +171,10 @@ def report_lines(config: TIPLExperiment, results: dict, out: Path) -> list[str]:
         lines.append(f"- **{v.label}**: {basis}"
                      f", d = {v.rank}" + (", each trial anchored at its initial policy" if v.anchor else "")
                      + (", predicted move added to the last known policy" if v.reconstruction == "last"
-                        else ", reconstruction u S V^T as the paper") + ".")
+                        else ", reconstruction u S V^T as the paper")
+                     + (", the transformer predicts the change from the current token" if
+                        (v.target or config.model.target) == "change" else
+                        ", the transformer predicts the next token (the paper)") + ".")
     lines.append("")
     for env, r in results["environments"].items():
         figure, curves = _figure(env, r, out)

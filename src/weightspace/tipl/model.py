@@ -55,6 +55,9 @@ class TIPLConfig:
     steps: int = field(default=2000, metadata={"help": "Gradient steps."})
     warmup: int = field(default=200, metadata={"help": "Steps of linear learning-rate warmup (DT's LambdaLR)."})
     gradient_clip: float = field(default=0.25, metadata={"help": "Maximum gradient norm (DT's)."})
+    target: str = field(default="next", metadata={
+        "help": "next: the head outputs the next token (the paper); change: it outputs the change from the "
+                "current token, which is added to it (a residual forecaster)."})
     seed: int = field(default=0, metadata={"help": "Initialisation, segment sampling and dropout."})
 
     def __post_init__(self):
@@ -67,6 +70,8 @@ class TIPLConfig:
             problems.append(f"heads ({self.heads}) must divide width ({self.width})")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must lie in [0, 1) (got {self.dropout})")
+        if self.target not in ("next", "change"):
+            problems.append(f"target must be next or change (got {self.target!r})")
         if self.activation not in ACTIVATIONS:
             problems.append(f"activation must be one of {', '.join(ACTIVATIONS)} (got {self.activation!r})")
         if not (self.learning_rate > 0 and self.weight_decay >= 0 and self.gradient_clip > 0):
@@ -126,15 +131,19 @@ class CausalTransformer(nn.Module):
         self.head = nn.Linear(config.width, token_size)
         self.register_buffer("token_mean", torch.zeros(token_size))
         self.register_buffer("token_scale", torch.ones(token_size))
+        self.register_buffer("change_scale", torch.ones(token_size))
         self.apply(_gpt2_init)
 
     def fit_standardization(self, sequences: Sequence[torch.Tensor]) -> None:
         """Per-coordinate mean and standard deviation of all training tokens (a constant coordinate keeps scale 1)."""
         stacked = torch.cat(list(sequences)).to(self.token_mean.device, torch.float64)
         scale = stacked.std(0) if len(stacked) > 1 else torch.ones_like(stacked[0])
+        changes = torch.cat([torch.diff(s.to(stacked), dim=0) for s in sequences])
+        change_scale = changes.std(0) if len(changes) > 1 else torch.ones_like(stacked[0])
         with torch.no_grad():
             self.token_mean.copy_(stacked.mean(0))
             self.token_scale.copy_(torch.where(scale > 0, scale, torch.ones_like(scale)))
+            self.change_scale.copy_(torch.where(change_scale > 0, change_scale, torch.ones_like(change_scale)))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.ndim != 3 or tokens.shape[2] != self.token_size or not 1 <= tokens.shape[1] <= self.config.context:
@@ -144,6 +153,8 @@ class CausalTransformer(nn.Module):
         x = self.embed_dropout(self.embed_norm(x + self.embed_position.weight[:tokens.shape[1]]))
         for block in self.blocks:
             x = block(x)
+        if self.config.target == "change":
+            return tokens + self.head(self.final_norm(x)) * self.change_scale
         return self.head(self.final_norm(x)) * self.token_scale + self.token_mean
 
 
