@@ -39,11 +39,11 @@ def zoo_summary(zoo: Zoo) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["zoo_summary"]
-
-
 def _steps(steps: list[int]) -> str:
     """The checkpoint steps, abbreviated when there are many (a trajectory zoo has thousands)."""
     if len(steps) <= 12:
         return str(steps)
     return f"{len(steps)} from {steps[0]} to {steps[-1]} ({', '.join(map(str, steps[:4]))}, ..., {steps[-1]})"
+
+
+__all__ = ["zoo_summary"]
