@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .reader import Zoo
 
 #: The per-checkpoint quality metric of each zoo kind, summarised by step.
-QUALITY_COLUMNS = ("performance", "accuracy", "survival_time")
+QUALITY_COLUMNS = ("performance", "accuracy", "survival_time", "train_return")
 
 
 def _size_on_disk(path) -> int:
@@ -34,6 +36,8 @@ def zoo_summary(zoo: Zoo) -> str:
         if quality is not None:
             by_step = table.groupby("step")[quality].describe()[["mean", "50%", "min", "max"]]
             by_step.columns = ["mean", "median", "min", "max"]
+            if len(by_step) > 12:  # a trajectory zoo: 11 evenly spaced snapshots and the last
+                by_step = by_step.iloc[sorted(set(np.linspace(0, len(by_step) - 1, 12).round().astype(int)))]
             lines.append(f"\n{quality} by training step:")
             lines.append(by_step.to_string(float_format=lambda v: f"{v:.3f}"))
     return "\n".join(lines)
