@@ -174,6 +174,28 @@ def test_trajectory_build_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
     assert not (out / "progress").exists()
 
 
+def test_groups_in_worker_processes_write_the_same_zoo(tmp_path):
+    two_groups = {**TINY, "models": 4, "population": 2}
+    here = build_zoo(tmp_path / "here", "ppo-trajectories", two_groups, progress=False, processes=1)
+    workers = build_zoo(tmp_path / "workers", "ppo-trajectories", two_groups, progress=False, processes=2)
+    zoo, parallel = ws.load_zoo(here), ws.load_zoo(workers)
+    assert zoo.manifest["shards"] == parallel.manifest["shards"] and len(zoo.table) == 4 * 9
+    assert zoo.table.equals(parallel.table)
+    assert torch.equal(zoo.weights().flatten(), parallel.weights().flatten())
+    # a worker killed mid-build: the build stops with one message, and a rerun finishes the same zoo
+    code = ("import sys; from weightspace.zoo import build_zoo; "
+            f"build_zoo(sys.argv[1], 'ppo-trajectories', {two_groups!r}, progress=False, processes=2)")
+    env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "4", "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    result = subprocess.run([sys.executable, "-c", code, str(killed)], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "stopped (exit code 137)" in result.stderr, result.stderr[-2000:]
+    build_zoo(killed, "ppo-trajectories", two_groups, progress=False, processes=2)
+    resumed = ws.load_zoo(killed)
+    assert zoo.table.equals(resumed.table)
+    assert torch.equal(zoo.weights().flatten(), resumed.weights().flatten())
+    assert not (killed / "progress").exists()
+
+
 def test_derived_settings_are_not_overridden(tmp_path):
     with pytest.raises(ConfigError, match="steps is derived"):
         build_zoo(tmp_path / "z", "ppo-trajectories", {**TINY, "steps": 5}, progress=False)

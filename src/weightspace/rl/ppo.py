@@ -233,9 +233,9 @@ class PopulationPPO:
         for epoch in range(s.update_epochs):
             order = torch.argsort(counter_rng.uniform(
                 self.seeds, counter_rng.stream_id("minibatch-order", self.iteration, epoch), (s.num_steps,)), dim=1)
+            shuffled = [part[rows, order] for part in batch]  # each minibatch is then a slice
             for start in range(0, s.num_steps, s.minibatch_size):
-                index = order[:, start:start + s.minibatch_size]
-                loss = self._loss(*(part[rows, index] for part in batch))
+                loss = self._loss(*(part[:, start:start + s.minibatch_size] for part in shuffled))
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.sum().backward()
                 self._clip_gradients()

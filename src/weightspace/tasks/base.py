@@ -179,8 +179,9 @@ class Task:
         """Shards of a finished zoo (the builder's: one per ``population`` runs)."""
         return math.ceil(config.models / config.population)
 
-    def build(self, out, config, manifest: dict, device, progress: bool) -> None:
-        """Train and write the zoo into ``out`` (its manifest is written; see :attr:`builds_itself`)."""
+    def build(self, out, config, manifest: dict, device, progress: bool, processes: int | None = None) -> None:
+        """Train and write the zoo into ``out`` (its manifest is written; see :attr:`builds_itself`),
+        with up to ``processes`` worker processes (None: the family's choice)."""
         raise NotImplementedError
 
     def store_rollout(self, name: str, tensor: torch.Tensor) -> torch.Tensor:

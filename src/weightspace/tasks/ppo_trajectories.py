@@ -23,6 +23,11 @@ from __future__ import annotations
 
 import json
 import math
+import queue
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,12 +41,12 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from .. import counter_rng, storage
-from ..errors import ConfigError, ZooFormatError
+from ..errors import ConfigError, WeightspaceError, ZooFormatError
 from ..networks.policy import GaussianMLP
 from ..rl.mujoco import evaluate_policies, make_env, resolve_env_id
 from ..rl.ppo import RECENT_EPISODES, PopulationPPO, PPOSettings
-from ..threads import intra_op_threads
-from ..zoo.format import TABLE, shard_file
+from ..threads import available_cores, intra_op_threads
+from ..zoo.format import TABLE, read_manifest, shard_file
 from .base import Task, TaskConfig
 
 #: seed of the fixed evaluation episodes (their reset seeds are counter_rng draws from it)
@@ -196,9 +201,13 @@ class PPOTrajectories(Task):
         }}
         return {"task": task, "splits": splits, "rollouts": rollouts}
 
-    def build(self, out: Path, config: PPOTrajectoryConfig, manifest: dict, device, progress: bool) -> None:
-        with intra_op_threads(1):  # tensors of a few hundred numbers: threads only add overhead
-            _TrajectoryBuild(out, self, config, manifest, progress).run()
+    def build(self, out: Path, config: PPOTrajectoryConfig, manifest: dict, device, progress: bool,
+              processes: int | None = None) -> None:
+        """Train the groups of trials, in ``processes`` worker processes at once (default: one per
+        core this process may use, at most one per unfinished group; 1: in this process). Each group
+        is the same computation wherever it runs and the table is kept in shard order, so the zoo is
+        the same file for file."""
+        _TrajectoryBuild(out, self, config, manifest, progress).run(processes)
 
     def targets(self, zoo) -> list:
         from ..downstream.targets import Target
@@ -224,14 +233,24 @@ class _TrajectoryBuild:
                         unit="update", unit_scale=True, disable=not progress, dynamic_ncols=True,
                         desc=f"PPO {self.env_id} x {config.models}")
 
-    def run(self) -> None:
+    def run(self, processes: int | None = None) -> None:
+        pending = []
         for group in range(self.config.groups):
             shards = [group * self.config.segments + j for j in range(self.config.segments)]
             if all(s in self.completed for s in shards):
                 (self.out / self._progress(group)).unlink(missing_ok=True)
-                continue
-            self._run_group(group)
+            else:
+                pending.append(group)
+        processes = min(len(pending), available_cores() if processes is None else processes)
+        if processes > 1:
+            self._run_in_processes(pending, processes)
+        else:
+            with intra_op_threads(1):  # tensors of a few hundred numbers: threads only add overhead
+                for group in pending:
+                    self._run_group(group)
         self.bar.close()
+        for rows in (self.out / "progress").glob("rows-*.parquet"):  # a worker's, listed just before a kill
+            rows.unlink()
         if (self.out / "progress").is_dir() and not any((self.out / "progress").iterdir()):
             (self.out / "progress").rmdir()
 
@@ -304,7 +323,11 @@ class _TrajectoryBuild:
         return records, rows
 
     def _write_shard(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> None:
-        """Rows trial-major, then by update; weights and statistics with the same leading axis."""
+        """The segment's tensor files, then its rows into the table and the manifest."""
+        self._add(shard, self._shard_files(shard, runs, records, rows))
+
+    def _shard_files(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> pd.DataFrame:
+        """Write the shard's tensors; its table rows: trial-major, then by update, as the tensors' leading axis."""
         K, C = len(runs), len(rows)
         stack = lambda t: t.transpose(0, 1).reshape(K * C, *t.shape[2:])  # noqa: E731 - (C, K, ...) -> (K C, ...)
         weights = {n[len("weights."):]: stack(t) for n, t in records.items() if n.startswith("weights.")}
@@ -320,13 +343,126 @@ class _TrajectoryBuild:
         table["iteration"] = np.tile(np.array([r["iteration"] for r in rows], dtype=np.int64), K)
         table["env_step"] = np.tile(np.array([r["env_step"] for r in rows], dtype=np.int64), K)
         for column in ("train_return", "episodes", "eval_return"):
-            values = np.array([r[column] for r in rows], dtype=np.float64)  # (C, K)
+            values = np.array([r[column] for r in rows], dtype=np.float64).reshape(C, K)
             table[column] = values.T.reshape(-1)
-        first = 0 if self.table is None else len(self.table)
-        table.insert(0, "model_id", np.arange(first, first + len(table)))
-        self.table = table if self.table is None else pd.concat([self.table, table], ignore_index=True)
+        return table
+
+    def _add(self, shard: int, table: pd.DataFrame) -> None:
+        """A written shard's rows into the table (kept in shard order, whichever group finished
+        first), then the manifest lists the shard."""
+        table = table.drop(columns="model_id", errors="ignore")
+        if self.table is not None:
+            table = pd.concat([self.table.drop(columns="model_id"), table], ignore_index=True)
+        table = table.sort_values(["shard", "shard_row"], kind="stable").reset_index(drop=True)
+        table.insert(0, "model_id", np.arange(len(table)))
+        self.table = table
         storage.write_parquet(self.out / TABLE, self.table)
         self.completed.add(shard)
         self.manifest["shards"]["completed"] = sorted(self.completed)
         self.manifest["table"]["rows"] = len(self.table)
         storage.write_json(self.out / "manifest.json", self.manifest)
+
+
+    # groups in worker processes ----------------------------------------------------------------
+    def _run_in_processes(self, groups: list[int], processes: int) -> None:
+        """Each group in a worker process (``python -c``, so no main module is re-imported); the
+        workers write their shards' tensors and progress, this process the table and the manifest.
+        A worker waits until its shard is listed before it saves the next segment's state, so a
+        kill anywhere resumes as in one process."""
+        events: queue.Queue = queue.Queue()
+        waiting, running = list(groups), {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < processes:
+                    group = waiting.pop(0)
+                    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(self.out), str(group)],
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    threading.Thread(target=_read_messages, args=(worker, group, events), daemon=True).start()
+                    running[group] = worker
+                group, message = events.get()
+                if message is None:  # the worker's output ended
+                    code = running.pop(group).wait()
+                    if code != 0:
+                        raise WeightspaceError(f"the worker training group {group} of {self.out} stopped (exit code "
+                                               f"{code}); rerun the build to resume it")
+                elif message["kind"] == "shard":
+                    rows = Path(message["rows"])
+                    self._add(message["shard"], pd.read_parquet(rows))
+                    rows.unlink()
+                    running[group].stdin.write("listed\n")
+                    running[group].stdin.flush()
+                elif message["kind"] == "updates":
+                    self.bar.update(message["count"])
+                elif message["kind"] == "error":
+                    raise WeightspaceError(message["message"])
+        finally:
+            for worker in running.values():
+                worker.kill()
+
+
+#: a worker's program: ``_work(OUT, GROUP)``
+_WORKER = "import sys; from weightspace.tasks.ppo_trajectories import _work; _work(sys.argv[1], int(sys.argv[2]))"
+#: marks a worker's messages to its parent among whatever else reaches its stdout
+_MESSAGE = "@weightspace-worker "
+
+
+def _read_messages(worker: subprocess.Popen, group: int, events: queue.Queue) -> None:
+    for line in worker.stdout:
+        if line.startswith(_MESSAGE):
+            events.put((group, json.loads(line[len(_MESSAGE):])))
+        else:
+            sys.stderr.write(line)
+    events.put((group, None))
+
+
+def _send(**message) -> None:
+    sys.stdout.write(_MESSAGE + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _work(out: str, group: int) -> None:
+    """One group of trials of the zoo being built in ``out``, in a worker process."""
+    out = Path(out)
+    try:
+        manifest = read_manifest(out)
+        task = PPOTrajectories()
+        config = task.config_from_manifest(manifest["config"])
+        build = _TrajectoryBuild(out, task, config, manifest, progress=False)
+
+        def add(shard: int, table: pd.DataFrame) -> None:
+            rows = out / "progress" / f"rows-{shard:05d}.parquet"
+            storage.write_parquet(rows, table)
+            _send(kind="shard", shard=shard, rows=str(rows))
+            if sys.stdin.readline().strip() != "listed":  # the next segment's state may now replace this one's
+                raise WeightspaceError("the build's main process went away")
+            build.completed.add(shard)
+
+        build._add = add
+        build.bar = _Relay()
+        with intra_op_threads(1):
+            build._run_group(group)
+        build.bar.close()
+    except WeightspaceError as error:
+        _send(kind="error", message=str(error))
+    except Exception as error:  # one line for the parent; the traceback goes to stderr
+        import traceback
+
+        traceback.print_exc()
+        _send(kind="error", message=f"group {group}: {type(error).__name__}: {error}")
+
+
+class _Relay:
+    """A worker's progress bar: its updates go to the parent's, about twice a second."""
+
+    def __init__(self):
+        self.count, self.sent = 0, time.monotonic()
+
+    def update(self, count: int) -> None:
+        self.count += count
+        if time.monotonic() - self.sent > 0.5:
+            self.close()
+
+    def close(self) -> None:
+        if self.count:
+            _send(kind="updates", count=self.count)
+        self.count, self.sent = 0, time.monotonic()

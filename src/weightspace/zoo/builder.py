@@ -70,12 +70,13 @@ def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
 
 
 def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, device: str = "cpu",
-              progress: bool = True, executor=None) -> Path:
+              progress: bool = True, executor=None, processes: int | None = None) -> Path:
     """Build (or resume building) a zoo of ``task`` (a Task or its registered name) with ``config``
     (the task's config, or a dict of its settings; default: the task's defaults) in ``out``.
     ``executor`` (:class:`~weightspace.experiments.ray_executor.RayExecutor`) trains the shards as
     parallel tasks; the table and the manifest still grow shard by shard, in order, so the zoo's
-    files are those a local build writes."""
+    files are those a local build writes. ``processes``: worker processes of a family that builds
+    itself (PPO trajectories; default one per available core)."""
     out = Path(out)
     device = torch.device(device)
     task = get_task(task) if isinstance(task, str) else task
@@ -88,7 +89,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
         raise ConfigError(f"{task.name} zoos train in one process; --executor ray does not apply to them")
     manifest = _prepare(out, task, config)
     if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
-        task.build(out, config, manifest, device, progress)
+        task.build(out, config, manifest, device, progress, processes)
         return out
     plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
