@@ -303,7 +303,7 @@ def forecast_step(context: StepContext, names: dict, config: TIPLExperiment, see
         returns = evaluate_policies(
             zoo.task.env_id(zoo.config), zoo.architecture, Population.unflatten(zoo.spec, policies),
             statistics["obs_mean"].repeat(groups, 1), statistics["obs_var"].repeat(groups, 1), f.episodes, seeds,
-            zoo.task.max_episode_steps(zoo.config)).mean(1).reshape(groups, B, H)
+            zoo.task.max_episode_steps(zoo.config), progress=context.progress).mean(1).reshape(groups, B, H)
     storage.write_tensors(context.directory / "forecasts.safetensors",
                           {**{f"prediction.{m}": p.contiguous() for m, p in predictions.items()},
                            "truth": truth.contiguous(), "returns": returns.float()})

@@ -28,6 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .. import counter_rng
 from ..errors import ConfigError
@@ -191,7 +192,7 @@ class MujocoEnvs:
 @torch.no_grad()
 def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor, obs_var: torch.Tensor,
                       episodes: int, seed=0, max_episode_steps: int | None = None,
-                      observation_clip: float = 10.0) -> torch.Tensor:
+                      observation_clip: float = 10.0, progress: bool = False) -> torch.Tensor:
     """Raw returns (M, E) of M Gaussian policies (``weights``: a population of ``architecture``,
     a :class:`~weightspace.networks.policy.GaussianMLP`) over E fixed episodes (reset seeds
     ``episode_seeds(seed, 0..E-1)``; ``seed`` an int, the same episodes for every policy, or one
@@ -213,7 +214,11 @@ def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor
         raw[i], _ = env.reset(seed=int(reset_seeds[i]))
     returns = np.zeros(M * E)
     alive = np.ones(M * E, dtype=bool)
+    bar = tqdm(total=cap, desc=f"evaluate {M} policies x {E} episodes", unit="step", disable=not progress,
+               dynamic_ncols=True)
     for _ in range(cap):
+        bar.update(1)
+        bar.set_postfix(running=int(alive.sum()))
         obs = torch.from_numpy(normalize_observations(raw, mean, var, observation_clip).astype(np.float32))
         actions = architecture.mean(weights, obs.view(M, E, -1)).reshape(M * E, -1).double().numpy()
         actions = np.clip(actions, low, high)
@@ -224,4 +229,5 @@ def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor
             alive[i] = not terminated
         if not alive.any():
             break
+    bar.close()
     return torch.from_numpy(returns.reshape(M, E))
