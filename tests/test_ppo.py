@@ -88,6 +88,15 @@ def test_population_member_equals_the_trial_alone():
     assert not torch.equal(together.parameters["actor.0.weight"][0], together.parameters["actor.0.weight"][1])
 
 
+def test_a_halfcheetah_population_trains():
+    ppo = PopulationPPO("HalfCheetah-v4", [0, 1], 64, (16, 16), (16, 16),
+                        PPOSettings(num_steps=64, num_minibatches=2, update_epochs=1))
+    before = ppo.actor().flatten().clone()
+    ppo.run_iteration()
+    assert ppo.actor()["log_std"].shape == (2, 6) and ppo.envs.observation_size == 17
+    assert ppo.update == 2 and not torch.equal(before, ppo.actor().detach().flatten())
+
+
 def test_initialisation_is_cleanrl_layer_init():
     ppo = PopulationPPO(ENV, [3, 4], 128, (8, 8), (64, 64), SMALL)
     w = ppo.parameters["actor.2.weight"][0]
