@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..networks import LSTM
 from ..networks.weights import Population
+from ..training.optim import clip_grad_norm_per_network
 from ..zoo.reader import Zoo
 from .emulator import emulation_loss
 from .pretrain import (PretrainConfig, _batch_for_step, _best_so_far, _check_out, _Data, _features, _load_state,
@@ -229,14 +230,8 @@ class _SeedPopulation:
 
     def _clip(self) -> None:
         """Each seed's gradients clipped by its own norm, as ``clip_grad_norm_`` clips a run alone."""
-        groups = self.groups if self.config.separate_clipping else [self.parameters]
-        for group in groups:
-            grads = [p.grad for p in group if p.grad is not None]
-            norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), 2, dim=1) for g in grads])
-            coefficient = (self.config.gradient_clip / (torch.linalg.vector_norm(norms, 2, dim=0) + 1e-6))
-            coefficient = coefficient.clamp(max=1.0)
-            for g in grads:
-                g.mul_(coefficient.view(-1, *[1] * (g.ndim - 1)))
+        for group in self.groups if self.config.separate_clipping else [self.parameters]:
+            clip_grad_norm_per_network(group, self.config.gradient_clip)
 
     @torch.no_grad()
     def _validation_losses(self) -> list[float]:

@@ -94,7 +94,7 @@ def gather_results(config: TIPLExperiment, finished: dict, out: Path) -> dict:
     return {"seed": seed, "environments": environments}
 
 
-def _figure(env: str, result: dict, out: Path) -> str:
+def _figure(env: str, result: dict, out: Path) -> tuple[str, str]:
     from ..plotting import pyplot
 
     plt = pyplot()

@@ -226,11 +226,6 @@ class GRU(RecurrentArchitecture):
     kind = "gru"
     gates = 3
 
-    def runs_compiled(self, weights: Population) -> bool:
-        """Whether :meth:`forward` runs these weights through the compiled kernel (LSTMs with
-        float32 weights on the CPU), which splits its work over threads by itself."""
-        return False
-
     def _input_bias(self, weights, layer):
         return weights[f"rnn.bias_ih_l{layer}"]  # b_hn sits inside r * (W_hn h + b_hn)
 

@@ -22,6 +22,7 @@ with each policy's frozen observation statistics and its mean action.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import gymnasium as gym
@@ -40,6 +41,7 @@ NORMALIZE_EPSILON = 1e-8
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
+@functools.lru_cache(maxsize=None)  # it builds the environment (the model's XML compiled) to find out
 def resolve_env_id(name: str) -> str:
     """``InvertedPendulum`` -> ``InvertedPendulum-v4`` (the paper's) if gymnasium and MuJoCo
     provide it, else ``-v5``; a name with a version is taken as given."""

@@ -12,7 +12,8 @@ computation for all K trials. The loop reads as CleanRL's does:
    treated as terminated, as in CleanRL);
 4. ``update_epochs`` passes over ``num_minibatches`` shuffled minibatches: clipped surrogate,
    clipped value loss, entropy bonus, per-minibatch advantage normalisation, gradient norm clipped
-   to ``max_grad_norm`` over all of a trial's parameters, Adam (eps 1e-5).
+   to ``max_grad_norm`` over all of a trial's parameters (``clip_grad_norm_per_network``), Adam
+   (eps 1e-5).
 
 The sum of the trials' losses is differentiated once; each trial's gradient is that of its own
 loss, its clipping uses its own norm, and Adam is elementwise, so a trial trains as it would alone
@@ -33,6 +34,7 @@ from .. import counter_rng
 from ..networks.mlp import MLP
 from ..networks.policy import GaussianMLP
 from ..networks.weights import Population
+from ..training.optim import clip_grad_norm_per_network
 from .mujoco import MujocoEnvs
 
 #: finished training episodes averaged into a snapshot's training return
@@ -216,14 +218,6 @@ class PopulationPPO:
             v_loss = 0.5 * ((new_value - returns) ** 2).mean(1)
         return pg_loss - s.ent_coef * entropy + v_loss * s.vf_coef
 
-    def _clip_gradients(self) -> None:
-        grads = [p.grad for p in self.parameters.values()]
-        norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), 2, dim=1)
-                                                      for g in grads]), 2, dim=0)
-        coefficient = torch.clamp(self.settings.max_grad_norm / (norms + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(coefficient.view(-1, *[1] * (g.ndim - 1)))
-
     def run_iteration(self, on_update: Callable[[int], None] | None = None) -> None:
         s, K = self.settings, self.size
         if s.anneal_lr:
@@ -238,7 +232,7 @@ class PopulationPPO:
                 loss = self._loss(*(part[:, start:start + s.minibatch_size] for part in shuffled))
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.sum().backward()
-                self._clip_gradients()
+                clip_grad_norm_per_network(self.parameters.values(), s.max_grad_norm)
                 self.optimizer.step()
                 self.update += 1
                 if on_update is not None:

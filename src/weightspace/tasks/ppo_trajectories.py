@@ -21,6 +21,7 @@ trial's (T, P) weight trajectory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import queue
@@ -46,7 +47,8 @@ from ..networks.policy import GaussianMLP
 from ..rl.mujoco import evaluate_policies, make_env, resolve_env_id
 from ..rl.ppo import RECENT_EPISODES, PopulationPPO, PPOSettings
 from ..threads import available_cores, intra_op_threads
-from ..zoo.format import TABLE, read_manifest, shard_file
+from ..zoo.builder import ZooTable
+from ..zoo.format import read_manifest, shard_file
 from .base import Task, TaskConfig
 
 #: seed of the fixed evaluation episodes (their reset seeds are counter_rng draws from it)
@@ -183,7 +185,7 @@ class PPOTrajectories(Task):
             "policy": f"tanh MLP {list(self.architecture(config).sizes)} for the action mean, state-independent "
                       "log_std; orthogonal init (gain sqrt 2, last layer 0.01), zero biases",
             "critic": f"tanh MLP {[observations, *config.critic_hidden, 1]} (orthogonal init, last layer gain 1)",
-            "ppo": {**{k: v for k, v in config.ppo_settings().__dict__.items()}, "iterations": config.iterations,
+            "ppo": {**dataclasses.asdict(config.ppo_settings()), "iterations": config.iterations,
                     "total_updates": config.total_updates},
             "snapshot_every_updates": config.snapshot_every,
             "step": "gradient updates (minibatch steps) before the snapshot; 0 is the initial policy",
@@ -218,15 +220,15 @@ class PPOTrajectories(Task):
 class _TrajectoryBuild:
     """Train the groups of trials segment by segment; write each segment as a shard, atomically."""
 
-    def __init__(self, out: Path, task: PPOTrajectories, config: PPOTrajectoryConfig, manifest: dict, progress: bool):
-        self.out, self.task, self.config, self.manifest = out, task, config, manifest
+    def __init__(self, out: Path, task: PPOTrajectories, config: PPOTrajectoryConfig, manifest: dict, progress: bool,
+                 publish: bool = True):
+        self.out, self.task, self.config = out, task, config
         self.env_id = task.env_id(config)
         self.architecture = task.architecture(config)
         self.plan = task.plan(config)
         self.completed = set(manifest["shards"]["completed"])
-        self.table = pd.read_parquet(out / TABLE) if (out / TABLE).exists() and self.completed else None
-        if self.table is not None:
-            self.table = self.table[self.table["shard"].isin(self.completed)]
+        #: a written shard's rows into the zoo's table and manifest (a worker sends them to its parent)
+        self.publish = ZooTable(out, manifest).add if publish else None
         self.snapshot_updates = set(config.checkpoints)
         done = len(self.completed) / max(1, task.shard_count(config))
         self.bar = tqdm(total=config.models * config.total_updates, initial=int(done * config.models * config.total_updates),
@@ -295,7 +297,7 @@ class _TrajectoryBuild:
             if update not in self.snapshot_updates:
                 return
             tensors = trainer.snapshot()
-            index = config.checkpoints.index(update)
+            index = update // config.snapshot_every  # the snapshot's number (the last is evaluated anyway)
             evaluate = update == config.total_updates or (config.evaluate_every and index % config.evaluate_every == 0)
             evaluation = torch.full((trainer.size,), float("nan"))
             if evaluate:
@@ -324,7 +326,8 @@ class _TrajectoryBuild:
 
     def _write_shard(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> None:
         """The segment's tensor files, then its rows into the table and the manifest."""
-        self._add(shard, self._shard_files(shard, runs, records, rows))
+        self.publish(shard, self._shard_files(shard, runs, records, rows))
+        self.completed.add(shard)
 
     def _shard_files(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> pd.DataFrame:
         """Write the shard's tensors; its table rows: trial-major, then by update, as the tensors' leading axis."""
@@ -346,22 +349,6 @@ class _TrajectoryBuild:
             values = np.array([r[column] for r in rows], dtype=np.float64).reshape(C, K)
             table[column] = values.T.reshape(-1)
         return table
-
-    def _add(self, shard: int, table: pd.DataFrame) -> None:
-        """A written shard's rows into the table (kept in shard order, whichever group finished
-        first), then the manifest lists the shard."""
-        table = table.drop(columns="model_id", errors="ignore")
-        if self.table is not None:
-            table = pd.concat([self.table.drop(columns="model_id"), table], ignore_index=True)
-        table = table.sort_values(["shard", "shard_row"], kind="stable").reset_index(drop=True)
-        table.insert(0, "model_id", np.arange(len(table)))
-        self.table = table
-        storage.write_parquet(self.out / TABLE, self.table)
-        self.completed.add(shard)
-        self.manifest["shards"]["completed"] = sorted(self.completed)
-        self.manifest["table"]["rows"] = len(self.table)
-        storage.write_json(self.out / "manifest.json", self.manifest)
-
 
     # groups in worker processes ----------------------------------------------------------------
     def _run_in_processes(self, groups: list[int], processes: int) -> None:
@@ -387,7 +374,7 @@ class _TrajectoryBuild:
                                                f"{code}); rerun the build to resume it")
                 elif message["kind"] == "shard":
                     rows = Path(message["rows"])
-                    self._add(message["shard"], pd.read_parquet(rows))
+                    self.publish(message["shard"], pd.read_parquet(rows))
                     rows.unlink()
                     running[group].stdin.write("listed\n")
                     running[group].stdin.flush()
@@ -427,7 +414,7 @@ def _work(out: str, group: int) -> None:
         manifest = read_manifest(out)
         task = PPOTrajectories()
         config = task.config_from_manifest(manifest["config"])
-        build = _TrajectoryBuild(out, task, config, manifest, progress=False)
+        build = _TrajectoryBuild(out, task, config, manifest, progress=False, publish=False)
 
         def add(shard: int, table: pd.DataFrame) -> None:
             rows = out / "progress" / f"rows-{shard:05d}.parquet"
@@ -435,9 +422,8 @@ def _work(out: str, group: int) -> None:
             _send(kind="shard", shard=shard, rows=str(rows))
             if sys.stdin.readline().strip() != "listed":  # the next segment's state may now replace this one's
                 raise WeightspaceError("the build's main process went away")
-            build.completed.add(shard)
 
-        build._add = add
+        build.publish = add
         build.bar = _Relay()
         with intra_op_threads(1):
             build._run_group(group)

@@ -20,6 +20,18 @@ def piecewise_linear(step: int, total_steps: int, knots: Sequence[tuple[float, f
 
 
 @torch.no_grad()
+def clip_grad_norm_per_network(parameters, max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_`` for tensors with a leading network axis: each network's
+    gradients (over all of ``parameters``) are scaled by ``max_norm / (its norm + 1e-6)`` where
+    that is below 1, as each would be clipped trained alone."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), 2, dim=1) for g in grads])
+    coefficient = torch.clamp(max_norm / (torch.linalg.vector_norm(norms, 2, dim=0) + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coefficient.view(-1, *[1] * (g.ndim - 1)))
+
+
+@torch.no_grad()
 def adamw_update(params: dict[str, torch.Tensor], exp_avg: dict[str, torch.Tensor],
                  exp_avg_sq: dict[str, torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
                  step: int, betas=(0.9, 0.999), eps: float = 1e-8, rows: torch.Tensor | None = None) -> None:

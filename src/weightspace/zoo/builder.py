@@ -93,10 +93,8 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
         return out
     plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
-    completed = set(manifest["shards"]["completed"])
-    table = pd.read_parquet(out / TABLE) if (out / TABLE).exists() else None
-    if table is not None:
-        table = table[table["shard"].isin(completed)]
+    zoo_table = ZooTable(out, manifest)
+    completed = zoo_table.completed
     done_runs = int(plan["shard"].isin(completed).sum())
     bar = tqdm(total=config.models * config.steps, initial=done_runs * config.steps, unit="net·step",
                unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{task.name} zoo")
@@ -104,16 +102,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     runs_of = {shard: plan[plan["shard"] == shard].reset_index(drop=True) for shard in shards}
 
     def add(shard, rows):
-        """The shard's rows into the table, then the manifest (its tensors are written already)."""
-        nonlocal table
-        first_row = 0 if table is None else len(table)
-        rows.insert(0, "model_id", np.arange(first_row, first_row + len(rows)))
-        table = rows if table is None else pd.concat([table, rows], ignore_index=True)
-        storage.write_parquet(out / TABLE, table)
-        completed.add(shard)
-        manifest["shards"]["completed"] = sorted(completed)
-        manifest["table"]["rows"] = len(table)
-        storage.write_json(out / MANIFEST, manifest)
+        zoo_table.add(shard, rows)
         (out / _progress_file(shard)).unlink(missing_ok=True)
 
     if executor is None:
@@ -136,6 +125,31 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
         (out / "progress").rmdir()
     return out
+
+
+class ZooTable:
+    """The table and the manifest of a zoo being built. A finished shard's rows go in once its
+    tensor files are written: the table is rewritten (kept in shard order, whichever shard finished
+    first, with ``model_id`` its row number), then the manifest lists the shard."""
+
+    def __init__(self, out: Path, manifest: dict):
+        self.out, self.manifest = out, manifest
+        self.completed = set(manifest["shards"]["completed"])
+        table = pd.read_parquet(out / TABLE) if (out / TABLE).exists() else None
+        self.table = None if table is None else table[table["shard"].isin(self.completed)]
+
+    def add(self, shard: int, rows: pd.DataFrame) -> None:
+        rows = rows.drop(columns="model_id", errors="ignore")
+        if self.table is not None:
+            rows = pd.concat([self.table.drop(columns="model_id"), rows], ignore_index=True)
+        table = rows.sort_values(["shard", "shard_row"], kind="stable").reset_index(drop=True)
+        table.insert(0, "model_id", np.arange(len(table)))
+        self.table = table
+        storage.write_parquet(self.out / TABLE, table)
+        self.completed.add(shard)
+        self.manifest["shards"]["completed"] = sorted(self.completed)
+        self.manifest["table"]["rows"] = len(table)
+        storage.write_json(self.out / MANIFEST, self.manifest)
 
 
 class _ShardJob:
