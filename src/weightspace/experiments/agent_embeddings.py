@@ -443,6 +443,7 @@ def experiment_steps(config: AgentEmbeddingsExperiment):
 class AgentEmbeddings(Family):
     name = FAMILY
     summary = "paper 004: CartPoleGen, a VAE over CartPole policy networks, and what it shows"
+    report_module = "agent_embeddings_report"
     cpu_threads = 1  # small batched rollouts and VAE batches of 10: see weightspace.threads
 
     def config(self, data: dict, where: str) -> AgentEmbeddingsExperiment:
@@ -452,13 +453,3 @@ class AgentEmbeddings(Family):
 
     def steps(self, config, finished):
         return experiment_steps(config)
-
-    def results(self, config, finished, out):
-        from .agent_embeddings_report import gather_results
-
-        return gather_results(config, finished, out)
-
-    def report(self, config, results, out):
-        from .agent_embeddings_report import report_lines
-
-        return report_lines(config, results, out)

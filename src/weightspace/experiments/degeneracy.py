@@ -243,6 +243,7 @@ def experiment_steps(config: DegeneracyExperiment):
 class Degeneracy(Family):
     name = FAMILY
     summary = "paper 002: solution degeneracy of task-trained RNNs at behaviour, dynamics and weight level"
+    report_module = "degeneracy_report"
     # small per-step matrices; with another process on one core, 2 threads made the batched DSA
     # search 4x slower than 1 (measured with benchmarks/degeneracy.py --threads)
     cpu_threads = 1
@@ -257,13 +258,3 @@ class Degeneracy(Family):
 
     def steps(self, config, finished: dict[str, Finished]):
         return experiment_steps(config)
-
-    def results(self, config, finished, out):
-        from .degeneracy_report import gather_results
-
-        return gather_results(config, finished, out)
-
-    def report(self, config, results, out):
-        from .degeneracy_report import report_lines
-
-        return report_lines(config, results, out)

@@ -17,6 +17,7 @@ tipl                001/003      :mod:`weightspace.experiments.tipl`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -43,14 +44,24 @@ class Family:
         """The pipeline, in order; may read ``finished`` (the results of the steps run so far)."""
         raise NotImplementedError
 
+    #: the module of this package with the family's report template: its ``gather_results`` and
+    #: ``report_lines`` are :meth:`results` and :meth:`report` (imported on first use); a family
+    #: from another package overrides those two instead
+    report_module: ClassVar[str] = ""
+
     def results(self, config, finished: dict[str, Finished], out: Path) -> dict:
         """The report's numbers (written to results.json), from the steps' results."""
-        raise NotImplementedError
+        return self._template().gather_results(config, finished, out)
 
     def report(self, config, results: dict, out: Path) -> list[str]:
         """The report's Markdown lines (the shared writer adds the steps section); may draw
         figures into ``out / "figures"``."""
-        raise NotImplementedError
+        return self._template().report_lines(config, results, out)
+
+    def _template(self):
+        if not self.report_module:
+            raise NotImplementedError(f"{self!r} names no report module")
+        return importlib.import_module(f"{__package__}.{self.report_module}")
 
     def __repr__(self) -> str:
         return f"<experiment family {self.name}>"

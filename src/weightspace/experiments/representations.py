@@ -406,6 +406,7 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
 class Representations(Family):
     name = FAMILY
     summary = "paper 000: encoders pretrained by emulation, compared on downstream prediction"
+    report_module = "representations_report"
 
     def config(self, data: dict, where: str) -> RepresentationsExperiment:
         data = dict(data)
@@ -422,8 +423,3 @@ class Representations(Family):
 
     def results(self, config, finished, out):
         return gather_results(config, finished, out)
-
-    def report(self, config, results, out):
-        from .representations_report import report_lines
-
-        return report_lines(config, results, out)

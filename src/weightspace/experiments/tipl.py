@@ -346,6 +346,7 @@ def experiment_steps(config: TIPLExperiment):
 class TIPL(Family):
     name = FAMILY
     summary = "papers 001/003: PPO policy-weight trajectories, Temporal SVD, a causal transformer (TIPL)"
+    report_module = "tipl_report"
 
     def config(self, data: dict, where: str) -> TIPLExperiment:
         try:
@@ -357,16 +358,6 @@ class TIPL(Family):
 
     def steps(self, config, finished: dict[str, Finished]):
         return experiment_steps(config)
-
-    def results(self, config, finished, out):
-        from .tipl_report import gather_results
-
-        return gather_results(config, finished, out)
-
-    def report(self, config, results, out):
-        from .tipl_report import report_lines
-
-        return report_lines(config, results, out)
 
 
 __all__ = ["BASELINES", "ForecastSettings", "SVDSettings", "TIPL", "TIPLExperiment", "experiment_steps"]
