@@ -6,9 +6,6 @@ import numpy as np
 
 from .reader import Zoo
 
-#: The per-checkpoint quality metric of each zoo kind, summarised by step.
-QUALITY_COLUMNS = ("performance", "accuracy", "survival_time", "train_return")
-
 
 def _size_on_disk(path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -32,8 +29,8 @@ def zoo_summary(zoo: Zoo) -> str:
         runs = table.drop_duplicates("run_id")
         counts = runs["split"].value_counts()
         lines.append("splits       " + ", ".join(f"{s}: {counts.get(s, 0)} runs" for s in ("train", "val", "ood")))
-        quality = next((c for c in QUALITY_COLUMNS if c in table.columns), None)
-        if quality is not None:
+        quality = zoo.task.plot_columns[1]  # the family's quality column, summarised by step
+        if quality in table.columns:
             by_step = table.groupby("step")[quality].describe()[["mean", "50%", "min", "max"]]
             by_step.columns = ["mean", "median", "min", "max"]
             if len(by_step) > 12:  # a trajectory zoo: 11 evenly spaced snapshots and the last
