@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from ..errors import ConfigError
 
@@ -95,6 +96,7 @@ class ParameterMLPForecaster(nn.Module):
         device = self.scale.device
         num_parameters = trajectories[0].shape[1]
         times_available = torch.tensor([len(t) - self.window for t in trajectories])
+        padded = pad_sequence(trajectories, batch_first=True)  # one tensor to draw every batch from
         offsets = torch.arange(self.window + 1)
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
@@ -108,11 +110,7 @@ class ParameterMLPForecaster(nn.Module):
             which = torch.randint(len(trajectories), (batch_size,), generator=generator)
             starts = (torch.rand(batch_size, generator=generator) * times_available[which]).long()
             parameter = torch.randint(num_parameters, (batch_size,), generator=generator)
-            values = torch.empty(batch_size, self.window + 1)
-            for i in which.unique().tolist():
-                chosen = which == i
-                values[chosen] = trajectories[i][starts[chosen, None] + offsets, parameter[chosen, None]]
-            values = values.to(device)
+            values = padded[which[:, None], starts[:, None] + offsets, parameter[:, None]].to(device)
             predicted = self.step(values[:, :-1, None])[:, 0]
             loss = ((predicted - (values[:, -1] - values[:, -2])) / self.scale).square().mean()
             optimizer.zero_grad(set_to_none=True)

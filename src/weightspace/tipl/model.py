@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
@@ -195,11 +196,7 @@ def train_tipl(sequences: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]
     sequences, scales = _checked(sequences, scales, config)
     device = torch.device(device)
     token_size, length = sequences[0].shape[1], config.context
-    longest = max(len(sequence) for sequence in sequences)
-    padded = torch.zeros(len(sequences), longest, token_size)
-    for i, sequence in enumerate(sequences):
-        padded[i, :len(sequence)] = sequence
-    padded, stacked_scales = padded.to(device), torch.stack(scales).to(device)
+    padded, stacked_scales = pad_sequence(sequences, batch_first=True).to(device), torch.stack(scales).to(device)
     starts_available = torch.tensor([len(sequence) - length for sequence in sequences])
     offsets = torch.arange(length + 1)
     reference = copy_last_error(sequences, scales, num_parameters) or 1.0
