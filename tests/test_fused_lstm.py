@@ -8,11 +8,18 @@ from weightspace.networks.lstm_kernel import lstm_layer_fused, lstm_recurrence
 from weightspace.networks.recurrent import _project
 
 
-@pytest.fixture
-def fused(monkeypatch):
+@pytest.fixture(params=fused_cpu.levels())
+def fused(monkeypatch, request):
+    """Each test runs on every instruction-set build of the kernel that this CPU can execute."""
     monkeypatch.delenv("WEIGHTSPACE_FUSED", raising=False)
-    if not fused_cpu.available():
-        pytest.skip("the fused CPU kernel could not be built (no C compiler?)")
+    monkeypatch.setenv(fused_cpu.ISA_VARIABLE, request.param)
+    try:
+        if not fused_cpu.available():
+            pytest.skip("the fused CPU kernel could not be built (no C compiler?)")
+    except fused_cpu.KernelISAError:
+        pytest.skip(f"this CPU cannot run {request.param} instructions")
+    assert fused_cpu.kernel_path().startswith(f"fused {request.param} ")
+    return request.param
 
 
 def _inputs(K, B, T, I, H, strided=False, seed=0):
@@ -57,7 +64,8 @@ def _assert_close(fast, reference, atol=2e-5):
 
 
 # (K, B, T, I, H): the demo's shapes, and shapes whose rows and gate columns leave remainders
-# after every tile size of the C kernel (4 or 8 rows; 64, 32 or 16 columns; single columns)
+# after every tile size of every build of the C kernel (4, 6 or 8 rows; 64, 32, 16, 8 or 4
+# columns; single columns)
 @pytest.mark.parametrize("shape", [(64, 32, 41, 6, 32), (64, 32, 41, 32, 32), (5, 3, 7, 4, 8),
                                    (3, 2, 4, 1, 5), (3, 13, 6, 7, 21), (2, 9, 5, 3, 24),
                                    (2, 11, 3, 16, 16), (1, 6, 3, 10, 64), (2, 4, 1, 2, 3)])
@@ -161,3 +169,36 @@ def test_fused_readout_cross_entropy_matches_torch(fused, shape):
         results.append([loss.detach(), *(t.grad for t in leaves)])
     for name, fast, reference in zip(("loss", "hs", "weight", "bias"), *results):
         torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("level", fused_cpu.levels())
+def test_every_build_keeps_its_main_tile_in_registers(level):
+    """The kernel's main product tile (accumulators plus the loaded vectors) fits in the vector
+    registers of the instruction set it is built for: the AVX-512 tile in an AVX2 build spilled on
+    every step and made zoo builds 7.8x slower (issue 28)."""
+    try:
+        library = fused_cpu.build(level)
+    except RuntimeError as error:
+        pytest.skip(f"no {level} build here: {error}")
+    assert library.weightspace_tile_registers() <= library.weightspace_vector_registers()
+    assert library.weightspace_vector_floats() == {"x86-64-v4": 16, "x86-64-v3": 8, "x86-64": 4}.get(level, 4)
+
+
+def test_unforced_the_best_measured_level_this_cpu_runs(monkeypatch):
+    monkeypatch.delenv("WEIGHTSPACE_FUSED", raising=False)
+    monkeypatch.delenv(fused_cpu.ISA_VARIABLE, raising=False)
+    runs = [level for level in fused_cpu.supported_levels() if level in fused_cpu._AUTO]
+    expected = f"fused {runs[0]} " if runs else "pytorch"
+    assert fused_cpu.kernel_path().startswith(expected)
+
+
+def test_an_unknown_or_unrunnable_level_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("WEIGHTSPACE_FUSED", raising=False)
+    monkeypatch.setenv(fused_cpu.ISA_VARIABLE, "x86-64-v9")
+    with pytest.raises(fused_cpu.KernelISAError, match="is not one of"):
+        fused_cpu.available()
+    unrunnable = [level for level in fused_cpu.levels() if level not in fused_cpu.supported_levels()]
+    if unrunnable:
+        monkeypatch.setenv(fused_cpu.ISA_VARIABLE, unrunnable[0])
+        with pytest.raises(fused_cpu.KernelISAError, match="cannot run"):
+            fused_cpu.available()

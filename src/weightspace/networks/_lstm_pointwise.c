@@ -17,8 +17,12 @@
  * glibc's expf is only vectorised (libmvec) under -ffast-math, and scalar it is slower than the
  * unfused torch ops. tanh(x) = 2 sigmoid(2x) - 1, as in the pure-PyTorch path.
  *
- * On x86-64 the per-network kernels are cloned for AVX-512, AVX2+FMA and baseline SSE2 and picked at
- * load time, so the library runs on any x86-64 machine without -march=native.
+ * The library is compiled once per instruction set (fused_cpu.py passes -march=x86-64-v4, -v3 or the
+ * x86-64 baseline) and the vector width and the register tiles of the small products follow it:
+ * 16 floats and 4x4 tiles with AVX-512's 32 registers, 8 floats and 6x2 tiles with AVX2's 16,
+ * 4 floats and 6x2 tiles with SSE2's 16. One tile shape for all (the AVX-512 one) made the AVX2
+ * and SSE2 builds 16-19x slower: 16 accumulators of 16 floats cannot live in 16 registers.
+ * weightspace_cpu_supports_build() says whether the running CPU can execute this build.
  */
 
 #include <math.h>
@@ -28,14 +32,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef CLONES
-#define CLONES
-#endif
 #ifdef __GNUC__
 #define INLINE static inline __attribute__((always_inline))
 #else
@@ -146,11 +142,57 @@ INLINE void backward_row(long H, const float *restrict dh, const float *restrict
  * a[r lda + j ja], so a may be read transposed; ldi = 0 repeats one init row, init = NULL starts
  * from zero; init may be out). Every element is summed in the order
  * j = 0, 1, ..., n - 1 from its init whatever tile computes it, so tile shapes never change a
- * number. A tile holds RB x NV vectors of 16 floats in registers; columns are taken in stripes
+ * number. A tile holds RB x NV vectors of VL floats in registers; columns are taken in stripes
  * (the outer loop, so a stripe of m stays in cache across all rows), rows in tiles, and what
  * the tiles leave is summed one element at a time. */
-typedef float vf16 __attribute__((vector_size(64), aligned(4)));
+#if defined(__AVX512F__)
 #define VL 16
+#define ISA_LEVEL 4
+#elif defined(__AVX2__) && defined(__FMA__)
+#define VL 8
+#define ISA_LEVEL 3
+#elif defined(__SSE2__) || defined(__aarch64__) || defined(__ARM_NEON)
+#define VL 4
+#define ISA_LEVEL 1
+#else
+#define VL 4
+#define ISA_LEVEL 0
+#endif
+typedef float vfloat __attribute__((vector_size(VL * 4), aligned(4)));
+
+/* Whether the running CPU can execute the instructions this build was compiled for; the check
+ * itself is compiled for the baseline so that it runs on any x86-64 CPU. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("arch=x86-64"))) int weightspace_cpu_supports_build(void)
+{
+    __builtin_cpu_init();
+#if ISA_LEVEL >= 4
+    return __builtin_cpu_supports("x86-64-v4") > 0;
+#elif ISA_LEVEL >= 3
+    return __builtin_cpu_supports("x86-64-v3") > 0;
+#else
+    return 1;
+#endif
+}
+#elif defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("arch=x86-64"))) int weightspace_cpu_supports_build(void)
+{
+    __builtin_cpu_init();
+#if ISA_LEVEL >= 4
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#elif ISA_LEVEL >= 3
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+#else
+    return 1;
+#endif
+}
+#else
+int weightspace_cpu_supports_build(void) { return 1; }
+#endif
+
+/* The vector width this build computes with, in floats (reported by fused_cpu.kernel_path()). */
+int weightspace_vector_floats(void) { return VL; }
 
 struct product {
     long n;
@@ -163,14 +205,14 @@ struct product {
 #define DEFINE_TILE(RB, NV)                                                                     \
     INLINE void tile_##RB##x##NV(const struct product *p, long row, long col)                  \
     {                                                                                           \
-        vf16 acc[RB][NV];                                                                       \
+        vfloat acc[RB][NV];                                                                       \
         _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r)                                   \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[r][v] = p->init           \
-                ? *(const vf16 *)(p->init + (row + r) * p->ldi + col + v * VL) : (vf16){0};     \
+                ? *(const vfloat *)(p->init + (row + r) * p->ldi + col + v * VL) : (vfloat){0};     \
         for (long j = 0; j < p->n; ++j) {                                                       \
-            vf16 w[NV];                                                                         \
+            vfloat w[NV];                                                                         \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v)                               \
-                w[v] = *(const vf16 *)(p->m + j * p->ldm + col + v * VL);                       \
+                w[v] = *(const vfloat *)(p->m + j * p->ldm + col + v * VL);                       \
             _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r) {                             \
                 const float s = p->a[(row + r) * p->lda + j * p->ja];                                              \
                 _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[r][v] += s * w[v];    \
@@ -178,15 +220,33 @@ struct product {
         }                                                                                       \
         _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r)                                   \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v)                               \
-                *(vf16 *)(p->out + (row + r) * p->ldo + col + v * VL) = acc[r][v];              \
+                *(vfloat *)(p->out + (row + r) * p->ldo + col + v * VL) = acc[r][v];              \
     }
 
+/* The main tile: TILE_ROWS x TILE_VECTORS accumulators plus TILE_VECTORS loaded vectors of m must
+ * fit in the vector registers, or every step spills (weightspace_tile_fits() checks it; tests). */
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define VECTOR_REGISTERS 32
+#else
+#define VECTOR_REGISTERS 16
+#endif
+#if VL == 16 /* 16 + 4 of 32 registers */
+#define TILE_ROWS 4
+#define TILE_VECTORS 4
 DEFINE_TILE(4, 4)
 DEFINE_TILE(8, 2)
-DEFINE_TILE(8, 1)
 DEFINE_TILE(1, 4)
+#else /* 12 + 2 of 16 registers */
+#define TILE_ROWS 6
+#define TILE_VECTORS 2
+DEFINE_TILE(6, 2)
+#endif
+DEFINE_TILE(8, 1)
 DEFINE_TILE(1, 2)
 DEFINE_TILE(1, 1)
+
+int weightspace_tile_registers(void) { return TILE_ROWS * TILE_VECTORS + TILE_VECTORS; }
+int weightspace_vector_registers(void) { return VECTOR_REGISTERS; }
 
 #define STRIPE(RB, NV, TILE, TILE1)                                                             \
     for (; col + NV * VL <= ncols; col += NV * VL) {                                            \
@@ -200,8 +260,12 @@ DEFINE_TILE(1, 1)
 INLINE void product(const struct product *p, long rows, long ncols)
 {
     long col = 0;
+#if VL == 16
     STRIPE(4, 4, tile_4x4, tile_1x4)
     STRIPE(8, 2, tile_8x2, tile_1x2)
+#else
+    STRIPE(6, 2, tile_6x2, tile_1x2)
+#endif
     STRIPE(8, 1, tile_8x1, tile_1x1)
     for (; col < ncols; ++col)
         for (long row = 0; row < rows; ++row) {
@@ -226,7 +290,7 @@ static long backward_scratch(long B, long I, long H) { return 2 * (I + H) * 4 * 
 /* One network's forward sequence: per step the pre-activations bias + x_t W_ih^T + h_{t-1} W_hh^T
  * (B x 4H; two products summed in one order, read straight from the rows of x and h), then the
  * pointwise work row by row. */
-CLONES static void forward_network(const struct forward_args *a, long k, float *work)
+static void forward_network(const struct forward_args *a, long k, float *work)
 {
     const long B = a->B, T = a->T, I = a->I, H = a->H, G = 4 * H;
     float *wt = work, *pre = wt + (I + H) * G, *cells[2] = {pre + B * G, pre + B * G + B * H};
@@ -260,7 +324,7 @@ CLONES static void forward_network(const struct forward_args *a, long k, float *
  * row by row; dx_t = gp W_ih and the dh of step t - 1 = gp W_hh; the weight gradients
  * dW_ih^T += x_t^T gp and dW_hh^T += h_{t-1}^T gp (x and h read transposed in place); the bias
  * gradient += the column sums of gp. */
-CLONES static void backward_network(const struct backward_args *a, long k, float *work)
+static void backward_network(const struct backward_args *a, long k, float *work)
 {
     const long B = a->B, T = a->T, I = a->I, H = a->H, G = 4 * H;
     float *m = work, *dwt = m + G * (I + H), *db = dwt + (I + H) * G, *gp = db + G;
@@ -366,12 +430,12 @@ struct readout_args {
     float *dw, *dbias;                /* (K, O, H), (K, O) out */
 };
 
-/* The readout's classes padded to whole 16-float vectors, so that the logits are a vector tile. */
+/* The readout's classes padded to whole vectors (VL floats), so that the logits are a vector tile. */
 static long padded(long O) { return (O + VL - 1) / VL * VL; }
 
 /* Per step, logits (B x O) = bias + h_t W^T as a product with W^T padded by zero columns; then
  * each row's logsumexp, loss and softmax. */
-CLONES static void readout_forward_network(const void *args, long k, float *work)
+static void readout_forward_network(const void *args, long k, float *work)
 {
     const struct readout_args *a = args;
     const long B = a->B, T = a->T, H = a->H, O = a->O, P = padded(O);
@@ -407,7 +471,7 @@ CLONES static void readout_forward_network(const void *args, long k, float *work
 
 /* Per step, the logits' gradient G (B x O) = scale (softmax - onehot); dh_t = G W,
  * dW += G^T h_t (G read transposed in place), db += the column sums of G. */
-CLONES static void readout_backward_network(const void *args, long k, float *g)
+static void readout_backward_network(const void *args, long k, float *g)
 {
     const struct readout_args *a = args;
     const long B = a->B, T = a->T, H = a->H, O = a->O;

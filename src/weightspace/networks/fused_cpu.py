@@ -3,11 +3,17 @@
 One call runs one layer over its whole sequence for all K networks, each network on one thread:
 forward from the input sequence to the outputs, the last cell state and the factors saved for
 the backward pass; backward to the gradients of the input, both weight matrices, the bias and
-the initial state. ``_lstm_pointwise.c`` is
-compiled on first use with the system C compiler into ``$XDG_CACHE_HOME/weightspace`` (default
-``~/.cache/weightspace``), under a name that hashes the source, the compiler and its flags, and
-loaded with ctypes. Without a working compiler, or with ``WEIGHTSPACE_FUSED=0``,
-:func:`available` is False and callers use their pure-PyTorch code.
+the initial state. ``_lstm_pointwise.c`` is compiled on first use with the system C compiler into
+``$XDG_CACHE_HOME/weightspace`` (default ``~/.cache/weightspace``), under a name that hashes the
+source, the compiler and its flags, and loaded with ctypes.
+
+On x86-64 the library is built for one instruction-set level, the best the CPU runs: ``x86-64-v4``
+(AVX-512: 16-float vectors), ``x86-64-v3`` (AVX2 + FMA: 8-float vectors) or the ``x86-64``
+baseline (SSE2: 4-float vectors); the C source picks its vector width and register tiles from
+the level. ``WEIGHTSPACE_KERNEL_ISA=x86-64-v3`` (or ``v4``, ``x86-64``) forces one level, for
+tests and benchmarks; a level the CPU cannot run is an error. :func:`kernel_path` names the path
+that runs. Without a working compiler, or with ``WEIGHTSPACE_FUSED=0``, :func:`available` is False
+and callers use their pure-PyTorch code.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import WeightspaceError
 from ..threads import kernel_threads
 
 _SOURCE = Path(__file__).with_name("_lstm_pointwise.c")
@@ -69,27 +76,109 @@ class _ReadoutArgs(ctypes.Structure):
                 ("dh_st", _c_long), ("dw", _c_ptr), ("dbias", _c_ptr)]
 
 
-_library = None
-_loaded = False
+# Instruction-set levels, best first: (name, compiler flags). Elsewhere than x86-64 one build
+# with the compiler's default target. Unforced, only the levels in _AUTO are taken: measured
+# against the pure-PyTorch path on training steps of the demo LSTMs (benchmarks/zoo_build.py,
+# benchmarks/population_training.py), the x86-64 baseline build lost (380 against 414 networks x
+# steps/s at K=64 on a 2-core AMD EPYC) and other machines' builds have not been measured.
+_X86_LEVELS = (("x86-64-v4", ("-march=x86-64-v4", "-mtune=generic")),
+               ("x86-64-v3", ("-march=x86-64-v3", "-mtune=generic")),
+               ("x86-64", ("-march=x86-64", "-mtune=generic")))
+_ALIASES = {"v4": "x86-64-v4", "v3": "x86-64-v3", "baseline": "x86-64", "v1": "x86-64"}
+_AUTO = ("x86-64-v4", "x86-64-v3")
+ISA_VARIABLE = "WEIGHTSPACE_KERNEL_ISA"
+
+_builds: dict[str | None, tuple] = {}  # requested level -> (library or None, level, error or None)
 _lock = threading.Lock()
+
+
+class KernelISAError(WeightspaceError):
+    """``WEIGHTSPACE_KERNEL_ISA`` names a level that is unknown or that this CPU cannot run."""
+
+
+class _SlowerHere(RuntimeError):
+    """No build that this CPU runs is measured faster than the pure-PyTorch path."""
 
 
 def available() -> bool:
     """Whether the fused steps can be used (compiles the library on the first call)."""
+    return _current()[0] is not None
+
+
+def _current():
+    """(library or None, level or None) for the level ``WEIGHTSPACE_KERNEL_ISA`` asks for; raises
+    :class:`KernelISAError` for a level this machine cannot run."""
     if os.environ.get("WEIGHTSPACE_FUSED", "1") == "0":
-        return False
-    global _library, _loaded
-    if not _loaded:
+        return None, None
+    requested = requested_level()
+    if requested not in _builds:
         with _lock:
-            if not _loaded:
+            if requested not in _builds:
                 try:
-                    _library = _load()
+                    _builds[requested] = (*_load(requested), None)
+                except KernelISAError as error:
+                    _builds[requested] = (None, None, error)
+                except _SlowerHere:
+                    _builds[requested] = (None, None, None)
                 except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                     warnings.warn(f"weightspace: could not build the fused LSTM kernel ({error}); "
-                                  "using the slower pure-PyTorch path", RuntimeWarning,
-                                  stacklevel=2)
-                _loaded = True
-    return _library is not None
+                                  "using the slower pure-PyTorch path", RuntimeWarning, stacklevel=3)
+                    _builds[requested] = (None, None, None)
+    library, level, error = _builds[requested]
+    if error is not None:
+        raise error
+    return library, level
+
+
+def levels() -> tuple[str, ...]:
+    """The instruction-set levels this machine's kernel can be built for, best first."""
+    return tuple(name for name, _ in _X86_LEVELS) if platform.machine() in ("x86_64", "AMD64") else ("default",)
+
+
+def requested_level() -> str | None:
+    """The level ``WEIGHTSPACE_KERNEL_ISA`` forces (None: the best the CPU runs)."""
+    value = os.environ.get(ISA_VARIABLE, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    value = _ALIASES.get(value, value)
+    if value not in levels():
+        raise KernelISAError(f"{ISA_VARIABLE}={value!r} is not one of {', '.join(levels())} on this "
+                             f"{platform.machine()} machine (or 'auto')")
+    return value
+
+
+def kernel_path() -> str:
+    """The LSTM path that float32 CPU populations take here: ``fused x86-64-v3 (8-float vectors)``,
+    say, or ``pytorch`` when the fused kernel is off or could not be built."""
+    library, level = _current()
+    if library is None:
+        return "pytorch"
+    return f"fused {level} ({library.weightspace_vector_floats()}-float vectors)"
+
+
+def vector_floats() -> int:
+    """The vector width of the kernel that runs, in floats (0 when none runs)."""
+    library, _ = _current()
+    return library.weightspace_vector_floats() if library is not None else 0
+
+
+def build(level: str):
+    """The library built for ``level`` (one of :func:`levels`), whether or not this CPU runs it:
+    for tests that inspect a build's layout."""
+    library = _build(dict(_X86_LEVELS).get(level, ()), errors := [])
+    if library is None:
+        raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
+    return library
+
+
+def supported_levels() -> tuple[str, ...]:
+    """The levels this CPU can run, best first (builds each one that is not cached yet)."""
+    supported = []
+    for level in levels():
+        library = _build(dict(_X86_LEVELS).get(level, ()), [])
+        if library is not None and library.weightspace_cpu_supports_build():
+            supported.append(level)
+    return tuple(supported)
 
 
 def _compilers():
@@ -108,11 +197,30 @@ def _cache_dir() -> Path:
     return Path(root) / "weightspace"
 
 
-def _load():
-    source = _SOURCE.read_bytes()
+def _load(level: str | None):
+    """The library and its level: ``level``'s build, or with None the best level this CPU runs."""
+    wanted = [name for name in levels() if name in _AUTO] if level is None else (level,)
+    march = dict(_X86_LEVELS)
     errors = []
+    for name in wanted:
+        library = _build(march.get(name, ()), errors)
+        if library is None:
+            continue
+        if library.weightspace_cpu_supports_build():
+            return library, name
+        if level is not None:
+            raise KernelISAError(f"{ISA_VARIABLE}={level}: this CPU cannot run {level} instructions "
+                                 f"(it runs {', '.join(supported_levels()) or 'none of them'})")
+    if not errors:
+        raise _SlowerHere(f"the fused kernel is measured faster only on {' or '.join(_AUTO)} CPUs")
+    raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
+
+
+def _build(target_flags, errors):
+    """The library compiled with ``target_flags`` by the first compiler that can (cached), or None."""
+    source = _SOURCE.read_bytes()
     for compiler in _compilers():
-        for flags in ((*_FLAGS, _OPENMP), _FLAGS):
+        for flags in ((*_FLAGS, *target_flags, _OPENMP), (*_FLAGS, *target_flags)):
             key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(),
                                              platform.machine().encode()])).hexdigest()[:16]
             target = _cache_dir() / f"lstm_pointwise-{key}.so"
@@ -128,8 +236,11 @@ def _load():
                 function = getattr(library, name)
                 function.argtypes = [ctypes.POINTER(args), ctypes.c_int]
                 function.restype = ctypes.c_int
+            for name in ("weightspace_cpu_supports_build", "weightspace_vector_floats",
+                         "weightspace_tile_registers", "weightspace_vector_registers"):
+                getattr(library, name).restype = ctypes.c_int
             return library
-    raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
+    return None
 
 
 def _compile(compiler: str, flags, target: Path) -> str | None:
@@ -189,7 +300,7 @@ def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, ce
         *_strided("hs", hs, (K, B, T, H)), _check("c_last", c_last, rows),
         _check("factors", factors, (K, T, B, 4, H)),
         _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved))
-    _call(_library.lstm_forward_layer, args)
+    _call(_current()[0].lstm_forward_layer, args)
 
 
 def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget, grad_hs,
@@ -215,7 +326,7 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
         *_strided("dx", dx, (K, B, T, I)),
         _check("dw_ih", dw_ih, (K, G, I)), _check("dw_hh", dw_hh, (K, G, H)),
         _check("dbias", dbias, (K, G)))
-    _call(_library.lstm_backward_layer, args)
+    _call(_current()[0].lstm_backward_layer, args)
 
 
 def readout_cross_entropy_forward(hs, weight, bias, targets, loss, probs):
@@ -228,7 +339,7 @@ def readout_cross_entropy_forward(hs, weight, bias, targets, loss, probs):
                         _check("weight", weight, (K, O, H)), _check("bias", bias, (K, O)),
                         _check_targets(targets, (K, B, T)), _check("loss", loss, (K,)),
                         _check("probs", probs, (K, T, B, O)))
-    _call(_library.readout_cross_entropy_forward, args)
+    _call(_current()[0].readout_cross_entropy_forward, args)
 
 
 def readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss, dh, dw, dbias):
@@ -241,7 +352,7 @@ def readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss, dh, dw
                         _check("probs", probs, (K, T, B, O)), _check("grad_loss", grad_loss, (K,)),
                         *_strided("dh", dh, (K, B, T, H)), _check("dw", dw, (K, O, H)),
                         _check("dbias", dbias, (K, O)))
-    _call(_library.readout_cross_entropy_backward, args)
+    _call(_current()[0].readout_cross_entropy_backward, args)
 
 
 def _check_targets(targets, shape):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from ..threads import kernel_threads
 from . import fused_cpu
 
 
@@ -142,6 +143,28 @@ def fused_applies(*tensors) -> bool:
     """Whether :class:`LSTMLayer` applies: float32 CPU tensors and a built library."""
     return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and (
         fused_cpu.available())
+
+
+#: Hidden sizes up to this run on the compiled kernel whatever the population's size.
+FUSED_MAX_HIDDEN = 64
+
+
+def fused_wins(networks: int, hidden: int) -> bool:
+    """Whether the compiled kernel is the faster path for ``networks`` LSTMs of ``hidden`` units,
+    as measured side by side by ``benchmarks/lstm_shapes.py`` (2-core AMD EPYC, AVX-512 and forced
+    AVX2 builds, against ``WEIGHTSPACE_FUSED=0``).
+
+    The kernel gives each network to one thread. Up to hidden 64 it wins on every shape weightspace
+    runs, from 1 to 256 networks (1.4-6x; K=1, B=64, hidden 64: 1.8x with AVX-512, 1.4x with AVX2).
+    Above, one network's weights outgrow the core's cache, and with fewer networks than threads the
+    other cores idle while torch's matmuls use them all: one hidden-128 emulator ran at 0.79x
+    (AVX-512) and 0.67x (AVX2), one hidden-256 emulator at 0.64x and 0.44x. With at least as many
+    networks as threads the AVX-512 build still wins (4 hidden-256 emulators: 1.31x) and the AVX2
+    one does not (0.75x). So: hidden <= 64 always; larger only with AVX-512 and networks >= threads.
+    """
+    if hidden <= FUSED_MAX_HIDDEN:
+        return True
+    return fused_cpu.vector_floats() >= 16 and networks >= kernel_threads()
 
 
 def _forward_step(act, c, h, factors, cell_from_hidden, forget):
