@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import zoo_build
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+import zoo_build
 from weightspace._allocator import keep_freed_memory
 from weightspace.networks import LSTM, fused_cpu
 from weightspace.tasks import digits

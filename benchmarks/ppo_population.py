@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from weightspace.rl.mujoco import MujocoEnvs, resolve_env_id
+from weightspace.rl.mujoco import resolve_env_id
 from weightspace.rl.ppo import PopulationPPO, PPOSettings
 
 PAPER_TRIALS, PAPER_STEPS = 50, 800_000

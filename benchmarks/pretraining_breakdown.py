@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from weightspace.emulation.pretrain import _batch_for_step
+from pretraining import DEMO_ENCODERS, configs
+from weightspace.emulation.run import batch_for_step
 from weightspace.emulation.seeds import _lstm, _SeedPopulation
 from weightspace.networks.weights import Population
 from weightspace.zoo import build_zoo
-
-from pretraining import DEMO_ENCODERS, configs
 
 
 def timed(function, repeats: int = 20) -> float:
@@ -52,7 +51,7 @@ def main(argv=None):
         population = _SeedPopulation(zoo, [tmp / f"seed-{i}" for i in range(S)], seeds, torch.device("cpu"), False,
                                      [False] * S, lambda message: None)
         population._stack(list(range(S)))
-        samples = [_batch_for_step(population.train, seeds[i], 0, population.augmenting) for i in range(S)]
+        samples = [batch_for_step(population.train, seeds[i], 0, population.augmenting) for i in range(S)]
         weights = {name: torch.stack([s[0][0][name] for s in samples]) for name in samples[0][0][0]}
         features = torch.stack([s[0][1] for s in samples])
         encoder, emulator = population.models[0]

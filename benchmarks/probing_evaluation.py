@@ -23,15 +23,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from weightspace.encoders.base import TaskIO
 from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbing
-from weightspace.encoders.probing_reference import REFERENCE
 from weightspace.networks import LSTM
+
+# the one-at-a-time reference encoders live with the tests that check the batched ones against them
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from probing_reference import REFERENCE  # noqa: E402
 
 TASKS = {
     "formal-languages": (LSTM(6, 32, 2, 6), TaskIO("categorical", 6, "categorical", 6, 22)),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from unittest import mock
 
 import numpy as np
 
@@ -35,14 +34,15 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=0.02, help="top of the wide learning-rate range")
     parser.add_argument("--lr-span", type=float, default=16.0)
     args = parser.parse_args()
-    with mock.patch.object(cartpole, "MIN_TRAIN_FRACTION", args.shortest / args.steps), \
-            mock.patch.object(cartpole, "LEARNING_RATE_SPAN", args.lr_span):
-        out = build_zoo(args.out, "cartpole", {"models": args.models, "steps": args.steps, "population": 1024,
-                                               "checkpoints": [0, args.steps], "learning_rate": args.learning_rate,
-                                               "test_episodes": 100, "stored_episodes": 10})
+    out = build_zoo(args.out, "cartpole", {"models": args.models, "steps": args.steps, "population": 1024,
+                                           "checkpoints": [0, args.steps], "learning_rate": args.learning_rate,
+                                           "min_train_fraction": args.shortest / args.steps,
+                                           "learning_rate_span": args.lr_span,
+                                           "test_episodes": 100, "stored_episodes": 10})
     table = load_zoo(out).table
     final = table[table["step"] == args.steps]
-    shares = lambda rows: np.bincount(rows["group"].astype(int), minlength=5)[1:] / max(len(rows), 1)
+    def shares(rows):
+        return np.bincount(rows["group"].astype(int), minlength=5)[1:] / max(len(rows), 1)
     print(f"wide zoo: {len(final)} runs, shares {np.round(100 * shares(final), 1)}; paper {np.round(100 * PAPER, 1)}")
     low_lr = args.learning_rate / args.lr_span
     candidates = []
@@ -85,7 +85,8 @@ def _modelled(final, steps, low_lr, top_lr):
                                                 [low_lr, 2 * low_lr, 4 * low_lr], [top_lr / 4, top_lr / 2, top_lr]):
         if low >= top:
             continue
-        log_uniform = lambda a, b: np.exp(rng.uniform(np.log(a), np.log(b), n))
+        def log_uniform(a, b):
+            return np.exp(rng.uniform(np.log(a), np.log(b), n))
         draws = {"train_steps": log_uniform(shortest, steps + 1), "learning_rate": log_uniform(low, top),
                  "gamma": rng.uniform(*cartpole.GAMMA_RANGE, n), "epsilon_final": rng.uniform(*cartpole.EPSILON_FINAL_RANGE, n),
                  "target_update": log_uniform(*cartpole.TARGET_UPDATE_RANGE)}

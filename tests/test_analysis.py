@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from weightspace.analysis.correlation import loss_correlations
-from weightspace.stats import pearson
 from weightspace.analysis.embedding import plot_embedding_figure, plot_embeddings, project
 from weightspace.analysis.invariance import SUBJECT_ROW, invariance_matrix, plot_invariance
-from weightspace.analysis.probes import (ablation_summary, plot_ablation, plot_probes,
-                                        probe_sequences)
+from weightspace.analysis.probes import ablation_summary, plot_ablation, plot_probes, probe_sequences
 from weightspace.encoders import TaskIO, build_encoder
 from weightspace.networks import INCORRECT_VARIANTS, LSTM, VARIANTS
+from weightspace.stats import pearson
 
 ARCH = LSTM(6, 8, 2, 6)
 TASK = TaskIO("categorical", 6, "categorical", 6, probe_length=10)

@@ -17,8 +17,17 @@ from torch import nn
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.networks import Population
-from weightspace.rl import (CARTPOLE_NET, CartPoleBatch, DQNRuns, DQNSettings, PopulationDQN, episode_lengths,
-                            survival_group, survival_time, test_initial_states)
+from weightspace.rl import (
+    CARTPOLE_NET,
+    CartPoleBatch,
+    DQNRuns,
+    DQNSettings,
+    PopulationDQN,
+    episode_lengths,
+    survival_group,
+    survival_time,
+    test_initial_states,
+)
 from weightspace.zoo import build_zoo
 
 

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from weightspace.analysis.convergence import (absolute_activations, all_pairs, bipartite_matching, compare_pairs,
-                                              convergence_distance, correlations, reference_states, semi_matching)
+from weightspace.analysis.convergence import (
+    absolute_activations,
+    all_pairs,
+    bipartite_matching,
+    compare_pairs,
+    convergence_distance,
+    correlations,
+    reference_states,
+    semi_matching,
+)
 from weightspace.networks import Population, permute, random_permutations
 from weightspace.rl import CARTPOLE_NET
 

@@ -39,7 +39,7 @@ def test_kernel_alignment_is_one_for_the_same_network_and_below_for_another():
 
 def test_behaviour_degeneracy_is_the_spread_of_ood_errors_with_an_interval():
     values = np.array([0.1, 0.2, 0.4, 0.3, 0.25])
-    summary = measures.behaviour_degeneracy(values)
+    summary = measures.interval(values, measures.LEVEL_STATISTICS["behaviour"], 0)  # sigma_OOD and its interval
     assert summary["value"] == pytest.approx(np.std(values, ddof=1))
     assert summary["low"] <= summary["value"] <= summary["high"] and summary["n"] == 5
 

@@ -14,8 +14,7 @@ from click.testing import CliRunner
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.errors import WeightspaceError
-from weightspace.tasks import digits
-from weightspace.tasks import get_task, task_names
+from weightspace.tasks import digits, get_task, task_names
 from weightspace.zoo import build_zoo
 
 

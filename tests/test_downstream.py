@@ -1,16 +1,26 @@
 """Downstream prediction: metrics, bootstrap intervals, the OOD half-split rule, predictors."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from weightspace.stats import bootstrap_interval
-from types import SimpleNamespace
+import torch.nn.functional as F
 
 from weightspace.downstream import PredictorConfig, downstream_splits, evaluate_frozen
+from weightspace.downstream.targets import Encoded, Target, metrics
+from weightspace.stats import bootstrap_interval
 from weightspace.tasks import get_task
-from weightspace.downstream.targets import Encoded, metrics, perfect_outputs
+
+
+def perfect_outputs(target: Target, labels: torch.Tensor) -> torch.Tensor:
+    """Outputs that encode ``labels`` exactly (large logits), for checking the metrics."""
+    if target.kind == "three_hot":
+        return (F.one_hot(labels, len(target.classes)).float() * 40 - 20).reshape(len(labels), -1)
+    if target.kind == "classification":
+        return F.one_hot(labels, len(target.classes)).float() * 40 - 20
+    return labels[:, None].clone()
 
 
 def _fl_table(n=60, seed=0):

@@ -14,9 +14,15 @@ import math
 import pytest
 import torch
 
-from weightspace.analysis.dsa import (DSASettings, delay_embedding, dsa_between,
-                                      eigenvalue_wasserstein, havok_dmd, pairwise_dsa,
-                                      procrustes_distance)
+from weightspace.analysis.dsa import (
+    DSASettings,
+    delay_embedding,
+    dsa_between,
+    eigenvalue_wasserstein,
+    havok_dmd,
+    pairwise_dsa,
+    procrustes_distance,
+)
 from weightspace.errors import WeightspaceError
 from weightspace.threads import intra_op_threads
 

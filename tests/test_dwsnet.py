@@ -4,10 +4,8 @@ import pytest
 import torch
 
 from weightspace.encoders.base import TaskIO
-from weightspace.encoders.dwsnet import (DWSNet, Term, equivariant_terms, feature_layouts,
-                                         permute_features, to_features)
-from weightspace.networks import (GRU, LSTM, MLP, RNN, applicable_variants, permute,
-                                  random_permutations)
+from weightspace.encoders.dwsnet import DWSNet, Term, equivariant_terms, feature_layouts, permute_features, to_features
+from weightspace.networks import GRU, LSTM, MLP, RNN, applicable_variants, permute, random_permutations
 
 TASK = TaskIO("categorical", 3, "categorical", 2, probe_length=4)
 ARCHS = [LSTM(3, 5, 2, 2), GRU(3, 5, 2, 2), RNN(3, 4, 2, 2), MLP((3, 5, 4, 2))]

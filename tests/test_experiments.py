@@ -5,8 +5,8 @@ with command-line overrides, and both papers' experiments end to end on tiny zoo
 import json
 import re
 import tomllib
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

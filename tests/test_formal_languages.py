@@ -4,7 +4,6 @@ import itertools
 import re
 
 import numpy as np
-import pytest
 import torch
 
 from weightspace.tasks import formal_languages as fl

@@ -8,8 +8,18 @@ from click.testing import CliRunner
 
 from weightspace.cli import main
 from weightspace.errors import ConfigError, WeightspaceError
-from weightspace.generative import (RepairConfig, VAEConfig, VAETraining, WeightVAE, latent_walk, load_networks,
-                                    repair_experiment, save_networks, train_vae, weight_walk)
+from weightspace.generative import (
+    RepairConfig,
+    VAEConfig,
+    VAETraining,
+    WeightVAE,
+    latent_walk,
+    load_networks,
+    repair_experiment,
+    save_networks,
+    train_vae,
+    weight_walk,
+)
 from weightspace.generative.repair import criterion_distance, degrade, missing_mask, repaired_networks
 from weightspace.rl import CARTPOLE_NET, survival_time
 from weightspace.zoo import build_zoo

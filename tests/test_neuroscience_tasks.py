@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import weightspace as ws
-from weightspace.zoo import build_zoo, load_zoo
 from weightspace import counter_rng
 from weightspace.networks.mean_field import MeanFieldRNN
 from weightspace.tasks import get_task, trials
 from weightspace.training.threshold import StoppingRule, ThresholdTrainer
+from weightspace.zoo import build_zoo, load_zoo
 
 KEYS = np.array([3, 17, 101])
 

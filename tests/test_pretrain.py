@@ -13,7 +13,8 @@ from click.testing import CliRunner
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.emulation import PretrainConfig, load_run, pretrain
-from weightspace.emulation.pretrain import _Data, _models, _validation_loss
+from weightspace.emulation.pretrain import _validation_loss
+from weightspace.emulation.run import RunData, build_models
 from weightspace.errors import ConfigError
 from weightspace.zoo import build_zoo
 
@@ -31,8 +32,8 @@ def zoo_dir(tmp_path_factory):
 def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, tmp_path):
     config = PretrainConfig(**SMALL)
     zoo = ws.load_zoo(zoo_dir)
-    encoder, emulator = _models(config, zoo.architecture, zoo.task.task_io(zoo), "cpu")
-    untrained = _validation_loss(encoder, emulator, zoo.task.task_io(zoo), _Data(zoo, "val", "cpu"), config)
+    encoder, emulator = build_models(config, zoo.architecture, zoo.task.task_io(zoo), "cpu")
+    untrained = _validation_loss(encoder, emulator, zoo.task.task_io(zoo), RunData(zoo, "val", "cpu"), config)
     run = pretrain(zoo_dir, tmp_path / "run", config, progress=False)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [10, 20, 30, 40]

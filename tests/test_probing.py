@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from probing_reference import REFERENCE
 from weightspace.encoders.base import TaskIO
 from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbing
-from weightspace.encoders.probing_reference import REFERENCE
 from weightspace.networks import INCORRECT_VARIANTS, LSTM, permute, random_permutations
 
 ENCODERS = [NonInteractiveProbing, InteractiveProbing]

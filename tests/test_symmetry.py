@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from weightspace.networks import (GRU, LSTM, MLP, RNN, applicable_variants, augment, permute,
-                                  random_permutations)
+from weightspace.networks import GRU, LSTM, MLP, RNN, applicable_variants, augment, permute, random_permutations
 
 
 def _outputs(arch, weights, x):

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 import toy_task
 from weightspace.cli import main
 from weightspace.emulation import PretrainConfig, pretrain
-from weightspace.emulation.pretrain import best_validation_loss
 from weightspace.errors import ConfigError
 from weightspace.tasks import get_task, task_names
 from weightspace.zoo import build_zoo, load_zoo
@@ -28,6 +27,12 @@ def toy_zoo(tmp_path_factory):
     toy_task.register()
     return build_zoo(tmp_path_factory.mktemp("toy") / "zoo", "shifted-copy", {"checkpoints": [0, 60]},
                      progress=False)
+
+
+def best_validation_loss(run_dir) -> float:
+    """The lowest validation loss a run's metrics.jsonl records."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return min(json.loads(line)["val_loss"] for line in lines)
 
 
 def test_a_family_defined_outside_the_library_builds_a_zoo(toy_zoo):

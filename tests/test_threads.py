@@ -4,7 +4,6 @@ explicit count overrides an experiment family's own."""
 import os
 import subprocess
 import sys
-
 from dataclasses import dataclass
 
 import pytest

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from weightspace.cli import main
+from weightspace.errors import ConfigError
 from weightspace.experiments.config import load_experiment
 from weightspace.experiments.tipl import _starts
-from weightspace.errors import ConfigError
 
 TINY = """
 family = "tipl"

@@ -8,10 +8,23 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from weightspace.errors import ConfigError
-from weightspace.tipl import (FORECASTERS, Basis, CausalTransformer, ParameterMLPForecaster, TIPLConfig, copy_last,
-                              fit_basis, linear_extrapolation, per_run_bases, pooled_basis, rollout, tokens,
-                              train_tipl, weight_space_mse)
-from weightspace.tipl import svd
+from weightspace.tipl import (
+    FORECASTERS,
+    Basis,
+    CausalTransformer,
+    ParameterMLPForecaster,
+    TIPLConfig,
+    copy_last,
+    fit_basis,
+    linear_extrapolation,
+    per_run_bases,
+    pooled_basis,
+    rollout,
+    svd,
+    tokens,
+    train_tipl,
+    weight_space_mse,
+)
 
 TINY = TIPLConfig(width=16, layers=1, heads=2, context=6, batch_size=16, steps=20, warmup=5)
 

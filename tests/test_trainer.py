@@ -1,6 +1,5 @@
 """The population trainer: AdamW as torch's, the paper's schedule, K together == each alone."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

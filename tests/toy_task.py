@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from weightspace import counter_rng
-from weightspace.downstream.targets import Target
+from weightspace.downstream.targets import Classification, Regression
 from weightspace.encoders.base import TaskIO
 from weightspace.errors import ConfigError
 from weightspace.networks import LSTM
@@ -111,8 +111,8 @@ class ShiftedCopy(Task):
                 (emulated.argmax(-1) == target).float().mean((1, 2)).numpy())
 
     def targets(self, zoo) -> list:
-        return [Target("shift", "classification", ("shift",), SHIFTS, chance={"accuracy": 1 / len(SHIFTS)}),
-                Target("accuracy", "regression", ("accuracy",))]
+        return [Classification("shift", ("shift",), SHIFTS, chance={"accuracy": 1 / len(SHIFTS)}),
+                Regression("accuracy", ("accuracy",))]
 
 
 def register() -> Task:

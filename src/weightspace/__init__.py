@@ -1,6 +1,8 @@
 """weightspace: learning from the weights of neural networks."""
 
-__version__ = "0.1.0"
+from .versions import weightspace_version
+
+__version__ = weightspace_version()
 
 from .errors import WeightspaceError, ZooFormatError  # noqa: E402
 from .networks import GRU, LSTM, MLP, RNN, Population, WeightSpec  # noqa: E402

@@ -14,11 +14,14 @@ from .errors import ConfigError
 
 
 class Registry:
-    def __init__(self, what: str, package: str, built_in: dict[str, tuple[str, str]], group: str | None = None):
+    def __init__(self, what: str, package: str, built_in: dict[str, tuple[str, str]], group: str | None = None,
+                 instantiate: bool = True, error: type[Exception] = ConfigError):
         self.what = what  # e.g. "task family", for messages
         self.package = package
         self.built_in = dict(built_in)  # name -> (module relative to package, class)
         self.group = group
+        self.instantiate = instantiate  # entries are instances of their class (False: the classes)
+        self.error = error  # raised for an unknown name
         self.loaded: dict[str, object] = {}
 
     def _entry_points(self) -> dict:
@@ -41,9 +44,11 @@ class Registry:
             return self.loaded[name]
         if name in self.built_in:
             module, cls = self.built_in[name]
-            self.loaded[name] = getattr(import_module(f".{module}", self.package), cls)()
+            item = getattr(import_module(f".{module}", self.package), cls)
+            self.loaded[name] = item() if self.instantiate else item
             return self.loaded[name]
         entry = self._entry_points().get(name)
         if entry is not None:
-            return self.register(entry.load()())
-        raise ConfigError(f"unknown {self.what} {name!r}; choose from {', '.join(self.names())}")
+            item = entry.load()
+            return self.register(item() if self.instantiate else item)
+        raise self.error(f"unknown {self.what} {name!r}; choose from {', '.join(self.names())}")

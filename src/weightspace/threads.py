@@ -25,7 +25,6 @@ from contextlib import contextmanager
 
 import torch
 
-
 _kernel_threads: int | None = None
 
 

@@ -83,11 +83,6 @@ def interval(values, statistic=np.mean, seed: int = 0) -> dict:
     return {"value": value, "low": low, "high": high, "n": int(len(values))}
 
 
-def behaviour_degeneracy(ood_mse, seed: int = 0) -> dict:
-    """sigma_OOD over networks, with its bootstrap interval."""
-    return interval(ood_mse, LEVEL_STATISTICS["behaviour"], seed)
-
-
 def weight_change(initial: Population, final: Population, name: str = "rnn.weight_hh_l0") -> torch.Tensor:
     """||W_T - W_0||_F of tensor ``name`` per network: (K,)."""
     return (final[name] - initial[name]).flatten(1).norm(dim=1)

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..stats import bootstrap_interval
 from ..networks.weights import Population
 from ..plotting import pyplot
+from ..stats import bootstrap_interval
 
 
 @torch.no_grad()

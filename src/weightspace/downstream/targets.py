@@ -1,8 +1,9 @@
 """What the downstream predictors predict (paper 000, section 6.2), with losses and metrics.
 
 A task family lists its targets (:meth:`weightspace.tasks.Task.targets`); a target is a
-three-hot vector over several categorical columns (binary cross-entropy; exact and
-per-column accuracy), a classification (cross-entropy; accuracy) or a regression (MSE).
+:class:`ThreeHot` vector over several categorical columns (binary cross-entropy; exact and
+per-column accuracy), a :class:`Classification` (cross-entropy; accuracy) or a
+:class:`Regression` (MSE); each kind is a class that owns its labels, loss and metrics.
 Regression targets are standardised with the predictor's training rows; their MSE is reported
 in those standardised units.
 """
@@ -10,6 +11,7 @@ in those standardised units.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,27 +21,111 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Target:
+    """A property to predict from a network's weights or embedding: one of the kinds below."""
+
     name: str
-    kind: str  # "three_hot", "regression" or "classification"
     columns: tuple[str, ...]
     classes: tuple = ()  # class values (classification) or per-column values (three-hot)
     chance: dict = field(default_factory=dict)  # metric -> its value for a predictor that guesses
 
+    kind: ClassVar[str]
+    main_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+
     @property
     def output_size(self) -> int:
-        if self.kind == "three_hot":
-            return len(self.columns) * len(self.classes)
-        if self.kind == "classification":
-            return len(self.classes)
+        raise NotImplementedError
+
+    def scaling(self, train_table: pd.DataFrame) -> tuple[float, float]:
+        """(mean, std) the labels are standardised with; only regression targets scale."""
+        return 0.0, 1.0
+
+    def labels(self, table: pd.DataFrame, mean: float, std: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scores(self, outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> dict[str, float]:
+        """The kind's own metrics beside the loss."""
+        raise NotImplementedError
+
+    def _class_index(self, column: pd.Series) -> np.ndarray:
+        return column.map({v: i for i, v in enumerate(self.classes)}).to_numpy(copy=True)
+
+
+@dataclass(frozen=True)
+class ThreeHot(Target):
+    """Several categorical columns over the same values, as one three-hot vector: binary
+    cross-entropy; exact and per-column accuracy."""
+
+    kind: ClassVar[str] = "three_hot"
+    main_metric: ClassVar[str] = "exact_accuracy"
+
+    @property
+    def output_size(self) -> int:
+        return len(self.columns) * len(self.classes)
+
+    def labels(self, table, mean, std):
+        return torch.tensor(np.stack([self._class_index(table[c]) for c in self.columns], 1), dtype=torch.long)
+
+    def loss(self, outputs, labels):
+        three_hot = F.one_hot(labels, len(self.classes)).float().reshape(len(labels), -1)
+        return F.binary_cross_entropy_with_logits(outputs, three_hot)
+
+    def scores(self, outputs, labels, loss):
+        predicted = outputs.reshape(len(outputs), len(self.columns), len(self.classes)).argmax(-1)
+        correct = predicted == labels
+        return {"exact_accuracy": float(correct.all(1).float().mean()),
+                "parameter_accuracy": float(correct.float().mean())}
+
+
+@dataclass(frozen=True)
+class Classification(Target):
+    """One categorical column: cross-entropy; accuracy."""
+
+    kind: ClassVar[str] = "classification"
+    main_metric: ClassVar[str] = "accuracy"
+
+    @property
+    def output_size(self) -> int:
+        return len(self.classes)
+
+    def labels(self, table, mean, std):
+        return torch.tensor(self._class_index(table[self.columns[0]]), dtype=torch.long)
+
+    def loss(self, outputs, labels):
+        return F.cross_entropy(outputs, labels)
+
+    def scores(self, outputs, labels, loss):
+        return {"accuracy": float((outputs.argmax(-1) == labels).float().mean())}
+
+
+@dataclass(frozen=True)
+class Regression(Target):
+    """One numeric column, standardised with the training rows: MSE in those units."""
+
+    kind: ClassVar[str] = "regression"
+    main_metric: ClassVar[str] = "mse"
+    higher_is_better: ClassVar[bool] = False
+
+    @property
+    def output_size(self) -> int:
         return 1
 
-    @property
-    def main_metric(self) -> str:
-        return {"three_hot": "exact_accuracy", "classification": "accuracy", "regression": "mse"}[self.kind]
+    def scaling(self, train_table):
+        values = train_table[self.columns[0]].to_numpy(dtype=np.float64)
+        return float(values.mean()), float(values.std()) or 1.0
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.kind != "regression"
+    def labels(self, table, mean, std):
+        values = (table[self.columns[0]].to_numpy(dtype=np.float64) - mean) / std
+        return torch.tensor(values, dtype=torch.float32)
+
+    def loss(self, outputs, labels):
+        return F.mse_loss(outputs[:, 0], labels)
+
+    def scores(self, outputs, labels, loss):
+        return {"mse": loss}
 
 
 class Encoded:
@@ -47,54 +133,18 @@ class Encoded:
 
     def __init__(self, target: Target, train_table: pd.DataFrame):
         self.target = target
-        if target.kind == "regression":
-            values = train_table[target.columns[0]].to_numpy(dtype=np.float64)
-            self.mean = float(values.mean())
-            self.std = float(values.std()) or 1.0
+        self.mean, self.std = target.scaling(train_table)
 
     def labels(self, table: pd.DataFrame) -> torch.Tensor:
-        t = self.target
-        if t.kind == "three_hot":
-            index = np.stack([table[c].map({v: i for i, v in enumerate(t.classes)}).to_numpy() for c in t.columns], 1)
-            return torch.tensor(index, dtype=torch.long)
-        if t.kind == "classification":
-            return torch.tensor(table[t.columns[0]].map({v: i for i, v in enumerate(t.classes)}).to_numpy(copy=True),
-                                dtype=torch.long)
-        values = (table[t.columns[0]].to_numpy(dtype=np.float64) - self.mean) / self.std
-        return torch.tensor(values, dtype=torch.float32)
+        return self.target.labels(table, self.mean, self.std)
 
 
 def loss(target: Target, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Training loss: BCE on the three-hot vector, cross-entropy, or MSE."""
-    if target.kind == "three_hot":
-        k = len(target.classes)
-        three_hot = F.one_hot(labels, k).float().reshape(len(labels), -1)
-        return F.binary_cross_entropy_with_logits(outputs, three_hot)
-    if target.kind == "classification":
-        return F.cross_entropy(outputs, labels)
-    return F.mse_loss(outputs[:, 0], labels)
+    return target.loss(outputs, labels)
 
 
 def metrics(target: Target, outputs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """The reported numbers: the loss, plus accuracies for categorical targets."""
-    out = {"loss": float(loss(target, outputs, labels))}
-    if target.kind == "three_hot":
-        k = len(target.classes)
-        predicted = outputs.reshape(len(outputs), len(target.columns), k).argmax(-1)
-        correct = predicted == labels
-        out["exact_accuracy"] = float(correct.all(1).float().mean())
-        out["parameter_accuracy"] = float(correct.float().mean())
-    elif target.kind == "classification":
-        out["accuracy"] = float((outputs.argmax(-1) == labels).float().mean())
-    else:
-        out["mse"] = out["loss"]
-    return out
-
-
-def perfect_outputs(target: Target, labels: torch.Tensor) -> torch.Tensor:
-    """Outputs that encode ``labels`` exactly (large logits), for checking the metrics."""
-    if target.kind == "three_hot":
-        return (F.one_hot(labels, len(target.classes)).float() * 40 - 20).reshape(len(labels), -1)
-    if target.kind == "classification":
-        return F.one_hot(labels, len(target.classes)).float() * 40 - 20
-    return labels[:, None].clone()
+    value = float(loss(target, outputs, labels))
+    return {"loss": value, **target.scores(outputs, labels, value)}

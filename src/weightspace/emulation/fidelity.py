@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..stats import pearson
 from ..plotting import pyplot
+from ..stats import pearson
 from ..zoo.reader import Zoo
 from .embed import embeddings
 from .pretrain import Run

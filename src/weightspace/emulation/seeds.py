@@ -31,28 +31,34 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from ..encoders import encoder_class
 from ..errors import ConfigError
 from ..networks import LSTM
 from ..networks.weights import Population
 from ..training.optim import clip_grad_norm_per_network
 from ..zoo.reader import Zoo
 from .emulator import emulation_loss
-from .pretrain import (PretrainConfig, _batch_for_step, _best_so_far, _check_out, _Data, _features, _load_state,
-                       _models, _run_config, _RunLog, _save_state, _write_config, pretrain)
+from .pretrain import PretrainConfig, pretrain
 from .references import REFERENCES
-
-#: encoders whose seeds do not share one computation, and why
-NOT_BATCHED = {
-    "interactive": "its reader steps nn.LSTMCell, which torch.func.vmap cannot batch",
-    # 2 seeds on the toy zoo of tests/test_pretrain_seeds.py: 6.0 s together against 5.2 s alone
-    "transformer": "torch.func.vmap has no batching rule for CPU attention and loops over the seeds, "
-                   "slower than one at a time",
-}
+from .run import (
+    RunData,
+    RunLog,
+    batch_for_step,
+    best_so_far,
+    build_models,
+    check_out,
+    describe_run,
+    load_state,
+    oracle_features,
+    save_state,
+    write_config,
+)
 
 
 def batching_problem(encoder: str) -> str | None:
-    """Why the seeds of ``encoder`` cannot be trained as one computation, or None if they can."""
-    return NOT_BATCHED.get(encoder)
+    """Why the seeds of ``encoder`` (or a reference) cannot be trained as one computation, or None
+    if they can."""
+    return None if encoder in REFERENCES else encoder_class(encoder).seed_batching_problem
 
 
 def pretrain_seeds(zoo_path, outs, configs: list[PretrainConfig], device="cpu", progress: bool = True,
@@ -119,14 +125,14 @@ class _SeedPopulation:
         self.config = configs[0]
         self.zoo = zoo = Zoo(zoo_path)
         self.task = zoo.task.task_io(zoo)
-        run_configs = [_run_config(zoo, zoo_path, c, self.task) for c in configs]
+        run_configs = [describe_run(zoo, zoo_path, c, self.task) for c in configs]
         for out, run_config in zip(outs, run_configs):
-            _check_out(out, run_config)
-        train_features = _features(zoo, "train")
-        self.models = [_models(c, zoo.architecture, self.task, device, train_features.shape[1], train_features)
+            check_out(out, run_config)
+        train_features = oracle_features(zoo, "train")
+        self.models = [build_models(c, zoo.architecture, self.task, device, train_features.shape[1], train_features)
                        for c in configs]
         for out, run_config, (encoder, emulator) in zip(outs, run_configs, self.models):
-            _write_config(out, run_config, encoder, emulator, train_features)
+            write_config(out, run_config, encoder, emulator, train_features)
         if self.config.encoder not in REFERENCES:  # each seed's references, trained as one computation too
             wanted = [i for i, refs in enumerate(references) if refs is True]
             for name in REFERENCES if wanted else ():
@@ -136,16 +142,16 @@ class _SeedPopulation:
             references = [{name: out / "references" / name for name in REFERENCES} if refs is True else refs
                           for out, refs in zip(outs, references)]
         self.references = references
-        curves = [{name: _best_so_far(directory) for name, directory in (refs or {}).items()}
+        curves = [{name: best_so_far(directory) for name, directory in (refs or {}).items()}
                   for refs in references] if self.config.encoder not in REFERENCES else [{} for _ in configs]
-        self.train, self.val = _Data(zoo, "train", device, train_features), _Data(zoo, "val", device)
+        self.train, self.val = RunData(zoo, "train", device, train_features), RunData(zoo, "val", device)
         # each seed's own optimizer: the resume and the saves go through it, in the format of a run alone
         self.optimizers = [torch.optim.AdamW([*encoder.parameters(), *emulator.parameters()],
                                              lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
                            for encoder, emulator in self.models]
-        self.logs = [_RunLog(out, c, curve) for out, c, curve in zip(outs, configs, curves)]
+        self.logs = [RunLog(out, c, curve) for out, c, curve in zip(outs, configs, curves)]
         for run_log, (encoder, emulator), optimizer in zip(self.logs, self.models, self.optimizers):
-            run_log.resume(lambda path, e=encoder, m=emulator, o=optimizer: _load_state(path, e, m, o))
+            run_log.resume(lambda path, e=encoder, m=emulator, o=optimizer: load_state(path, e, m, o))
         self.encoder_base = copy.deepcopy(self.models[0][0]).to("meta")
         self.emulator_base = copy.deepcopy(self.models[0][1]).to("meta")
         self.augmenting = getattr(self.models[0][0], "augment", False)
@@ -189,7 +195,7 @@ class _SeedPopulation:
     def _embed(self, weights: dict, features: torch.Tensor) -> torch.Tensor:
         """Embeddings (S, N, Z) of the seeds' subjects: weights name -> (S, N, ...), features (S, N, F)."""
         base = self.encoder_base
-        if getattr(base, "name", None) == "probing":
+        if getattr(base, "fixed_probes", False):  # references are no WeightEncoders
             return self._probing_embed(weights)
         spec = base.spec if hasattr(base, "spec") else None
 
@@ -251,7 +257,7 @@ class _SeedPopulation:
         encoder, emulator = self.models[i]
 
         def save(path, with_optimizer, metadata):
-            _save_state(path, encoder, emulator, self.optimizers[i] if with_optimizer else None, metadata)
+            save_state(path, encoder, emulator, self.optimizers[i] if with_optimizer else None, metadata)
 
         return save
 
@@ -283,7 +289,7 @@ class _SeedPopulation:
         return self.outs
 
     def _train_step(self, bar) -> None:
-        samples = [_batch_for_step(self.train, self.configs[i], self.logs[i].step, self.augmenting)
+        samples = [batch_for_step(self.train, self.configs[i], self.logs[i].step, self.augmenting)
                    for i in self.active]
         weights = {name: torch.stack([s[0][0][name] for s in samples]) for name in samples[0][0][0]}
         features, inputs, target = (torch.stack(parts) for parts in
@@ -299,4 +305,4 @@ class _SeedPopulation:
         bar.update(len(self.active))
 
 
-__all__ = ["NOT_BATCHED", "batching_problem", "pretrain_seeds"]
+__all__ = ["batching_problem", "pretrain_seeds"]

@@ -51,11 +51,23 @@ def mlp(sizes: list[int], activation=nn.ReLU) -> nn.Sequential:
 
 
 class WeightEncoder(nn.Module):
-    """Base class: subclasses set ``name`` and ``permutation_invariant`` and implement ``encode``."""
+    """Base class: subclasses set ``name``, their capabilities and ``paper_parameters``, and
+    implement ``encode``. Code that needs to know what an encoder can do asks these attributes,
+    never its name."""
 
     name = "encoder"
     #: invariant to correct hidden-neuron permutations by construction
     permutation_invariant = False
+    #: None when several seeds of this encoder train as one batched computation
+    #: (``emulation.seeds``), else why they cannot
+    seed_batching_problem: str | None = None
+    #: interrogates the subject networks with learned probes (figures and the probe ablation)
+    probing = False
+    #: probes that do not depend on the subjects' answers (batched seeds run all seeds' subjects
+    #: as one population)
+    fixed_probes = False
+    #: parameter counts in paper 000's tables 5-10: (formal languages, MNIST)
+    paper_parameters: tuple[int, int] | None = None
 
     def __init__(self, architecture, task: TaskIO, embedding_size: int = 16):
         super().__init__()

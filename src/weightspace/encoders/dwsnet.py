@@ -223,6 +223,7 @@ class DWSNet(WeightEncoder):
 
     name = "dwsnet"
     permutation_invariant = True
+    paper_parameters = (1279736, 1282400)
 
     def __init__(self, architecture, task: TaskIO, embedding_size: int = 16,
                  channels: int = 48, layers: int = 4, head_hidden: int = 64,

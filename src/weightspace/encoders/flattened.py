@@ -10,6 +10,7 @@ class FlattenedWeights(WeightEncoder):
     trained with random correct-permutation augmentation (``augment = True``)."""
 
     name = "flattened"
+    paper_parameters = (1797264, 1978000)
     augment = True
 
     def __init__(self, architecture, task, embedding_size: int = 16, hidden: int = 128, layers: int = 3):

@@ -63,6 +63,7 @@ class _ProbingEncoder(WeightEncoder):
     """What both probing encoders share: E_I, E_O, E_R, the head and the probe/output maps."""
 
     permutation_invariant = True
+    probing = True
 
     def __init__(
         self,
@@ -122,6 +123,8 @@ class NonInteractiveProbing(_ProbingEncoder):
     """Learned fixed probe sequences, all L steps of all subjects in one batched pass."""
 
     name = "probing"
+    fixed_probes = True
+    paper_parameters = (1241718, 1254016)
 
     def __init__(self, architecture, task: TaskIO, **kwargs):
         super().__init__(architecture, task, **kwargs)
@@ -159,6 +162,8 @@ class InteractiveProbing(_ProbingEncoder):
     """Each probe step is generated from E_R's state after the subject's answers so far."""
 
     name = "interactive"
+    paper_parameters = (1235830, 1240960)
+    seed_batching_problem = "its reader steps nn.LSTMCell, which torch.func.vmap cannot batch"
 
     def __init__(self, architecture, task: TaskIO, **kwargs):
         super().__init__(architecture, task, **kwargs)

@@ -33,6 +33,7 @@ class LayerwiseStatistics(WeightEncoder):
 
     name = "statistics"
     permutation_invariant = True
+    paper_parameters = (1248016, 1248016)
 
     def __init__(self, architecture, task, embedding_size: int = 16, hidden: int = 768, layers: int = 3):
         super().__init__(architecture, task, embedding_size)

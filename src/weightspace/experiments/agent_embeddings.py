@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from .. import config as typed
-from ..errors import ConfigError, WeightspaceError
 from ..analysis.convergence import PAPER_REFERENCE_STATES
+from ..errors import ConfigError, WeightspaceError
 from ..generative.repair import RepairConfig
 from ..generative.vae import VAEConfig, VAETraining
 from .config import fields_of, section
@@ -282,8 +282,13 @@ def _pick(zoo: _Zoo, sample_file: Path, group: int, count: int) -> tuple[torch.T
 def convergence(context: StepContext, settings: ConvergenceSettings, seed: int) -> dict:
     """Table 2 and figures 5, 6: convergence distances within good and within bad networks
     (generated ones of table 1 where they landed in the group, else zoo networks)."""
-    from ..analysis.convergence import (all_pairs, bipartite_matching, compare_pairs, plot_correlation_matrices,
-                                        reference_states)
+    from ..analysis.convergence import (
+        all_pairs,
+        bipartite_matching,
+        compare_pairs,
+        plot_correlation_matrices,
+        reference_states,
+    )
     from ..networks.weights import Population
     from ..rl.cartpole import CARTPOLE_NET
 

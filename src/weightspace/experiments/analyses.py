@@ -14,10 +14,13 @@ from ..analysis.embedding import plot_embedding_figure
 from ..analysis.invariance import invariance_matrix, plot_invariance
 from ..analysis.probes import plot_ablation, plot_probes
 from ..emulation.fidelity import emulated_performance, plot_fidelity
-from ..encoders import build_encoder
+from ..encoders import ENCODER_NAMES, build_encoder, encoder_class
 
-#: the probing encoders (the ones with learned probes to draw and ablate)
-PROBING = ("probing", "interactive")
+
+def probing_encoders() -> tuple[str, ...]:
+    """The probing encoders: the ones with learned probes to draw and ablate."""
+    return tuple(name for name in ENCODER_NAMES if encoder_class(name).probing)
+
 #: networks (from the last checkpoint step) whose embeddings the invariance analysis perturbs
 INVARIANCE_NETWORKS = 32
 

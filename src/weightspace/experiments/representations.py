@@ -144,8 +144,8 @@ class RepresentationsExperiment:
         if isinstance(self.supervised.targets, str) and self.supervised.targets != "all":
             problems.append(f"[supervised] targets must be \"all\" or a list of names (got {self.supervised.targets!r})")
         ablation = self.ablation
-        if ablation is not None and ablation.encoder not in analyses.PROBING:
-            problems.append(f"[analyses.probing_ablation] encoder must be one of {list(analyses.PROBING)}")
+        if ablation is not None and ablation.encoder not in analyses.probing_encoders():
+            problems.append(f"[analyses.probing_ablation] encoder must be one of {list(analyses.probing_encoders())}")
         try:  # the library's own checks, at load time rather than mid-run
             self.pretrain_config(self.encoders[0] if self.encoders else "statistics", 0)
         except ConfigError as error:
@@ -307,7 +307,7 @@ def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Ste
             lambda c: analyses.fidelity(open_zoo(c.input(zoo_step_name)), runs(c, pretrained),
                                         wanted.fidelity_samples, c.directory, zoo_name),
             (zoo_step_name, *pretrained.values())))
-    probing = {e: n for e, n in pretrained.items() if e in analyses.PROBING}
+    probing = {e: n for e, n in pretrained.items() if e in analyses.probing_encoders()}
     if wanted.probes and probing:
         steps.append(Step(
             f"probes/{zoo_name}", "probes", {},

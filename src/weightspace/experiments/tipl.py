@@ -30,8 +30,18 @@ from .. import config as typed
 from .. import storage
 from ..errors import ConfigError
 from ..threads import intra_op_threads
-from ..tipl import (Basis, CausalTransformer, ParameterMLPForecaster, TIPLConfig, copy_last,
-                    linear_extrapolation, per_run_bases, pooled_basis, rollout, train_tipl)
+from ..tipl import (
+    Basis,
+    CausalTransformer,
+    ParameterMLPForecaster,
+    TIPLConfig,
+    copy_last,
+    linear_extrapolation,
+    per_run_bases,
+    pooled_basis,
+    rollout,
+    train_tipl,
+)
 from .family import Family
 from .steps import Finished, Step, StepContext
 from .zoo_step import open_zoo, zoo_step

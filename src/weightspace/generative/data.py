@@ -86,7 +86,7 @@ def load_networks(source, indices=None) -> tuple[Population, pd.DataFrame]:
     """Networks from a zoo directory (``indices`` = table rows) or a file written by
     :func:`save_networks` (``indices`` = positions); default all. Returns the weights and a
     table (the zoo's rows, or the file's per-network extra tensors)."""
-    from ..networks.recurrent import architecture_from_spec
+    from ..networks.architectures import architecture_from_spec
     from ..zoo.format import MANIFEST
     from ..zoo.reader import load_zoo
 

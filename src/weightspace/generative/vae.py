@@ -40,11 +40,11 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import storage
 from ..errors import ConfigError, WeightspaceError
-from ..networks.recurrent import architecture_from_spec
+from ..networks.architectures import architecture_from_spec
 from ..networks.weights import Population, WeightSpec
 from ..threads import intra_op_threads
-from .. import storage
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "vae.json"

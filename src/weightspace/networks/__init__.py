@@ -1,7 +1,8 @@
 """Subject networks as populations, and the one description of their weights."""
 
+from .architectures import architecture_from_spec
 from .mlp import MLP
-from .recurrent import GRU, LSTM, RNN, TorchSubject, architecture_from_spec
+from .recurrent import GRU, LSTM, RNN, TorchSubject
 from .symmetry import INCORRECT_VARIANTS, VARIANTS, applicable_variants, augment, permute, random_permutations
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 

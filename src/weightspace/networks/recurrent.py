@@ -254,27 +254,3 @@ class RNN(RecurrentArchitecture):
         h = torch.tanh(torch.baddbmm(projected_t, h,
                                      weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2)))
         return h, h
-
-
-ARCHITECTURES = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-
-
-def architecture_from_spec(spec_json: dict):
-    """Rebuild an architecture from ``WeightSpec.to_json()`` (as stored in a zoo manifest)."""
-    kind = spec_json["architecture"]
-    config = dict(spec_json["config"])
-    if kind == "mlp":
-        from .mlp import MLP
-
-        return MLP(tuple(config["sizes"]), config["activation"])
-    if kind == "gaussian-mlp":
-        from .policy import GaussianMLP
-
-        return GaussianMLP(tuple(config["sizes"]), config["activation"])
-    if kind == "mean-field-rnn":
-        from .mean_field import MeanFieldRNN
-
-        return MeanFieldRNN(**config)
-    if kind not in ARCHITECTURES:
-        raise WeightspaceError(f"unknown architecture {kind!r}")
-    return ARCHITECTURES[kind](**config)

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 
 from .. import counter_rng
 from ..networks.weights import Population
-from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
+from ..threads import intra_op_threads
 from ..training.optim import adamw_update
 from ..training.trainer import run_with_checkpoints
-from ..threads import intra_op_threads
+from .cartpole import OBSERVATION_SIZE, PAPER_MAX_EPISODE_STEPS, RESET_BOUND, CartPoleBatch
 
 TRANSITION_SIZE = 2 * OBSERVATION_SIZE + 3
 

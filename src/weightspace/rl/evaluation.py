@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..networks.weights import Population
-from .cartpole import PAPER_MAX_EPISODE_STEPS, CartPoleBatch, test_initial_states
 from ..threads import intra_op_threads
+from .cartpole import PAPER_MAX_EPISODE_STEPS, CartPoleBatch, test_initial_states
 
 #: Paper 004 measures survival time over 100 test episodes.
 PAPER_TEST_EPISODES = 100

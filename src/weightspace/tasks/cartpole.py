@@ -19,19 +19,13 @@ import pandas as pd
 import torch
 
 from .. import counter_rng
+from ..errors import WeightspaceError
 from ..rl.cartpole import CARTPOLE_NET, RESET_BOUND
 from ..rl.dqn import DQNRuns, DQNSettings, PopulationDQN
 from ..rl.evaluation import GROUP_EDGES, GROUP_NAMES, survival_group, survival_time
 from .base import ShardTask, Task, TaskConfig
 
 VALIDATION_FRACTION = 0.15
-#: Shortest training length as a fraction of ``steps`` (log-uniform in between). This and the
-#: learning-rate range (0.005-0.02) are calibrated toward paper 004's survival-time group shares
-#: (35/13/14/39%) with ``experiments/cartpole_calibration.py``: the former 1/20 and 0.0025-0.01
-#: gave 26/20/19/35%.
-MIN_TRAIN_FRACTION = 1 / 50
-#: Learning rates are log-uniform in [config.learning_rate / LEARNING_RATE_SPAN, config.learning_rate].
-LEARNING_RATE_SPAN = 4.0
 GAMMA_RANGE = (0.9, 0.99)
 EPSILON_FINAL_RANGE = (0.01, 0.1)
 EXPLORATION_FRACTION_RANGE = (0.1, 0.5)  # of the run's training length
@@ -51,7 +45,14 @@ class CartPoleConfig(TaskConfig):
         "help": "Networks trained together (1024: ~90 MB of replay buffers, ~75k network-steps/s on one core)."})
     replay_batch_size: int = field(default=32, metadata={"help": "Replay minibatch per update."})
     learning_rate: float = field(default=0.02, metadata={
-        "help": f"Top of the learning-rate range (log-uniform down to it / {LEARNING_RATE_SPAN:g})."})
+        "help": "Top of the learning-rate range (log-uniform down to it / learning_rate_span)."})
+    # The shortest training length and the learning-rate range (0.005-0.02) are calibrated toward
+    # paper 004's survival-time group shares (35/13/14/39%) with experiments/cartpole_calibration.py:
+    # the former 1/20 and 0.0025-0.01 gave 26/20/19/35%.
+    min_train_fraction: float = field(default=1 / 50, metadata={
+        "help": "Shortest training length as a fraction of steps (training lengths are log-uniform in between)."})
+    learning_rate_span: float = field(default=4.0, metadata={
+        "help": "Learning rates are log-uniform in [learning_rate / this, learning_rate]."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     test_episodes: int = field(default=100, metadata={
         "help": "Fixed test episodes per survival time (paper 004: 100)."})
@@ -67,6 +68,10 @@ class CartPoleConfig(TaskConfig):
         if self.stored_episodes > self.test_episodes:
             problems.append(f"stored_episodes ({self.stored_episodes}) cannot exceed test_episodes "
                             f"({self.test_episodes})")
+        if not 0 < self.min_train_fraction <= 1:
+            problems.append(f"min_train_fraction must be in (0, 1] (got {self.min_train_fraction})")
+        if not self.learning_rate_span >= 1:
+            problems.append(f"learning_rate_span must be >= 1 (got {self.learning_rate_span})")
         return problems
 
 
@@ -98,7 +103,7 @@ class CartPole(Task):
         def log_uniform(name, low, high):
             return np.exp(np.log(low) + draw(name) * (np.log(high) - np.log(low)))
 
-        shortest = max(1.0, config.steps * MIN_TRAIN_FRACTION)
+        shortest = max(1.0, config.steps * config.min_train_fraction)
         train_steps = np.minimum(np.round(log_uniform("train_steps", shortest, config.steps + 1) - 0.5),
                                  config.steps).astype(np.int64)
         train_steps = np.maximum(train_steps, 0)
@@ -107,7 +112,7 @@ class CartPole(Task):
             "run_id": np.arange(n),
             "split": np.where(draw("split") < VALIDATION_FRACTION, "val", "train"),
             "seed": counter_rng.derive_seeds(config.seed, n),
-            "learning_rate": log_uniform("learning_rate", config.learning_rate / LEARNING_RATE_SPAN,
+            "learning_rate": log_uniform("learning_rate", config.learning_rate / config.learning_rate_span,
                                          config.learning_rate),
             "weight_decay": np.full(n, config.weight_decay),
             "train_steps": train_steps,
@@ -157,8 +162,8 @@ class CartPole(Task):
                 "replay_capacity": settings.replay_capacity,
                 "learning_starts": settings.learning_starts,
                 "epsilon_start": settings.epsilon_start,
-                "train_steps": f"log-uniform integer in [{max(1.0, config.steps * MIN_TRAIN_FRACTION):g}, {config.steps}]",
-                "learning_rate": f"log-uniform in [{config.learning_rate / LEARNING_RATE_SPAN:g}, {config.learning_rate:g}]",
+                "train_steps": f"log-uniform integer in [{max(1.0, config.steps * config.min_train_fraction):g}, {config.steps}]",
+                "learning_rate": f"log-uniform in [{config.learning_rate / config.learning_rate_span:g}, {config.learning_rate:g}]",
                 "gamma": f"uniform in {list(GAMMA_RANGE)}",
                 "epsilon_final": f"uniform in {list(EPSILON_FINAL_RANGE)}",
                 "exploration_steps": f"uniform fraction in {list(EXPLORATION_FRACTION_RANGE)} of train_steps",
@@ -180,7 +185,23 @@ class CartPole(Task):
 
     def targets(self, zoo) -> list:
         """Survival time (regression) and its group (paper 004's four classes)."""
-        from ..downstream.targets import Target
+        from ..downstream.targets import Classification, Regression
 
-        return [Target("survival_time", "regression", ("survival_time",)),
-                Target("group", "classification", ("group",), (1, 2, 3, 4), chance={"accuracy": 0.25})]
+        return [Regression("survival_time", ("survival_time",)),
+                Classification("group", ("group",), (1, 2, 3, 4), chance={"accuracy": 0.25})]
+
+
+def require_cartpole_networks(weights) -> None:
+    """One clear error unless ``weights`` are CartPoleNets, the networks a survival time is measured for."""
+    if weights.spec.to_json() != CARTPOLE_NET.spec.to_json():
+        raise WeightspaceError("survival time needs CartPoleNets (4-30-2 ELU MLPs); these networks are "
+                               f"{weights.spec.architecture} {dict(weights.spec.config)}")
+
+
+def survival_summary(values) -> str:
+    """One line: the survival times' mean, spread and range, and how many fall in each group."""
+    values = np.asarray(values, dtype=np.float64)
+    counts = np.bincount(survival_group(values), minlength=5)[1:]
+    groups = ", ".join(f"{name}: {c}" for name, c in zip(GROUP_NAMES, counts))
+    return (f"survival time mean {values.mean():.1f}, std {values.std(ddof=1) if len(values) > 1 else 0:.1f} "
+            f"(min {values.min():.1f}, max {values.max():.1f}); by group {groups}")

@@ -384,9 +384,9 @@ class RotatedDigits(Task):
 
     def targets(self, zoo) -> list:
         """Rotation angle, accuracy and generalization gap (MSE) and the training step (classes)."""
-        from ..downstream.targets import Target
+        from ..downstream.targets import Classification, Regression
 
         steps = tuple(sorted(int(s) for s in zoo.table["step"].unique()))
-        return [Target("angle", "regression", ("angle",)), Target("accuracy", "regression", ("accuracy",)),
-                Target("generalization_gap", "regression", ("generalization_gap",)),
-                Target("step", "classification", ("step",), steps, chance={"accuracy": 1 / max(1, len(steps))})]
+        return [Regression("angle", ("angle",)), Regression("accuracy", ("accuracy",)),
+                Regression("generalization_gap", ("generalization_gap",)),
+                Classification("step", ("step",), steps, chance={"accuracy": 1 / max(1, len(steps))})]

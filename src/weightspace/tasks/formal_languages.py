@@ -267,8 +267,8 @@ class FormalLanguages(Task):
 
     def targets(self, zoo) -> list:
         """The task as a three-hot vector over (m_b, m_c, m_d), and performance (paper 000, section 6.2)."""
-        from ..downstream.targets import Target
+        from ..downstream.targets import Regression, ThreeHot
 
-        return [Target("task", "three_hot", ("m_b", "m_c", "m_d"), M_VALUES,
+        return [ThreeHot("task", ("m_b", "m_c", "m_d"), M_VALUES,
                        chance={"exact_accuracy": 1 / len(all_languages()), "parameter_accuracy": 1 / len(M_VALUES)}),
-                Target("performance", "regression", ("performance",))]
+                Regression("performance", ("performance",))]

@@ -47,8 +47,8 @@ from ..networks.policy import GaussianMLP
 from ..rl.mujoco import evaluate_policies, make_env, resolve_env_id
 from ..rl.ppo import RECENT_EPISODES, PopulationPPO, PPOSettings
 from ..threads import available_cores, intra_op_threads
-from ..zoo.builder import ZooTable
 from ..zoo.format import read_manifest, shard_file
+from ..zoo.table import ZooTable
 from .base import Task, TaskConfig
 
 #: seed of the fixed evaluation episodes (their reset seeds are counter_rng draws from it)
@@ -212,9 +212,9 @@ class PPOTrajectories(Task):
         _TrajectoryBuild(out, self, config, manifest, progress).run(processes)
 
     def targets(self, zoo) -> list:
-        from ..downstream.targets import Target
+        from ..downstream.targets import Regression
 
-        return [Target("train_return", "regression", ("train_return",))]
+        return [Regression("train_return", ("train_return",))]
 
 
 class _TrajectoryBuild:

@@ -13,7 +13,6 @@ an uninterrupted one would.
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,13 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .. import __version__, storage
+from .. import storage
 from ..errors import ConfigError
 from ..tasks import Task, TaskConfig, get_task
 from ..training import PopulationTrainer
+from ..versions import runtime_versions
 from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
-
-
-def _versions() -> dict:
-    return {"weightspace": __version__, "torch": torch.__version__, "python": platform.python_version()}
+from .table import ZooTable
 
 
 def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
@@ -57,7 +54,7 @@ def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
         "kind": task.name,
         "config": config.to_json(),
         "seed": config.seed,
-        "created_with": _versions(),
+        "created_with": runtime_versions(),
         "architecture": architecture.spec.to_json(),
         "task": description["task"],
         "splits": description["splits"],
@@ -125,31 +122,6 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
         (out / "progress").rmdir()
     return out
-
-
-class ZooTable:
-    """The table and the manifest of a zoo being built. A finished shard's rows go in once its
-    tensor files are written: the table is rewritten (kept in shard order, whichever shard finished
-    first, with ``model_id`` its row number), then the manifest lists the shard."""
-
-    def __init__(self, out: Path, manifest: dict):
-        self.out, self.manifest = out, manifest
-        self.completed = set(manifest["shards"]["completed"])
-        table = pd.read_parquet(out / TABLE) if (out / TABLE).exists() else None
-        self.table = None if table is None else table[table["shard"].isin(self.completed)]
-
-    def add(self, shard: int, rows: pd.DataFrame) -> None:
-        rows = rows.drop(columns="model_id", errors="ignore")
-        if self.table is not None:
-            rows = pd.concat([self.table.drop(columns="model_id"), rows], ignore_index=True)
-        table = rows.sort_values(["shard", "shard_row"], kind="stable").reset_index(drop=True)
-        table.insert(0, "model_id", np.arange(len(table)))
-        self.table = table
-        storage.write_parquet(self.out / TABLE, table)
-        self.completed.add(shard)
-        self.manifest["shards"]["completed"] = sorted(self.completed)
-        self.manifest["table"]["rows"] = len(table)
-        storage.write_json(self.out / MANIFEST, self.manifest)
 
 
 class _ShardJob:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from .probing import InteractiveProbing, NonInteractiveProbing
+from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbing
 
 
 class LoopNonInteractive(NonInteractiveProbing):

@@ -1,0 +1,5 @@
+"""``python -m weightspace.cli``: the ``weightspace`` command."""
+
+from . import main
+
+main()

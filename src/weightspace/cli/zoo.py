@@ -1,0 +1,77 @@
+"""``weightspace zoo``: build a zoo of any registered task family, and summarise one."""
+
+from __future__ import annotations
+
+import click
+
+from .options import config_options, device_option, executor_options, given_values, make_executor
+
+
+@click.group()
+def zoo():
+    """Build and inspect model zoos."""
+
+
+class _TaskCommands(click.Group):
+    """``zoo build TASK``: one subcommand per registered task family, its options generated from
+    that family's config dataclass (so each shows exactly its own settings and defaults). The
+    families are imported only when one is asked for."""
+
+    def list_commands(self, ctx):
+        from ..tasks import task_names
+
+        return task_names()
+
+    def get_command(self, ctx, name):
+        from ..tasks import get_task, task_names
+
+        if name not in task_names():
+            return None
+        return _build_command(get_task(name))
+
+
+def _build_command(task) -> click.Command:
+    """The ``zoo build NAME`` command of ``task``: one option per config field."""
+
+    def callback(out, device, quiet, executor, address, **given):
+        from ..zoo import build_zoo
+        from ..zoo.info import zoo_summary
+        from ..zoo.reader import load_zoo
+
+        config = task.config(given_values(given), where="zoo build")
+        if not quiet:
+            for notice in task.notices(config):
+                click.echo(notice, err=True)
+        build_zoo(out, task, config, device=device, progress=not quiet, executor=make_executor(executor, address))
+        click.echo(zoo_summary(load_zoo(out)))
+
+    params = [
+        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
+                     help="Zoo directory (created; an unfinished one is resumed)."),
+        click.Option(["--device"], default="cpu", show_default=True, callback=device_option, help="cpu or cuda."),
+        *executor_options("the shards as parallel Ray tasks"),
+        click.Option(["--quiet"], is_flag=True, help="No progress bar."),
+        *config_options(task.config_class),
+    ]
+    return click.Command(task.name, callback=callback, params=params, help=(
+        f"Train a zoo of {task.summary or task.name} and write it to --out (resumable: rerun the same "
+        "command after a kill)."))
+
+
+@zoo.group("build", cls=_TaskCommands)
+def zoo_build():
+    """Train a zoo of one task family: weightspace zoo build TASK --out DIR [options].
+
+    \b
+    Each TASK has its own settings: weightspace zoo build TASK --help.
+    """
+
+
+@zoo.command("info")
+@click.argument("directory", type=click.Path())
+def zoo_info(directory):
+    """Summarise a zoo: runs, checkpoints, splits, quality by training step."""
+    from ..zoo.info import zoo_summary
+    from ..zoo.reader import load_zoo
+
+    click.echo(zoo_summary(load_zoo(directory)))
