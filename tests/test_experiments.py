@@ -25,7 +25,7 @@ class Calls:
         self.computed = []
 
     def step(self, name, settings, inputs=(), fail=False):
-        def compute(context):
+        def compute(context, settings):
             self.computed.append(name)
             (context.directory / "partial.txt").write_text("started")
             if fail:
@@ -85,13 +85,13 @@ def test_unfinished_steps_of_a_group_given_in_a_row_are_computed_together(tmp_pa
 
     def seeds(names, x=1):
         def compute_together(items):
-            together.append([args for args, _ in items])
-            return [{"value": args * x} for args, _ in items]
+            together.append([settings["seed"] for settings, _ in items])
+            return [{"value": settings["seed"] * x} for settings, _ in items]
 
-        return [Step(name, "seed", {"seed": i, "x": x}, lambda c, i=i: {"value": i * x}, group=f"seeds {x}",
-                     compute_together=compute_together, together_args=i) for i, name in enumerate(names)]
+        return [Step(name, "seed", {"seed": i, "x": x}, lambda c, settings: {"value": settings["seed"] * x},
+                     group=f"seeds {x}", compute_together=compute_together) for i, name in enumerate(names)]
 
-    reader = Step("sum", "sum", {}, lambda c: {"value": sum(c.input(n).result["value"] for n in ("s0", "s1", "s2"))},
+    reader = Step("sum", "sum", {}, lambda c, settings: {"value": sum(c.input(n).result["value"] for n in ("s0", "s1", "s2"))},
                   ("s0", "s1", "s2"))
     records = run_steps([*seeds(["s0", "s1", "s2"]), reader], tmp_path, progress=False)
     assert together == [[0, 1, 2]] and [r.name for r in records] == ["s0", "s1", "s2", "sum"]
@@ -112,7 +112,7 @@ def test_unfinished_steps_of_a_group_given_in_a_row_are_computed_together(tmp_pa
     def generator():  # reads a grouped step's result before its group is over
         yield from seeds(["v0", "v1"], x=5)
         assert finished["v1"].result == {"value": 5}
-        yield Step("after", "after", {}, lambda c: {"value": 0})
+        yield Step("after", "after", {}, lambda c, settings: {"value": 0})
 
     together.clear()
     run_steps(generator(), tmp_path, progress=False, finished=finished)
@@ -157,8 +157,8 @@ class Counting(Family):
     def steps(self, config, finished):
         for seed in config.seeds:
             yield Step(f"times/seed-{seed}", "times", {"seed": seed, "scale": config.scale},
-                       lambda c, s=seed: {"value": s * config.scale})
-        yield Step("total", "total", {}, lambda c: {"value": sum(i.result["value"] for i in c.inputs.values())},
+                       lambda c, settings: {"value": settings["seed"] * settings["scale"]})
+        yield Step("total", "total", {}, lambda c, settings: {"value": sum(i.result["value"] for i in c.inputs.values())},
                    tuple(f"times/seed-{s}" for s in config.seeds))
 
     def results(self, config, finished, out):

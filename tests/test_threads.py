@@ -67,7 +67,7 @@ class ThreadsProbe(Family):
         return from_dict(ThreadsConfig, data, where)
 
     def steps(self, config, finished):
-        yield Step("probe", "probe", {}, lambda c: {"threads": torch.get_num_threads()})
+        yield Step("probe", "probe", {}, lambda c, settings: {"threads": torch.get_num_threads()})
 
     def results(self, config, finished, out):
         return {"threads": finished["probe"].result["threads"]}

@@ -166,12 +166,22 @@ def stats(values) -> tuple[float | None, float | None]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def train_model(context: StepContext, model_config: VAEConfig, training: VAETraining, groups, conditional) -> dict:
+# Each step's compute function is a module-level function of (context, settings): the settings are
+# what its key hashes, so it can read nothing else (weightspace.experiments.steps).
+def _typed(cls, settings: dict, where: str, *extra: str):
+    """``settings`` as ``cls`` (without the ``seed`` and the ``extra`` keys)."""
+    return typed.from_dict(cls, {k: v for k, v in settings.items() if k not in ("seed", *extra)}, where)
+
+
+def train_model(context: StepContext, settings: dict) -> dict:
     """CartPoleGen on the zoo's final networks of ``groups`` (None: all), conditioned on the
     group if ``conditional``. A group with fewer than two networks gets no model."""
     from ..generative.vae import WeightVAE, train_vae
     from ..rl.cartpole import CARTPOLE_NET
 
+    model_config = typed.from_dict(VAEConfig, settings["model"], "[vae]")
+    training = typed.from_dict(VAETraining, settings["training"], "[vae]")
+    groups, conditional = settings["groups"], settings["conditional"]
     zoo = _Zoo(context.input(ZOO), context.device)
     flat, table_groups = zoo.networks.flat, zoo.networks.groups
     if groups is not None:
@@ -200,9 +210,10 @@ def _models(context: StepContext, seed: int, names=tuple(MODELS)) -> dict:
     return models
 
 
-def table1(context: StepContext, settings: Table1Settings, seed: int) -> dict:
+def table1(context: StepContext, step_settings: dict) -> dict:
     """Table 1 and figure 4: survival times of networks sampled from every model, next to the
     training set's, per group."""
+    settings, seed = _typed(Table1Settings, step_settings, "[table1]"), step_settings["seed"]
     from ..generative.data import save_networks
     from ..generative.figures import survival_histograms
     from ..networks.weights import Population
@@ -279,9 +290,10 @@ def _pick(zoo: _Zoo, sample_file: Path, group: int, count: int) -> tuple[torch.T
     return torch.cat(flats), np.asarray(values), sources
 
 
-def convergence(context: StepContext, settings: ConvergenceSettings, seed: int) -> dict:
+def convergence(context: StepContext, step_settings: dict) -> dict:
     """Table 2 and figures 5, 6: convergence distances within good and within bad networks
     (generated ones of table 1 where they landed in the group, else zoo networks)."""
+    settings, seed = _typed(ConvergenceSettings, step_settings, "[convergence]"), step_settings["seed"]
     from ..analysis.convergence import (
         all_pairs,
         bipartite_matching,
@@ -326,9 +338,11 @@ def convergence(context: StepContext, settings: ConvergenceSettings, seed: int) 
             "figures": ["figure5.png", "figure6.png"]}
 
 
-def interpolation(context: StepContext, settings: InterpolationSettings, reference_count: int, seed: int) -> dict:
+def interpolation(context: StepContext, step_settings: dict) -> dict:
     """Figure 7: survival times along the latent walk between two zoo networks' embeddings, and
     along the straight weight-space walk between the decoded endpoints."""
+    settings = _typed(InterpolationSettings, step_settings, "[interpolation]", "reference_states")
+    seed, reference_count = step_settings["seed"], step_settings["reference_states"]
     import pandas as pd
 
     from ..analysis.convergence import compare_pairs, reference_states
@@ -377,9 +391,11 @@ def interpolation(context: StepContext, settings: InterpolationSettings, referen
     return {"alphas": alphas.tolist(), "pairs": pairs, "table": walks, "figures": ["figure7.png"]}
 
 
-def repair(context: StepContext, settings: RepairSettings, repair_config: RepairConfig, seed: int) -> dict:
+def repair(context: StepContext, step_settings: dict) -> dict:
     """Figure 8: zero a growing fraction of one network's weights and repair them by rejection
     sampling from CartPoleGen, with both repair variants."""
+    settings, seed = _typed(RepairSettings, step_settings, "[repair]"), step_settings["seed"]
+    repair_config = RepairConfig(settings.candidates, settings.keep, settings.threshold, settings.fill_missing)
     from ..generative.figures import repair_curves
     from ..generative.repair import CRITERIA, repair_experiment, summarize_repair
 
@@ -429,20 +445,18 @@ def experiment_steps(config: AgentEmbeddingsExperiment):
             settings = {"model": dataclasses.asdict(model), "training": dataclasses.asdict(training),
                         "groups": groups, "conditional": conditional}
             models.append(f"vae/{name}/seed-{seed}")
-            yield Step(models[-1], "vae", settings,
-                       lambda c, m=model, t=training, g=groups, k=conditional: train_model(c, m, t, g, k), (ZOO,))
+            yield Step(models[-1], "vae", settings, train_model, (ZOO,))
         combined = f"vae/combined/seed-{seed}"
         yield Step(f"table1/seed-{seed}", "table1", {**dataclasses.asdict(config.table1), "seed": seed},
-                   lambda c, s=seed: table1(c, config.table1, s), (ZOO, *models))
+                   table1, (ZOO, *models))
         yield Step(f"convergence/seed-{seed}", "convergence", {**dataclasses.asdict(config.convergence), "seed": seed},
-                   lambda c, s=seed: convergence(c, config.convergence, s), (ZOO, f"table1/seed-{seed}"))
+                   convergence, (ZOO, f"table1/seed-{seed}"))
         yield Step(f"interpolation/seed-{seed}", "interpolation",
                    {**dataclasses.asdict(config.interpolation), "reference_states": config.convergence.reference_states,
                     "seed": seed},
-                   lambda c, s=seed: interpolation(c, config.interpolation, config.convergence.reference_states, s),
-                   (ZOO, combined))
+                   interpolation, (ZOO, combined))
         yield Step(f"repair/seed-{seed}", "repair", {**dataclasses.asdict(config.repair), "seed": seed},
-                   lambda c, s=seed: repair(c, config.repair, config.repair_config(config.repair.fill_missing), s), (ZOO, combined))
+                   repair, (ZOO, combined))
 
 
 class AgentEmbeddings(Family):

@@ -157,14 +157,17 @@ def _trajectories(zoo, weights, trials: int, stream: int):
     return hidden, outputs, t
 
 
-def measure(context: StepContext, zoo_name: str, settings: AnalysisSettings, seed: int) -> dict:
+def measure(context: StepContext, step_settings: dict) -> dict:
     """Behaviour, dynamics and weight degeneracy of one condition's converged networks, the DSA
     null, and the diagnostics; raw per-network and per-pair values go to the result (the report
-    bootstraps its differences from them)."""
+    bootstraps its differences from them). A module-level function of (context, settings): it
+    reads only the settings its key hashes (weightspace.experiments.steps)."""
     from ..analysis import degeneracy as measures
     from ..analysis.dsa import DSASettings
 
-    zoo = open_zoo(context.input(zoo_name))
+    seed = step_settings["seed"]
+    settings = typed.from_dict(AnalysisSettings, {k: v for k, v in step_settings.items() if k != "seed"}, "[analysis]")
+    zoo = open_zoo(context.input("zoo"))
     table = zoo.table
     final_step = int(table["step"].max())
     final = table[table["step"] == final_step]
@@ -237,7 +240,7 @@ def experiment_steps(config: DegeneracyExperiment):
         yield zoo_step(name, task, task_config)
         for seed in config.seeds:
             yield Step(measure_name(name, seed), "degeneracy-measure", {**dataclasses.asdict(config.analysis), "seed": seed},
-                       lambda c, n=name, s=seed: measure(c, n, config.analysis, s), (name,))
+                       measure, {"zoo": name})
 
 
 class Degeneracy(Family):

@@ -190,129 +190,187 @@ def _load_run(finished: Finished, device):
     return load_run(finished.directory / "run", device)
 
 
+def _inputs(context, prefix: str) -> dict[str, Finished]:
+    """The inputs whose role starts with ``prefix`` (``run/``), by the rest of their role."""
+    return {role[len(prefix):]: finished for role, finished in context.inputs.items() if role.startswith(prefix)}
+
+
+def _runs(context, device) -> dict:
+    """Encoder name -> its pretraining run, from the inputs ``run/ENCODER``."""
+    return {e: _load_run(finished, device) for e, finished in _inputs(context, "run/").items()}
+
+
+# Each step's compute function is a module-level function of (context, settings): the settings are
+# what its key hashes, so it can read nothing else (weightspace.experiments.steps).
 def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: dict[str, str] | None = None) -> Step:
     """A pretraining run; ``references`` (reference name -> step name) are the constant-floor and
     oracle-ceiling runs it is read against (their losses go into its metrics and result). The runs
     of one encoder that differ only in the seed, given one after another, train as one batched
     computation (:func:`~weightspace.emulation.seeds.pretrain_seeds`), each in its own step."""
     references = references or {}
-
-    def compute(context):
-        return _pretrain_together([((zoo_name, config, references), context)])[0]
-
     group = json.dumps({"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None},
                         "references": sorted(references)}, sort_keys=True)
-    return Step(name, "pretrain", config.to_json(), compute, (zoo_name, *references.values()),
-                group=f"pretrain {group}", compute_together=_pretrain_together,
-                together_args=(zoo_name, config, references), resources={"cpus": 1, "gpus": "device"})
+    return Step(name, "pretrain", config.to_json(), compute_pretrain,
+                {"zoo": zoo_name, **{f"reference/{r}": n for r, n in references.items()}},
+                group=f"pretrain {group}", compute_together=compute_pretrain_together,
+                resources={"cpus": 1, "gpus": "device"})
 
 
-def _pretrain_together(items) -> list[dict]:
-    """Pretraining steps of one group: [((zoo step, config, references), context), ...]."""
+def compute_pretrain(context, settings: dict) -> dict:
+    return compute_pretrain_together([(settings, context)])[0]
+
+
+def compute_pretrain_together(items) -> list[dict]:
+    """Pretraining steps of one group: [(settings, context), ...]."""
     from ..emulation import run_summary
     from ..emulation.seeds import pretrain_seeds
 
-    (zoo_name, _, _), first = items[0]
+    first = items[0][1]
     runs = [context.directory / "run" for _, context in items]
-    pretrain_seeds(zoo_location(first.input(zoo_name)), runs, [config for (_, config, _), _ in items],
-                   device=first.device, progress=first.progress,
-                   references=[{r: context.input(n).directory / "run" for r, n in references.items()}
-                               for (_, _, references), context in items],
+    references = [{r: f.directory / "run" for r, f in _inputs(context, "reference/").items()} for _, context in items]
+    pretrain_seeds(zoo_location(first.input("zoo")), runs,
+                   [typed.from_dict(PretrainConfig, settings, "pretrain") for settings, _ in items],
+                   device=first.device, progress=first.progress, references=references,
                    log=lambda message: _say(first.progress, message))
     results = []
-    for run, ((_, _, references), _) in zip(runs, items):
+    for run, refs in zip(runs, references):
         summary = run_summary(run)
         results.append({"run": "run", "best_val_loss": summary["val_loss"],
-                        "references": {r: summary[r] for r in references if r in summary}})
+                        "references": {r: summary[r] for r in refs if r in summary}})
     return results
 
 
-def reference_names(zoo_name: str, seed: int) -> dict[str, str]:
-    """Step names of a zoo's constant-floor and oracle-ceiling runs for one seed."""
-    return {r: f"pretrain/{zoo_name}/reference-{r}/seed-{seed}" for r in REFERENCES}
+class StepNames:
+    """Every step name of the family, in one place: the pipeline, the analyses and the results
+    gathering all build them here."""
+
+    @staticmethod
+    def zoo(zoo: str) -> str:
+        return f"zoo/{zoo}"
+
+    @staticmethod
+    def pretrain(zoo: str, encoder: str, seed: int) -> str:
+        return f"pretrain/{zoo}/{encoder}/seed-{seed}"
+
+    @staticmethod
+    def references(zoo: str, seed: int) -> dict[str, str]:
+        """A zoo's constant-floor and oracle-ceiling runs for one seed, by reference name."""
+        return {r: f"pretrain/{zoo}/reference-{r}/seed-{seed}" for r in REFERENCES}
+
+    @staticmethod
+    def ablation(zoo: str, encoder: str, option: str, value, seed: int) -> str:
+        return f"pretrain/{zoo}/ablation/{encoder}-{option}-{value}/seed-{seed}"
+
+    @staticmethod
+    def embed(zoo: str, encoder: str, seed: int) -> str:
+        return f"embed/{zoo}/{encoder}/seed-{seed}"
+
+    @staticmethod
+    def prediction(kind: str, zoo: str, encoder: str, seed: int, target: str) -> str:
+        """``kind``: predict (from the pretrained embeddings) or supervised."""
+        return f"{kind}/{zoo}/{encoder}/seed-{seed}/{target}"
+
+    @staticmethod
+    def analysis(analysis: str, zoo: str) -> str:
+        return f"{analysis}/{zoo}"
 
 
 def embed_step(name: str, zoo_name: str, pretrain_name: str) -> Step:
-    def compute(context):
-        from ..emulation.embed import embed_zoo
+    return Step(name, "embed", {}, compute_embed, {"zoo": zoo_name, "run": pretrain_name})
 
-        run = _load_run(context.input(pretrain_name), context.device)
-        table = embed_zoo(run, open_zoo(context.input(zoo_name)), context.directory / "embeddings.parquet",
-                          device=context.device, progress=False)
-        return {"file": "embeddings.parquet", "rows": len(table)}
 
-    return Step(name, "embed", {}, compute, (zoo_name, pretrain_name))
+def compute_embed(context, settings: dict) -> dict:
+    from ..emulation.embed import embed_zoo
+
+    run = _load_run(context.input("run"), context.device)
+    table = embed_zoo(run, open_zoo(context.input("zoo")), context.directory / "embeddings.parquet",
+                      device=context.device, progress=False)
+    return {"file": "embeddings.parquet", "rows": len(table)}
 
 
 def predict_step(name: str, zoo_name: str, embed_name: str, target: str, seed: int, predictor: PredictorConfig) -> Step:
-    def compute(context):
-        from ..downstream import downstream_splits, evaluate_frozen
-
-        zoo = open_zoo(context.input(zoo_name))
-        embedded = context.input(embed_name)
-        z = pd.read_parquet(embedded.directory / embedded.result["file"]).filter(like="z_").to_numpy()
-        return evaluate_frozen(z, zoo.table, downstream_splits(zoo), _target(zoo, target), predictor, seed)
-
     settings = {"target": target, "seed": seed, "predictor": dataclasses.asdict(predictor)}
-    return Step(name, "predict", settings, compute, (zoo_name, embed_name))
+    return Step(name, "predict", settings, compute_predict, {"zoo": zoo_name, "embeddings": embed_name})
+
+
+def compute_predict(context, settings: dict) -> dict:
+    from ..downstream import downstream_splits, evaluate_frozen
+
+    zoo = open_zoo(context.input("zoo"))
+    embedded = context.input("embeddings")
+    z = pd.read_parquet(embedded.directory / embedded.result["file"]).filter(like="z_").to_numpy()
+    predictor = typed.from_dict(PredictorConfig, settings["predictor"], "predictor")
+    return evaluate_frozen(z, zoo.table, downstream_splits(zoo), _target(zoo, settings["target"]), predictor,
+                           settings["seed"])
 
 
 def supervised_step(name: str, zoo_name: str, encoder: str, options: dict, target: str, seed: int,
                     predictor: PredictorConfig) -> Step:
-    def compute(context):
-        from ..downstream import downstream_splits, evaluate_supervised
-        from ..encoders import build_encoder
-
-        zoo = open_zoo(context.input(zoo_name))
-        torch.manual_seed(seed)
-        model = build_encoder(encoder, zoo.architecture, zoo.task.task_io(zoo), **options)
-        return evaluate_supervised(model, zoo, downstream_splits(zoo), _target(zoo, target), predictor, seed,
-                                   context.device)
-
     settings = {"encoder": encoder, "encoder_options": options, "target": target, "seed": seed,
                 "predictor": dataclasses.asdict(predictor)}
-    return Step(name, "supervised", settings, compute, (zoo_name,))
+    return Step(name, "supervised", settings, compute_supervised, {"zoo": zoo_name})
+
+
+def compute_supervised(context, settings: dict) -> dict:
+    from ..downstream import downstream_splits, evaluate_supervised
+    from ..encoders import build_encoder
+
+    zoo = open_zoo(context.input("zoo"))
+    torch.manual_seed(settings["seed"])
+    model = build_encoder(settings["encoder"], zoo.architecture, zoo.task.task_io(zoo), **settings["encoder_options"])
+    predictor = typed.from_dict(PredictorConfig, settings["predictor"], "supervised")
+    return evaluate_supervised(model, zoo, downstream_splits(zoo), _target(zoo, settings["target"]), predictor,
+                               settings["seed"], context.device)
+
+
+def compute_invariance(context, settings: dict) -> dict:
+    return analyses.invariance(open_zoo(context.input("zoo")), _runs(context, context.device), settings["untrained"],
+                               context.directory, settings["title"])
+
+
+def compute_embeddings(context, settings: dict) -> dict:
+    files = {e: f.directory / f.result["file"] for e, f in _inputs(context, "embeddings/").items()}
+    return analyses.embeddings(open_zoo(context.input("zoo")), files, context.directory, settings["title"])
+
+
+def compute_fidelity(context, settings: dict) -> dict:
+    return analyses.fidelity(open_zoo(context.input("zoo")), _runs(context, context.device), settings["samples"],
+                             context.directory, settings["title"])
+
+
+def compute_probes(context, settings: dict) -> dict:
+    return analyses.probes(open_zoo(context.input("zoo")), _runs(context, context.device), context.directory)
+
+
+def compute_probing_ablation(context, settings: dict) -> dict:
+    return analyses.probing_ablation(
+        [{"option": o, "value": v, "seed": s, "val_loss": context.input(f"run/{i}").result["best_val_loss"]}
+         for i, (o, v, s) in enumerate(settings["runs"])], context.directory)
 
 
 def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Step]:
     """The analyses of one zoo, on the first seed's runs."""
     seed = config.seeds[0]
-    zoo_step_name = f"zoo/{zoo_name}"
-    pretrained = {e: f"pretrain/{zoo_name}/{e}/seed-{seed}" for e in config.encoders}
-    embedded = {e: f"embed/{zoo_name}/{e}/seed-{seed}" for e in config.encoders}
+    zoo_step_name = StepNames.zoo(zoo_name)
+    pretrained = {f"run/{e}": StepNames.pretrain(zoo_name, e, seed) for e in config.encoders}
+    embedded = {f"embeddings/{e}": StepNames.embed(zoo_name, e, seed) for e in config.encoders}
     wanted = config.analyses
     steps = []
-
-    def runs(context, names):
-        return {e: _load_run(context.input(n), context.device) for e, n in names.items()}
-
     if wanted.invariance:
         options = {e: config.encoder_options.get(e, {}) for e in config.encoders}
-        steps.append(Step(
-            f"invariance/{zoo_name}", "invariance", {"untrained": options, "networks": analyses.INVARIANCE_NETWORKS},
-            lambda c: analyses.invariance(open_zoo(c.input(zoo_step_name)), runs(c, pretrained), options,
-                                          c.directory, zoo_name),
-            (zoo_step_name, *pretrained.values())))
+        steps.append(Step(StepNames.analysis("invariance", zoo_name), "invariance",
+                          {"untrained": options, "networks": analyses.INVARIANCE_NETWORKS, "title": zoo_name},
+                          compute_invariance, {"zoo": zoo_step_name, **pretrained}))
     if wanted.embeddings:
-        steps.append(Step(
-            f"embeddings/{zoo_name}", "embeddings", {},
-            lambda c: analyses.embeddings(
-                open_zoo(c.input(zoo_step_name)),
-                {e: c.input(n).directory / c.input(n).result["file"] for e, n in embedded.items()},
-                c.directory, zoo_name),
-            (zoo_step_name, *embedded.values())))
+        steps.append(Step(StepNames.analysis("embeddings", zoo_name), "embeddings", {"title": zoo_name}, compute_embeddings,
+                          {"zoo": zoo_step_name, **embedded}))
     if wanted.fidelity:
-        steps.append(Step(
-            f"fidelity/{zoo_name}", "fidelity", {"samples": wanted.fidelity_samples},
-            lambda c: analyses.fidelity(open_zoo(c.input(zoo_step_name)), runs(c, pretrained),
-                                        wanted.fidelity_samples, c.directory, zoo_name),
-            (zoo_step_name, *pretrained.values())))
-    probing = {e: n for e, n in pretrained.items() if e in analyses.probing_encoders()}
+        steps.append(Step(StepNames.analysis("fidelity", zoo_name), "fidelity", {"samples": wanted.fidelity_samples, "title": zoo_name},
+                          compute_fidelity, {"zoo": zoo_step_name, **pretrained}))
+    probing = {f"run/{e}": n for e, n in ((e, pretrained[f"run/{e}"]) for e in config.encoders)
+               if e in analyses.probing_encoders()}
     if wanted.probes and probing:
-        steps.append(Step(
-            f"probes/{zoo_name}", "probes", {},
-            lambda c: analyses.probes(open_zoo(c.input(zoo_step_name)), runs(c, probing), c.directory),
-            (zoo_step_name, *probing.values())))
+        steps.append(Step(StepNames.analysis("probes", zoo_name), "probes", {}, compute_probes, {"zoo": zoo_step_name, **probing}))
     ablation = config.ablation
     if ablation is not None:
         runs_of = []  # (option, value, seed, step name)
@@ -320,44 +378,41 @@ def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Ste
         for option, (_, key) in analyses.ABLATIONS.items():
             for value in getattr(ablation, key):
                 for s in config.seeds:
-                    name = f"pretrain/{zoo_name}/ablation/{ablation.encoder}-{option}-{value}/seed-{s}"
+                    name = StepNames.ablation(zoo_name, ablation.encoder, option, value, s)
                     run_config = dataclasses.replace(config.pretrain_config(ablation.encoder, s, **{option: value}),
                                                      **overrides)
                     steps.append(pretrain_step(name, zoo_step_name, run_config))
                     runs_of.append((option, value, s, name))
         if runs_of:
-            steps.append(Step(
-                f"probing_ablation/{zoo_name}", "probing_ablation",
-                {"runs": [[o, v, s] for o, v, s, _ in runs_of]},
-                lambda c: analyses.probing_ablation(
-                    [{"option": o, "value": v, "seed": s, "val_loss": c.input(n).result["best_val_loss"]}
-                     for o, v, s, n in runs_of], c.directory),
-                tuple(n for *_, n in runs_of)))
+            steps.append(Step(StepNames.analysis("probing_ablation", zoo_name), "probing_ablation",
+                              {"runs": [[o, v, s] for o, v, s, _ in runs_of]}, compute_probing_ablation,
+                              {f"run/{i}": n for i, (*_, n) in enumerate(runs_of)}))
     return steps
 
 
 def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Finished]):
     for zoo in config.zoos:
-        zoo_name = f"zoo/{zoo.name}"
+        zoo_name = StepNames.zoo(zoo.name)
         yield zoo_step(zoo_name, zoo.kind, zoo.config, zoo.path, _zoo_summary)
         targets = list(finished[zoo_name].result["targets"])
         supervised = config.supervised_targets(targets)
         for reference in REFERENCES:  # the references every encoder's loss is read against
             for seed in config.seeds:
-                yield pretrain_step(reference_names(zoo.name, seed)[reference], zoo_name,
+                yield pretrain_step(StepNames.references(zoo.name, seed)[reference], zoo_name,
                                     config.pretrain_config(reference, seed))
         for encoder in config.encoders:
             for seed in config.seeds:  # one after another: the seeds train as one computation
-                yield pretrain_step(f"pretrain/{zoo.name}/{encoder}/seed-{seed}", zoo_name,
-                                    config.pretrain_config(encoder, seed), reference_names(zoo.name, seed))
+                yield pretrain_step(StepNames.pretrain(zoo.name, encoder, seed), zoo_name,
+                                    config.pretrain_config(encoder, seed), StepNames.references(zoo.name, seed))
             for seed in config.seeds:
-                base = f"{zoo.name}/{encoder}/seed-{seed}"
-                yield embed_step(f"embed/{base}", zoo_name, f"pretrain/{base}")
+                embedded = StepNames.embed(zoo.name, encoder, seed)
+                yield embed_step(embedded, zoo_name, StepNames.pretrain(zoo.name, encoder, seed))
                 for target in targets:
-                    yield predict_step(f"predict/{base}/{target}", zoo_name, f"embed/{base}", target, seed,
-                                       config.predictor)
+                    yield predict_step(StepNames.prediction("predict", zoo.name, encoder, seed, target), zoo_name,
+                                       embedded, target, seed, config.predictor)
                 for target in supervised:
-                    yield supervised_step(f"supervised/{base}/{target}", zoo_name, encoder,
+                    yield supervised_step(StepNames.prediction("supervised", zoo.name, encoder, seed, target), zoo_name,
+                                          encoder,
                                           config.encoder_options.get(encoder, {}), target, seed,
                                           config.supervised_predictor())
         yield from analysis_steps(config, zoo.name)
@@ -374,27 +429,28 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
 
     results = {"name": config.name, "zoos": {}}
     for zoo in config.zoos:
-        summary = finished[f"zoo/{zoo.name}"].result
+        summary = finished[StepNames.zoo(zoo.name)].result
         record = {k: summary[k] for k in ("kind", "path", "checkpoints", "split_sizes", "targets")}
         record["encoders"] = {}
-        record["references"] = {r: [finished[reference_names(zoo.name, seed)[r]].result["best_val_loss"]
+        record["references"] = {r: [finished[StepNames.references(zoo.name, seed)[r]].result["best_val_loss"]
                                     for seed in config.seeds] for r in REFERENCES}
         record["loss_units"] = config.pretrain.loss_reduction
         for encoder in config.encoders:
             per_seed = []
             for seed in config.seeds:
-                base = f"{zoo.name}/{encoder}/seed-{seed}"
                 predictions = {}
                 for mode, kind in (("pretrained", "predict"), ("supervised", "supervised")):
                     for target in summary["targets"]:
-                        if f"{kind}/{base}/{target}" in finished:
-                            predictions[f"{mode}/{target}"] = finished[f"{kind}/{base}/{target}"].result
-                per_seed.append({"seed": seed, "pretrain_val_loss": finished[f"pretrain/{base}"].result["best_val_loss"],
+                        name = StepNames.prediction(kind, zoo.name, encoder, seed, target)
+                        if name in finished:
+                            predictions[f"{mode}/{target}"] = finished[name].result
+                pretrained = finished[StepNames.pretrain(zoo.name, encoder, seed)]
+                per_seed.append({"seed": seed, "pretrain_val_loss": pretrained.result["best_val_loss"],
                                  "predictions": predictions})
             record["encoders"][encoder] = per_seed
         record["analyses"], record["figures"] = {}, {}
         for analysis in ANALYSES:
-            step = finished.get(f"{analysis}/{zoo.name}")
+            step = finished.get(StepNames.analysis(analysis, zoo.name))
             if step is not None:
                 record["analyses"][analysis] = step.result
                 record["figures"][analysis] = step.directory.relative_to(out).as_posix()

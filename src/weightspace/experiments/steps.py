@@ -3,10 +3,16 @@ its own settings and the keys of the steps it reads.
 
 A :class:`Step` has a name (``pretrain/formal-languages/statistics/seed-0``), a kind (what its
 compute function does: ``pretrain``), settings (a JSON-able dict of everything its output depends
-on besides its inputs), the names of the steps it reads, and a compute function that writes files
-into its own directory and returns a JSON-able result. Its key is::
+on besides its inputs), the steps it reads (by role: ``{"zoo": "zoo/digits"}``), and a compute
+function ``compute(context, settings)`` that writes files into its own directory and returns a
+JSON-able result. Its key is::
 
     sha256(kind, settings, [key of each input])[:16]
+
+The compute function receives the settings the key hashes, as they read back from JSON, and
+nothing else: the library's families pass module-level functions that close over nothing, so a
+setting a step does not hash is a setting it cannot read (``tests/test_step_keys.py`` checks
+every step of every family).
 
 so changing one setting changes the key of that step and of every step that reads it, directly
 or not, and nothing else. A step whose key directory holds a finished result is reused and never
@@ -77,16 +83,18 @@ class Results(dict):
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a compute function gets: its own directory (created), its inputs by step name, and
-    where to compute."""
+    """What a compute function gets besides its settings: its own directory (created), its inputs
+    by role (a step given a tuple of inputs: by step name), and where to compute."""
 
     directory: Path
     inputs: dict[str, Finished]
     device: str = "cpu"
     progress: bool = False
+    #: the step's ``location`` (see :class:`Step`)
+    location: str | None = None
 
-    def input(self, name: str) -> Finished:
-        return self.inputs[name]
+    def input(self, role: str) -> Finished:
+        return self.inputs[role]
 
 
 @dataclass(frozen=True)
@@ -94,21 +102,43 @@ class Step:
     name: str
     kind: str
     settings: dict
-    compute: Callable[[StepContext], dict]
-    inputs: tuple[str, ...] = ()
-    #: a finished result is reused when this says yes (default: always). The zoo step uses it to
-    #: rebuild a zoo whose configured location changed: same contents, so the same key.
-    reusable: Callable[[dict], bool] | None = None
+    #: compute(context, settings) -> result; settings: exactly what the key hashes, as JSON
+    compute: Callable[[StepContext, dict], dict]
+    #: the steps it reads: {role: step name}, or a tuple of step names (each its own role)
+    inputs: tuple[str, ...] | dict[str, str] = ()
+    #: where the step writes its main output when not in its own directory (a zoo shared between
+    #: experiments): not hashed, since the output is the same wherever it is written; a finished
+    #: result whose ``path`` is another location is not reused (the output is written again there)
+    location: str | None = None
+    relocatable: bool = False  # whether ``location`` applies (its result records it as ``path``)
     #: unfinished steps of one ``group`` given one after another are computed in one call,
-    #: ``compute_together([(step.together_args, context), ...]) -> [result, ...]`` (the seeds of
-    #: one pretraining as one batched computation); each keeps its own key, directory and result.
+    #: ``compute_together([(settings, context), ...]) -> [result, ...]`` (the seeds of one
+    #: pretraining as one batched computation); each keeps its own key, directory and result.
     #: A step generator that reads a grouped step's result (through a ``Results``) gets it.
     group: str | None = None
     compute_together: Callable[[list], list[dict]] | None = None
-    together_args: object = None
     #: what one computation of the step (or of its group) needs on a cluster: {"cpus": n, "gpus": n};
     #: "gpus": "device" asks for one GPU when the run's device is CUDA and none otherwise
     resources: dict | None = None
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """{role: step name} of the inputs, in the order given (the order their keys are hashed)."""
+        return dict(self.inputs) if isinstance(self.inputs, dict) else {name: name for name in self.inputs}
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(self.roles.values())
+
+
+def reads_only_its_settings(function) -> bool:
+    """Whether ``function`` is a module-level function that closes over nothing: called with a
+    step's context and settings, it can read no other setting."""
+    import inspect
+
+    function = getattr(function, "__func__", function)
+    return (inspect.isfunction(function) and not function.__closure__ and "<" not in function.__qualname__
+            and "." not in function.__qualname__)
 
 
 @dataclass(frozen=True)
@@ -209,21 +239,21 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
     def submit_ready():
         """Start every unit whose inputs have finished (the local executor computes it now)."""
         while True:
-            unit = next((u for u in pending if all(n in finished for w in u for n in w.step.inputs)), None)
+            unit = next((u for u in pending if all(n in finished for w in u for n in w.step.input_names)), None)
             if unit is None:
                 return
             pending.remove(unit)
             for w in unit:
-                w.inputs = {name: finished[name] for name in w.step.inputs}
+                w.inputs = {role: finished[name] for role, name in w.step.roles.items()}
                 _write_step_file(w.step, w.inputs, w.directory)
                 _say(here, f"[{w.step.name}] computing" + (f" (with {len(unit) - 1} more of its group)"
                                                            if len(unit) > 1 else ""))
-            contexts = [StepContext(w.directory, w.inputs, device, here) for w in unit]
+            contexts = [StepContext(w.directory, w.inputs, device, here, w.step.location) for w in unit]
             if len(unit) > 1:
                 function = _Together(unit[0].step.compute_together,
-                                     [(w.step.together_args, c) for w, c in zip(unit, contexts)])
+                                     [(canonical(w.step.settings), c) for w, c in zip(unit, contexts)])
             else:
-                function = _Single(unit[0].step.compute, contexts[0])
+                function = _Single(unit[0].step.compute, canonical(unit[0].step.settings), contexts[0])
             handle = executor.submit(function, _resources(unit[0].step, device), unit[0].directory / LOG_FILE)
             running[handle] = unit
             say_progress()
@@ -268,15 +298,15 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
             if step.name in known:
                 raise ValueError(f"two steps are named {step.name!r}")
             if step.group is None or (grouping and grouping[0].step.group != step.group) or any(
-                    w.step.name in step.inputs for w in grouping):
+                    w.step.name in step.input_names for w in grouping):
                 flush()
-            missing = [name for name in step.inputs if name not in known]
+            missing = [name for name in step.input_names if name not in known]
             if missing:
                 raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
-            key = step_key(step.kind, step.settings, [known[name].key for name in step.inputs])
+            key = step_key(step.kind, step.settings, [known[name].key for name in step.input_names])
             directory = step_directory(root, step.name, key)
             stored = _finished_result(directory)
-            if stored is not None and not (step.reusable is None or step.reusable(stored["result"])):
+            if stored is not None and step.relocatable and stored["result"].get("path") != step.location:
                 stored = None
             slot = _Waiting(step, key, directory, stored)
             slots.append(slot)
@@ -304,11 +334,12 @@ class _Single:
     """A step's computation as a task: returns [(result, seconds)]."""
 
     compute: Callable
+    settings: dict
     context: StepContext
 
     def __call__(self):
         started = time.perf_counter()
-        result = canonical(self.compute(self.context))
+        result = canonical(self.compute(self.context, self.settings))
         return [(result, round(time.perf_counter() - started, 2))]
 
 
@@ -341,7 +372,7 @@ def _progress_line(done: int, running: list[str], waiting: int) -> str:
 def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
     storage.write_json(directory / STEP_FILE, {
         "name": step.name, "kind": step.kind, "settings": canonical(step.settings),
-        "inputs": {name: inputs[name].key for name in step.inputs}})
+        "inputs": {name: inputs[role].key for role, name in step.roles.items()}})
 
 
 def _finished_result(directory: Path) -> dict | None:

@@ -202,13 +202,24 @@ def _kept_energy(trajectories, bases, settings) -> float:
     return kept / total if total else 1.0
 
 
-def train_step(context: StepContext, zoo_name: str, config: TIPLExperiment, svd: SVDSettings, seed: int) -> dict:
-    zoo = open_zoo(context.input(zoo_name))
-    train_runs, test_runs = _split(zoo, config.test_trials)
+# Each step's compute function is a module-level function of (context, settings): the settings are
+# what its key hashes, so it can read nothing else (weightspace.experiments.steps).
+def _svd(values: dict) -> SVDSettings:
+    return typed.from_dict(SVDSettings, values, "[[svd]]")
+
+
+def _model(values: dict) -> TIPLConfig:
+    return typed.from_dict(TIPLConfig, values, "[model]")
+
+
+def train_step(context: StepContext, settings: dict) -> dict:
+    zoo = open_zoo(context.input("zoo"))
+    svd = _svd(settings["svd"])
+    train_runs, test_runs = _split(zoo, settings["test_trials"])
     train, test = _trajectories(zoo, train_runs), _trajectories(zoo, test_runs)
     train_bases, test_bases = _bases(train, test, svd)
     sequences = [_encode(t, b, svd) for t, b in zip(train, train_bases)]
-    model_config = svd.model(config.model, seed)
+    model_config = svd.model(_model(settings["model"]), settings["model"]["seed"])
     model, losses = train_tipl(sequences, [b.singular_values for b in train_bases], zoo.spec.num_parameters,
                                model_config, progress=context.progress, device=context.device)
     storage.write_tensors(context.directory / "model.safetensors",
@@ -228,12 +239,12 @@ def train_step(context: StepContext, zoo_name: str, config: TIPLExperiment, svd:
             "losses": losses[::every]}
 
 
-def mlp_step(context: StepContext, zoo_name: str, config: TIPLExperiment, seed: int) -> dict:
-    zoo = open_zoo(context.input(zoo_name))
-    train_runs, _ = _split(zoo, config.test_trials)
-    f = config.forecast
-    forecaster = ParameterMLPForecaster(window=f.mlp_window, hidden=f.mlp_hidden)
-    losses = forecaster.fit([t.float() for t in _trajectories(zoo, train_runs)], steps=f.mlp_steps, seed=seed)
+def mlp_step(context: StepContext, settings: dict) -> dict:
+    zoo = open_zoo(context.input("zoo"))
+    train_runs, _ = _split(zoo, settings["test_trials"])
+    forecaster = ParameterMLPForecaster(window=settings["mlp_window"], hidden=settings["mlp_hidden"])
+    losses = forecaster.fit([t.float() for t in _trajectories(zoo, train_runs)], steps=settings["mlp_steps"],
+                            seed=settings["seed"])
     storage.write_tensors(context.directory / "forecaster.safetensors", forecaster.to_tensors())
     return {"final_loss": float(np.mean(losses[-max(1, len(losses) // 20):]))}
 
@@ -247,14 +258,15 @@ def _starts(length: int, first: int, horizon: int, count: int) -> list[int]:
     return sorted(set(np.linspace(first, last, count).round().astype(int).tolist()))
 
 
-def _tipl_forecasts(directory, svd: SVDSettings, config: TIPLExperiment, seed: int, test, starts) -> torch.Tensor:
+def _tipl_forecasts(directory, svd: SVDSettings, model_config: TIPLConfig, horizon: int, seed: int, test,
+                    starts) -> torch.Tensor:
     """(B, H, P) forecasts of one TIPL variant from every (test trial, start) pair."""
     saved = load_file(directory / "basis.safetensors") if svd.mode == "pooled" else None
     _, bases = _bases([], test, svd, saved)
-    model = CausalTransformer(svd.rank, svd.model(config.model, seed))
+    model = CausalTransformer(svd.rank, svd.model(model_config, seed))
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()
-    H, C, out = config.forecast.horizon, config.model.context, []
+    H, C, out = horizon, model_config.context, []
     for trajectory, basis, trial_starts in zip(test, bases, starts):
         tokens = _encode(trajectory, basis, svd)
         anchor = _anchor(trajectory, svd).float()
@@ -269,7 +281,7 @@ def _tipl_forecasts(directory, svd: SVDSettings, config: TIPLExperiment, seed: i
     return torch.cat(out)
 
 
-def forecast_step(context: StepContext, names: dict, config: TIPLExperiment, seed: int) -> dict:
+def forecast_step(context: StepContext, settings: dict) -> dict:
     """Forecasts h = 1..H from start points of every test trial by each TIPL variant and the
     baselines; WPE; then every true and predicted policy (with the true snapshot's observation
     statistics) and the true policies again on a second episode set (the noise floor), in one
@@ -277,12 +289,14 @@ def forecast_step(context: StepContext, names: dict, config: TIPLExperiment, see
     from ..networks import Population
     from ..rl.mujoco import evaluate_policies
 
-    zoo = open_zoo(context.input(names["zoo"]))
-    _, test_runs = _split(zoo, config.test_trials)
+    zoo = open_zoo(context.input("zoo"))
+    _, test_runs = _split(zoo, settings["test_trials"])
     test = _trajectories(zoo, test_runs)
     forecaster = ParameterMLPForecaster.from_tensors(
-        load_file(context.input(names["mlp"]).directory / "forecaster.safetensors"))
-    f, H, C = config.forecast, config.forecast.horizon, config.model.context
+        load_file(context.input("mlp").directory / "forecaster.safetensors"))
+    f = typed.from_dict(ForecastSettings, {k: settings[k] for k in _FORECAST_FIELDS}, "[forecast]")
+    model_config, svds, seed = _model(settings["model"]), [_svd(v) for v in settings["svd"]], settings["seed"]
+    H, C = f.horizon, model_config.context
     first = max(C, f.mlp_window) - 1
     starts = [_starts(len(trajectory), first, H, f.starts) for trajectory in test]
     pairs, histories, truths = [], [], []
@@ -292,8 +306,8 @@ def forecast_step(context: StepContext, names: dict, config: TIPLExperiment, see
             pairs.append({"trial": trial, "start": t, "rows": indices[t + 1:t + 1 + H].tolist()})
             truths.append(trajectory[t + 1:t + 1 + H].float())
             histories.append(trajectory[t + 1 - C:t + 1].float())
-    predictions = {f"tipl-{svd.label}": _tipl_forecasts(context.input(names[f"tipl-{svd.label}"]).directory, svd,
-                                                         config, seed, test, starts) for svd in config.svd}
+    predictions = {f"tipl-{svd.label}": _tipl_forecasts(context.input(f"tipl-{svd.label}").directory, svd,
+                                                         model_config, H, seed, test, starts) for svd in svds}
     histories = torch.stack(histories)
     predictions["copy_last"] = copy_last(histories, H)
     predictions["linear"] = linear_extrapolation(histories, H)
@@ -304,7 +318,7 @@ def forecast_step(context: StepContext, names: dict, config: TIPLExperiment, see
     B, P = truth.shape[0], truth.shape[2]
     rows = np.array([r for pair in pairs for r in pair["rows"]])
     statistics = zoo.rollout_batch(rows)
-    methods = config.methods()
+    methods = [f"tipl-{v.label}" for v in svds] + list(BASELINES)
     policies = torch.cat([truth.reshape(B * H, P)] + [predictions[m].reshape(B * H, P) for m in methods]
                          + [truth.reshape(B * H, P)])
     groups = 2 + len(methods)
@@ -327,6 +341,9 @@ def forecast_step(context: StepContext, names: dict, config: TIPLExperiment, see
             "episodes": f.episodes, "forecasts": "forecasts.safetensors"}
 
 
+_FORECAST_FIELDS = tuple(f.name for f in dataclasses.fields(ForecastSettings))
+
+
 # ---- the pipeline ---------------------------------------------------------------------------------
 def step_names(config: TIPLExperiment, env: str, seed: int) -> dict[str, str]:
     return {"zoo": f"zoo/{env}", "mlp": f"mlp/{env}/seed-{seed}", "forecast": f"forecast/{env}/seed-{seed}",
@@ -343,14 +360,14 @@ def experiment_steps(config: TIPLExperiment):
             for svd in config.svd:
                 yield Step(n[f"tipl-{svd.label}"], "tipl-train",
                            {**split, "svd": dataclasses.asdict(svd), "model": {**model, "seed": seed}},
-                           lambda c, e=env, v=svd, s=seed: train_step(c, f"zoo/{e}", config, v, s), (n["zoo"],))
+                           train_step, {"zoo": n["zoo"]})
             yield Step(n["mlp"], "tipl-mlp-forecaster",
                        {**split, **{k: v for k, v in forecast.items() if k.startswith("mlp_")}, "seed": seed},
-                       lambda c, e=env, s=seed: mlp_step(c, f"zoo/{e}", config, s), (n["zoo"],))
+                       mlp_step, {"zoo": n["zoo"]})
             yield Step(n["forecast"], "tipl-forecast",
-                       {**split, **forecast, "svd": [dataclasses.asdict(v) for v in config.svd], "model": model},
-                       lambda c, s=seed, names=n: forecast_step(c, names, config, s),
-                       (n["zoo"], n["mlp"], *(n[f"tipl-{v.label}"] for v in config.svd)))
+                       {**split, **forecast, "svd": [dataclasses.asdict(v) for v in config.svd], "model": model,
+                        "seed": seed},
+                       forecast_step, {role: n[role] for role in ("zoo", "mlp", *(f"tipl-{v.label}" for v in config.svd))})
 
 
 class TIPL(Family):

@@ -1,14 +1,16 @@
 """The zoo step every family starts with: build (or resume, or reuse) a task's zoo.
 
-Its key hashes the task's name and config, so the same settings give the same zoo in any
-experiment. A zoo lives in the step's directory (``steps/zoo/NAME/KEY/zoo``) unless the config
-gives it a ``path`` (a zoo shared between experiments, e.g. ``zoos/demo-formal-languages``).
-Building is :func:`~weightspace.zoo.build_zoo`'s job, with its own resume after a kill and its
-own refusal to mix settings in one directory.
+Its key hashes the task's name and config (and the family's summary of the zoo), so the same
+settings give the same zoo in any experiment. A zoo lives in the step's directory
+(``steps/zoo/NAME/KEY/zoo``) unless the config gives it a ``path`` (a zoo shared between
+experiments, e.g. ``zoos/demo-formal-languages``): the step's ``location``, not hashed, since the
+zoo is the same wherever it is built. Building is :func:`~weightspace.zoo.build_zoo`'s job, with
+its own resume after a kill and its own refusal to mix settings in one directory.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,19 +23,27 @@ def zoo_step(name: str, task_name: str, config, path: str | None = None,
              summary: Callable[[object], dict] | None = None) -> Step:
     """The step ``name`` that builds the zoo of task ``task_name`` with ``config`` (the task's
     typed config) at ``path`` (None: in the step's directory). Its result records where the zoo
-    is, its checkpoint count, and ``summary(zoo)`` if given."""
+    is, its checkpoint count, and ``summary(zoo)`` if given (a module-level function)."""
+    settings = {"task": task_name, "config": config.to_json()}
+    if summary is not None:
+        settings["summary"] = f"{summary.__module__}:{summary.__qualname__}"
+    return Step(name, "zoo", settings, build_zoo_step, location=path, relocatable=True)
 
-    def compute(context: StepContext) -> dict:
-        from ..tasks import get_task
-        from ..zoo import build_zoo, load_zoo
 
-        location = Path(path) if path else context.directory / ZOO_DIRECTORY
-        build_zoo(location, get_task(task_name), config, device=context.device, progress=context.progress)
-        zoo = load_zoo(location)
-        return {"path": path, "kind": task_name, "checkpoints": len(zoo), **(summary(zoo) if summary else {})}
+def build_zoo_step(context: StepContext, settings: dict) -> dict:
+    from ..tasks import get_task
+    from ..zoo import build_zoo, load_zoo
 
-    return Step(name, "zoo", {"task": task_name, "config": config.to_json()}, compute,
-                reusable=lambda result: result["path"] == path)
+    task = get_task(settings["task"])
+    location = Path(context.location) if context.location else context.directory / ZOO_DIRECTORY
+    build_zoo(location, task, task.config_from_manifest(settings["config"]), device=context.device,
+              progress=context.progress)
+    zoo = load_zoo(location)
+    result = {"path": context.location, "kind": settings["task"], "checkpoints": len(zoo)}
+    if settings.get("summary"):
+        module, function = settings["summary"].split(":")
+        result.update(getattr(importlib.import_module(module), function)(zoo))
+    return result
 
 
 def zoo_location(finished: Finished) -> Path:
