@@ -16,7 +16,7 @@ import torch
 
 from weightspace import counter_rng
 from weightspace.analysis.dsa import DSASettings
-from weightspace.experiments.degeneracy import _trajectories
+from weightspace.experiments.degeneracy.family import _trajectories
 from weightspace.zoo import load_zoo
 
 #: (trials, n_delays, rank, restarts)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from weightspace.cli import main
 from weightspace.errors import ConfigError
 from weightspace.experiments.config import load_experiment
-from weightspace.experiments.tipl import _starts
+from weightspace.experiments.tipl.family import _starts
 
 TINY = """
 family = "tipl"

@@ -141,6 +141,20 @@ def test_resume_after_kill_gives_the_same_zoo(tiny_zoo, tmp_path, fail_after):
     assert not (out / "progress").exists()
 
 
+def test_a_build_killed_inside_a_write_leaves_no_temporary_file_after_its_resume(tiny_zoo, tmp_path):
+    """A process killed outright (SIGKILL, out of memory) cannot remove the temporary file of the
+    atomic write it was in; the resumed build does (issue 27: a leftover made progress/ stay)."""
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, out)
+    stale = [out / "progress" / ".shard-00001.safetensors.x1y2.tmp", out / "weights" / ".shard-00002.safetensors.a.tmp"]
+    for path in stale:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half a file")
+    _build(out)
+    assert not any(path.exists() for path in stale) and not (out / "progress").exists()
+    _assert_same_zoo(tiny_zoo, out)
+
+
 def test_cli_build_info_and_resume(tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"

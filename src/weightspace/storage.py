@@ -35,10 +35,25 @@ def _after_write() -> None:
         os._exit(137)
 
 
+#: an atomic write's temporary file: ``.NAME.RANDOM.tmp`` beside its target
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_temporaries(directory) -> list[Path]:
+    """Delete the temporary files that atomic writes of a killed process left under ``directory``
+    (a process killed outright cannot remove its own); returns them. Call it only where no other
+    process writes, e.g. when a build resumes."""
+    directory = Path(directory)
+    found = [p for p in directory.rglob(f".*{_TEMPORARY_SUFFIX}") if p.is_file()] if directory.is_dir() else []
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX)
     os.close(fd)
     try:
         write(tmp)

@@ -2,8 +2,10 @@
 
 A family owns its config dataclass (read from the TOML's data), the steps of its pipeline (run
 and cached by :mod:`weightspace.experiments.steps`), how the report's numbers are gathered from
-the steps' results, and its report template. A new paper is one module with a :class:`Family`
-subclass plus a registry entry (or a :func:`register_family` call in user code).
+the steps' results, and its report template. Each paper's pipeline lives in its own package,
+``experiments/<paper>/`` (``family.py``, ``report.py``, figures), beside the generic runner
+(``steps.py``, ``runner.py``, ``report.py``, ``config.py``). A new paper is one such package with a
+:class:`Family` subclass plus a registry entry (or a :func:`register_family` call in user code).
 
 ==================  ===========  =======================================================
 family              paper        module
@@ -68,10 +70,10 @@ class Family:
 
 
 _FAMILIES = Registry("experiment family", __package__, {
-    "representations": ("representations", "Representations"),
-    "agent-embeddings": ("agent_embeddings", "AgentEmbeddings"),
-    "degeneracy": ("degeneracy", "Degeneracy"),
-    "tipl": ("tipl", "TIPL"),
+    "representations": ("representations.family", "Representations"),
+    "agent-embeddings": ("agent_embeddings.family", "AgentEmbeddings"),
+    "degeneracy": ("degeneracy.family", "Degeneracy"),
+    "tipl": ("tipl.family", "TIPL"),
 }, group="weightspace.experiment_families")
 
 

@@ -383,8 +383,23 @@ class _TrajectoryBuild:
                 elif message["kind"] == "error":
                     raise WeightspaceError(message["message"])
         finally:
-            for worker in running.values():
-                worker.kill()
+            _stop(running.values())
+
+
+def _stop(workers, grace: float = 10.0) -> None:
+    """Stop the workers still running: SIGTERM first, which a worker turns into an exception so
+    that an atomic write in progress removes its temporary file; SIGKILL for one that does not
+    stop within ``grace`` seconds."""
+    workers = list(workers)
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 #: a worker's program: ``_work(OUT, GROUP)``
@@ -409,6 +424,12 @@ def _send(**message) -> None:
 
 def _work(out: str, group: int) -> None:
     """One group of trials of the zoo being built in ``out``, in a worker process."""
+    import signal
+
+    def stop(signum, frame):  # the parent stops the workers: unwind, so atomic writes clean up
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     out = Path(out)
     try:
         manifest = read_manifest(out)

@@ -85,6 +85,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     if task.builds_itself and executor is not None:
         raise ConfigError(f"{task.name} zoos train in one process; --executor ray does not apply to them")
     manifest = _prepare(out, task, config)
+    storage.remove_temporaries(out)  # left by atomic writes of a build killed outright
     if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
         task.build(out, config, manifest, device, progress, processes)
         return out

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.degeneracy import LEVEL_STATISTICS, RESAMPLES, interval
-from ..stats import bootstrap_difference
-from .degeneracy import LEVELS, PAPER_DIRECTIONS, DegeneracyExperiment, condition_steps, measure_name
-from .report import markdown
+from ...analysis.degeneracy import LEVEL_STATISTICS, RESAMPLES, interval
+from ...stats import bootstrap_difference
+from ..report import markdown
+from .family import LEVELS, PAPER_DIRECTIONS, DegeneracyExperiment, condition_steps, measure_name
 
 MEANING = {"behaviour": "sigma_OOD: s.d. of the OOD MSE over converged networks",
            "dynamics": "mean DSA distance over pairs", "weights": "mean permutation-minimised ||W1 - P^T W2 P||_F / N^2 over pairs"}
@@ -87,7 +87,7 @@ def _cell(summary: dict | None) -> str:
 def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list[str]:
     import pandas as pd
 
-    from ..analysis.degeneracy_figures import example_figure, mds_figure, sweep_figure
+    from ...analysis.degeneracy_figures import example_figure, mds_figure, sweep_figure
 
     figures = out / "figures"
     lines = [f"# {config.name}: solution degeneracy of task-trained RNNs (paper 002)", ""]

@@ -30,15 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import config as typed
-from ..analysis.convergence import PAPER_REFERENCE_STATES
-from ..errors import ConfigError, WeightspaceError
-from ..generative.repair import RepairConfig
-from ..generative.vae import VAEConfig, VAETraining
-from .config import fields_of, section
-from .family import Family
-from .steps import Finished, Step, StepContext
-from .zoo_step import open_zoo, zoo_step
+from ... import config as typed
+from ...analysis.convergence import PAPER_REFERENCE_STATES
+from ...errors import ConfigError, WeightspaceError
+from ...generative.repair import RepairConfig
+from ...generative.vae import VAEConfig, VAETraining
+from ..config import fields_of, section
+from ..family import Family
+from ..steps import Finished, Step, StepContext
+from ..zoo_step import open_zoo, zoo_step
 
 FAMILY = "agent-embeddings"
 TASK = "cartpole"
@@ -88,7 +88,7 @@ RepairSettings = section("RepairSettings", [
 
 
 def _cartpole_config(values=None, where: str = "[zoo]"):
-    from ..tasks import get_task
+    from ...tasks import get_task
 
     return get_task(TASK).config(values or {}, where)
 
@@ -126,7 +126,7 @@ class AgentEmbeddingsExperiment:
         return RepairConfig(self.repair.candidates, self.repair.keep, self.repair.threshold, fill_missing)
 
     def vae_model(self, conditional: bool) -> VAEConfig:
-        from ..rl.cartpole import CARTPOLE_NET
+        from ...rl.cartpole import CARTPOLE_NET
 
         model = {f.name: getattr(self.vae, f.name) for f in dataclasses.fields(VAEConfig) if hasattr(self.vae, f.name)}
         return VAEConfig(**model, input_size=CARTPOLE_NET.spec.num_parameters, num_classes=4 if conditional else 0)
@@ -141,7 +141,7 @@ class _Zoo:
     """The zoo's final networks and how to measure a network's survival time in it."""
 
     def __init__(self, finished: Finished, device):
-        from ..generative.data import final_networks
+        from ...generative.data import final_networks
 
         self.zoo = open_zoo(finished)
         self.networks = final_networks(self.zoo)
@@ -150,9 +150,9 @@ class _Zoo:
         self.device = device
 
     def survival(self, flat: torch.Tensor) -> np.ndarray:
-        from ..networks.weights import Population
-        from ..rl.cartpole import CARTPOLE_NET
-        from ..rl.evaluation import survival_time
+        from ...networks.weights import Population
+        from ...rl.cartpole import CARTPOLE_NET
+        from ...rl.evaluation import survival_time
 
         weights = Population.unflatten(CARTPOLE_NET.spec, flat.detach().to(self.device))
         return survival_time(CARTPOLE_NET, weights, self.episodes, self.cap).numpy()
@@ -176,8 +176,8 @@ def _typed(cls, settings: dict, where: str, *extra: str):
 def train_model(context: StepContext, settings: dict) -> dict:
     """CartPoleGen on the zoo's final networks of ``groups`` (None: all), conditioned on the
     group if ``conditional``. A group with fewer than two networks gets no model."""
-    from ..generative.vae import WeightVAE, train_vae
-    from ..rl.cartpole import CARTPOLE_NET
+    from ...generative.vae import WeightVAE, train_vae
+    from ...rl.cartpole import CARTPOLE_NET
 
     model_config = typed.from_dict(VAEConfig, settings["model"], "[vae]")
     training = typed.from_dict(VAETraining, settings["training"], "[vae]")
@@ -200,7 +200,7 @@ def train_model(context: StepContext, settings: dict) -> dict:
 
 def _models(context: StepContext, seed: int, names=tuple(MODELS)) -> dict:
     """The trained CartPoleGens of ``seed`` among ``names`` (a group too small has none)."""
-    from ..generative.vae import WeightVAE
+    from ...generative.vae import WeightVAE
 
     models = {}
     for name in names:
@@ -214,11 +214,11 @@ def table1(context: StepContext, step_settings: dict) -> dict:
     """Table 1 and figure 4: survival times of networks sampled from every model, next to the
     training set's, per group."""
     settings, seed = _typed(Table1Settings, step_settings, "[table1]"), step_settings["seed"]
-    from ..generative.data import save_networks
-    from ..generative.figures import survival_histograms
-    from ..networks.weights import Population
-    from ..rl.cartpole import CARTPOLE_NET
-    from ..rl.evaluation import GROUP_NAMES
+    from ...generative.data import save_networks
+    from ...generative.figures import survival_histograms
+    from ...networks.weights import Population
+    from ...rl.cartpole import CARTPOLE_NET
+    from ...rl.evaluation import GROUP_NAMES
 
     zoo, models = _Zoo(context.input(ZOO), context.device), _models(context, seed)
     table = zoo.networks.table
@@ -262,8 +262,8 @@ def _pick(zoo: _Zoo, sample_file: Path, group: int, count: int) -> tuple[torch.T
     """``count`` networks of ``group``: generated ones that land in the group, closest to the
     training set's mean survival time of the group, topped up with zoo networks closest to that
     mean (from outside the group only if the group has too few)."""
-    from ..generative.data import load_networks
-    from ..rl.evaluation import GROUP_EDGES, survival_group
+    from ...generative.data import load_networks
+    from ...rl.evaluation import GROUP_EDGES, survival_group
 
     networks = zoo.networks
     table = networks.table
@@ -294,15 +294,15 @@ def convergence(context: StepContext, step_settings: dict) -> dict:
     """Table 2 and figures 5, 6: convergence distances within good and within bad networks
     (generated ones of table 1 where they landed in the group, else zoo networks)."""
     settings, seed = _typed(ConvergenceSettings, step_settings, "[convergence]"), step_settings["seed"]
-    from ..analysis.convergence import (
+    from ...analysis.convergence import (
         all_pairs,
         bipartite_matching,
         compare_pairs,
         plot_correlation_matrices,
         reference_states,
     )
-    from ..networks.weights import Population
-    from ..rl.cartpole import CARTPOLE_NET
+    from ...networks.weights import Population
+    from ...rl.cartpole import CARTPOLE_NET
 
     zoo = _Zoo(context.input(ZOO), context.device)
     samples = context.input(f"table1/seed-{seed}").directory / "samples"
@@ -345,11 +345,11 @@ def interpolation(context: StepContext, step_settings: dict) -> dict:
     seed, reference_count = step_settings["seed"], step_settings["reference_states"]
     import pandas as pd
 
-    from ..analysis.convergence import compare_pairs, reference_states
-    from ..generative.figures import interpolation_panels
-    from ..generative.interpolation import alpha_grid, interpolate_pairs
-    from ..networks.weights import Population
-    from ..rl.cartpole import CARTPOLE_NET
+    from ...analysis.convergence import compare_pairs, reference_states
+    from ...generative.figures import interpolation_panels
+    from ...generative.interpolation import alpha_grid, interpolate_pairs
+    from ...networks.weights import Population
+    from ...rl.cartpole import CARTPOLE_NET
 
     zoo, model = _Zoo(context.input(ZOO), context.device), _models(context, seed, ["combined"])["combined"]
     networks = zoo.networks
@@ -396,8 +396,8 @@ def repair(context: StepContext, step_settings: dict) -> dict:
     sampling from CartPoleGen, with both repair variants."""
     settings, seed = _typed(RepairSettings, step_settings, "[repair]"), step_settings["seed"]
     repair_config = RepairConfig(settings.candidates, settings.keep, settings.threshold, settings.fill_missing)
-    from ..generative.figures import repair_curves
-    from ..generative.repair import CRITERIA, repair_experiment, summarize_repair
+    from ...generative.figures import repair_curves
+    from ...generative.repair import CRITERIA, repair_experiment, summarize_repair
 
     zoo, model = _Zoo(context.input(ZOO), context.device), _models(context, seed, ["combined"])["combined"]
     table = zoo.networks.table
@@ -429,7 +429,7 @@ def repair(context: StepContext, step_settings: dict) -> dict:
 
 # ---- the pipeline ------------------------------------------------------------------------
 def _zoo_summary(zoo) -> dict:
-    from ..generative.data import final_networks
+    from ...generative.data import final_networks
 
     networks = final_networks(zoo)
     return {"networks": len(networks), "groups": {str(g): int((networks.groups == g).sum()) for g in range(1, 5)},
@@ -462,7 +462,7 @@ def experiment_steps(config: AgentEmbeddingsExperiment):
 class AgentEmbeddings(Family):
     name = FAMILY
     summary = "paper 004: CartPoleGen, a VAE over CartPole policy networks, and what it shows"
-    report_module = "agent_embeddings_report"
+    report_module = "agent_embeddings.report"
     cpu_threads = 1  # small batched rollouts and VAE batches of 10: see weightspace.threads
 
     def config(self, data: dict, where: str) -> AgentEmbeddingsExperiment:

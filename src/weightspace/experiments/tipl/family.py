@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from .. import config as typed
-from .. import storage
-from ..errors import ConfigError
-from ..threads import intra_op_threads
-from ..tipl import (
+from ... import config as typed
+from ... import storage
+from ...errors import ConfigError
+from ...threads import intra_op_threads
+from ...tipl import (
     Basis,
     CausalTransformer,
     ParameterMLPForecaster,
@@ -42,9 +42,9 @@ from ..tipl import (
     rollout,
     train_tipl,
 )
-from .family import Family
-from .steps import Finished, Step, StepContext
-from .zoo_step import open_zoo, zoo_step
+from ..family import Family
+from ..steps import Finished, Step, StepContext
+from ..zoo_step import open_zoo, zoo_step
 
 FAMILY = "tipl"
 BASELINES = ("copy_last", "linear", "mlp")
@@ -151,7 +151,7 @@ class TIPLExperiment:
 
     def zoo_configs(self) -> dict:
         """Each environment's trajectory-zoo config (checked: unknown keys and bad values are errors)."""
-        from ..tasks import get_task
+        from ...tasks import get_task
 
         task = get_task("ppo-trajectories")
         out = {}
@@ -226,7 +226,7 @@ def train_step(context: StepContext, settings: dict) -> dict:
                           {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     if svd.mode == "pooled":
         storage.write_tensors(context.directory / "basis.safetensors", train_bases[0].to_tensors())
-    from ..tipl.model import copy_last_error
+    from ...tipl.model import copy_last_error
 
     every = max(1, len(losses) // 200)
     return {"train_trials": train_runs, "test_trials": test_runs, "snapshots": len(train[0]),
@@ -286,8 +286,8 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
     baselines; WPE; then every true and predicted policy (with the true snapshot's observation
     statistics) and the true policies again on a second episode set (the noise floor), in one
     batched rollout."""
-    from ..networks import Population
-    from ..rl.mujoco import evaluate_policies
+    from ...networks import Population
+    from ...rl.mujoco import evaluate_policies
 
     zoo = open_zoo(context.input("zoo"))
     _, test_runs = _split(zoo, settings["test_trials"])
@@ -373,7 +373,7 @@ def experiment_steps(config: TIPLExperiment):
 class TIPL(Family):
     name = FAMILY
     summary = "papers 001/003: PPO policy-weight trajectories, Temporal SVD, a causal transformer (TIPL)"
-    report_module = "tipl_report"
+    report_module = "tipl.report"
 
     def config(self, data: dict, where: str) -> TIPLExperiment:
         try:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..stats import bootstrap_interval
-from .steps import Finished
-from .zoo_step import zoo_location
+from ...stats import bootstrap_interval
+from ..steps import Finished
+from ..zoo_step import zoo_location
 
 #: Paper 004, table 1: group, training-set size, (mean, std) of the training set and of 200 generated networks.
 PAPER_TABLE1 = (
@@ -108,8 +108,8 @@ def _cell(value: dict, digits: int = 1) -> str:
 
 
 def report_lines(config, results: dict, out: Path) -> list[str]:
-    from ..generative.repair import CRITERIA
-    from ..rl.evaluation import GROUP_EDGES, GROUP_NAMES
+    from ...generative.repair import CRITERIA
+    from ...rl.evaluation import GROUP_EDGES, GROUP_NAMES
 
     cfg = config.zoo
     figures = results["figures"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stats import bootstrap_interval
-from .report import markdown
-from .tipl import BASELINES, TIPLExperiment, step_names
-from .zoo_step import open_zoo
+from ...stats import bootstrap_interval
+from ..report import markdown
+from ..zoo_step import open_zoo
+from .family import BASELINES, TIPLExperiment, step_names
 
 BASELINE_LABELS = {"copy_last": "copy-last", "linear": "linear extrapolation", "mlp": "per-parameter MLP"}
 BASELINE_COLORS = {"copy_last": "tab:gray", "linear": "tab:orange", "mlp": "tab:purple"}
@@ -95,7 +95,7 @@ def gather_results(config: TIPLExperiment, finished: dict, out: Path) -> dict:
 
 
 def _figure(env: str, result: dict, out: Path) -> tuple[str, str]:
-    from ..plotting import pyplot
+    from ...plotting import pyplot
 
     plt = pyplot()
     H, methods = result["horizon"], result["methods"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import storage
-from ..plotting import pyplot
-from ..stats import bootstrap_interval
-from .report import markdown
+from ... import storage
+from ...plotting import pyplot
+from ...stats import bootstrap_interval
+from ..report import markdown
 
 SPLITS = {"val": "validation", "ood_test": "OOD test"}
 
@@ -184,7 +184,7 @@ def loss_correlation_rows(results: dict) -> pd.DataFrame:
 
 def report_lines(config, results: dict, out: Path) -> list[str]:
     """The report's Markdown; also (re)writes table.csv, table.md and figures/ZOO/prediction-*.png."""
-    from ..analysis.correlation import loss_correlations
+    from ...analysis.correlation import loss_correlations
 
     rows = pd.DataFrame(results["rows"])
     storage.write_text(out / "table.csv", rows.to_csv(index=False))

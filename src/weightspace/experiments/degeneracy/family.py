@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import config as typed
-from .. import counter_rng, storage
-from ..errors import ConfigError
-from .family import Family
-from .steps import Finished, Step, StepContext
-from .zoo_step import open_zoo, zoo_step
+from ... import config as typed
+from ... import counter_rng, storage
+from ...errors import ConfigError
+from ..family import Family
+from ..steps import Finished, Step, StepContext
+from ..zoo_step import open_zoo, zoo_step
 
 FAMILY = "degeneracy"
 #: paper 002's table 1: the direction each knob moves the degeneracy of each level, as the knob grows
@@ -121,7 +121,7 @@ class DegeneracyExperiment:
         names = [s.name for s in self.sweeps]
         if len(set(names)) != len(names):
             raise ValueError(f"sweep names must differ (got {names})")
-        from ..analysis.dsa import DSASettings
+        from ...analysis.dsa import DSASettings
 
         for task in {s.task for s in self.sweeps} | set(self.analysis.tasks):
             try:  # at load time, not when the first measure step starts
@@ -131,7 +131,7 @@ class DegeneracyExperiment:
 
     def conditions(self) -> list[tuple[Sweep, list]]:
         """Each sweep with its conditions as (label, task config, level); checks every setting."""
-        from ..tasks import get_task
+        from ...tasks import get_task
 
         out = []
         for sweep in self.sweeps:
@@ -162,8 +162,8 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     null, and the diagnostics; raw per-network and per-pair values go to the result (the report
     bootstraps its differences from them). A module-level function of (context, settings): it
     reads only the settings its key hashes (weightspace.experiments.steps)."""
-    from ..analysis import degeneracy as measures
-    from ..analysis.dsa import DSASettings
+    from ...analysis import degeneracy as measures
+    from ...analysis.dsa import DSASettings
 
     seed = step_settings["seed"]
     settings = typed.from_dict(AnalysisSettings, {k: v for k, v in step_settings.items() if k != "seed"}, "[analysis]")
@@ -246,7 +246,7 @@ def experiment_steps(config: DegeneracyExperiment):
 class Degeneracy(Family):
     name = FAMILY
     summary = "paper 002: solution degeneracy of task-trained RNNs at behaviour, dynamics and weight level"
-    report_module = "degeneracy_report"
+    report_module = "degeneracy.report"
     # small per-step matrices; with another process on one core, 2 threads made the batched DSA
     # search 4x slower than 1 (measured with benchmarks/degeneracy.py --threads)
     cpu_threads = 1

@@ -30,17 +30,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import config as typed
-from ..downstream.predictor import PredictorConfig
-from ..emulation.pretrain import PretrainConfig
-from ..emulation.references import REFERENCES
-from ..encoders import ENCODER_NAMES
-from ..errors import ConfigError
+from ... import config as typed
+from ...downstream.predictor import PredictorConfig
+from ...emulation.pretrain import PretrainConfig
+from ...emulation.references import REFERENCES
+from ...encoders import ENCODER_NAMES
+from ...errors import ConfigError
+from ..config import DEFAULT_FAMILY, fields_of, section
+from ..family import Family
+from ..steps import Finished, Step, _say
+from ..zoo_step import open_zoo, zoo_location, zoo_step
 from . import analyses
-from .config import DEFAULT_FAMILY, fields_of, section
-from .family import Family
-from .steps import Finished, Step, _say
-from .zoo_step import open_zoo, zoo_location, zoo_step
 
 FAMILY = DEFAULT_FAMILY
 
@@ -68,7 +68,7 @@ class ZooSection:
 
     @classmethod
     def from_toml(cls, data, where: str) -> ZooSection:
-        from ..tasks import get_task
+        from ...tasks import get_task
 
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a [[zoos]] table, got {data!r}")
@@ -173,7 +173,7 @@ class RepresentationsExperiment:
 
 # ---- steps ---------------------------------------------------------------------------------
 def _zoo_summary(zoo) -> dict:
-    from ..downstream import downstream_splits
+    from ...downstream import downstream_splits
 
     return {"split_sizes": {k: int(len(v)) for k, v in downstream_splits(zoo).items()},
             "targets": {t.name: {"kind": t.kind, "main_metric": t.main_metric, "higher_is_better": t.higher_is_better,
@@ -185,7 +185,7 @@ def _target(zoo, name: str):
 
 
 def _load_run(finished: Finished, device):
-    from ..emulation import load_run
+    from ...emulation import load_run
 
     return load_run(finished.directory / "run", device)
 
@@ -222,8 +222,8 @@ def compute_pretrain(context, settings: dict) -> dict:
 
 def compute_pretrain_together(items) -> list[dict]:
     """Pretraining steps of one group: [(settings, context), ...]."""
-    from ..emulation import run_summary
-    from ..emulation.seeds import pretrain_seeds
+    from ...emulation import run_summary
+    from ...emulation.seeds import pretrain_seeds
 
     first = items[0][1]
     runs = [context.directory / "run" for _, context in items]
@@ -280,7 +280,7 @@ def embed_step(name: str, zoo_name: str, pretrain_name: str) -> Step:
 
 
 def compute_embed(context, settings: dict) -> dict:
-    from ..emulation.embed import embed_zoo
+    from ...emulation.embed import embed_zoo
 
     run = _load_run(context.input("run"), context.device)
     table = embed_zoo(run, open_zoo(context.input("zoo")), context.directory / "embeddings.parquet",
@@ -294,7 +294,7 @@ def predict_step(name: str, zoo_name: str, embed_name: str, target: str, seed: i
 
 
 def compute_predict(context, settings: dict) -> dict:
-    from ..downstream import downstream_splits, evaluate_frozen
+    from ...downstream import downstream_splits, evaluate_frozen
 
     zoo = open_zoo(context.input("zoo"))
     embedded = context.input("embeddings")
@@ -312,8 +312,8 @@ def supervised_step(name: str, zoo_name: str, encoder: str, options: dict, targe
 
 
 def compute_supervised(context, settings: dict) -> dict:
-    from ..downstream import downstream_splits, evaluate_supervised
-    from ..encoders import build_encoder
+    from ...downstream import downstream_splits, evaluate_supervised
+    from ...encoders import build_encoder
 
     zoo = open_zoo(context.input("zoo"))
     torch.manual_seed(settings["seed"])
@@ -425,7 +425,7 @@ ANALYSES = ("invariance", "embeddings", "fidelity", "probes", "probing_ablation"
 def gather_results(config: RepresentationsExperiment, finished: dict[str, Finished], out: Path) -> dict:
     """results.json: per zoo its summary, per encoder and seed the pretraining loss and every
     prediction's metrics, the analyses' numbers, and the table rows aggregated over seeds."""
-    from .representations_report import aggregate
+    from .report import aggregate
 
     results = {"name": config.name, "zoos": {}}
     for zoo in config.zoos:
@@ -462,7 +462,7 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
 class Representations(Family):
     name = FAMILY
     summary = "paper 000: encoders pretrained by emulation, compared on downstream prediction"
-    report_module = "representations_report"
+    report_module = "representations.report"
 
     def config(self, data: dict, where: str) -> RepresentationsExperiment:
         data = dict(data)

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis.embedding import plot_embedding_figure
-from ..analysis.invariance import invariance_matrix, plot_invariance
-from ..analysis.probes import plot_ablation, plot_probes
-from ..emulation.fidelity import emulated_performance, plot_fidelity
-from ..encoders import ENCODER_NAMES, build_encoder, encoder_class
+from ...analysis.embedding import plot_embedding_figure
+from ...analysis.invariance import invariance_matrix, plot_invariance
+from ...analysis.probes import plot_ablation, plot_probes
+from ...emulation.fidelity import emulated_performance, plot_fidelity
+from ...encoders import ENCODER_NAMES, build_encoder, encoder_class
 
 
 def probing_encoders() -> tuple[str, ...]:
