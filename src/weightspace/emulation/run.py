@@ -9,7 +9,6 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,11 +21,9 @@ from ..errors import ConfigError
 from ..networks.symmetry import augment
 from ..versions import weightspace_version
 from ..zoo.reader import Zoo
+from .config import PretrainConfig
 from .emulator import Emulator
 from .references import REFERENCES, build_reference
-
-if TYPE_CHECKING:
-    from .pretrain import PretrainConfig
 
 
 def build_models(config: PretrainConfig, architecture, task: TaskIO, device, num_features: int = 0,
