@@ -106,3 +106,32 @@ def test_frozen_predictor_learns_from_informative_embeddings():
     noise = np.random.default_rng(1).normal(size=(300, 18))
     chance = evaluate_frozen(noise, table, splits, task, PredictorConfig(steps=300, eval_every=50), seed=0)
     assert chance["ood_test"]["exact_accuracy"] < 0.2
+
+
+@pytest.mark.parametrize("setting", ["eval_every=0", "steps=0", "patience=0", "batch_size=0", "learning_rate=0"])
+def test_a_predictor_setting_that_cannot_work_is_refused_at_load(setting):
+    """Issue 27: eval_every = 0 divided by zero mid-run; steps or patience 0 reported an untrained
+    predictor's metrics without a word. Now the config is refused when it is read."""
+    from pathlib import Path
+
+    from weightspace.errors import ConfigError
+    from weightspace.experiments import load_experiment
+    from weightspace.experiments.config import parse_assignment
+
+    demo = Path(__file__).resolve().parent.parent / "experiments" / "demo.toml"
+    for section in ("predictor", "supervised"):
+        with pytest.raises(ConfigError, match=setting.split("=")[0]) as error:
+            load_experiment(demo, assignments=[parse_assignment(f"{section}.{setting}")])
+        assert "\n" not in str(error.value)
+
+
+def test_a_refused_predictor_setting_is_one_line_and_exit_code_2_on_the_command_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parent.parent / "experiments" / "demo.toml"
+    result = subprocess.run([sys.executable, "-m", "weightspace.cli", "run", str(demo), "--print-config",
+                             "--set", "predictor.eval_every=0"], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "eval_every must be >= 1" in result.stderr

@@ -40,6 +40,13 @@ def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, tmp_path):
     assert min(m["val_loss"] for m in metrics) < 0.7 * untrained
     loaded = load_run(run)
     assert loaded.config == config and loaded.zoo_kind == "formal-languages"
+    # a run written by another version with a setting this one does not know: one line, no traceback
+    saved = json.loads((run / "config.json").read_text())
+    saved["pretrain"]["a_later_setting"] = 1
+    saved["created_with"]["weightspace"] = "9.9"
+    (run / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="written by weightspace 9.9 .*a_later_setting"):
+        load_run(run)
 
 
 def test_resume_after_kill_gives_the_same_run(zoo_dir, tmp_path):

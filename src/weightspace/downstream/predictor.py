@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..encoders.base import mlp
+from ..errors import ConfigError
 from ..networks.symmetry import augment
 from ..networks.weights import Population
 from .targets import Encoded, Target, loss, metrics
@@ -29,6 +30,19 @@ class PredictorConfig:
     weight_decay: float = 0.01
     eval_every: int = 50
     patience: int = 10
+
+    def __post_init__(self):
+        # a value that cannot work is refused where the config is read, not mid-run (issue 27):
+        # eval_every = 0 divided by zero, steps = 0 or patience = 0 reported an untrained predictor
+        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
+                    for name in ("hidden", "layers", "steps", "batch_size", "eval_every", "patience")
+                    if getattr(self, name) < 1]
+        problems += [f"{name} must be > 0 (got {getattr(self, name)})" for name in ("learning_rate",)
+                     if not getattr(self, name) > 0]
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 def predictor(input_size: int, target: Target, config: PredictorConfig) -> nn.Sequential:

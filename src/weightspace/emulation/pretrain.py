@@ -73,7 +73,14 @@ def load_run(path, device="cpu", which: str = "best") -> Run:
     if not file.exists():
         raise ConfigError(f"{path} is not a pretraining run: it has no config.json")
     saved = json.loads(file.read_text())
-    config = PretrainConfig(**{**_LEGACY_RUN_SETTINGS, **saved["pretrain"]})
+    settings = {**_LEGACY_RUN_SETTINGS, **saved["pretrain"]}
+    known = {f.name for f in dataclasses.fields(PretrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:  # written by another version of weightspace (issue 27: was a TypeError traceback)
+        version = saved.get("created_with", {}).get("weightspace", "an unknown version")
+        raise ConfigError(f"{path} was written by weightspace {version} with settings this version does not know "
+                          f"({', '.join(unknown)}); pretrain it again with this version")
+    config = PretrainConfig(**settings)
     task = TaskIO(**saved["task"])
     encoder, emulator = build_models(config, architecture_from_spec(saved["architecture"]), task, device,
                                 saved.get("oracle_features", 0))

@@ -150,6 +150,10 @@ class RepresentationsExperiment:
             self.pretrain_config(self.encoders[0] if self.encoders else "statistics", 0)
         except ConfigError as error:
             problems.append(f"[pretrain] {error}")
+        try:
+            self.supervised_predictor()
+        except ConfigError as error:
+            problems.append(f"[supervised] {error}")
         if problems:
             raise ValueError("; ".join(problems))
 
