@@ -202,3 +202,23 @@ def test_an_unknown_or_unrunnable_level_is_a_clear_error(monkeypatch):
         monkeypatch.setenv(fused_cpu.ISA_VARIABLE, unrunnable[0])
         with pytest.raises(fused_cpu.KernelISAError, match="cannot run"):
             fused_cpu.available()
+
+
+def test_a_zoo_resumed_with_another_kernel_path_is_refused_unless_allowed(tmp_path, monkeypatch):
+    """Issue 27: the kernel that built a zoo is recorded, so a zoo resumed on a machine (or with a
+    setting) that takes another path says so in one line instead of switching midway."""
+    from weightspace.errors import ConfigError
+    from weightspace.zoo import build_zoo, load_zoo
+
+    monkeypatch.delenv("WEIGHTSPACE_FUSED", raising=False)
+    monkeypatch.delenv(fused_cpu.ISA_VARIABLE, raising=False)
+    settings = dict(models=2, population=2, steps=4, checkpoints=(0, 4), samples=8, rollouts=2, hidden_size=4, seed=0)
+    out = build_zoo(tmp_path / "zoo", "formal-languages", settings, progress=False)
+    assert load_zoo(out).manifest["created_with"]["lstm_kernel"] == fused_cpu.kernel_path()
+    monkeypatch.setenv("WEIGHTSPACE_FUSED", "0" if fused_cpu.available() else "1")
+    if fused_cpu.kernel_path() == load_zoo(out).manifest["created_with"]["lstm_kernel"]:
+        pytest.skip("only one kernel path on this machine")
+    with pytest.raises(ConfigError, match="was started with the LSTM kernel path"):
+        build_zoo(out, "formal-languages", settings, progress=False)
+    monkeypatch.setenv("WEIGHTSPACE_ALLOW_KERNEL_CHANGE", "1")
+    build_zoo(out, "formal-languages", settings, progress=False)

@@ -197,6 +197,8 @@ def _stack_states(finals):
 class LSTM(RecurrentArchitecture):
     kind = "lstm"
     gates = 4
+    #: float32 CPU populations run the compiled kernel (fused_cpu), whose build a zoo records
+    uses_compiled_kernel = True
 
     def runs_compiled(self, weights: Population) -> bool:
         weight_hh = weights["rnn.weight_hh_l0"]

@@ -13,6 +13,7 @@ an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,33 @@ from ..versions import runtime_versions
 from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
 from .table import ZooTable
 
+#: set to 1 to resume a zoo with another LSTM kernel path than it was started with
+ALLOW_KERNEL_CHANGE = "WEIGHTSPACE_ALLOW_KERNEL_CHANGE"
 
-def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
+
+def _kernel_path(architecture, device) -> str | None:
+    """The recurrent kernel path a build of ``architecture`` takes on ``device``: the compiled
+    kernels' build and the pure-PyTorch path can differ in the last bits of a number, so a zoo
+    records it and a resume refuses to switch (None: the architecture has no compiled kernel)."""
+    if not getattr(architecture, "uses_compiled_kernel", False):
+        return None
+    if torch.device(device).type != "cpu":
+        return f"pytorch ({torch.device(device).type})"
+    from ..networks import fused_cpu
+
+    return fused_cpu.kernel_path()
+
+
+def _check_kernel(out: Path, manifest: dict, kernel: str | None) -> None:
+    started = manifest.get("created_with", {}).get("lstm_kernel")
+    if kernel is None or started is None or started == kernel or os.environ.get(ALLOW_KERNEL_CHANGE) == "1":
+        return
+    raise ConfigError(f"{out} was started with the LSTM kernel path '{started}' and would resume with '{kernel}', "
+                      "which can change its numbers midway; resume where it started (WEIGHTSPACE_KERNEL_ISA or "
+                      f"WEIGHTSPACE_FUSED=0 choose the path), or set {ALLOW_KERNEL_CHANGE}=1 to resume anyway")
+
+
+def _prepare(out: Path, task: Task, config: TaskConfig, kernel: str | None = None) -> dict:
     """Create a new manifest or check that ``out`` holds a build of the same zoo."""
     if (out / MANIFEST).exists():
         manifest = read_manifest(out)
@@ -43,6 +69,7 @@ def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
         if diffs:
             raise ConfigError(f"{out} holds a zoo built with other settings ({'; '.join(diffs)}); "
                               "rerun with the same settings to resume, or choose another --out")
+        _check_kernel(out, manifest, kernel)
         return manifest
     if out.exists() and any(p.name != "progress" for p in out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but has no {MANIFEST}; choose another --out")
@@ -54,7 +81,7 @@ def _prepare(out: Path, task: Task, config: TaskConfig) -> dict:
         "kind": task.name,
         "config": config.to_json(),
         "seed": config.seed,
-        "created_with": runtime_versions(),
+        "created_with": {**runtime_versions(), **({"lstm_kernel": kernel} if kernel else {})},
         "architecture": architecture.spec.to_json(),
         "task": description["task"],
         "splits": description["splits"],
@@ -84,7 +111,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
                           f"not a {type(config).__name__}")
     if task.builds_itself and executor is not None:
         raise ConfigError(f"{task.name} zoos train in one process; --executor ray does not apply to them")
-    manifest = _prepare(out, task, config)
+    manifest = _prepare(out, task, config, _kernel_path(task.architecture(config), device))
     storage.remove_temporaries(out)  # left by atomic writes of a build killed outright
     if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
         task.build(out, config, manifest, device, progress, processes)
