@@ -391,6 +391,32 @@ def test_report_rebuilds_from_the_results_directory(experiment):
     assert result.exit_code == 0 and (out / "report.md").read_text() == text
 
 
+@pytest.mark.parametrize("damage", ["a result the report reads", "a renamed setting"])
+def test_a_report_of_results_from_an_older_version_is_one_line(experiment, tmp_path, damage):
+    """Issue 27: results a previous release wrote (no version in run.json), which today's report
+    cannot read, give one line naming the versions and how to recompute; never a traceback."""
+    import shutil
+
+    _, out = experiment
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    run = json.loads((old / "run.json").read_text())
+    assert run.pop("weightspace")  # the results say which version wrote them
+    (old / "run.json").write_text(json.dumps(run))
+    if damage == "a result the report reads":
+        results = json.loads((old / "results.json").read_text())
+        results.pop("rows")
+        (old / "results.json").write_text(json.dumps(results))
+    else:
+        experiment_data = json.loads((old / "experiment.json").read_text())
+        experiment_data["pretraining"] = experiment_data.pop("pretrain")
+        (old / "experiment.json").write_text(json.dumps(experiment_data))
+    result = CliRunner().invoke(main, ["report", str(old)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "written by weightspace an earlier version" in lines[0] and "weightspace run" in lines[0]
+
+
 def test_a_published_report_is_self_contained(experiment, tmp_path):
     _, out = experiment
     result = CliRunner().invoke(main, ["report", str(out), "--publish", str(tmp_path / "docs")])

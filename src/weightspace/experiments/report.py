@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import storage
 from ..errors import ConfigError
+from ..versions import weightspace_version
 from .config import family_name
 from .family import get_family
 
@@ -31,10 +32,19 @@ def write_report(out) -> Path:
             raise ConfigError(f"{out} has no {name}: run the experiment first (weightspace run CONFIG)")
         files[name] = json.loads((out / name).read_text())
     data = files[EXPERIMENT_FILE]
-    family = get_family(family_name(data))
-    config = family.config(data, str(out / EXPERIMENT_FILE))
-    lines = family.report(config, files[RESULTS_FILE], out)
-    lines += steps_section(files[RUN_FILE])
+    written_by = files[RUN_FILE].get("weightspace", "an earlier version")
+    try:
+        family = get_family(family_name(data))
+        config = family.config(data, str(out / EXPERIMENT_FILE))
+        lines = family.report(config, files[RESULTS_FILE], out)
+        lines += steps_section(files[RUN_FILE])
+    except (ConfigError, KeyError, IndexError, TypeError, ValueError) as error:
+        if written_by == weightspace_version():
+            raise
+        # results of another version that this version's report cannot read (issue 27): one line
+        raise ConfigError(f"{out} was written by weightspace {written_by} and this is {weightspace_version()}, "
+                          f"whose report cannot read it ({type(error).__name__}: {error}); recompute it with "
+                          "`weightspace run CONFIG` (finished steps are reused where nothing changed)") from None
     storage.write_text(out / REPORT_FILE, "\n".join(lines))
     return out / REPORT_FILE
 

@@ -10,6 +10,7 @@ import torch
 
 from .. import storage
 from ..threads import intra_op_threads
+from ..versions import weightspace_version
 from .config import toml_data
 from .family import get_family
 from .report import EXPERIMENT_FILE, RESULTS_FILE, RUN_FILE, write_report
@@ -34,7 +35,8 @@ def run_experiment(config, device: str = "cpu", progress: bool = True, threads: 
         records = run_steps(family.steps(config, finished), out, device, progress, finished, executor)
         results = family.results(config, finished, out)
     storage.write_json(out / EXPERIMENT_FILE, toml_data(config))
-    storage.write_json(out / RUN_FILE, {"seconds": round(time.perf_counter() - started, 1),
+    storage.write_json(out / RUN_FILE, {"weightspace": weightspace_version(),  # the version that wrote the results
+                                        "seconds": round(time.perf_counter() - started, 1),
                                         "steps": [record.to_json() for record in records]})
     storage.write_json(out / RESULTS_FILE, results)
     return write_report(out)
