@@ -17,6 +17,7 @@ import os
 import platform
 import statistics
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -56,18 +57,10 @@ def _case(K, B, T, I, H, O, wrt, seed=0):
             with torch.no_grad():
                 architecture.forward(population, x)
             return
-        with torch_ops_on_one_thread() if architecture.runs_compiled(population) else _nothing():
+        with torch_ops_on_one_thread() if architecture.runs_compiled(population) else nullcontext():
             out = architecture.forward(population, x)[0]
             out.square().mean().backward()
     return run
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _time(run, fused: bool, repeats: int) -> list[float]:

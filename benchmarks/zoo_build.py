@@ -40,7 +40,7 @@ def cpu_model() -> str:
 
 def kernel_path(env) -> str:
     code = "from weightspace.networks import fused_cpu; print(fused_cpu.kernel_path())"
-    return subprocess.run([*CLI[:1], "-c", code], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from weightspace.experiments.config import family_name, load_experiment
+from weightspace.experiments.config import load_experiment
 from weightspace.experiments.family import get_family
 from weightspace.experiments.steps import Finished, Results, Step, reads_only_its_settings, step_key
 
@@ -24,10 +24,7 @@ class _Pretend(Results):
 
 def _steps(demo: str) -> list[Step]:
     config = load_experiment(EXPERIMENTS / demo)
-    import tomllib
-
-    family = get_family(family_name(tomllib.loads((EXPERIMENTS / demo).read_text())))
-    return list(family.steps(config, _Pretend()))
+    return list(get_family(config.family).steps(config, _Pretend()))
 
 
 def _leaves(value, path=()):

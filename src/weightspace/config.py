@@ -41,11 +41,13 @@ def _tuples(value):
     return value
 
 
-def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
+def from_dict(cls: type[T], data: dict, where: str = "config", ignore=()) -> T:
     """An instance of dataclass ``cls`` from ``data``: unknown keys and wrong types are errors,
-    missing keys take the dataclass defaults; lists become tuples where a tuple is declared."""
+    missing keys take the dataclass defaults; lists become tuples where a tuple is declared.
+    ``ignore``: keys of ``data`` that belong to something else (a step's seed beside its settings)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table of settings, got {type(data).__name__} {data!r}")
+    data = {k: v for k, v in data.items() if k not in ignore}
     try:
         return dacite.from_dict(cls, _tuples(data), config=_DACITE)
     except dacite.UnexpectedDataError as error:

@@ -6,7 +6,6 @@ import click
 
 from .._click_types import int_list
 from ..errors import WeightspaceError
-from .options import cartpole_task
 
 
 @click.command("convergence")
@@ -26,11 +25,12 @@ def convergence(networks, indices, states, seed, max_episode_steps, out):
     from ..analysis.convergence import all_pairs, compare_pairs, reference_states
     from ..generative.data import load_networks
     from ..rl.cartpole import CARTPOLE_NET
+    from ..tasks.cartpole import require_cartpole_networks
 
     if Path(networks).is_dir() and indices is None:
         raise click.UsageError("choose zoo rows with --networks 0,1,...")
     weights, _ = load_networks(networks, indices)
-    cartpole_task().require_cartpole_networks(weights)
+    require_cartpole_networks(weights)
     if weights.size < 2:
         raise WeightspaceError("convergence compares at least two networks")
     pairs = all_pairs(weights.size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import WeightspaceError
-from .options import cartpole_task, config_options, device_option, given_values
+from .options import config_options, device_option, given_values
 
 
 def _levels(ctx, param, value):
@@ -16,8 +16,6 @@ def _levels(ctx, param, value):
     if not levels or any(not 0 <= v <= 1 for v in levels):
         raise click.BadParameter("degradation levels are fractions in [0, 1]")
     return levels
-
-
 
 
 @click.group()
@@ -120,6 +118,7 @@ def generative_sample(model, count, group, out, evaluate, episodes, max_episode_
     from ..generative.vae import WeightVAE
     from ..rl.cartpole import CARTPOLE_NET
     from ..rl.evaluation import survival_time
+    from ..tasks.cartpole import require_cartpole_networks, survival_summary
 
     vae = WeightVAE.load(model, device)
     if vae.conditional and group is None:
@@ -130,10 +129,10 @@ def generative_sample(model, count, group, out, evaluate, episodes, max_episode_
     weights = vae.population(vae.sample(count, None if group is None else group - 1, generator))
     extra = {}
     if evaluate:
-        cartpole_task().require_cartpole_networks(weights)
+        require_cartpole_networks(weights)
         survival = survival_time(CARTPOLE_NET, weights, episodes, max_episode_steps)
         extra["survival_time"] = survival
-        click.echo(f"{count} networks: {cartpole_task().survival_summary(survival.numpy())}")
+        click.echo(f"{count} networks: {survival_summary(survival.numpy())}")
     if out:
         save_networks(out, weights, extra, {"model": str(Path(model).resolve()), "group": str(group)})
         click.echo(f"wrote {out}")
@@ -155,12 +154,13 @@ def generative_interpolate(model, networks, pair, points, max_alpha, episodes, m
     from ..generative.data import load_networks
     from ..generative.interpolation import alpha_grid, interpolate_pairs
     from ..generative.vae import WeightVAE
+    from ..tasks.cartpole import require_cartpole_networks
 
     vae = WeightVAE.load(model)
     if vae.conditional:
         raise WeightspaceError("interpolation uses an unconditional model (trained without --conditional)")
     weights, _ = load_networks(networks, list(pair))
-    cartpole_task().require_cartpole_networks(weights)
+    require_cartpole_networks(weights)
     flat = weights.flatten()
     result = interpolate_pairs(vae, [(flat[0], flat[1])], alpha_grid(points, max_alpha), episodes, max_episode_steps)
     table = result.table.pivot(index="alpha", columns="space", values="survival_time")
@@ -196,12 +196,13 @@ def generative_repair(model, networks, index, levels, criterion, candidates, kee
     from ..generative.data import load_networks
     from ..generative.repair import CRITERIA, RepairConfig, repair_experiment, summarize_repair
     from ..generative.vae import WeightVAE
+    from ..tasks.cartpole import require_cartpole_networks
 
     vae = WeightVAE.load(model)
     if vae.conditional:
         raise WeightspaceError("repair samples from an unconditional model (trained without --conditional)")
     weights, _ = load_networks(networks, [index])
-    cartpole_task().require_cartpole_networks(weights)
+    require_cartpole_networks(weights)
     config = RepairConfig(candidates, keep, threshold, fill_missing=fill)
     criteria = CRITERIA if criterion == "both" else (criterion,)
     table = repair_experiment(vae, weights.flatten()[0], levels, criteria, config, seed, episodes, max_episode_steps)

@@ -66,10 +66,3 @@ def make_executor(name: str, address: str | None):
 
     return RayExecutor(address=address)
 
-
-def cartpole_task():
-    """The CartPole task family's module, whose checks the paper-004 commands use (imported on use:
-    it imports torch and the RL code)."""
-    from ..tasks import cartpole
-
-    return cartpole

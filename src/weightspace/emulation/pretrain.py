@@ -28,6 +28,7 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
+from .. import config as typed
 from ..encoders.base import TaskIO
 from ..errors import ConfigError
 from ..networks import architecture_from_spec
@@ -73,14 +74,12 @@ def load_run(path, device="cpu", which: str = "best") -> Run:
     if not file.exists():
         raise ConfigError(f"{path} is not a pretraining run: it has no config.json")
     saved = json.loads(file.read_text())
-    settings = {**_LEGACY_RUN_SETTINGS, **saved["pretrain"]}
-    known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unknown = sorted(set(settings) - known)
-    if unknown:  # written by another version of weightspace (issue 27: was a TypeError traceback)
+    try:  # a run of another version may hold settings this one does not know (was a TypeError traceback)
+        config = typed.from_dict(PretrainConfig, {**_LEGACY_RUN_SETTINGS, **saved["pretrain"]}, "settings")
+    except ConfigError as error:
         version = saved.get("created_with", {}).get("weightspace", "an unknown version")
-        raise ConfigError(f"{path} was written by weightspace {version} with settings this version does not know "
-                          f"({', '.join(unknown)}); pretrain it again with this version")
-    config = PretrainConfig(**settings)
+        raise ConfigError(f"{path} was written by weightspace {version} with settings this version cannot read "
+                          f"({error}); pretrain it again with this version") from None
     task = TaskIO(**saved["task"])
     encoder, emulator = build_models(config, architecture_from_spec(saved["architecture"]), task, device,
                                 saved.get("oracle_features", 0))

@@ -9,21 +9,22 @@ JSON-able result. Its key is::
 
     sha256(kind, settings, [key of each input])[:16]
 
-The compute function receives the settings the key hashes, as they read back from JSON, and
-nothing else: the library's families pass module-level functions that close over nothing, so a
-setting a step does not hash is a setting it cannot read (``tests/test_step_keys.py`` checks
-every step of every family).
-
 so changing one setting changes the key of that step and of every step that reads it, directly
 or not, and nothing else. A step whose key directory holds a finished result is reused and never
 recomputed; a step killed mid-way has no result and is computed again by the next run (in the
 same directory, so a step that resumes its own work, like a pretraining run or a zoo build, picks
 up where it stopped). Going back to an earlier setting reuses the result computed with it.
 
+The compute function receives the settings the key hashes, as they read back from JSON, and
+nothing else: the library's families pass module-level functions that close over nothing, so a
+setting a step does not hash is a setting it cannot read (``tests/test_step_keys.py`` checks
+every step of every family).
+
 Layout of an experiment's results (``RESULTS/NAME``)::
 
     experiment.json           the resolved config of the last run: family and every setting
-    run.json                  the last run: each step's key, "computed" or "reused", seconds
+    run.json                  the last run: the weightspace version that ran it, each step's key,
+                              "computed" or "reused", seconds
     results.json              the numbers the report shows, gathered from step results
     report.md                 the report (``weightspace report RESULTS/NAME`` re-renders it)
     table.csv, table.md       (paper 000) the prediction table

@@ -151,41 +151,29 @@ INLINE void backward_row(long H, const float *restrict dh, const float *restrict
 #elif defined(__AVX2__) && defined(__FMA__)
 #define VL 8
 #define ISA_LEVEL 3
-#elif defined(__SSE2__) || defined(__aarch64__) || defined(__ARM_NEON)
+#else /* SSE2, NEON, or plain C */
 #define VL 4
 #define ISA_LEVEL 1
-#else
-#define VL 4
-#define ISA_LEVEL 0
 #endif
 typedef float vfloat __attribute__((vector_size(VL * 4), aligned(4)));
 
-/* Whether the running CPU can execute the instructions this build was compiled for; the check
- * itself is compiled for the baseline so that it runs on any x86-64 CPU. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* Whether the running CPU can execute the instructions this build was compiled for, asked by
+ * features both GCC and Clang know (x86-64-v3 CPUs with AVX2, FMA and BMI2 also have its other
+ * features); the check itself is compiled for the baseline so that it runs on any x86-64 CPU. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#if ISA_LEVEL >= 4
+#define CPU_RUNS_BUILD (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && \
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+#elif ISA_LEVEL >= 3
+#define CPU_RUNS_BUILD (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && \
+                        __builtin_cpu_supports("bmi2"))
+#else
+#define CPU_RUNS_BUILD 1
+#endif
 __attribute__((target("arch=x86-64"))) int weightspace_cpu_supports_build(void)
 {
     __builtin_cpu_init();
-#if ISA_LEVEL >= 4
-    return __builtin_cpu_supports("x86-64-v4") > 0;
-#elif ISA_LEVEL >= 3
-    return __builtin_cpu_supports("x86-64-v3") > 0;
-#else
-    return 1;
-#endif
-}
-#elif defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("arch=x86-64"))) int weightspace_cpu_supports_build(void)
-{
-    __builtin_cpu_init();
-#if ISA_LEVEL >= 4
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-#elif ISA_LEVEL >= 3
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
-#else
-    return 1;
-#endif
+    return CPU_RUNS_BUILD ? 1 : 0;
 }
 #else
 int weightspace_cpu_supports_build(void) { return 1; }
@@ -203,28 +191,29 @@ struct product {
 };
 
 #define DEFINE_TILE(RB, NV)                                                                     \
-    INLINE void tile_##RB##x##NV(const struct product *p, long row, long col)                  \
+    INLINE void tile_##RB##x##NV(const struct product *p, long row, long col)                   \
     {                                                                                           \
-        vfloat acc[RB][NV];                                                                       \
+        vfloat acc[RB][NV];                                                                     \
         _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r)                                   \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[r][v] = p->init           \
-                ? *(const vfloat *)(p->init + (row + r) * p->ldi + col + v * VL) : (vfloat){0};     \
+                ? *(const vfloat *)(p->init + (row + r) * p->ldi + col + v * VL) : (vfloat){0}; \
         for (long j = 0; j < p->n; ++j) {                                                       \
-            vfloat w[NV];                                                                         \
+            vfloat w[NV];                                                                       \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v)                               \
-                w[v] = *(const vfloat *)(p->m + j * p->ldm + col + v * VL);                       \
+                w[v] = *(const vfloat *)(p->m + j * p->ldm + col + v * VL);                     \
             _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r) {                             \
-                const float s = p->a[(row + r) * p->lda + j * p->ja];                                              \
+                const float s = p->a[(row + r) * p->lda + j * p->ja];                           \
                 _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v) acc[r][v] += s * w[v];    \
             }                                                                                   \
         }                                                                                       \
         _Pragma("GCC unroll 16") for (int r = 0; r < RB; ++r)                                   \
             _Pragma("GCC unroll 16") for (int v = 0; v < NV; ++v)                               \
-                *(vfloat *)(p->out + (row + r) * p->ldo + col + v * VL) = acc[r][v];              \
+                *(vfloat *)(p->out + (row + r) * p->ldo + col + v * VL) = acc[r][v];            \
     }
 
 /* The main tile: TILE_ROWS x TILE_VECTORS accumulators plus TILE_VECTORS loaded vectors of m must
- * fit in the vector registers, or every step spills (weightspace_tile_fits() checks it; tests). */
+ * fit in the vector registers, or every step spills (tests compare weightspace_tile_registers()
+ * with weightspace_vector_registers() for every build). */
 #if defined(__AVX512F__) || defined(__aarch64__)
 #define VECTOR_REGISTERS 32
 #else

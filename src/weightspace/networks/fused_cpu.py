@@ -76,14 +76,12 @@ class _ReadoutArgs(ctypes.Structure):
                 ("dh_st", _c_long), ("dw", _c_ptr), ("dbias", _c_ptr)]
 
 
-# Instruction-set levels, best first: (name, compiler flags). Elsewhere than x86-64 one build
+# Instruction-set levels, best first: name -> compiler flags. Elsewhere than x86-64 one build
 # with the compiler's default target. Unforced, only the levels in _AUTO are taken: measured
 # against the pure-PyTorch path on training steps of the demo LSTMs (benchmarks/zoo_build.py,
 # benchmarks/population_training.py), the x86-64 baseline build lost (380 against 414 networks x
 # steps/s at K=64 on a 2-core AMD EPYC) and other machines' builds have not been measured.
-_X86_LEVELS = (("x86-64-v4", ("-march=x86-64-v4", "-mtune=generic")),
-               ("x86-64-v3", ("-march=x86-64-v3", "-mtune=generic")),
-               ("x86-64", ("-march=x86-64", "-mtune=generic")))
+_X86_LEVELS = {level: (f"-march={level}", "-mtune=generic") for level in ("x86-64-v4", "x86-64-v3", "x86-64")}
 _ALIASES = {"v4": "x86-64-v4", "v3": "x86-64-v3", "baseline": "x86-64", "v1": "x86-64"}
 _AUTO = ("x86-64-v4", "x86-64-v3")
 ISA_VARIABLE = "WEIGHTSPACE_KERNEL_ISA"
@@ -132,7 +130,7 @@ def _current():
 
 def levels() -> tuple[str, ...]:
     """The instruction-set levels this machine's kernel can be built for, best first."""
-    return tuple(name for name, _ in _X86_LEVELS) if platform.machine() in ("x86_64", "AMD64") else ("default",)
+    return tuple(_X86_LEVELS) if platform.machine() in ("x86_64", "AMD64") else ("default",)
 
 
 def requested_level() -> str | None:
@@ -165,7 +163,7 @@ def vector_floats() -> int:
 def build(level: str):
     """The library built for ``level`` (one of :func:`levels`), whether or not this CPU runs it:
     for tests that inspect a build's layout."""
-    library = _build(dict(_X86_LEVELS).get(level, ()), errors := [])
+    library = _build(level, errors := [])
     if library is None:
         raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
     return library
@@ -175,7 +173,7 @@ def supported_levels() -> tuple[str, ...]:
     """The levels this CPU can run, best first (builds each one that is not cached yet)."""
     supported = []
     for level in levels():
-        library = _build(dict(_X86_LEVELS).get(level, ()), [])
+        library = _build(level, [])
         if library is not None and library.weightspace_cpu_supports_build():
             supported.append(level)
     return tuple(supported)
@@ -200,10 +198,9 @@ def _cache_dir() -> Path:
 def _load(level: str | None):
     """The library and its level: ``level``'s build, or with None the best level this CPU runs."""
     wanted = [name for name in levels() if name in _AUTO] if level is None else (level,)
-    march = dict(_X86_LEVELS)
     errors = []
     for name in wanted:
-        library = _build(march.get(name, ()), errors)
+        library = _build(name, errors)
         if library is None:
             continue
         if library.weightspace_cpu_supports_build():
@@ -216,8 +213,10 @@ def _load(level: str | None):
     raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
 
 
-def _build(target_flags, errors):
-    """The library compiled with ``target_flags`` by the first compiler that can (cached), or None."""
+def _build(level: str, errors: list):
+    """The library built for ``level`` by the first compiler that can (cached), or None (the
+    compilers' errors go to ``errors``)."""
+    target_flags = _X86_LEVELS.get(level, ())
     source = _SOURCE.read_bytes()
     for compiler in _compilers():
         for flags in ((*_FLAGS, *target_flags, _OPENMP), (*_FLAGS, *target_flags)):

@@ -139,10 +139,11 @@ def _initial_cell_gradient(grad_c_last, h0):
     return grad_c_last.clone(memory_format=torch.contiguous_format)
 
 
-def fused_applies(*tensors) -> bool:
-    """Whether :class:`LSTMLayer` applies: float32 CPU tensors and a built library."""
-    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and (
-        fused_cpu.available())
+def fused_applies(weight_hh, *tensors) -> bool:
+    """Whether :class:`LSTMLayer` runs a layer with recurrent weights ``weight_hh`` (K, 4H, H):
+    float32 CPU tensors, a built library, and a shape where it is the faster path (:func:`fused_wins`)."""
+    return (all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (weight_hh, *tensors))
+            and fused_cpu.available() and fused_wins(weight_hh.shape[0], weight_hh.shape[-1]))
 
 
 #: Hidden sizes up to this run on the compiled kernel whatever the population's size.

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightspaceError
-from .lstm_kernel import fused_applies, fused_wins, lstm_layer_fused, lstm_recurrence
+from .lstm_kernel import fused_applies, lstm_layer_fused, lstm_recurrence
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 
@@ -201,15 +201,13 @@ class LSTM(RecurrentArchitecture):
     uses_compiled_kernel = True
 
     def runs_compiled(self, weights: Population) -> bool:
-        weight_hh = weights["rnn.weight_hh_l0"]
-        return fused_applies(*weights.values()) and fused_wins(weight_hh.shape[0], weight_hh.shape[-1])
+        return fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
 
     def _layer(self, weights, layer, layer_input, state):
         h0, c0 = state
         weight_ih, weight_hh = weights[f"rnn.weight_ih_l{layer}"], weights[f"rnn.weight_hh_l{layer}"]
         bias = self._input_bias(weights, layer)
-        if fused_applies(layer_input, weight_ih, weight_hh, bias, h0, c0) and fused_wins(
-                weight_hh.shape[0], weight_hh.shape[-1]):
+        if fused_applies(weight_hh, layer_input, weight_ih, bias, h0, c0):
             hs, c_last = lstm_layer_fused(layer_input, weight_ih, weight_hh, bias, h0, c0)
         else:
             hs, c_last = lstm_recurrence(_project(layer_input, weight_ih, bias), weight_hh, h0, c0)

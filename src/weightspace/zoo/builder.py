@@ -56,8 +56,10 @@ def _check_kernel(out: Path, manifest: dict, kernel: str | None) -> None:
                       f"WEIGHTSPACE_FUSED=0 choose the path), or set {ALLOW_KERNEL_CHANGE}=1 to resume anyway")
 
 
-def _prepare(out: Path, task: Task, config: TaskConfig, kernel: str | None = None) -> dict:
+def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
     """Create a new manifest or check that ``out`` holds a build of the same zoo."""
+    architecture = task.architecture(config)
+    kernel = _kernel_path(architecture, device)
     if (out / MANIFEST).exists():
         manifest = read_manifest(out)
         if manifest["kind"] != task.name:
@@ -73,7 +75,6 @@ def _prepare(out: Path, task: Task, config: TaskConfig, kernel: str | None = Non
         return manifest
     if out.exists() and any(p.name != "progress" for p in out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but has no {MANIFEST}; choose another --out")
-    architecture = task.architecture(config)
     description = task.describe(config)
     manifest = {
         "format": FORMAT_NAME,
@@ -111,7 +112,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
                           f"not a {type(config).__name__}")
     if task.builds_itself and executor is not None:
         raise ConfigError(f"{task.name} zoos train in one process; --executor ray does not apply to them")
-    manifest = _prepare(out, task, config, _kernel_path(task.architecture(config), device))
+    manifest = _prepare(out, task, config, device)
     storage.remove_temporaries(out)  # left by atomic writes of a build killed outright
     if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
         task.build(out, config, manifest, device, progress, processes)

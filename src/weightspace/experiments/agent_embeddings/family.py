@@ -168,11 +168,6 @@ def stats(values) -> tuple[float | None, float | None]:
 
 # Each step's compute function is a module-level function of (context, settings): the settings are
 # what its key hashes, so it can read nothing else (weightspace.experiments.steps).
-def _typed(cls, settings: dict, where: str, *extra: str):
-    """``settings`` as ``cls`` (without the ``seed`` and the ``extra`` keys)."""
-    return typed.from_dict(cls, {k: v for k, v in settings.items() if k not in ("seed", *extra)}, where)
-
-
 def train_model(context: StepContext, settings: dict) -> dict:
     """CartPoleGen on the zoo's final networks of ``groups`` (None: all), conditioned on the
     group if ``conditional``. A group with fewer than two networks gets no model."""
@@ -213,7 +208,7 @@ def _models(context: StepContext, seed: int, names=tuple(MODELS)) -> dict:
 def table1(context: StepContext, step_settings: dict) -> dict:
     """Table 1 and figure 4: survival times of networks sampled from every model, next to the
     training set's, per group."""
-    settings, seed = _typed(Table1Settings, step_settings, "[table1]"), step_settings["seed"]
+    settings, seed = typed.from_dict(Table1Settings, step_settings, "[table1]", ignore=("seed",)), step_settings["seed"]
     from ...generative.data import save_networks
     from ...generative.figures import survival_histograms
     from ...networks.weights import Population
@@ -293,7 +288,7 @@ def _pick(zoo: _Zoo, sample_file: Path, group: int, count: int) -> tuple[torch.T
 def convergence(context: StepContext, step_settings: dict) -> dict:
     """Table 2 and figures 5, 6: convergence distances within good and within bad networks
     (generated ones of table 1 where they landed in the group, else zoo networks)."""
-    settings, seed = _typed(ConvergenceSettings, step_settings, "[convergence]"), step_settings["seed"]
+    settings, seed = typed.from_dict(ConvergenceSettings, step_settings, "[convergence]", ignore=("seed",)), step_settings["seed"]
     from ...analysis.convergence import (
         all_pairs,
         bipartite_matching,
@@ -341,7 +336,8 @@ def convergence(context: StepContext, step_settings: dict) -> dict:
 def interpolation(context: StepContext, step_settings: dict) -> dict:
     """Figure 7: survival times along the latent walk between two zoo networks' embeddings, and
     along the straight weight-space walk between the decoded endpoints."""
-    settings = _typed(InterpolationSettings, step_settings, "[interpolation]", "reference_states")
+    settings = typed.from_dict(InterpolationSettings, step_settings, "[interpolation]",
+                               ignore=("seed", "reference_states"))
     seed, reference_count = step_settings["seed"], step_settings["reference_states"]
     import pandas as pd
 
@@ -394,7 +390,7 @@ def interpolation(context: StepContext, step_settings: dict) -> dict:
 def repair(context: StepContext, step_settings: dict) -> dict:
     """Figure 8: zero a growing fraction of one network's weights and repair them by rejection
     sampling from CartPoleGen, with both repair variants."""
-    settings, seed = _typed(RepairSettings, step_settings, "[repair]"), step_settings["seed"]
+    settings, seed = typed.from_dict(RepairSettings, step_settings, "[repair]", ignore=("seed",)), step_settings["seed"]
     repair_config = RepairConfig(settings.candidates, settings.keep, settings.threshold, settings.fill_missing)
     from ...generative.figures import repair_curves
     from ...generative.repair import CRITERIA, repair_experiment, summarize_repair

@@ -166,7 +166,7 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     from ...analysis.dsa import DSASettings
 
     seed = step_settings["seed"]
-    settings = typed.from_dict(AnalysisSettings, {k: v for k, v in step_settings.items() if k != "seed"}, "[analysis]")
+    settings = typed.from_dict(AnalysisSettings, step_settings, "[analysis]", ignore=("seed",))
     zoo = open_zoo(context.input("zoo"))
     table = zoo.table
     final_step = int(table["step"].max())

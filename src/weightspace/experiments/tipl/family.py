@@ -294,7 +294,7 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
     test = _trajectories(zoo, test_runs)
     forecaster = ParameterMLPForecaster.from_tensors(
         load_file(context.input("mlp").directory / "forecaster.safetensors"))
-    f = typed.from_dict(ForecastSettings, {k: settings[k] for k in _FORECAST_FIELDS}, "[forecast]")
+    f = typed.from_dict(ForecastSettings, settings, "[forecast]", ignore=("test_trials", "svd", "model", "seed"))
     model_config, svds, seed = _model(settings["model"]), [_svd(v) for v in settings["svd"]], settings["seed"]
     H, C = f.horizon, model_config.context
     first = max(C, f.mlp_window) - 1
@@ -339,9 +339,6 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
             "repw": {m: (returns[1 + i] - j_true).abs().tolist() for i, m in enumerate(methods)},
             "noise_floor": (returns[-1] - j_true).abs().tolist(),
             "episodes": f.episodes, "forecasts": "forecasts.safetensors"}
-
-
-_FORECAST_FIELDS = tuple(f.name for f in dataclasses.fields(ForecastSettings))
 
 
 # ---- the pipeline ---------------------------------------------------------------------------------
