@@ -217,10 +217,10 @@ def test_set_overrides_any_setting_as_a_toml_value():
         ("predictor.steps", 7), ("zoos.digits.models", 4), ("analyses.probing_ablation", {"lengths": [3]})])
     assert config.predictor.steps == 7 and config.zoos[1].config.models == 4 and config.zoos[0].config.models == 32
     assert config.ablation.lengths == (3,) and config.ablation.probes == (1, 2, 4, 8, 16)
-    result = CliRunner().invoke(main, ["run", "experiments/cartpole-demo.toml", "--set", "repair.threshold=2",
+    result = CliRunner().invoke(main, ["run", "experiments/cartpole-demo.toml", "--set", "repair.algorithm.threshold=2",
                                        "--set", "zoo.models=64", "--set", "description=short", "--print-config"])
     printed = tomllib.loads(result.output)
-    assert printed["repair"]["threshold"] == 2.0 and printed["zoo"]["models"] == 64 and printed["description"] == "short"
+    assert printed["repair"]["algorithm"]["threshold"] == 2.0 and printed["zoo"]["models"] == 64 and printed["description"] == "short"
 
 
 BAD = [
@@ -232,8 +232,16 @@ BAD = [
     ('name = "x"\n[[zoos]]\nkind = "formal-languages"\n[predictor]\nsteps = 1.5\n', "steps must be int"),
     ('name = "x"\n[[zoos]]\nkind = "juggling"\n', "unknown task family 'juggling'"),
     ('family = "agent-embeddings"\nname = "x"\n[zoo]\nsamples = 3\n', "unknown key(s) samples"),
-    ('family = "agent-embeddings"\nname = "x"\n[vae]\nepochs = "ten"\n', "epochs must be int"),
+    ('family = "agent-embeddings"\nname = "x"\n[vae_training]\nepochs = "ten"\n', "epochs must be int"),
     ('family = "agent-embeddings"\nname = "x"\nsurprise = 1\n', "unknown key(s) surprise"),
+    # library configs nest directly; what the experiment sets per step is refused in their tables
+    ('name = "x"\n[[zoos]]\nkind = "digits"\n[pretrain]\nencoder = "dwsnet"\n', "[pretrain] encoder: set per step"),
+    ('family = "agent-embeddings"\nname = "x"\n[vae]\ninput_size = 3\n', "[vae] input_size: set per step"),
+    ('family = "agent-embeddings"\nname = "x"\n[vae_training]\nseed = 3\n', "[vae_training] seed: set per step"),
+    # an older layout's key says where it went
+    ('name = "x"\n[[zoos]]\nkind = "digits"\n[supervised]\ntargets = "all"\n', "[supervised] targets has moved to"),
+    ('family = "agent-embeddings"\nname = "x"\n[vae]\nepochs = 3\n', "[vae] epochs has moved to [vae_training]"),
+    ('family = "agent-embeddings"\nname = "x"\n[repair]\nkeep = 3\n', "[repair] keep has moved to [repair.algorithm]"),
     ('family = "poetry"\nname = "x"\n', "unknown experiment family 'poetry'"),
     ("name = [", "not valid TOML"),
     ('name = "x"\nseeds = 3\n[[zoos]]\nkind = "digits"\n', "seeds must be a list of int, got int 3"),
@@ -268,6 +276,7 @@ TINY = """
 name = "tiny"
 seeds = [5]
 encoders = ["statistics", "probing"]
+supervised_targets = ["task"]
 results_dir = "not-here"
 
 [[zoos]]
@@ -297,7 +306,6 @@ eval_every = 10
 [supervised]
 steps = 6
 eval_every = 3
-targets = ["task"]
 
 [encoder_options]
 statistics = {{ hidden = 16 }}
@@ -443,8 +451,9 @@ test_episodes = 8
 stored_episodes = 2
 seed = 1
 [vae]
-epochs = 2
 hidden_size = 32
+[vae_training]
+epochs = 2
 [table1]
 generated = 6
 [convergence]
@@ -455,6 +464,7 @@ pairs = 2
 points = 4
 [repair]
 levels = [0.0, 1.0]
+[repair.algorithm]
 candidates = 6
 keep = 2
 """
@@ -478,7 +488,7 @@ def test_agent_embeddings_run_end_to_end_and_reuse_finished_steps(tmp_path):
     assert "| vae/conditional/seed-3 |" in text
     run_cli(*args)
     assert set(last_run(out).values()) == {"reused"}
-    run_cli(*args, "--set", "repair.keep=3")  # only the repair is redone
+    run_cli(*args, "--set", "repair.algorithm.keep=3")  # only the repair is redone
     assert {n for n, s in last_run(out).items() if s == "computed"} == {"repair/seed-3"}
     assert json.loads((out / "results.json").read_text())["repair"]["config"]["keep"] == 3
 

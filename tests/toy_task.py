@@ -130,6 +130,7 @@ def experiment_toml(results, zoo, seeds=(0,)) -> str:
 name = "toy"
 seeds = {seeds}
 encoders = ["statistics", "probing"]
+supervised_targets = ["shift"]
 results_dir = "{results}"
 
 [[zoos]]
@@ -153,7 +154,6 @@ eval_every = 10
 [supervised]
 steps = 5
 eval_every = 5
-targets = ["shift"]
 
 [encoder_options]
 statistics = {{ hidden = 16 }}

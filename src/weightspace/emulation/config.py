@@ -16,7 +16,8 @@ class PretrainConfig:
     and the authors' published choices the paper leaves out (z normalised, encoder and emulator
     clipped separately, the emulator conditioned at its own width, the loss a mean over classes)."""
 
-    encoder: str = field(metadata={"help": "Encoder to train (or a reference: constant, oracle)."})
+    encoder: str = field(default="", metadata={
+        "help": "Encoder to train (or a reference: constant, oracle); an experiment sets it per step."})
     steps: int = field(default=100_000, metadata={"help": "Maximum training steps (early stopping may end sooner)."})
     batch_size: int = field(default=64, metadata={"help": "Subject networks per step."})
     rollouts_per_network: int = field(default=10, metadata={
@@ -48,6 +49,8 @@ class PretrainConfig:
         problems = [f"{name} must be >= 1" for name in ("steps", "batch_size", "rollouts_per_network",
                                                            "val_rollouts", "eval_every", "patience")
                     if getattr(self, name) < 1]
+        if not isinstance(self.encoder, str):
+            problems.append(f"encoder must be a name (got {self.encoder!r})")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             problems.append(f"loss_reduction must be one of {list(LOSS_REDUCTIONS)} (got {self.loss_reduction!r})")
         if problems:

@@ -29,6 +29,8 @@ from .references import REFERENCES, build_reference
 def build_models(config: PretrainConfig, architecture, task: TaskIO, device, num_features: int = 0,
             train_features=None):
     """The encoder (or reference) and the emulator of a run."""
+    if not config.encoder:
+        raise ConfigError("PretrainConfig.encoder is not set: name the encoder (or reference) to train")
     torch.manual_seed(config.seed)
     if config.encoder in REFERENCES:
         encoder = build_reference(config.encoder, num_features, config.embedding_size, train_features).to(device)

@@ -16,7 +16,6 @@ import json
 import math
 import re
 import tomllib
-import typing
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -112,17 +111,20 @@ def load_experiment(path, seeds=None, results_dir=None, assignments=()):
 
 
 # ---- writing a config back as TOML ---------------------------------------------------------
-def toml_data(config) -> dict:
+def toml_data(config, skip=()) -> dict:
     """A config dataclass as the TOML file would hold it (fields marked ``flatten`` in their
-    metadata are written into the enclosing table)."""
+    metadata are written into the enclosing table; a :func:`library` section's per-step fields
+    are left out)."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         out = {}
         for f in dataclasses.fields(config):
             value = getattr(config, f.name)
+            if f.name in skip:
+                continue
             if f.metadata.get("flatten"):
                 out.update(toml_data(value))
             elif value is not None:
-                out[f.name] = toml_data(value)
+                out[f.name] = toml_data(value, f.metadata.get("per_step", ()))
         return out
     if isinstance(config, (list, tuple)):
         return [toml_data(v) for v in config]
@@ -139,15 +141,18 @@ def config_toml(config, header: str = "") -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def _items(config) -> list[tuple[str, object, str]]:
-    """(key, value, help) of a dataclass, flattened fields inlined."""
+def _items(config, skip=()) -> list[tuple[str, object, str, tuple]]:
+    """(key, value, help, per-step keys of the value) of a dataclass, flattened fields inlined,
+    the keys ``skip`` left out."""
     items = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        if f.name in skip:
+            continue
         if f.metadata.get("flatten"):
             items += _items(value)
         else:
-            items.append((f.name, value, f.metadata.get("help", "")))
+            items.append((f.name, value, f.metadata.get("help", ""), f.metadata.get("per_step", ())))
     return items
 
 
@@ -161,27 +166,27 @@ def _is_array_of_tables(value) -> bool:
         dataclasses.is_dataclass(v) for v in value)
 
 
-def _table(config, path: list[str], lines: list[str], array: bool, help_text: str = "") -> None:
+def _table(config, path: list[str], lines: list[str], array: bool, help_text: str = "", skip=()) -> None:
     if path:
         help_text = help_text or _doc(config)
         lines += [""] + ([f"# {help_text}"] if help_text else [])
         name = ".".join(_key(p) for p in path)
         lines.append(f"[[{name}]]" if array else f"[{name}]")
-    items = [(k, v, "") for k, v in config.items()] if isinstance(config, dict) else _items(config)
+    items = [(k, v, "", ()) for k, v in config.items()] if isinstance(config, dict) else _items(config, skip)
     later = []
-    for key, value, help_line in items:
+    for key, value, help_line, per_step in items:
         if _is_table(value) or _is_array_of_tables(value):
-            later.append((key, value, help_line))
+            later.append((key, value, help_line, per_step))
             continue
         if help_line:
             lines.append(f"# {help_line}")
         lines.append(f"# {_key(key)} is not set" if value is None else f"{_key(key)} = {_value(value)}")
-    for key, value, help_line in later:
+    for key, value, help_line, per_step in later:
         if _is_array_of_tables(value):
             for item in value:
                 _table(item, path + [key], lines, array=True)
         else:
-            _table(value, path + [key], lines, array=False, help_text=help_line)
+            _table(value, path + [key], lines, array=False, help_text=help_line, skip=per_step)
 
 
 def _doc(config) -> str:
@@ -220,24 +225,34 @@ def _value(value) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-# ---- sections derived from library configs -------------------------------------------------
-def fields_of(cls, exclude=()) -> list[tuple]:
-    """``(name, type, dataclasses.field)`` of the library config ``cls``'s fields except
-    ``exclude``, defaults and help included, for :func:`section`."""
-    hints = typing.get_type_hints(cls)
-    specs = []
-    for f in dataclasses.fields(cls):
-        if f.name in exclude:
-            continue
-        default = {"default": f.default} if f.default is not dataclasses.MISSING else \
-            {"default_factory": f.default_factory}
-        specs.append((f.name, hints[f.name], dataclasses.field(metadata=f.metadata, **default)))
-    return specs
+# ---- library configs nested in an experiment ----------------------------------------------
+def library(cls, per_step=(), help: str = "", **defaults):
+    """A field holding the library config ``cls`` itself (no mirror of its fields): its TOML
+    table takes ``cls``'s fields except ``per_step``, which the experiment sets on each step
+    (the encoder and seed of a pretraining run, a VAE's input size). Those are left out when the
+    config is written and refused in the table (:func:`per_step_problems`)."""
+    return dataclasses.field(default_factory=lambda: cls(**defaults),
+                             metadata={"help": help, "per_step": tuple(per_step)})
 
 
-def section(name: str, specs: list[tuple], doc: str):
-    """A frozen dataclass of ``specs`` (from :func:`fields_of`, plus the section's own): an
-    experiment section whose defaults stay where the library defines them."""
-    cls = dataclasses.make_dataclass(name, specs, frozen=True)
-    cls.__doc__ = doc
-    return cls
+def per_step_problems(config) -> list[str]:
+    """``[section] key is set per step`` for every per-step field of a :func:`library` section
+    that the file (or ``--set``) gave a value other than the library's default."""
+    problems = []
+    for f in dataclasses.fields(config):
+        names = f.metadata.get("per_step", ())
+        if names:
+            value, default = getattr(config, f.name), f.default_factory()
+            given = [n for n in names if getattr(value, n) != getattr(default, n)]
+            if given:
+                problems.append(f"[{f.name}] {', '.join(given)}: set per step by the experiment, not in this table")
+    return problems
+
+
+def moved_keys(data: dict, moves: dict[tuple[str, str], str], where: str) -> None:
+    """One line naming the new place of a key an older layout had (``moves``: (table, key) ->
+    new dotted place), instead of an unknown-key error."""
+    for (table, key), new in moves.items():
+        if isinstance(data.get(table), dict) and key in data[table]:
+            raise ConfigError(f"{where}: [{table}] {key} has moved to {new}")
+

@@ -35,7 +35,7 @@ from ...analysis.convergence import PAPER_REFERENCE_STATES
 from ...errors import ConfigError, WeightspaceError
 from ...generative.repair import RepairConfig
 from ...generative.vae import VAEConfig, VAETraining
-from ..config import fields_of, section
+from ..config import library, moved_keys, per_step_problems
 from ..family import Family
 from ..steps import Finished, Step, StepContext
 from ..zoo_step import open_zoo, zoo_step
@@ -47,11 +47,6 @@ ZOO = "zoo"
 #: CartPoleGen models trained per seed: name -> (survival-time groups learned (None: all), conditional)
 MODELS = {"combined": (None, False), **{f"group-{g}": ([g], False) for g in range(1, 5)},
           "conditional": (None, True)}
-
-VAESection = section(
-    "VAESection", fields_of(VAEConfig, exclude=("input_size", "num_classes")) + fields_of(VAETraining, exclude=("seed",)),
-    "[vae]: CartPoleGen, the model (VAEConfig) and its training (VAETraining); the seed comes from seeds.")
-
 
 @dataclass(frozen=True, kw_only=True)
 class Table1Settings:
@@ -78,13 +73,16 @@ class InterpolationSettings:
     max_alpha: float = field(default=1.5, metadata={"help": "Alphas run from 0 to this (> 1 extrapolates)."})
 
 
-RepairSettings = section("RepairSettings", [
-    ("levels", tuple[float, ...], field(default=tuple(round(0.1 * i, 1) for i in range(11)), metadata={
-        "help": "Fractions of weights zeroed."})),
-    *fields_of(RepairConfig),
-    ("network", int | None, field(default=None, metadata={
-        "help": "Zoo model_id of the network to repair; default: the best final network."})),
-], "Figure 8: algorithm 1 (RepairConfig) at each degradation level; the report shows both variants.")
+@dataclass(frozen=True, kw_only=True)
+class RepairSettings:
+    """Figure 8: algorithm 1 at each degradation level; the report shows both variants."""
+
+    levels: tuple[float, ...] = field(default=tuple(round(0.1 * i, 1) for i in range(11)), metadata={
+        "help": "Fractions of weights zeroed."})
+    network: int | None = field(default=None, metadata={
+        "help": "Zoo model_id of the network to repair; default: the best final network."})
+    algorithm: RepairConfig = library(RepairConfig, help="Algorithm 1's budget and threshold (its configured "
+                                                          "variant comes first; the other is run too).")
 
 
 def _cartpole_config(values=None, where: str = "[zoo]"):
@@ -104,7 +102,10 @@ class AgentEmbeddingsExperiment:
         "help": "Seeds of CartPoleGen and every analysis after the zoo; one set of steps per seed."})
     results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
     zoo: object = field(default_factory=_cartpole_config, metadata={"help": "The CartPole zoo (the cartpole task's settings)."})
-    vae: VAESection = field(default_factory=VAESection)
+    vae: VAEConfig = library(VAEConfig, per_step=("input_size", "num_classes"), help=(
+        "CartPoleGen's model (its input size and classes follow from the network and the model)."))
+    vae_training: VAETraining = library(VAETraining, per_step=("seed",), help=(
+        "CartPoleGen's training (the seed comes from seeds)."))
     table1: Table1Settings = field(default_factory=Table1Settings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
     interpolation: InterpolationSettings = field(default_factory=InterpolationSettings)
@@ -117,23 +118,15 @@ class AgentEmbeddingsExperiment:
             raise ValueError("give at least one seed")
         if not all(0.0 <= level <= 1.0 for level in self.repair.levels):
             raise ValueError(f"[repair] levels are fractions in [0, 1] (got {list(self.repair.levels)})")
-        try:  # the library's own checks, at load time rather than mid-run
-            self.vae_model(conditional=True), self.vae_training(0), self.repair_config(False)
-        except ConfigError as error:
-            raise ValueError(str(error)) from None
-
-    def repair_config(self, fill_missing: bool) -> RepairConfig:
-        return RepairConfig(self.repair.candidates, self.repair.keep, self.repair.threshold, fill_missing)
+        problems = per_step_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def vae_model(self, conditional: bool) -> VAEConfig:
         from ...rl.cartpole import CARTPOLE_NET
 
-        model = {f.name: getattr(self.vae, f.name) for f in dataclasses.fields(VAEConfig) if hasattr(self.vae, f.name)}
-        return VAEConfig(**model, input_size=CARTPOLE_NET.spec.num_parameters, num_classes=4 if conditional else 0)
-
-    def vae_training(self, seed: int) -> VAETraining:
-        return VAETraining(**{f.name: getattr(self.vae, f.name) for f in dataclasses.fields(VAETraining)
-                              if f.name != "seed"}, seed=seed)
+        return dataclasses.replace(self.vae, input_size=CARTPOLE_NET.spec.num_parameters,
+                                   num_classes=4 if conditional else 0)
 
 
 # ---- the steps' computations ---------------------------------------------------------------
@@ -391,7 +384,7 @@ def repair(context: StepContext, step_settings: dict) -> dict:
     """Figure 8: zero a growing fraction of one network's weights and repair them by rejection
     sampling from CartPoleGen, with both repair variants."""
     settings, seed = typed.from_dict(RepairSettings, step_settings, "[repair]", ignore=("seed",)), step_settings["seed"]
-    repair_config = RepairConfig(settings.candidates, settings.keep, settings.threshold, settings.fill_missing)
+    repair_config = settings.algorithm
     from ...generative.figures import repair_curves
     from ...generative.repair import CRITERIA, repair_experiment, summarize_repair
 
@@ -405,15 +398,15 @@ def repair(context: StepContext, step_settings: dict) -> dict:
             raise ConfigError(f"[repair] network {settings.network} is not a final network of the zoo")
         row = int(matches[0])
     runs = {}
-    for fill in (settings.fill_missing, not settings.fill_missing):  # the configured variant first
+    for fill in (repair_config.fill_missing, not repair_config.fill_missing):  # the configured variant first
         config = dataclasses.replace(repair_config, fill_missing=fill)
         result = repair_experiment(model, zoo.networks.flat[row].to(context.device), settings.levels, CRITERIA, config,
                                    seed, zoo.episodes, zoo.cap)
-        summary = summarize_repair(result, settings.threshold)
+        summary = summarize_repair(result, repair_config.threshold)
         summary["variant"] = "fill missing" if fill else "replace"
         runs["fill" if fill else "replace"] = (config, result, summary)
-    config, result, summary = runs["fill" if settings.fill_missing else "replace"]
-    _, other_result, other = runs["replace" if settings.fill_missing else "fill"]
+    config, result, summary = runs["fill" if repair_config.fill_missing else "replace"]
+    _, other_result, other = runs["replace" if repair_config.fill_missing else "fill"]
     repair_curves(summary, context.directory / "figure8.png", other)
     return {"model_id": int(table["model_id"].iloc[row]),
             "original_survival_time": float(result["original_survival_time"].iloc[0]),
@@ -437,7 +430,7 @@ def experiment_steps(config: AgentEmbeddingsExperiment):
     for seed in config.seeds:
         models = []
         for name, (groups, conditional) in MODELS.items():
-            model, training = config.vae_model(conditional), config.vae_training(seed)
+            model, training = config.vae_model(conditional), dataclasses.replace(config.vae_training, seed=seed)
             settings = {"model": dataclasses.asdict(model), "training": dataclasses.asdict(training),
                         "groups": groups, "conditional": conditional}
             models.append(f"vae/{name}/seed-{seed}")
@@ -464,6 +457,9 @@ class AgentEmbeddings(Family):
     def config(self, data: dict, where: str) -> AgentEmbeddingsExperiment:
         data = dict(data)
         data["zoo"] = _cartpole_config(data.get("zoo"), f"{where}: [zoo]")
+        moved_keys(data, {**{("vae", f.name): f"[vae_training] {f.name}" for f in dataclasses.fields(VAETraining)},
+                          **{("repair", f.name): f"[repair.algorithm] {f.name}" for f in dataclasses.fields(RepairConfig)}},
+                   where)
         return typed.from_dict(AgentEmbeddingsExperiment, data, where)
 
     def steps(self, config, finished):

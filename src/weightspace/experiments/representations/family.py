@@ -36,24 +36,13 @@ from ...emulation.pretrain import PretrainConfig
 from ...emulation.references import REFERENCES
 from ...encoders import ENCODER_NAMES
 from ...errors import ConfigError
-from ..config import DEFAULT_FAMILY, fields_of, section
+from ..config import DEFAULT_FAMILY, library, moved_keys, per_step_problems
 from ..family import Family
 from ..steps import Finished, Step, _say
 from ..zoo_step import open_zoo, zoo_location, zoo_step
 from . import analyses
 
 FAMILY = DEFAULT_FAMILY
-
-PretrainSection = section(
-    "PretrainSection", fields_of(PretrainConfig, exclude=("encoder", "seed", "encoder_options")),
-    "[pretrain]: the emulation pretraining of every encoder (PretrainConfig; the encoder, its "
-        "options and the seed are set per step).")
-SupervisedSection = section(
-    "SupervisedSection",
-    fields_of(PredictorConfig) + [("targets", str | tuple[str, ...], field(default="all", metadata={
-        "help": "Targets with a supervised baseline: \"all\" or a list of target names."}))],
-    "[supervised]: the baseline trained end to end (PredictorConfig), and for which targets.")
-
 
 @dataclass(frozen=True, kw_only=True)
 class ZooSection:
@@ -118,10 +107,12 @@ class RepresentationsExperiment:
     encoders: tuple[str, ...] = field(default=ENCODER_NAMES, metadata={"help": "Weight encoders to compare."})
     results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
     zoos: tuple[ZooSection, ...] = field(metadata={"help": "The zoos."})
-    pretrain: PretrainSection = field(default_factory=PretrainSection)
-    predictor: PredictorConfig = field(default_factory=PredictorConfig, metadata={
-        "help": "The MLP trained on frozen embeddings."})
-    supervised: SupervisedSection = field(default_factory=SupervisedSection)
+    pretrain: PretrainConfig = library(PretrainConfig, per_step=("encoder", "seed", "encoder_options"), help=(
+        "The emulation pretraining of every encoder (the encoder, its options and the seed are set per step)."))
+    predictor: PredictorConfig = library(PredictorConfig, help="The MLP trained on frozen embeddings.")
+    supervised: PredictorConfig = library(PredictorConfig, help="The baseline trained end to end.")
+    supervised_targets: str | tuple[str, ...] = field(default="all", metadata={
+        "help": "Targets with a supervised baseline: \"all\" or a list of target names."})
     encoder_options: dict[str, dict] = field(default_factory=dict, metadata={
         "help": "Per encoder, hyperparameters that replace the paper's (e.g. statistics = { hidden = 64 })."})
     analyses: AnalysesSection = field(default_factory=AnalysesSection)
@@ -141,19 +132,12 @@ class RepresentationsExperiment:
         names = [z.name for z in self.zoos]
         if len(set(names)) != len(names):
             problems.append(f"zoo names must differ (got {names})")
-        if isinstance(self.supervised.targets, str) and self.supervised.targets != "all":
-            problems.append(f"[supervised] targets must be \"all\" or a list of names (got {self.supervised.targets!r})")
+        if isinstance(self.supervised_targets, str) and self.supervised_targets != "all":
+            problems.append(f"supervised_targets must be \"all\" or a list of names (got {self.supervised_targets!r})")
+        problems += per_step_problems(self)
         ablation = self.ablation
         if ablation is not None and ablation.encoder not in analyses.probing_encoders():
             problems.append(f"[analyses.probing_ablation] encoder must be one of {list(analyses.probing_encoders())}")
-        try:  # the library's own checks, at load time rather than mid-run
-            self.pretrain_config(self.encoders[0] if self.encoders else "statistics", 0)
-        except ConfigError as error:
-            problems.append(f"[pretrain] {error}")
-        try:
-            self.supervised_predictor()
-        except ConfigError as error:
-            problems.append(f"[supervised] {error}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -164,14 +148,11 @@ class RepresentationsExperiment:
 
     def pretrain_config(self, encoder: str, seed: int, **encoder_options) -> PretrainConfig:
         options = {**self.encoder_options.get(encoder, {}), **encoder_options}
-        return PretrainConfig(encoder=encoder, seed=seed, encoder_options=options,
-                              **dataclasses.asdict(self.pretrain))
+        return dataclasses.replace(self.pretrain, encoder=encoder, seed=seed, encoder_options=options)
 
-    def supervised_predictor(self) -> PredictorConfig:
-        return PredictorConfig(**{k: v for k, v in dataclasses.asdict(self.supervised).items() if k != "targets"})
-
-    def supervised_targets(self, names) -> list[str]:
-        wanted = self.supervised.targets
+    def supervised_for(self, names) -> list[str]:
+        """The targets among ``names`` that get a supervised baseline."""
+        wanted = self.supervised_targets
         return list(names) if wanted == "all" else [n for n in names if n in wanted]
 
 
@@ -399,7 +380,7 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
         zoo_name = StepNames.zoo(zoo.name)
         yield zoo_step(zoo_name, zoo.kind, zoo.config, zoo.path, _zoo_summary)
         targets = list(finished[zoo_name].result["targets"])
-        supervised = config.supervised_targets(targets)
+        supervised = config.supervised_for(targets)
         for reference in REFERENCES:  # the references every encoder's loss is read against
             for seed in config.seeds:
                 yield pretrain_step(StepNames.references(zoo.name, seed)[reference], zoo_name,
@@ -418,7 +399,7 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
                     yield supervised_step(StepNames.prediction("supervised", zoo.name, encoder, seed, target), zoo_name,
                                           encoder,
                                           config.encoder_options.get(encoder, {}), target, seed,
-                                          config.supervised_predictor())
+                                          config.supervised)
         yield from analysis_steps(config, zoo.name)
 
 
@@ -476,6 +457,7 @@ class Representations(Family):
         if not isinstance(zoos, list):
             raise ConfigError(f"{where}: zoos must be [[zoos]] tables")
         data["zoos"] = [ZooSection.from_toml(zoo, f"{where}: zoos[{i}]") for i, zoo in enumerate(zoos)]
+        moved_keys(data, {("supervised", "targets"): "supervised_targets (a top-level key)"}, where)
         return typed.from_dict(RepresentationsExperiment, data, where)
 
     def steps(self, config, finished):

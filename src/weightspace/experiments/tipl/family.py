@@ -42,6 +42,7 @@ from ...tipl import (
     rollout,
     train_tipl,
 )
+from ..config import library, per_step_problems
 from ..family import Family
 from ..steps import Finished, Step, StepContext
 from ..zoo_step import open_zoo, zoo_step
@@ -129,7 +130,8 @@ class TIPLExperiment:
     test_trials: int = field(default=4, metadata={"help": "The last trials of each zoo, held out."})
     svd: tuple[SVDSettings, ...] = field(default=(SVDSettings(),), metadata={
         "help": "Temporal SVD variants ([[svd]] tables), one transformer each, evaluated side by side."})
-    model: TIPLConfig = field(default_factory=TIPLConfig)
+    model: TIPLConfig = library(TIPLConfig, per_step=("seed",), help=(
+        "The causal transformer (the transformer's and the forecaster's seeds are the experiment's seeds)."))
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
     def __post_init__(self):
@@ -139,8 +141,9 @@ class TIPLExperiment:
             raise ValueError("give at least one seed and one [environments.NAME] table")
         if self.test_trials < 1:
             raise ValueError(f"test_trials must be >= 1 (got {self.test_trials})")
-        if self.model.seed != TIPLConfig().seed:
-            raise ValueError("[model] seed: the transformer's and the forecaster's seeds are the experiment's `seeds`")
+        problems = per_step_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         labels = [v.label for v in self.svd]
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"give one or more different [[svd]] variants (got {labels})")
