@@ -167,7 +167,7 @@ def test_zoo_is_readable_without_weightspace(tiny_zoo):
     assert architecture_from_spec(manifest["architecture"]).spec.num_parameters == 122
 
 
-@pytest.mark.parametrize("fail_after", [3, 6])
+@pytest.mark.parametrize("fail_after", [3, 5, 6])  # segment uncommitted; committed, unlisted; table, no manifest
 def test_trajectory_build_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
     out = tmp_path / "killed"
     code = ("import sys; from weightspace.zoo import build_zoo; "
@@ -192,11 +192,13 @@ def test_groups_in_worker_processes_write_the_same_zoo(tmp_path):
     assert zoo.table.equals(parallel.table)
     assert torch.equal(zoo.weights().flatten(), parallel.weights().flatten())
     # a worker killed mid-build: the build stops with one message, and a rerun finishes the same zoo
-    code = ("import sys; from weightspace.zoo import build_zoo; "
-            f"build_zoo(sys.argv[1], 'ppo-trajectories', {two_groups!r}, progress=False, processes=2)")
+    # (a script without an `if __name__ == "__main__"` guard: spawned workers do not rerun it)
+    script = tmp_path / "build.py"
+    script.write_text("import sys; from weightspace.zoo import build_zoo; "
+                      f"build_zoo(sys.argv[1], 'ppo-trajectories', {two_groups!r}, progress=False, processes=2)\n")
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "4", "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    result = subprocess.run([sys.executable, "-c", code, str(killed)], env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(script), str(killed)], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "stopped (exit code 137)" in result.stderr, result.stderr[-2000:]
     build_zoo(killed, "ppo-trajectories", two_groups, progress=False, processes=2)
     resumed = ws.load_zoo(killed)

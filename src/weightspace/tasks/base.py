@@ -13,7 +13,9 @@ What a task provides, and who asks:
 building (``zoo build``)     ``config_class``, ``architecture``, ``plan`` (one row per run:
                              task, seed, hyperparameters, split), ``shard_task`` (batches or
                              its own trainer, and evaluation with rollouts), ``store_rollout``,
-                             ``describe`` (the manifest's task, splits and rollouts sections)
+                             ``describe`` (the manifest's task, splits and rollouts sections);
+                             or, for a family with its own training loop, ``segmented``,
+                             ``segments`` and ``segment_trainer`` (one segment at a time)
 encoders, emulation          ``task_io`` (how subject networks are fed and read),
                              ``emulation_data`` (emulator inputs and targets from rollouts),
                              ``emulated_performance`` (the fidelity metric, figure 5)
@@ -121,6 +123,35 @@ class ShardTask:
         )
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a group's training, written as one shard: weights and rollouts with a
+    leading row axis, and the table rows (the plan's columns, ``step``, ``shard``, ``shard_row``
+    and the family's own) in that order."""
+
+    weights: dict[str, torch.Tensor]
+    rollouts: dict[str, torch.Tensor]
+    rows: pd.DataFrame
+
+
+class SegmentTrainer:
+    """What a segmented family's trainer provides to the builder."""
+
+    #: updates per run done so far (the progress bar's position after a resume)
+    updates_done: int = 0
+
+    def train_segment(self, segment: int, shard: int, on_update: Callable[[int], None]) -> Segment:
+        """Train segment ``segment`` (written as shard ``shard``), calling ``on_update(count)`` as
+        it goes (count: runs x updates)."""
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+
 class Task:
     """A task family. Subclasses set the class attributes and implement what applies to them;
     a capability a family lacks raises one clear :class:`WeightspaceError` line."""
@@ -171,17 +202,27 @@ class Task:
     def shard_task(self, runs: pd.DataFrame, config, device) -> ShardTask:
         raise NotImplementedError
 
-    #: True for a family that trains and writes its zoo itself (:meth:`build`) instead of the
+    #: True for a family whose runs train in groups of ``population`` in a loop of its own, one
+    #: zoo shard per segment (:mod:`weightspace.zoo.segmented`; PPO trajectories), instead of the
     #: builder's shards of ``population`` runs with ``checkpoints``
-    builds_itself: ClassVar[bool] = False
+    segmented: ClassVar[bool] = False
 
     def shard_count(self, config) -> int:
         """Shards of a finished zoo (the builder's: one per ``population`` runs)."""
+        if self.segmented:
+            return self.groups(config) * self.segments(config)
         return math.ceil(config.models / config.population)
 
-    def build(self, out, config, manifest: dict, device, progress: bool, processes: int | None = None) -> None:
-        """Train and write the zoo into ``out`` (its manifest is written; see :attr:`builds_itself`),
-        with up to ``processes`` worker processes (None: the family's choice)."""
+    def groups(self, config) -> int:
+        """A segmented family's groups: runs trained together, ``population`` at most."""
+        return math.ceil(config.models / config.population)
+
+    def segments(self, config) -> int:
+        """A segmented family's segments per group (each one shard)."""
+        raise NotImplementedError
+
+    def segment_trainer(self, config, runs: pd.DataFrame, device) -> SegmentTrainer:
+        """A segmented family's trainer for one group of ``runs`` (rows of :meth:`plan`)."""
         raise NotImplementedError
 
     def store_rollout(self, name: str, tensor: torch.Tensor) -> torch.Tensor:

@@ -13,43 +13,33 @@ of 2k or 5k policies." A zoo of this family is one row per snapshot:
   ``eval_episodes`` fixed episodes with the mean action; NaN elsewhere).
 
 The trials train as one population (:class:`~weightspace.rl.ppo.PopulationPPO`); more trials than
-``population`` train in groups. Snapshots are written in segments of ``save_every`` PPO iterations
-(one zoo shard each); the trainer's state is saved with each segment, so a killed build resumes
-after its last finished segment with nothing lost or repeated. ``zoo.trajectory(run_id)`` gives a
+``population`` train in groups. The family supplies one segment of ``save_every`` PPO iterations
+at a time (:class:`PPOSegments`); the zoo builder (:mod:`weightspace.zoo.segmented`) writes each as
+a shard with the trainer's state, runs groups in worker processes and resumes a killed build after
+its last finished segment with nothing lost or repeated. ``zoo.trajectory(run_id)`` gives a
 trial's (T, P) weight trajectory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import queue
-import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import gymnasium
 import mujoco
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
-from tqdm.auto import tqdm
 
-from .. import counter_rng, storage
-from ..errors import ConfigError, WeightspaceError, ZooFormatError
+from .. import counter_rng
+from ..errors import ConfigError
 from ..networks.policy import GaussianMLP
 from ..rl.mujoco import evaluate_policies, make_env, resolve_env_id
 from ..rl.ppo import RECENT_EPISODES, PopulationPPO, PPOSettings
-from ..threads import available_cores, intra_op_threads
-from ..zoo.format import read_manifest, shard_file
-from ..zoo.table import ZooTable
-from .base import Task, TaskConfig
+from ..threads import intra_op_threads
+from .base import Segment, SegmentTrainer, Task, TaskConfig
 
 #: seed of the fixed evaluation episodes (their reset seeds are counter_rng draws from it)
 EVALUATION_SEED = 1
@@ -127,10 +117,6 @@ class PPOTrajectoryConfig(TaskConfig):
     def segments(self) -> int:
         return math.ceil(self.iterations / self.save_every)
 
-    @property
-    def groups(self) -> int:
-        return math.ceil(self.models / self.population)
-
     def ppo_settings(self) -> PPOSettings:
         return PPOSettings(num_steps=self.num_steps, num_minibatches=self.num_minibatches,
                            update_epochs=self.update_epochs, learning_rate=self.learning_rate, gamma=self.gamma,
@@ -151,7 +137,7 @@ class PPOTrajectories(Task):
     summary = "PPO policy-weight trajectories on MuJoCo (CleanRL defaults), a snapshot every k updates (TIPL)"
     config_class = PPOTrajectoryConfig
     plot_columns = ("run_id", "train_return")
-    builds_itself = True
+    segmented = True
 
     def env_id(self, config) -> str:
         return resolve_env_id(config.env)
@@ -163,8 +149,11 @@ class PPOTrajectories(Task):
     def max_episode_steps(self, config) -> int:
         return config.max_episode_steps or _env_sizes(self.env_id(config))[2]
 
-    def shard_count(self, config) -> int:
-        return config.groups * config.segments
+    def segments(self, config) -> int:
+        return config.segments
+
+    def segment_trainer(self, config, runs: pd.DataFrame, device) -> PPOSegments:
+        return PPOSegments(self, config, runs)
 
     def plan(self, config) -> pd.DataFrame:
         n = config.models
@@ -203,95 +192,41 @@ class PPOTrajectories(Task):
         }}
         return {"task": task, "splits": splits, "rollouts": rollouts}
 
-    def build(self, out: Path, config: PPOTrajectoryConfig, manifest: dict, device, progress: bool,
-              processes: int | None = None) -> None:
-        """Train the groups of trials, in ``processes`` worker processes at once (default: one per
-        core this process may use, at most one per unfinished group; 1: in this process). Each group
-        is the same computation wherever it runs and the table is kept in shard order, so the zoo is
-        the same file for file."""
-        _TrajectoryBuild(out, self, config, manifest, progress).run(processes)
-
     def targets(self, zoo) -> list:
         from ..downstream.targets import Regression
 
         return [Regression("train_return", ("train_return",))]
 
 
-class _TrajectoryBuild:
-    """Train the groups of trials segment by segment; write each segment as a shard, atomically."""
+class PPOSegments(SegmentTrainer):
+    """One group of trials, segment by segment: ``save_every`` PPO iterations and their snapshots."""
 
-    def __init__(self, out: Path, task: PPOTrajectories, config: PPOTrajectoryConfig, manifest: dict, progress: bool,
-                 publish: bool = True):
-        self.out, self.task, self.config = out, task, config
+    def __init__(self, task: PPOTrajectories, config: PPOTrajectoryConfig, runs: pd.DataFrame):
+        self.task, self.config, self.runs = task, config, runs
         self.env_id = task.env_id(config)
         self.architecture = task.architecture(config)
-        self.plan = task.plan(config)
-        self.completed = set(manifest["shards"]["completed"])
-        #: a written shard's rows into the zoo's table and manifest (a worker sends them to its parent)
-        self.publish = ZooTable(out, manifest).add if publish else None
+        self.trainer = PopulationPPO(self.env_id, runs["seed"].to_numpy(), config.env_steps, config.policy_hidden,
+                                     config.critic_hidden, config.ppo_settings(), task.max_episode_steps(config))
         self.snapshot_updates = set(config.checkpoints)
-        done = len(self.completed) / max(1, task.shard_count(config))
-        self.bar = tqdm(total=config.models * config.total_updates, initial=int(done * config.models * config.total_updates),
-                        unit="update", unit_scale=True, disable=not progress, dynamic_ncols=True,
-                        desc=f"PPO {self.env_id} x {config.models}")
 
-    def run(self, processes: int | None = None) -> None:
-        pending = []
-        for group in range(self.config.groups):
-            shards = [group * self.config.segments + j for j in range(self.config.segments)]
-            if all(s in self.completed for s in shards):
-                (self.out / self._progress(group)).unlink(missing_ok=True)
-            else:
-                pending.append(group)
-        processes = min(len(pending), available_cores() if processes is None else processes)
-        if processes > 1:
-            self._run_in_processes(pending, processes)
-        else:
-            with intra_op_threads(1):  # tensors of a few hundred numbers: threads only add overhead
-                for group in pending:
-                    self._run_group(group)
-        self.bar.close()
-        for rows in (self.out / "progress").glob("rows-*.parquet"):  # a worker's, listed just before a kill
-            rows.unlink()
-        if (self.out / "progress").is_dir() and not any((self.out / "progress").iterdir()):
-            (self.out / "progress").rmdir()
+    @property
+    def updates_done(self) -> int:
+        return self.trainer.update
 
-    def _progress(self, group: int) -> str:
-        return f"progress/group-{group:05d}.safetensors"
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return self.trainer.state_tensors()
 
-    def _run_group(self, group: int) -> None:
-        config = self.config
-        runs = self.plan.iloc[group * config.population:(group + 1) * config.population].reset_index(drop=True)
-        trainer = PopulationPPO(self.env_id, runs["seed"].to_numpy(), config.env_steps, config.policy_hidden,
-                                config.critic_hidden, config.ppo_settings(), self.task.max_episode_steps(config))
-        first_shard = group * config.segments
-        progress = self.out / self._progress(group)
-        segment = 0
-        if progress.exists():
-            with safe_open(progress, framework="pt") as f:
-                metadata = f.metadata()
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-            trainer.load_state_tensors({k[len("state."):]: t for k, t in tensors.items() if k.startswith("state.")})
-            segment = int(metadata["segment"])
-            if first_shard + segment not in self.completed:  # killed after the state, before the shard
-                records = {k[len("record."):]: t for k, t in tensors.items() if k.startswith("record.")}
-                self._write_shard(first_shard + segment, runs, records, json.loads(metadata["rows"]))
-            segment += 1
-            self.bar.update(len(runs) * trainer.update)
-        elif any(first_shard + j in self.completed for j in range(config.segments)):
-            raise ZooFormatError(f"{self.out}: group {group} has finished segments but no saved trainer state; "
-                                 "rebuild it in a new directory")
-        for j in range(segment, config.segments):
-            records, rows = self._train_segment(trainer, j)
-            state = {f"state.{k}": v for k, v in trainer.state_tensors().items()}
-            state.update({f"record.{k}": v for k, v in records.items()})
-            storage.write_tensors(progress, state, {"segment": str(j), "rows": json.dumps(rows)})
-            self._write_shard(first_shard + j, runs, records, rows)
-        progress.unlink(missing_ok=True)
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.trainer.load_state_tensors(tensors)
 
-    def _train_segment(self, trainer: PopulationPPO, segment: int):
+    def train_segment(self, segment: int, shard: int, on_update) -> Segment:
+        with intra_op_threads(1):  # tensors of a few hundred numbers: threads only add overhead
+            records, rows = self._run(segment, on_update)
+        return self._segment(shard, records, rows)
+
+    def _run(self, segment: int, on_update):
         """Run the segment's iterations; its snapshots as stacked tensors (snapshot, K, ...) and rows."""
-        config, snapshots, rows = self.config, [], []
+        config, trainer, snapshots, rows = self.config, self.trainer, [], []
 
         def take(update: int) -> None:
             if update not in self.snapshot_updates:
@@ -316,7 +251,7 @@ class _TrajectoryBuild:
             take(0)
         stop = min((segment + 1) * config.save_every, config.iterations)
         while trainer.iteration < stop:
-            trainer.run_iteration(lambda update: (take(update), self.bar.update(trainer.size)))
+            trainer.run_iteration(lambda update: (take(update), on_update(trainer.size)))
         if not snapshots:  # a segment between two snapshots: an empty shard keeps the numbering
             snapshots, empty = [trainer.snapshot()], True
         else:
@@ -324,21 +259,15 @@ class _TrajectoryBuild:
         records = {name: torch.stack([s[name] for s in snapshots])[: 0 if empty else None] for name in snapshots[0]}
         return records, rows
 
-    def _write_shard(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> None:
-        """The segment's tensor files, then its rows into the table and the manifest."""
-        self.publish(shard, self._shard_files(shard, runs, records, rows))
-        self.completed.add(shard)
-
-    def _shard_files(self, shard: int, runs: pd.DataFrame, records: dict, rows: list[dict]) -> pd.DataFrame:
-        """Write the shard's tensors; its table rows: trial-major, then by update, as the tensors' leading axis."""
+    def _segment(self, shard: int, records: dict, rows: list[dict]) -> Segment:
+        """The shard's tensors and table rows: trial-major, then by update, as the tensors' leading axis."""
+        runs = self.runs
         K, C = len(runs), len(rows)
         stack = lambda t: t.transpose(0, 1).reshape(K * C, *t.shape[2:])  # noqa: E731 - (C, K, ...) -> (K C, ...)
         weights = {n[len("weights."):]: stack(t) for n, t in records.items() if n.startswith("weights.")}
         statistics = {n[len("statistics."):]: stack(t) for n, t in records.items() if n.startswith("statistics.")}
         if "obs_count" in statistics:
             statistics["obs_count"] = statistics["obs_count"].reshape(-1, 1)
-        storage.write_tensors(self.out / shard_file("weights", shard), weights)
-        storage.write_tensors(self.out / shard_file("rollouts", shard), statistics)
         table = runs.loc[np.repeat(np.arange(K), C)].reset_index(drop=True)
         table.insert(1, "step", np.tile(np.array([r["step"] for r in rows], dtype=np.int64), K))
         table["shard"] = shard
@@ -348,128 +277,4 @@ class _TrajectoryBuild:
         for column in ("train_return", "episodes", "eval_return"):
             values = np.array([r[column] for r in rows], dtype=np.float64).reshape(C, K)
             table[column] = values.T.reshape(-1)
-        return table
-
-    # groups in worker processes ----------------------------------------------------------------
-    def _run_in_processes(self, groups: list[int], processes: int) -> None:
-        """Each group in a worker process (``python -c``, so no main module is re-imported); the
-        workers write their shards' tensors and progress, this process the table and the manifest.
-        A worker waits until its shard is listed before it saves the next segment's state, so a
-        kill anywhere resumes as in one process."""
-        events: queue.Queue = queue.Queue()
-        waiting, running = list(groups), {}
-        try:
-            while waiting or running:
-                while waiting and len(running) < processes:
-                    group = waiting.pop(0)
-                    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(self.out), str(group)],
-                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                    threading.Thread(target=_read_messages, args=(worker, group, events), daemon=True).start()
-                    running[group] = worker
-                group, message = events.get()
-                if message is None:  # the worker's output ended
-                    code = running.pop(group).wait()
-                    if code != 0:
-                        raise WeightspaceError(f"the worker training group {group} of {self.out} stopped (exit code "
-                                               f"{code}); rerun the build to resume it")
-                elif message["kind"] == "shard":
-                    rows = Path(message["rows"])
-                    self.publish(message["shard"], pd.read_parquet(rows))
-                    rows.unlink()
-                    running[group].stdin.write("listed\n")
-                    running[group].stdin.flush()
-                elif message["kind"] == "updates":
-                    self.bar.update(message["count"])
-                elif message["kind"] == "error":
-                    raise WeightspaceError(message["message"])
-        finally:
-            _stop(running.values())
-
-
-def _stop(workers, grace: float = 10.0) -> None:
-    """Stop the workers still running: SIGTERM first, which a worker turns into an exception so
-    that an atomic write in progress removes its temporary file; SIGKILL for one that does not
-    stop within ``grace`` seconds."""
-    workers = list(workers)
-    for worker in workers:
-        worker.terminate()
-    deadline = time.monotonic() + grace
-    for worker in workers:
-        try:
-            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
-#: a worker's program: ``_work(OUT, GROUP)``
-_WORKER = "import sys; from weightspace.tasks.ppo_trajectories import _work; _work(sys.argv[1], int(sys.argv[2]))"
-#: marks a worker's messages to its parent among whatever else reaches its stdout
-_MESSAGE = "@weightspace-worker "
-
-
-def _read_messages(worker: subprocess.Popen, group: int, events: queue.Queue) -> None:
-    for line in worker.stdout:
-        if line.startswith(_MESSAGE):
-            events.put((group, json.loads(line[len(_MESSAGE):])))
-        else:
-            sys.stderr.write(line)
-    events.put((group, None))
-
-
-def _send(**message) -> None:
-    sys.stdout.write(_MESSAGE + json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-def _work(out: str, group: int) -> None:
-    """One group of trials of the zoo being built in ``out``, in a worker process."""
-    import signal
-
-    def stop(signum, frame):  # the parent stops the workers: unwind, so atomic writes clean up
-        raise SystemExit(143)
-
-    signal.signal(signal.SIGTERM, stop)
-    out = Path(out)
-    try:
-        manifest = read_manifest(out)
-        task = PPOTrajectories()
-        config = task.config_from_manifest(manifest["config"])
-        build = _TrajectoryBuild(out, task, config, manifest, progress=False, publish=False)
-
-        def add(shard: int, table: pd.DataFrame) -> None:
-            rows = out / "progress" / f"rows-{shard:05d}.parquet"
-            storage.write_parquet(rows, table)
-            _send(kind="shard", shard=shard, rows=str(rows))
-            if sys.stdin.readline().strip() != "listed":  # the next segment's state may now replace this one's
-                raise WeightspaceError("the build's main process went away")
-
-        build.publish = add
-        build.bar = _Relay()
-        with intra_op_threads(1):
-            build._run_group(group)
-        build.bar.close()
-    except WeightspaceError as error:
-        _send(kind="error", message=str(error))
-    except Exception as error:  # one line for the parent; the traceback goes to stderr
-        import traceback
-
-        traceback.print_exc()
-        _send(kind="error", message=f"group {group}: {type(error).__name__}: {error}")
-
-
-class _Relay:
-    """A worker's progress bar: its updates go to the parent's, about twice a second."""
-
-    def __init__(self):
-        self.count, self.sent = 0, time.monotonic()
-
-    def update(self, count: int) -> None:
-        self.count += count
-        if time.monotonic() - self.sent > 0.5:
-            self.close()
-
-    def close(self) -> None:
-        if self.count:
-            _send(kind="updates", count=self.count)
-        self.count, self.sent = 0, time.monotonic()
+        return Segment(weights, statistics, table)

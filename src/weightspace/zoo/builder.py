@@ -28,6 +28,7 @@ from ..tasks import Task, TaskConfig, get_task
 from ..training import PopulationTrainer
 from ..versions import runtime_versions
 from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
+from .segmented import build_segmented
 from .table import ZooTable
 
 #: set to 1 to resume a zoo with another LSTM kernel path than it was started with
@@ -101,7 +102,7 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     ``executor`` (:class:`~weightspace.experiments.ray_executor.RayExecutor`) trains the shards as
     parallel tasks; the table and the manifest still grow shard by shard, in order, so the zoo's
     files are those a local build writes. ``processes``: worker processes of a family that builds
-    itself (PPO trajectories; default one per available core)."""
+    trained in segments (PPO trajectories; default one per available core)."""
     out = Path(out)
     device = torch.device(device)
     task = get_task(task) if isinstance(task, str) else task
@@ -110,12 +111,12 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     elif not isinstance(config, task.config_class):
         raise ConfigError(f"a {task.name} zoo is built from a {task.config_class.__name__}, "
                           f"not a {type(config).__name__}")
-    if task.builds_itself and executor is not None:
-        raise ConfigError(f"{task.name} zoos train in one process; --executor ray does not apply to them")
+    if task.segmented and executor is not None:
+        raise ConfigError(f"{task.name} zoos train in local worker processes; --executor ray does not apply to them")
     manifest = _prepare(out, task, config, device)
     storage.remove_temporaries(out)  # left by atomic writes of a build killed outright
-    if task.builds_itself:  # a family with its own training loop and shard layout (PPO trajectories)
-        task.build(out, config, manifest, device, progress, processes)
+    if task.segmented:  # a family with its own training loop, one shard per segment (PPO trajectories)
+        build_segmented(out, task, config, manifest, device, progress, processes)
         return out
     plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
