@@ -28,6 +28,7 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
 	$(BIN)/python -m pytest -q
 
 clean-demo:

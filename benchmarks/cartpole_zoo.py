@@ -61,8 +61,13 @@ def train_one(run, settings: DQNSettings, episodes: int) -> tuple[float, float]:
     module = CARTPOLE_NET.to_torch(CARTPOLE_NET.init(key), 0)
     initial_survival = survival_one(module, episodes, settings.max_episode_steps)
     target = copy.deepcopy(module)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=float(run.learning_rate),
-                                  weight_decay=float(run.weight_decay), betas=settings.adam_betas, eps=settings.adam_eps)
+    optimizer = torch.optim.AdamW(
+        module.parameters(),
+        lr=float(run.learning_rate),
+        weight_decay=float(run.weight_decay),
+        betas=settings.adam_betas,
+        eps=settings.adam_eps,
+    )
     env = CartPoleEnv()
 
     def start(step):
@@ -86,8 +91,14 @@ def train_one(run, settings: DQNSettings, episodes: int) -> tuple[float, float]:
                 action = int(module(observation).argmax())
         next_observation, _, terminated, _, _ = env.step(action)
         episode_step += 1
-        replay[t % C] = torch.cat([observation, torch.tensor([action, 1.0]), torch.from_numpy(next_observation),
-                                   torch.tensor([float(terminated)])])
+        replay[t % C] = torch.cat(
+            [
+                observation,
+                torch.tensor([action, 1.0]),
+                torch.from_numpy(next_observation),
+                torch.tensor([float(terminated)]),
+            ]
+        )
         if terminated or episode_step >= settings.max_episode_steps:
             episode_step = start(t + 1)
         stored = min(t + 1, C)
@@ -113,26 +124,40 @@ def main():
     parser.add_argument("--loop-models", type=int, default=8, help="networks trained one at a time")
     parser.add_argument("--steps", type=int, default=8000, help="longest training length (the zoo's --steps)")
     parser.add_argument("--episodes", type=int, default=100, help="test episodes per survival time")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of the one-at-a-time loop (the population trainer always uses 1, "
-                             "see weightspace.threads)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the one-at-a-time loop (the population trainer always uses 1, see weightspace.threads)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     keep_freed_memory()  # as the CLI does
     torch.set_num_threads(args.threads)
     task = get_task("cartpole")
-    config = task.config(dict(models=args.models, steps=args.steps, checkpoints=(0, args.steps), seed=args.seed,
-                       population=args.models, test_episodes=args.episodes,
-                                 stored_episodes=min(10, args.episodes)))
+    config = task.config(
+        dict(
+            models=args.models,
+            steps=args.steps,
+            checkpoints=(0, args.steps),
+            seed=args.seed,
+            population=args.models,
+            test_episodes=args.episodes,
+            stored_episodes=min(10, args.episodes),
+        )
+    )
     plan = task.plan(config)
     mean_length = plan["train_steps"].mean()
-    print(f"cartpole zoo: {args.models} networks batched, {args.loop_models} one at a time; training lengths "
-          f"{plan['train_steps'].min()}..{args.steps} (mean {mean_length:.0f}), {args.episodes} test episodes, "
-          f"{torch.get_num_threads()} torch threads")
+    print(
+        f"cartpole zoo: {args.models} networks batched, {args.loop_models} one at a time; training lengths "
+        f"{plan['train_steps'].min()}..{args.steps} (mean {mean_length:.0f}), {args.episodes} test episodes, "
+        f"{torch.get_num_threads()} torch threads"
+    )
 
     start = time.perf_counter()
-    loop_results = [train_one(run, _settings(config), args.episodes)
-                    for run in plan.head(args.loop_models).itertuples()]
+    loop_results = [
+        train_one(run, _settings(config), args.episodes) for run in plan.head(args.loop_models).itertuples()
+    ]
     t_loop = time.perf_counter() - start
     # per network, scaled to the plan's mean training length (the loop's few networks are not average)
     loop_steps = plan["train_steps"].head(args.loop_models).sum()
@@ -147,16 +172,26 @@ def main():
 
     final = table[table["step"] == args.steps].set_index("run_id")["survival_time"]
     loop_final = np.array([r[1] for r in loop_results])
-    print(f"one at a time (nn.Sequential, gymnasium CartPoleEnv) {loop_rate:10,.0f} networks/hour "
-          f"[{t_loop:.1f} s for {args.loop_models} networks, {loop_steps:,} steps]")
-    print(f"population (PopulationDQN, batched rollouts)         {batched_rate:10,.0f} networks/hour "
-          f"[{t_batched:.1f} s for {args.models} networks, {plan['train_steps'].sum():,} steps]")
-    print(f"same networks, final survival time: loop {np.round(loop_final, 1).tolist()}, "
-          f"batched {np.round(final.head(args.loop_models).to_numpy(), 1).tolist()}")
-    print(f"batched zoo: mean survival time {final.mean():.1f}; groups "
-          f"{np.bincount(np.searchsorted([50, 100, 150], final.to_numpy()), minlength=4).tolist()}")
-    print(f"projected for {PAPER_NETWORKS:,} networks on this machine: batched {PAPER_NETWORKS / batched_rate:.2f} h, "
-          f"one at a time {PAPER_NETWORKS / loop_rate:.1f} h")
+    print(
+        f"one at a time (nn.Sequential, gymnasium CartPoleEnv) {loop_rate:10,.0f} networks/hour "
+        f"[{t_loop:.1f} s for {args.loop_models} networks, {loop_steps:,} steps]"
+    )
+    print(
+        f"population (PopulationDQN, batched rollouts)         {batched_rate:10,.0f} networks/hour "
+        f"[{t_batched:.1f} s for {args.models} networks, {plan['train_steps'].sum():,} steps]"
+    )
+    print(
+        f"same networks, final survival time: loop {np.round(loop_final, 1).tolist()}, "
+        f"batched {np.round(final.head(args.loop_models).to_numpy(), 1).tolist()}"
+    )
+    print(
+        f"batched zoo: mean survival time {final.mean():.1f}; groups "
+        f"{np.bincount(np.searchsorted([50, 100, 150], final.to_numpy()), minlength=4).tolist()}"
+    )
+    print(
+        f"projected for {PAPER_NETWORKS:,} networks on this machine: batched {PAPER_NETWORKS / batched_rate:.2f} h, "
+        f"one at a time {PAPER_NETWORKS / loop_rate:.1f} h"
+    )
     print(f"speedup: {batched_rate / loop_rate:.1f}x")
 
 

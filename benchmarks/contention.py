@@ -26,10 +26,18 @@ import time
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: available cores)")
-    parser.add_argument("--omp-wait-policy", choices=["active", "passive"], default=None,
-                        help="OMP_WAIT_POLICY for this run (default: the environment's, or OpenMP's own)")
-    parser.add_argument("--gomp-spincount", type=int, default=None,
-                        help="GOMP_SPINCOUNT: how long an idle OpenMP thread spins before it sleeps")
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["active", "passive"],
+        default=None,
+        help="OMP_WAIT_POLICY for this run (default: the environment's, or OpenMP's own)",
+    )
+    parser.add_argument(
+        "--gomp-spincount",
+        type=int,
+        default=None,
+        help="GOMP_SPINCOUNT: how long an idle OpenMP thread spins before it sleeps",
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per phase")
     parser.add_argument("--models", type=int, default=64)
     args = parser.parse_args(argv)
@@ -57,8 +65,9 @@ def main(argv=None):
     seeds = np.arange(K)
     languages = torch.tensor([fl.all_languages()[(7 * k) % 216] for k in range(K)])
     inputs, targets = fl.training_batch(languages, seeds, 0, 32)
-    trainer = PopulationTrainer(architecture, architecture.init(seeds), lambda s: (inputs, targets), 10**9,
-                                lr=0.01, weight_decay=1e-4)
+    trainer = PopulationTrainer(
+        architecture, architecture.init(seeds), lambda s: (inputs, targets), 10**9, lr=0.01, weight_decay=1e-4
+    )
     for _ in range(3):  # warm-up: first-call costs
         trainer.train_step()
 
@@ -70,8 +79,10 @@ def main(argv=None):
         return K * steps / (time.perf_counter() - start)
 
     openmp = {k: os.environ.get(k, "default") for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    print(f"K={K} LSTMs (2 x 32, batch 32, length {inputs.shape[2]}), {threads} torch thread(s), "
-          f"OpenMP {openmp}, {os.cpu_count()} cores on the machine, torch {torch.__version__}")
+    print(
+        f"K={K} LSTMs (2 x 32, batch 32, length {inputs.shape[2]}), {threads} torch thread(s), "
+        f"OpenMP {openmp}, {os.cpu_count()} cores on the machine, torch {torch.__version__}"
+    )
     alone = speed()
     print(f"  alone:                {alone:8.1f} network-steps/s")
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])

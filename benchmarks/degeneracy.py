@@ -37,8 +37,7 @@ from weightspace.threads import intra_op_threads
 PAPER_NETWORKS = 50
 
 
-def rnn_trajectories(networks: int, units: int, trials: int, steps: int, seed: int,
-                     device) -> torch.Tensor:
+def rnn_trajectories(networks: int, units: int, trials: int, steps: int, seed: int, device) -> torch.Tensor:
     """(networks, trials, steps, units): random tanh RNNs near the edge of chaos, driven by noise,
     each trial from its own random state; the first 20 steps (the transient) are dropped."""
     g = torch.Generator().manual_seed(seed)
@@ -60,14 +59,21 @@ def reference_dsa(trajectories, settings: DSASettings, pairs: int, device):
     start = time.perf_counter()
     operators = []
     for x in trajectories:
-        dmd = DMD(x, n_delays=settings.n_delays, delay_interval=settings.delay_interval,
-                  rank=settings.rank, lamb=settings.ridge, device=device)
+        dmd = DMD(
+            x,
+            n_delays=settings.n_delays,
+            delay_interval=settings.delay_interval,
+            rank=settings.rank,
+            lamb=settings.ridge,
+            device=device,
+        )
         dmd.fit()
         operators.append(dmd.A_v)
     fit_seconds = time.perf_counter() - start
 
-    search = SimilarityTransformDist(iters=settings.iterations, lr=settings.lr,
-                                     score_method=settings.score_method, device=device)
+    search = SimilarityTransformDist(
+        iters=settings.iterations, lr=settings.lr, score_method=settings.score_method, device=device
+    )
     rows, cols = torch.tril_indices(len(operators), len(operators), -1)  # its DSA loop's order
     distances = {}
     start = time.perf_counter()
@@ -92,13 +98,16 @@ def batched_dsa(trajectories, settings: DSASettings, chunk_size: int, threads: i
 def dsa_section(args) -> float:
     """Times both sides on the same trajectories; returns the speedup (or nan without reference)."""
     device = torch.device(args.device)
-    settings = DSASettings(n_delays=args.delays, rank=args.rank, iterations=args.iterations,
-                           score_method=args.score_method, seed=args.seed)
+    settings = DSASettings(
+        n_delays=args.delays, rank=args.rank, iterations=args.iterations, score_method=args.score_method, seed=args.seed
+    )
     N, pairs = args.networks, args.networks * (args.networks - 1) // 2
     x = rnn_trajectories(N, args.units, args.trials, args.steps, args.seed, device)
-    print(f"DSA: N={N} tanh RNNs x {args.units} units, {args.trials} trials x {args.steps} steps; "
-          f"{pairs} pairs; settings {settings.to_json()}; device {device}, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}")
+    print(
+        f"DSA: N={N} tanh RNNs x {args.units} units, {args.trials} trials x {args.steps} steps; "
+        f"{pairs} pairs; settings {settings.to_json()}; device {device}, "
+        f"{torch.get_num_threads()} thread(s), torch {torch.__version__}"
+    )
 
     warm_up = DSASettings(n_delays=1, rank=2, iterations=2)  # first-call costs, untimed
     batched_dsa(x[:2, :2, :10, :4], warm_up, args.chunk_size, args.threads)
@@ -107,28 +116,35 @@ def dsa_section(args) -> float:
     ours_fit, ours_pairs, distances = batched_dsa(x, settings, args.chunk_size, args.threads)
     ours = ours_fit + ours_pairs
     off_diagonal = distances[~torch.eye(N, dtype=torch.bool, device=device)]
-    print(f"  batched:     DMD fits {ours_fit:7.2f} s ({ours_fit / N:.3f} s/network), "
-          f"{pairs} pairs {ours_pairs:7.2f} s ({ours_pairs / pairs:.3f} s/pair)  "
-          f"total {ours:7.2f} s; mean distance {off_diagonal.mean():.4f}")
+    print(
+        f"  batched:     DMD fits {ours_fit:7.2f} s ({ours_fit / N:.3f} s/network), "
+        f"{pairs} pairs {ours_pairs:7.2f} s ({ours_pairs / pairs:.3f} s/pair)  "
+        f"total {ours:7.2f} s; mean distance {off_diagonal.mean():.4f}"
+    )
     full = PAPER_NETWORKS * (PAPER_NETWORKS - 1) // 2
-    print(f"  projected for {PAPER_NETWORKS} networks ({full:,} pairs), batched: "
-          f"{ours_fit / N * PAPER_NETWORKS + ours_pairs / pairs * full:.0f} s "
-          f"(fits x {PAPER_NETWORKS}/{N}, pairs x {full}/{pairs}; "
-          f"chunks of {args.chunk_size} pairs)")
+    print(
+        f"  projected for {PAPER_NETWORKS} networks ({full:,} pairs), batched: "
+        f"{ours_fit / N * PAPER_NETWORKS + ours_pairs / pairs * full:.0f} s "
+        f"(fits x {PAPER_NETWORKS}/{N}, pairs x {full}/{pairs}; "
+        f"chunks of {args.chunk_size} pairs)"
+    )
     if not args.reference:
         return math.nan
 
     timed = min(args.reference_pairs, pairs)
     ref_fit, ref_per_pair, ref_distances = reference_dsa(x, settings, timed, args.device)
     reference = ref_fit + ref_per_pair * pairs
-    print(f"  dsa-metric:  DMD fits {ref_fit:7.2f} s ({ref_fit / N:.3f} s/network), "
-          f"{timed} of {pairs} pairs timed at {ref_per_pair:.2f} s/pair -> all pairs "
-          f"{ref_per_pair * pairs:7.1f} s (extrapolated)  total {reference:7.1f} s")
+    print(
+        f"  dsa-metric:  DMD fits {ref_fit:7.2f} s ({ref_fit / N:.3f} s/network), "
+        f"{timed} of {pairs} pairs timed at {ref_per_pair:.2f} s/pair -> all pairs "
+        f"{ref_per_pair * pairs:7.1f} s (extrapolated)  total {reference:7.1f} s"
+    )
     gaps = [abs(d - distances[i, j].item()) / d for (i, j), d in ref_distances.items()]
-    print(f"  same pairs, different random starts: relative difference max {max(gaps):.2%}, "
-          f"mean {sum(gaps) / len(gaps):.2%}")
-    print(f"  ratios: DMD fits {ref_fit / ours_fit:.1f}x, "
-          f"pairs {ref_per_pair * pairs / ours_pairs:.1f}x")
+    print(
+        f"  same pairs, different random starts: relative difference max {max(gaps):.2%}, "
+        f"mean {sum(gaps) / len(gaps):.2%}"
+    )
+    print(f"  ratios: DMD fits {ref_fit / ours_fit:.1f}x, pairs {ref_per_pair * pairs / ours_pairs:.1f}x")
     return reference / ours
 
 
@@ -144,26 +160,33 @@ def training_section(args) -> float:
     K, S, device = args.train_networks, args.train_steps, torch.device(args.device)
     architecture = RNN(3, args.train_units, 1, 3)
     keys = np.arange(K) + 1
-    data = [trials.flip_flop(keys, counter_rng.stream_id("benchmark", s), args.train_batch, args.train_trial_steps)
-            .to(device) for s in range(S)]
+    data = [
+        trials.flip_flop(keys, counter_rng.stream_id("benchmark", s), args.train_batch, args.train_trial_steps).to(
+            device
+        )
+        for s in range(S)
+    ]
     initial = architecture.init(keys, device)
-    print(f"training: K={K} flip-flop RNNs x {args.train_units} units, batch {args.train_batch} x "
-          f"{args.train_trial_steps} steps, {S} Adam steps; device {device}")
+    print(
+        f"training: K={K} flip-flop RNNs x {args.train_units} units, batch {args.train_batch} x "
+        f"{args.train_trial_steps} steps, {S} Adam steps; device {device}"
+    )
 
     def loop():
         for k in range(K):
             module = architecture.to_torch(initial, k)
             optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
             for t in data:
-                loss = masked_mse(module(t.inputs[k])[0].unsqueeze(0), t.targets[k:k + 1], t.mask[k:k + 1])
+                loss = masked_mse(module(t.inputs[k])[0].unsqueeze(0), t.targets[k : k + 1], t.mask[k : k + 1])
                 optimizer.zero_grad()
                 loss.sum().backward()
                 optimizer.step()
 
     def population():
         rule = StoppingRule(threshold=1e-12, steps_per_epoch=S, max_epochs=1)
-        trainer = ThresholdTrainer(architecture, initial, lambda s, n: (data[s].inputs, data[s].targets, data[s].mask),
-                                   rule, [1e-3] * K)
+        trainer = ThresholdTrainer(
+            architecture, initial, lambda s, n: (data[s].inputs, data[s].targets, data[s].mask), rule, [1e-3] * K
+        )
         for _ in range(S):
             trainer.train_step()
 
@@ -197,7 +220,7 @@ def ntk_section(args) -> float:
 
         def outputs(*tensors):
             out = architecture.forward(Population(weights.spec, dict(zip(names, tensors))), inputs)[0]
-            return out[:, :, every - 1::every].reshape(K, -1)
+            return out[:, :, every - 1 :: every].reshape(K, -1)
 
         out, vjp = torch.func.vjp(outputs, *(weights[n] for n in names))
         R = out.shape[1]
@@ -206,8 +229,10 @@ def ntk_section(args) -> float:
         return jacobian @ jacobian.mT
 
     seconds, kernels = {}, {}
-    for name, fn in (("one per network", lambda: tangent_kernels(architecture, weights, inputs, every)),
-                     ("population vjp", batched)):
+    for name, fn in (
+        ("one per network", lambda: tangent_kernels(architecture, weights, inputs, every)),
+        ("population vjp", batched),
+    ):
         fn()  # warm-up
         start = time.perf_counter()
         kernels[name] = fn()
@@ -215,8 +240,10 @@ def ntk_section(args) -> float:
         print(f"  NTK {name:15s}: {seconds[name]:.3f} s")
     same = torch.allclose(kernels["one per network"], kernels["population vjp"], rtol=1e-4, atol=1e-5)
     ratio = seconds["one per network"] / seconds["population vjp"]
-    print(f"NTK kernels of K={K} RNNs x {args.train_units} units, 4 trials x {args.train_trial_steps} steps: "
-          f"same kernels {same}; batched is {ratio:.2f}x the speed of the loop")
+    print(
+        f"NTK kernels of K={K} RNNs x {args.train_units} units, 4 trials x {args.train_trial_steps} steps: "
+        f"same kernels {same}; batched is {ratio:.2f}x the speed of the loop"
+    )
     return ratio
 
 
@@ -231,12 +258,18 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=1500, help="Adam steps per search")
     parser.add_argument("--score-method", choices=["euclidean", "angular"], default="euclidean")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="pairs per batch")
-    parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time dsa-metric (needs `pip install dsa-metric==2.0.2`)")
-    parser.add_argument("--reference-pairs", type=int, default=3,
-                        help="dsa-metric pairs to time; the rest is extrapolated")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for both sides (0: torch's setting)")
+    parser.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time dsa-metric (needs `pip install dsa-metric==2.0.2`)",
+    )
+    parser.add_argument(
+        "--reference-pairs", type=int, default=3, help="dsa-metric pairs to time; the rest is extrapolated"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads for both sides (0: torch's setting)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-networks", type=int, default=16)
@@ -244,8 +277,9 @@ def main(argv=None):
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--train-trial-steps", type=int, default=50)
     parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--sections", default="training,dsa",
-                        help="which sections to run, in order: training, dsa, ntk")
+    parser.add_argument(
+        "--sections", default="training,dsa", help="which sections to run, in order: training, dsa, ntk"
+    )
     args = parser.parse_args(argv)
     args.threads = args.threads or None
 

@@ -46,8 +46,10 @@ def main():
     weights = architecture.init(list(range(args.batch)))
     inputs = torch.nn.functional.one_hot(torch.randint(0, 6, (args.batch, args.rollouts, 41)), 6).float()
     target = torch.log_softmax(torch.randn(args.batch, args.rollouts, 41, 6), -1)
-    print(f"batch {args.batch} networks of {architecture.spec.num_parameters:,} parameters, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"batch {args.batch} networks of {architecture.spec.num_parameters:,} parameters, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'encoder':<12} {'parameters':>11} {'encoder nets/s':>15} {'pretrain nets/s':>16}")
     for name in ENCODER_NAMES:
         encoder = build_encoder(name, architecture, task)

@@ -19,9 +19,11 @@ import tempfile
 import time
 
 OURS = "from weightspace.networks import fused_cpu; assert fused_cpu.available()"
-INLINE = ("from torch.utils.cpp_extension import load_inline; "
-          "load_inline('probe_ext', cpp_sources='torch::Tensor twice(torch::Tensor x){return x*2;}', "
-          "functions=['twice'])")
+INLINE = (
+    "from torch.utils.cpp_extension import load_inline; "
+    "load_inline('probe_ext', cpp_sources='torch::Tensor twice(torch::Tensor x){return x*2;}', "
+    "functions=['twice'])"
+)
 
 
 def cold(code: str) -> float:

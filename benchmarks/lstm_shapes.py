@@ -60,6 +60,7 @@ def _case(K, B, T, I, H, O, wrt, seed=0):
         with torch_ops_on_one_thread() if architecture.runs_compiled(population) else nullcontext():
             out = architecture.forward(population, x)[0]
             out.square().mean().backward()
+
     return run
 
 
@@ -85,8 +86,10 @@ def main():
     args = parser.parse_args()
     keep_freed_memory()
     os.environ.pop("WEIGHTSPACE_FUSED", None)
-    print(f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"kernel path: {fused_cpu.kernel_path()}")
+    print(
+        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"kernel path: {fused_cpu.kernel_path()}"
+    )
     print(f"{'use':<44} {'K':>4} {'B':>5} {'T':>3} {'I':>4} {'H':>4}  {'fused ms':>9} {'unfused ms':>10}  ratio")
     worst = None
     for use, K, B, T, I, H, O, wrt in _only(args.only):

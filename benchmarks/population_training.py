@@ -121,17 +121,29 @@ def population(architecture, weights, batches, steps, lr, weight_decay, device) 
 # (task, zoo build arguments, training-batch function for the one-at-a-time timing or None)
 ZOOS = {
     "demo": [
-        ("formal-languages", "--models 32 --population 32 --steps 300 --checkpoints 0,100,200,300 --samples 500 "
-                             "--rollouts 50 --seed 0", "formal-languages"),
-        ("digits", "--models 16 --population 16 --steps 400 --checkpoints 0,100,200,400 --samples 300 "
-                   "--rollouts 50 --seed 0", "digits"),
+        (
+            "formal-languages",
+            "--models 32 --population 32 --steps 300 --checkpoints 0,100,200,300 --samples 500 --rollouts 50 --seed 0",
+            "formal-languages",
+        ),
+        (
+            "digits",
+            "--models 16 --population 16 --steps 400 --checkpoints 0,100,200,400 --samples 300 --rollouts 50 --seed 0",
+            "digits",
+        ),
         ("cartpole", "--models 64 --population 64 --steps 400 --seed 0", None),
     ],
     "small": [
-        ("formal-languages", "--models 216 --population 72 --steps 600 --checkpoints 0,300,600 --samples 500 "
-                             "--rollouts 20 --seed 0", "formal-languages"),
-        ("digits", "--models 216 --population 36 --steps 600 --checkpoints 0,300,600 --samples 300 "
-                   "--rollouts 20 --seed 0", "digits"),
+        (
+            "formal-languages",
+            "--models 216 --population 72 --steps 600 --checkpoints 0,300,600 --samples 500 --rollouts 20 --seed 0",
+            "formal-languages",
+        ),
+        (
+            "digits",
+            "--models 216 --population 36 --steps 600 --checkpoints 0,300,600 --samples 300 --rollouts 20 --seed 0",
+            "digits",
+        ),
         ("cartpole", "--models 256 --population 256 --steps 2000 --seed 0", None),
     ],
 }
@@ -139,14 +151,18 @@ ZOOS = {
 
 def zoo_section(size: str, single_sample: int, batch_size: int):
     """Whole zoo builds: fused, unfused, and one-at-a-time nn.LSTM training of the same networks."""
-    print(f"\nzoo builds at {size} size (fresh process each; one-at-a-time: training only, "
-          f"{single_sample} networks timed, scaled)")
+    print(
+        f"\nzoo builds at {size} size (fresh process each; one-at-a-time: training only, "
+        f"{single_sample} networks timed, scaled)"
+    )
     for task, arguments, batches_of in ZOOS[size]:
         words = [task, *arguments.split()]
         models, steps = int(words[words.index("--models") + 1]), int(words[words.index("--steps") + 1])
         fused, unfused, path = zoo_build.compare(words, 1)
-        line = (f"  {task:<17} {models:>4} x {steps:>4}: fused {fused[0]:7.1f} s, unfused {unfused[0]:7.1f} s "
-                f"-> {unfused[0] / fused[0]:.2f}x")
+        line = (
+            f"  {task:<17} {models:>4} x {steps:>4}: fused {fused[0]:7.1f} s, unfused {unfused[0]:7.1f} s "
+            f"-> {unfused[0] / fused[0]:.2f}x"
+        )
         if batches_of is not None:
             architecture, seeds, batches = TASKS[batches_of](single_sample, batch_size, steps, torch.device("cpu"))
             weights = architecture.init(seeds, torch.device("cpu"))
@@ -165,10 +181,18 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each method first")
     parser.add_argument("--mnist-dir", default=None, help="digits: MNIST IDX directory (default: 8x8 digits)")
-    parser.add_argument("--zoos", choices=["demo", "small"], default=None,
-                        help="also time whole zoo builds at the demo's or the small reproductions' sizes")
-    parser.add_argument("--single-sample", type=int, default=4,
-                        help="networks trained one at a time for the zoo section's nn.LSTM column")
+    parser.add_argument(
+        "--zoos",
+        choices=["demo", "small"],
+        default=None,
+        help="also time whole zoo builds at the demo's or the small reproductions' sizes",
+    )
+    parser.add_argument(
+        "--single-sample",
+        type=int,
+        default=4,
+        help="networks trained one at a time for the zoo section's nn.LSTM column",
+    )
     args = parser.parse_args()
     keep_freed_memory()  # as the CLI does
     device = torch.device(args.device)
@@ -177,11 +201,15 @@ def main():
     weights = architecture.init(seeds, device)
     length = batches[0][0].shape[2]
     lr, weight_decay = 0.01, 1e-4
-    print(f"task {args.task}: K={args.models} networks, {args.steps} steps, batch {args.batch_size}, "
-          f"sequence length {length}, {architecture.spec.num_parameters:,} parameters each, "
-          f"device {device}, {torch.get_num_threads()} threads")
-    print(f"CPU: {zoo_build.cpu_model()}; LSTM kernel path: "
-          f"{fused_cpu.kernel_path() if device.type == 'cpu' else 'cuda (pure PyTorch)'}")
+    print(
+        f"task {args.task}: K={args.models} networks, {args.steps} steps, batch {args.batch_size}, "
+        f"sequence length {length}, {architecture.spec.num_parameters:,} parameters each, "
+        f"device {device}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"CPU: {zoo_build.cpu_model()}; LSTM kernel path: "
+        f"{fused_cpu.kernel_path() if device.type == 'cpu' else 'cuda (pure PyTorch)'}"
+    )
 
     warm = batches[: args.warmup]
     one_at_a_time(architecture, weights.select(slice(0, 2)), warm, len(warm), lr, weight_decay, device)
@@ -195,8 +223,10 @@ def main():
     print(f"matmul peak (2048x2048 sgemm): {peak:.1f} GFLOP/s")
     for name, seconds in [("one at a time (nn.LSTM)", t_single), ("population engine", t_population)]:
         rate = work / seconds
-        print(f"{name:<26} {rate:9.1f} networks x steps/s  {rate * flops / 1e9:7.1f} GFLOP/s "
-              f"({rate * flops / 1e9 / peak:.0%} of peak)  [{seconds:.2f} s]")
+        print(
+            f"{name:<26} {rate:9.1f} networks x steps/s  {rate * flops / 1e9:7.1f} GFLOP/s "
+            f"({rate * flops / 1e9 / peak:.0%} of peak)  [{seconds:.2f} s]"
+        )
     print(f"speedup: {t_single / t_population:.2f}x")
     if args.zoos:
         zoo_section(args.zoos, args.single_sample, args.batch_size)

@@ -54,9 +54,11 @@ class Clock:
         self.total += time.perf_counter() - start
 
     def line(self, label: str, env_steps: int) -> str:
-        return (f"{label:<22} {env_steps / self.total:9.0f} env-steps/s  [{self.total:6.1f} s: environments "
-                f"{self.env / self.total:4.0%}, rest of the rollouts {(self.collect - self.env) / self.total:4.0%}, "
-                f"updates {(self.total - self.collect) / self.total:4.0%}]")
+        return (
+            f"{label:<22} {env_steps / self.total:9.0f} env-steps/s  [{self.total:6.1f} s: environments "
+            f"{self.env / self.total:4.0%}, rest of the rollouts {(self.collect - self.env) / self.total:4.0%}, "
+            f"updates {(self.total - self.collect) / self.total:4.0%}]"
+        )
 
 
 def main(argv=None):
@@ -73,8 +75,10 @@ def main(argv=None):
     settings = PPOSettings()
     total = settings.num_steps * args.iterations
     seeds = np.arange(args.trials)
-    print(f"{env_id}: K={args.trials} trials x {args.iterations} iterations of {settings.num_steps} steps, "
-          f"policy 2 x 8, critic 64 x 64, {torch.get_num_threads()} torch thread(s)")
+    print(
+        f"{env_id}: K={args.trials} trials x {args.iterations} iterations of {settings.num_steps} steps, "
+        f"policy 2 x 8, critic 64 x 64, {torch.get_num_threads()} torch thread(s)"
+    )
     together = Clock()
     together.run(PopulationPPO(env_id, seeds, total, (8, 8), (64, 64), settings), args.iterations)
     alone = Clock()
@@ -89,9 +93,11 @@ def main(argv=None):
         rate = PAPER_TRIALS * settings.num_steps / clock.total
         hours = PAPER_TRIALS * PAPER_STEPS / rate / 3600
         print(clock.line(f"population of {PAPER_TRIALS}", PAPER_TRIALS * settings.num_steps))
-        print(f"projected: the paper's {PAPER_TRIALS} x {PAPER_STEPS:,} steps take {hours:.2f} h in one process at "
-              f"this rate (first iteration: short episodes, the most resets); one by one "
-              f"{PAPER_TRIALS * PAPER_STEPS / (env_steps / alone.total) / 3600:.2f} h")
+        print(
+            f"projected: the paper's {PAPER_TRIALS} x {PAPER_STEPS:,} steps take {hours:.2f} h in one process at "
+            f"this rate (first iteration: short episodes, the most resets); one by one "
+            f"{PAPER_TRIALS * PAPER_STEPS / (env_steps / alone.total) / 3600:.2f} h"
+        )
     print(f"ratio: {alone.total / together.total:.2f}x")
 
 

@@ -30,17 +30,23 @@ from weightspace.zoo import build_zoo
 
 #: experiments/demo.toml's [pretrain] and [encoder_options]
 DEMO = dict(batch_size=16, rollouts_per_network=4, val_rollouts=8, emulator_hidden=64, learning_rate=0.002)
-DEMO_ENCODERS = {"statistics": {"hidden": 64}, "flattened": {"hidden": 32},
-                 "transformer": {"width": 32, "layers": 2, "heads": 2, "mlp_hidden": 64},
-                 "dwsnet": {"channels": 8, "layers": 2}, "probing": {"probes": 4, "reader_hidden": 32, "mlp_hidden": 32},
-                 "interactive": {"probes": 4, "reader_hidden": 32, "mlp_hidden": 32}}
+DEMO_ENCODERS = {
+    "statistics": {"hidden": 64},
+    "flattened": {"hidden": 32},
+    "transformer": {"width": 32, "layers": 2, "heads": 2, "mlp_hidden": 64},
+    "dwsnet": {"channels": 8, "layers": 2},
+    "probing": {"probes": 4, "reader_hidden": 32, "mlp_hidden": 32},
+    "interactive": {"probes": 4, "reader_hidden": 32, "mlp_hidden": 32},
+}
 PAPER = dict(batch_size=64, rollouts_per_network=10, val_rollouts=10, emulator_hidden=256, learning_rate=1e-4)
 
 
 def configs(encoder: str, size: str, seeds: int, steps: int) -> list[PretrainConfig]:
     settings = dict(DEMO, encoder_options=DEMO_ENCODERS[encoder]) if size == "demo" else dict(PAPER)
-    return [PretrainConfig(encoder=encoder, steps=steps, eval_every=steps, patience=10, seed=s, **settings)
-            for s in range(seeds)]
+    return [
+        PretrainConfig(encoder=encoder, steps=steps, eval_every=steps, patience=10, seed=s, **settings)
+        for s in range(seeds)
+    ]
 
 
 def last_losses(runs) -> list[float]:
@@ -51,7 +57,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", default="dwsnet", choices=sorted(DEMO_ENCODERS))
     parser.add_argument("--seeds", type=int, default=4, help="S seeds (default 4)")
-    parser.add_argument("--sizes", default="paper,demo", help="comma-separated: demo, paper (demo last: its ratio ends the output)")
+    parser.add_argument(
+        "--sizes", default="paper,demo", help="comma-separated: demo, paper (demo last: its ratio ends the output)"
+    )
     parser.add_argument("--demo-steps", type=int, default=40)
     parser.add_argument("--paper-steps", type=int, default=3)
     parser.add_argument("--device", default="cpu")
@@ -64,18 +72,31 @@ def main(argv=None):
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        zoo = build_zoo(tmp / "zoo", "formal-languages", dict(models=32, population=32, steps=20, checkpoints=[0, 20],
-                                                              samples=40, rollouts=12), progress=False)
+        zoo = build_zoo(
+            tmp / "zoo",
+            "formal-languages",
+            dict(models=32, population=32, steps=20, checkpoints=[0, 20], samples=40, rollouts=12),
+            progress=False,
+        )
         for size in args.sizes.split(","):
             steps = args.demo_steps if size == "demo" else args.paper_steps
             seeds = configs(args.encoder, size, args.seeds, steps)
             start = time.perf_counter()
-            alone = [pretrain(zoo, tmp / size / "alone" / f"seed-{c.seed}", c, args.device, progress=False,
-                              references=False) for c in seeds]
+            alone = [
+                pretrain(zoo, tmp / size / "alone" / f"seed-{c.seed}", c, args.device, progress=False, references=False)
+                for c in seeds
+            ]
             t_alone = time.perf_counter() - start
             start = time.perf_counter()
-            together = pretrain_seeds(zoo, [tmp / size / "together" / f"seed-{c.seed}" for c in seeds], seeds,
-                                      args.device, progress=False, references=False, log=lambda m: None)
+            together = pretrain_seeds(
+                zoo,
+                [tmp / size / "together" / f"seed-{c.seed}" for c in seeds],
+                seeds,
+                args.device,
+                progress=False,
+                references=False,
+                log=lambda m: None,
+            )
             t_together = time.perf_counter() - start
             work = args.seeds * steps
             difference = max(abs(a - b) / abs(a) for a, b in zip(last_losses(alone), last_losses(together)))

@@ -39,17 +39,30 @@ def timed(function, repeats: int = 20) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default="dwsnet", choices=sorted(set(DEMO_ENCODERS) - {"interactive", "transformer"}))
+    parser.add_argument(
+        "--encoder", default="dwsnet", choices=sorted(set(DEMO_ENCODERS) - {"interactive", "transformer"})
+    )
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args(argv)
     S = args.seeds
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        zoo = build_zoo(tmp / "zoo", "formal-languages", dict(models=32, population=32, steps=20, checkpoints=[0, 20],
-                                                              samples=40, rollouts=12), progress=False)
+        zoo = build_zoo(
+            tmp / "zoo",
+            "formal-languages",
+            dict(models=32, population=32, steps=20, checkpoints=[0, 20], samples=40, rollouts=12),
+            progress=False,
+        )
         seeds = configs(args.encoder, "demo", S, 40)
-        population = _SeedPopulation(zoo, [tmp / f"seed-{i}" for i in range(S)], seeds, torch.device("cpu"), False,
-                                     [False] * S, lambda message: None)
+        population = _SeedPopulation(
+            zoo,
+            [tmp / f"seed-{i}" for i in range(S)],
+            seeds,
+            torch.device("cpu"),
+            False,
+            [False] * S,
+            lambda message: None,
+        )
         population._stack(list(range(S)))
         samples = [batch_for_step(population.train, seeds[i], 0, population.augmenting) for i in range(S)]
         weights = {name: torch.stack([s[0][0][name] for s in samples]) for name in samples[0][0][0]}
@@ -70,15 +83,20 @@ def main(argv=None):
             emulator.readout(emulator.lstm(x)[0]).sum().backward()
 
         def lstm_batched():
-            _lstm(x.expand(S, *x.shape), population.emulator_params, "lstm.", "readout.",
-                  emulator.lstm.num_layers).sum().backward()
+            _lstm(
+                x.expand(S, *x.shape), population.emulator_params, "lstm.", "readout.", emulator.lstm.num_layers
+            ).sum().backward()
 
-        rows = [("encoder " + args.encoder, timed(encoder_alone), timed(encoder_batched)),
-                ("emulator LSTM", timed(lstm_alone), timed(lstm_batched))]
+        rows = [
+            ("encoder " + args.encoder, timed(encoder_alone), timed(encoder_batched)),
+            ("emulator LSTM", timed(lstm_alone), timed(lstm_batched)),
+        ]
     print(f"demo sizes, one training batch, forward + backward, {torch.get_num_threads()} threads, S={S} seeds")
     for name, alone, batched in rows:
-        print(f"{name:<22} alone {alone:7.2f} ms/seed   batched {batched / S:7.2f} ms/seed   "
-              f"ratio {alone / (batched / S):.2f}x")
+        print(
+            f"{name:<22} alone {alone:7.2f} ms/seed   batched {batched / S:7.2f} ms/seed   "
+            f"ratio {alone / (batched / S):.2f}x"
+        )
     print(f"encoder ratio: {rows[0][1] / (rows[0][2] / S):.2f}x")
 
 

@@ -42,8 +42,12 @@ TASKS = {
     "formal-languages": (LSTM(6, 32, 2, 6), TaskIO("categorical", 6, "categorical", 6, 22)),
     "digits": (LSTM(16, 32, 2, 10), TaskIO("continuous", 16, "categorical", 10, 51)),
 }
-PAPER_COUNTS = {("formal-languages", "probing"): 1_241_718, ("digits", "probing"): 1_254_016,
-                ("formal-languages", "interactive"): 1_235_830, ("digits", "interactive"): 1_240_960}
+PAPER_COUNTS = {
+    ("formal-languages", "probing"): 1_241_718,
+    ("digits", "probing"): 1_254_016,
+    ("formal-languages", "interactive"): 1_235_830,
+    ("digits", "interactive"): 1_240_960,
+}
 
 
 # ---- (b) one network at a time through torch modules ---------------------------------------------
@@ -93,8 +97,7 @@ def main(argv=None):
     parser.add_argument("--networks", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--task", choices=sorted(TASKS), default="formal-languages")
-    parser.add_argument("--encoders", nargs="+", choices=["probing", "interactive"],
-                        default=["probing", "interactive"])
+    parser.add_argument("--encoders", nargs="+", choices=["probing", "interactive"], default=["probing", "interactive"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -102,8 +105,10 @@ def main(argv=None):
     architecture, task = TASKS[args.task]
     weights = architecture.init(range(args.networks))
     N = args.networks
-    print(f"task {args.task}: N={N} subjects {architecture}, L={task.probe_length}, M=8; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); median of {args.repeats}")
+    print(
+        f"task {args.task}: N={N} subjects {architecture}, L={task.probe_length}, M=8; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); median of {args.repeats}"
+    )
 
     totals = {"population": 0.0, "loop": 0.0}
     for cls in (NonInteractiveProbing, InteractiveProbing):
@@ -112,12 +117,12 @@ def main(argv=None):
         population = cls(architecture, task)
         loop = LOOP[cls](architecture, task)
         loop.load_state_dict(population.state_dict())
-        print(f"\n{cls.name}: {population.num_parameters:,} parameters "
-              f"(paper: {PAPER_COUNTS[(args.task, cls.name)]:,})")
+        print(
+            f"\n{cls.name}: {population.num_parameters:,} parameters (paper: {PAPER_COUNTS[(args.task, cls.name)]:,})"
+        )
 
         with torch.no_grad():
-            probes = (population.probe_inputs() if cls is NonInteractiveProbing
-                      else population.interrogate(weights)[1])
+            probes = population.probe_inputs() if cls is NonInteractiveProbing else population.interrogate(weights)[1]
         out_shape = (N, population.probes, task.probe_length, task.output_size)
         cotangent = torch.randn(out_shape)
         z_cotangent = torch.randn(N, population.embedding_size)
@@ -127,22 +132,30 @@ def main(argv=None):
         out_b, grad_b = subject_pass(loop, weights, probes, cotangent)
         z_a, g_a = encoder_pass(population, weights, z_cotangent)
         z_b, g_b = encoder_pass(loop, weights, z_cotangent)
-        print(f"  max |population - loop|: outputs {max_diff(out_a, out_b):.1e}, probe grads "
-              f"{max_diff(grad_a, grad_b):.1e}, embeddings {max_diff(z_a, z_b):.1e}, "
-              f"E_I grads {max_diff(g_a, g_b):.1e}")
+        print(
+            f"  max |population - loop|: outputs {max_diff(out_a, out_b):.1e}, probe grads "
+            f"{max_diff(grad_a, grad_b):.1e}, embeddings {max_diff(z_a, z_b):.1e}, "
+            f"E_I grads {max_diff(g_a, g_b):.1e}"
+        )
 
-        for what, run in [("subjects", lambda e: subject_pass(e, weights, probes, cotangent)),
-                          ("encoder", lambda e: encoder_pass(e, weights, z_cotangent))]:
+        for what, run in [
+            ("subjects", lambda e: subject_pass(e, weights, probes, cotangent)),
+            ("encoder", lambda e: encoder_pass(e, weights, z_cotangent)),
+        ]:
             t_pop = timed(lambda: run(population), args.repeats)
             t_loop = timed(lambda: run(loop), args.repeats)
             if what == "subjects":
                 totals["population"] += t_pop
                 totals["loop"] += t_loop
-            print(f"  {what:8s} fwd+bwd per batch: population {t_pop * 1e3:8.2f} ms   "
-                  f"loop {t_loop * 1e3:8.2f} ms   ({t_loop / t_pop:.1f}x)")
+            print(
+                f"  {what:8s} fwd+bwd per batch: population {t_pop * 1e3:8.2f} ms   "
+                f"loop {t_loop * 1e3:8.2f} ms   ({t_loop / t_pop:.1f}x)"
+            )
 
-    print(f"\nsubject evaluation, all encoders: population {totals['population'] * 1e3:.2f} ms, "
-          f"loop {totals['loop'] * 1e3:.2f} ms per batch")
+    print(
+        f"\nsubject evaluation, all encoders: population {totals['population'] * 1e3:.2f} ms, "
+        f"loop {totals['loop'] * 1e3:.2f} ms per batch"
+    )
     print(f"speedup: {totals['loop'] / totals['population']:.1f}x")
 
 

@@ -27,8 +27,9 @@ def trainer(models: int, steps: int) -> PopulationTrainer:
     seeds = np.arange(models)
     languages = torch.tensor([fl.all_languages()[(7 * k) % 216] for k in range(models)])
     batches = [fl.training_batch(languages, seeds, s, 32) for s in range(steps)]
-    return PopulationTrainer(architecture, architecture.init(seeds), lambda s: batches[s], steps, lr=0.01,
-                             weight_decay=1e-4)
+    return PopulationTrainer(
+        architecture, architecture.init(seeds), lambda s: batches[s], steps, lr=0.01, weight_decay=1e-4
+    )
 
 
 def main(argv=None):

@@ -85,8 +85,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         zoo = tmp / "zoo"
-        build_zoo(zoo, "formal-languages", dict(models=16, population=16, steps=100, checkpoints=[0, 100],
-                                                 samples=200, rollouts=20), progress=False)
+        build_zoo(
+            zoo,
+            "formal-languages",
+            dict(models=16, population=16, steps=100, checkpoints=[0, 100], samples=200, rollouts=20),
+            progress=False,
+        )
         seconds = {}
         for name in ("local", "ray"):
             file = tmp / f"{name}.toml"
@@ -95,12 +99,15 @@ def main(argv=None):
             start = time.perf_counter()
             run_experiment(load_experiment(file), progress=False, threads=args.threads, executor=executor)
             seconds[name] = time.perf_counter() - start
-        print(f"4 pretraining runs (+2 references, embeddings, predictions), {args.steps} steps each, "
-              f"{torch.get_num_threads()} cores here")
+        print(
+            f"4 pretraining runs (+2 references, embeddings, predictions), {args.steps} steps each, "
+            f"{torch.get_num_threads()} cores here"
+        )
         print(f"  local executor ({args.threads} torch threads):       {seconds['local']:7.1f} s")
         print(f"  --executor ray ({args.workers} workers, 1 thread each): {seconds['ray']:7.1f} s")
         if args.steps_table:
             import json
+
             for name in ("local", "ray"):
                 run = json.loads((tmp / "results" / name / "run.json").read_text())
                 print(name, [(r["name"], r["seconds"]) for r in run["steps"] if r["status"] == "computed"])

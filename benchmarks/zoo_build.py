@@ -40,16 +40,21 @@ def cpu_model() -> str:
 
 def kernel_path(env) -> str:
     code = "from weightspace.networks import fused_cpu; print(fused_cpu.kernel_path())"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def build_seconds(arguments: list[str], env) -> float:
     """Wall time of one build, from process start, into a fresh directory."""
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
-        subprocess.run([*CLI, "zoo", "build", *arguments, "--out", str(Path(scratch) / "zoo"), "--quiet"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*CLI, "zoo", "build", *arguments, "--out", str(Path(scratch) / "zoo"), "--quiet"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return time.perf_counter() - start
 
 

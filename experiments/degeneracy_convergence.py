@@ -23,8 +23,14 @@ from weightspace.tasks import get_task
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task")
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="a task setting (TOML value); repeatable")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task setting (TOML value); repeatable",
+    )
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--every", type=int, default=20, help="epochs between printed lines")
     args = parser.parse_args(argv)
@@ -41,9 +47,12 @@ def main(argv=None):
     while trainer.step < trainer.total_steps and trainer.active.any():
         trainer.train_step()
         if trainer.step % (per_epoch * args.every) == 0:
-            print(f"epoch {trainer.step // per_epoch:4d}  {time.perf_counter() - start:6.0f} s  median MSE "
-                  f"{trainer.last_loss.median():.4g}  converged {int(trainer.converged.sum())}  "
-                  f"training {int(trainer.active.sum())}", flush=True)
+            print(
+                f"epoch {trainer.step // per_epoch:4d}  {time.perf_counter() - start:6.0f} s  median MSE "
+                f"{trainer.last_loss.median():.4g}  converged {int(trainer.converged.sum())}  "
+                f"training {int(trainer.active.sum())}",
+                flush=True,
+            )
     print(f"stopped: {int(trainer.converged.sum())} of {len(runs)} converged; stop steps {trainer.stop_step.tolist()}")
 
 

@@ -31,7 +31,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     zoo = load_zoo(args.zoo)
     final = zoo.table[zoo.table["step"] == zoo.table["step"].max()]
-    weights = zoo.weights(final.index.to_numpy()[:args.networks])
+    weights = zoo.weights(final.index.to_numpy()[: args.networks])
     pairs = np.triu_indices(args.networks, 1)
     print("trials  delays  rank  restarts  between networks  null (same network)  seconds")
     for trials, delays, rank, restarts in SETTINGS:
@@ -41,8 +41,10 @@ def main(argv=None):
         between = dsa.pairwise(dsa.fit_operators(hidden)).numpy()[pairs].mean()
         half = trials // 2
         null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
-        print(f"{trials:6d}  {delays:6d}  {rank:4d}  {restarts:8d}  {between:16.3f}  {null.mean():19.3f}  "
-              f"{time.perf_counter() - start:7.1f}")
+        print(
+            f"{trials:6d}  {delays:6d}  {rank:4d}  {restarts:8d}  {between:16.3f}  {null.mean():19.3f}  "
+            f"{time.perf_counter() - start:7.1f}"
+        )
 
 
 if __name__ == "__main__":

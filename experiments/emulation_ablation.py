@@ -60,15 +60,25 @@ def main():
     if args.table_only:
         rows = json.loads((out / "results.json").read_text())
         for row in rows:  # the train loss at the best step, from each run's metrics
-            directory = out / "statistics" / _slug(row["run"]) if row["encoder"] == "statistics" else out / row["encoder"]
+            directory = (
+                out / "statistics" / _slug(row["run"]) if row["encoder"] == "statistics" else out / row["encoder"]
+            )
             metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
             row["train_loss"] = next(m for m in metrics if m["step"] == row["step"])["train_loss"]
         storage.write_text(out / "table.md", table(rows))
         print(table(rows))
         return
-    base = PretrainConfig(encoder="statistics", steps=args.steps, batch_size=32, rollouts_per_network=4,
-                          val_rollouts=20, learning_rate=1e-3, emulator_hidden=128, eval_every=100,
-                          patience=args.steps)  # no early stopping within the budget
+    base = PretrainConfig(
+        encoder="statistics",
+        steps=args.steps,
+        batch_size=32,
+        rollouts_per_network=4,
+        val_rollouts=20,
+        learning_rate=1e-3,
+        emulator_hidden=128,
+        eval_every=100,
+        patience=args.steps,
+    )  # no early stopping within the budget
     rows = []
 
     def run(label, encoder, settings, directory, references):
@@ -79,16 +89,22 @@ def main():
         summary = run_summary(directory)
         metrics = [json.loads(line) for line in (Path(directory) / "metrics.jsonl").read_text().splitlines()]
         at_best = next(m for m in metrics if m["step"] == summary["step"])
-        row = {"run": label, "encoder": encoder, **summary, "train_loss": at_best["train_loss"],
-               "seconds": round(seconds, 1)}
+        row = {
+            "run": label,
+            "encoder": encoder,
+            **summary,
+            "train_loss": at_best["train_loss"],
+            "seconds": round(seconds, 1),
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
         storage.write_json(out / "results.json", rows)
         return row
 
     variants = VARIANTS if args.variants == "all" else {"all three (the new defaults)": ({}, True)}
-    shared = {name: out / "statistics" / "all-three-the-new-defaults" / "references" / name
-              for name in ("constant", "oracle")}
+    shared = {
+        name: out / "statistics" / "all-three-the-new-defaults" / "references" / name for name in ("constant", "oracle")
+    }
     for label, (settings, own_references) in variants.items():
         run(label, "statistics", settings, out / "statistics" / _slug(label), True if own_references else False)
     for encoder in [e for e in args.encoders.split(",") if e != "statistics"]:
@@ -102,17 +118,23 @@ def _slug(label: str) -> str:
 
 
 def table(rows) -> str:
-    lines = ["| run | encoder | best val. loss (mean over classes) | x6 (sum, the issue's units) | train loss there | "
-             "constant floor | oracle ceiling | below the floor | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | encoder | best val. loss (mean over classes) | x6 (sum, the issue's units) | train loss there | "
+        "constant floor | oracle ceiling | below the floor | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         floor, ceiling = row.get("constant"), row.get("oracle")
         scale = 1 / 6 if "summed" in row["run"] else 1  # that run trained in sum units: shown in mean units
         train = f"{scale * row['train_loss']:.4f}" if "train_loss" in row else "-"
-        references = (f"{floor:.4f} | {ceiling:.4f} | {100 * (1 - row['val_loss'] / floor):.0f}%" if floor
-                      else "- | - | -")
+        references = (
+            f"{floor:.4f} | {ceiling:.4f} | {100 * (1 - row['val_loss'] / floor):.0f}%" if floor else "- | - | -"
+        )
         mean = scale * row["val_loss"]
-        lines.append(f"| {row['run']} | {row['encoder']} | {mean:.4f} | {6 * mean:.3f} | "
-                     f"{train} | {references} | {row['seconds']:.0f} |")
+        lines.append(
+            f"| {row['run']} | {row['encoder']} | {mean:.4f} | {6 * mean:.3f} | "
+            f"{train} | {references} | {row['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -14,8 +14,7 @@ from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbi
 class LoopNonInteractive(NonInteractiveProbing):
     def run_subjects(self, weights, probes):
         module = self.architecture.torch_module()
-        return torch.stack([functional_call(module, weights.state_dict(k), (probes,))[0]
-                            for k in range(weights.size)])
+        return torch.stack([functional_call(module, weights.state_dict(k), (probes,))[0] for k in range(weights.size)])
 
 
 class LoopInteractive(InteractiveProbing):

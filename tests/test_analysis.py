@@ -38,10 +38,13 @@ def png_written(path):
 @pytest.fixture(scope="module")
 def matrix():
     torch.manual_seed(0)
-    encoders = {name: build_encoder(name, ARCH, TASK, **SMALL[name])
-                for name in ("statistics", "flattened", "dwsnet", "probing")}
-    return invariance_matrix(ARCH, ARCH.init(range(4)), ARCH.init(range(10, 14)), encoders, TASK,
-                             torch.Generator().manual_seed(3))
+    encoders = {
+        name: build_encoder(name, ARCH, TASK, **SMALL[name])
+        for name in ("statistics", "flattened", "dwsnet", "probing")
+    }
+    return invariance_matrix(
+        ARCH, ARCH.init(range(4)), ARCH.init(range(10, 14)), encoders, TASK, torch.Generator().manual_seed(3)
+    )
 
 
 def test_invariance_matrix_layout(matrix):
@@ -76,8 +79,7 @@ def test_invariance_matrix_is_deterministic_and_checks_inputs():
     pd.testing.assert_frame_equal(first, second)
     with pytest.raises(ValueError, match="other network"):
         invariance_matrix(ARCH, a, ARCH.init(range(2)), encoders, TASK)
-    digits = invariance_matrix(DIGITS_ARCH, DIGITS_ARCH.init(range(3)), DIGITS_ARCH.init(range(5, 8)), {},
-                               DIGITS_TASK)
+    digits = invariance_matrix(DIGITS_ARCH, DIGITS_ARCH.init(range(3)), DIGITS_ARCH.init(range(5, 8)), {}, DIGITS_TASK)
     assert digits.loc[SUBJECT_ROW, "correct"] < UNCHANGED and digits.loc[SUBJECT_ROW, "no_biases"] > 0.05
 
 
@@ -101,8 +103,9 @@ def clustered_embeddings(n=30, tasks=3):
 def test_embedding_plots_write_png(method, color_by, tmp_path):
     z, table = clustered_embeddings()
     path = tmp_path / f"{method}_{color_by}.png"
-    coordinates = plot_embeddings(z, table, path, color_by, method, "embeddings",
-                                  highlight=table["task_id"].to_numpy() == 1)
+    coordinates = plot_embeddings(
+        z, table, path, color_by, method, "embeddings", highlight=table["task_id"].to_numpy() == 1
+    )
     assert coordinates.shape == (30, 2) and png_written(path)
 
 
@@ -168,8 +171,13 @@ def test_probe_sequences_follow_the_network_only_when_interactive():
 
 def test_plot_ablation_and_summary(tmp_path):
     rng = np.random.default_rng(0)
-    results = pd.DataFrame([{"value": probes, "seed": seed, "val_loss": 1.0 / probes + rng.normal(0, 0.05)}
-                            for probes in (1, 2, 4, 8) for seed in range(5)])
+    results = pd.DataFrame(
+        [
+            {"value": probes, "seed": seed, "val_loss": 1.0 / probes + rng.normal(0, 0.05)}
+            for probes in (1, 2, 4, 8)
+            for seed in range(5)
+        ]
+    )
     results.loc[0, "val_loss"] = np.nan  # a diverged run is left out, not plotted as zero
     summary = plot_ablation(results, tmp_path / "ablation.png", "number of probes", log_x=True)
     assert png_written(tmp_path / "ablation.png")
@@ -182,15 +190,17 @@ def test_plot_ablation_and_summary(tmp_path):
 
 def test_loss_correlations():
     pretrain = np.array([0.5, 0.8, 1.1, 1.7, 2.0, 2.6])
-    rows = pd.DataFrame({
-        "encoder": ["statistics", "flattened", "dwsnet", "probing", "interactive", "transformer"],
-        "seed": [0, 1, 0, 1, 0, 1],
-        "pretrain_val_loss": pretrain,
-        "task_val": 3.0 * pretrain + 1.0,  # perfectly linear
-        "task_ood": -2.0 * pretrain,  # perfectly anti-linear
-        "performance_val": np.full(6, 0.25),  # constant: undefined
-        "performance_ood": [0.1, np.nan, np.nan, np.nan, np.inf, 0.3],  # two finite pairs: undefined
-    })
+    rows = pd.DataFrame(
+        {
+            "encoder": ["statistics", "flattened", "dwsnet", "probing", "interactive", "transformer"],
+            "seed": [0, 1, 0, 1, 0, 1],
+            "pretrain_val_loss": pretrain,
+            "task_val": 3.0 * pretrain + 1.0,  # perfectly linear
+            "task_ood": -2.0 * pretrain,  # perfectly anti-linear
+            "performance_val": np.full(6, 0.25),  # constant: undefined
+            "performance_ood": [0.1, np.nan, np.nan, np.nan, np.inf, 0.3],  # two finite pairs: undefined
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         table = loss_correlations(rows)

@@ -130,14 +130,30 @@ def test_episodes_are_capped_at_200_steps_and_the_cap_is_configurable():
 
 
 def test_survival_groups_follow_table_1():
-    assert survival_group(np.array([9.4, 50.0, 50.01, 100.0, 120, 150.0, 151, 200])).tolist() == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert survival_group(np.array([9.4, 50.0, 50.01, 100.0, 120, 150.0, 151, 200])).tolist() == [
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+    ]
 
 
 def _runs(indices):
     i = np.asarray(indices)
-    return DQNRuns(seed=i + 100, learning_rate=0.003 * (1 + i), weight_decay=np.full(len(i), 1e-4),
-                   gamma=0.9 + 0.02 * i, epsilon_final=np.full(len(i), 0.05), exploration_steps=40 + 10 * i,
-                   target_update=10 + 5 * i, train_steps=np.array([120, 70, 100])[i])
+    return DQNRuns(
+        seed=i + 100,
+        learning_rate=0.003 * (1 + i),
+        weight_decay=np.full(len(i), 1e-4),
+        gamma=0.9 + 0.02 * i,
+        epsilon_final=np.full(len(i), 0.05),
+        exploration_steps=40 + 10 * i,
+        target_update=10 + 5 * i,
+        train_steps=np.array([120, 70, 100])[i],
+    )
 
 
 SETTINGS = DQNSettings(batch_size=8, replay_capacity=64, learning_starts=16)
@@ -180,8 +196,17 @@ def test_dqn_resumes_exactly_from_its_state_tensors():
         assert torch.equal(resumed.state_tensors()[name], tensor), name
 
 
-TINY = dict(models=5, population=3, steps=90, checkpoints=(0, 30, 90), test_episodes=12, stored_episodes=4, save_every=20,
-            seed=2, replay_batch_size=8)
+TINY = dict(
+    models=5,
+    population=3,
+    steps=90,
+    checkpoints=(0, 30, 90),
+    test_episodes=12,
+    stored_episodes=4,
+    save_every=20,
+    seed=2,
+    replay_batch_size=8,
+)
 
 
 def _build(path, **overrides):
@@ -197,8 +222,19 @@ def test_zoo_table_weights_and_rollouts(tiny_zoo):
     zoo = ws.load_zoo(tiny_zoo)
     table = zoo.table
     assert len(zoo) == 15 and zoo.spec.num_parameters == 212
-    for column in ["survival_time", "group", "seed", "learning_rate", "gamma", "epsilon_final", "train_steps",
-                   "exploration_steps", "target_update", "trained_steps", "split"]:
+    for column in [
+        "survival_time",
+        "group",
+        "seed",
+        "learning_rate",
+        "gamma",
+        "epsilon_final",
+        "train_steps",
+        "exploration_steps",
+        "target_update",
+        "trained_steps",
+        "split",
+    ]:
         assert column in table.columns
     assert np.array_equal(table["group"], survival_group(table["survival_time"]))
     assert (table["trained_steps"] == np.minimum(table["step"], table["train_steps"])).all()
@@ -226,8 +262,10 @@ def test_zoo_is_deterministic(tiny_zoo, tmp_path):
 @pytest.mark.parametrize("fail_after", [2, 4])
 def test_zoo_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
     out = tmp_path / "killed"
-    code = ("import sys; from weightspace.zoo import build_zoo; "
-            f"build_zoo(sys.argv[1], 'cartpole', {TINY!r}, progress=False)")
+    code = (
+        "import sys; from weightspace.zoo import build_zoo; "
+        f"build_zoo(sys.argv[1], 'cartpole', {TINY!r}, progress=False)"
+    )
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
     assert result.returncode == 137, result.stderr
@@ -241,8 +279,26 @@ def test_zoo_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
 
 def test_cli_builds_a_cartpole_zoo(tmp_path):
     out = tmp_path / "cli"
-    args = ["zoo", "build", "cartpole", "--out", str(out), "--models", "3", "--steps", "40", "--checkpoints", "0,40",
-            "--test-episodes", "10", "--stored-episodes", "3", "--population", "3", "--quiet"]
+    args = [
+        "zoo",
+        "build",
+        "cartpole",
+        "--out",
+        str(out),
+        "--models",
+        "3",
+        "--steps",
+        "40",
+        "--checkpoints",
+        "0,40",
+        "--test-episodes",
+        "10",
+        "--stored-episodes",
+        "3",
+        "--population",
+        "3",
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "survival_time by training step" in result.output

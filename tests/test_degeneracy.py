@@ -16,8 +16,9 @@ def test_weight_distance_is_zero_for_a_permuted_copy_and_positive_for_another_ne
     architecture = RNN(2, 12, 1, 2)
     weights = architecture.init([1, 2])
     shuffled = permute(weights, random_permutations(weights.spec, 2, torch.Generator().manual_seed(0)))
-    recurrent = torch.stack([weights["rnn.weight_hh_l0"][0], shuffled["rnn.weight_hh_l0"][0],
-                             weights["rnn.weight_hh_l0"][1]])
+    recurrent = torch.stack(
+        [weights["rnn.weight_hh_l0"][0], shuffled["rnn.weight_hh_l0"][0], weights["rnn.weight_hh_l0"][1]]
+    )
     distances = measures.pairwise_weight_distances(recurrent)
     assert distances[0, 1] == pytest.approx(0.0, abs=1e-12)
     assert distances[0, 2] > 0.01 and np.allclose(distances, distances.T) and np.all(np.diag(distances) == 0)
@@ -101,15 +102,22 @@ def test_the_experiment_runs_reports_table1_and_reuses_its_steps(tmp_path):
     assert {s["status"] for s in json.loads((again.parent / "run.json").read_text())["steps"]} == {"reused"}
 
 
-@pytest.mark.parametrize("change, message", [
-    ('knob = "complexity"', "knob must be one of"),
-    ('vary = "channels"', "give either vary and values or conditions"),
-    ('values = [1, 2]', "unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ('knob = "complexity"', "knob must be one of"),
+        ('vary = "channels"', "give either vary and values or conditions"),
+        ("values = [1, 2]", "unknown key"),
+    ],
+)
 def test_bad_sweeps_are_one_clear_error(tmp_path, change, message):
-    text = TINY_EXPERIMENT.replace('knob = "complexity"', 'knob = "speed"') if change.startswith("knob") else \
-        TINY_EXPERIMENT.replace('vary = "channels"\n', "") if change.startswith("vary") else \
-        TINY_EXPERIMENT.replace("[base]\n", "[base]\nchanels = 2\n")
+    text = (
+        TINY_EXPERIMENT.replace('knob = "complexity"', 'knob = "speed"')
+        if change.startswith("knob")
+        else TINY_EXPERIMENT.replace('vary = "channels"\n', "")
+        if change.startswith("vary")
+        else TINY_EXPERIMENT.replace("[base]\n", "[base]\nchanels = 2\n")
+    )
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):

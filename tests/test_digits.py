@@ -45,12 +45,15 @@ def test_mnist_loader_reads_plain_and_gzipped_idx(mnist_dir):
     assert data.train_labels.dtype == torch.int64 and data.train_labels.max() < 10
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("truncated", "is truncated: expected"),
-    ("missing", "is missing"),
-    ("bad_magic", "bad magic number"),
-    ("label_count", "40 train images but labels of shape"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncated", "is truncated: expected"),
+        ("missing", "is missing"),
+        ("bad_magic", "bad magic number"),
+        ("label_count", "40 train images but labels of shape"),
+    ],
+)
 def test_mnist_loader_errors_name_the_problem(mnist_dir, damage, message):
     labels = mnist_dir / digits.MNIST_FILES["train_labels"]
     if damage == "truncated":
@@ -77,7 +80,11 @@ def test_tiling_roundtrips_a_known_image():
     image = torch.arange(64, dtype=torch.float32).reshape(8, 8)
     tiles = digits.to_tiles(image, 2)
     assert tiles.shape == (16, 4)
-    assert tiles[0].tolist() == [0, 1, 8, 9] and tiles[1].tolist() == [2, 3, 10, 11] and tiles[4].tolist() == [16, 17, 24, 25]
+    assert (
+        tiles[0].tolist() == [0, 1, 8, 9]
+        and tiles[1].tolist() == [2, 3, 10, 11]
+        and tiles[4].tolist() == [16, 17, 24, 25]
+    )
     assert torch.equal(digits.from_tiles(tiles, 2), image)
     mnist_like = torch.rand(3, 28, 28)
     assert digits.to_tiles(mnist_like, 4).shape == (3, 49, 16)
@@ -99,16 +106,27 @@ def test_rotation_matches_exact_quarter_turns_and_is_batched_per_network():
     assert not torch.allclose(digits.rotate(images, torch.tensor([45.0]))[0], images)
 
 
-TINY = dict(models=6, population=4, steps=10, checkpoints=(0, 10), samples=30, rollouts=4, hidden_size=8,
-            seed=1, save_every=4)
+TINY = dict(
+    models=6, population=4, steps=10, checkpoints=(0, 10), samples=30, rollouts=4, hidden_size=8, seed=1, save_every=4
+)
 
 
 def test_digits_zoo_roundtrip_and_splits(tmp_path):
     out = build_zoo(tmp_path / "d", "digits", TINY, progress=False)
     zoo = ws.load_zoo(out)
     table = zoo.table
-    for column in ["run_id", "step", "split", "angle", "accuracy", "train_loss", "val_loss", "generalization_gap",
-                   "weight_decay", "seed"]:
+    for column in [
+        "run_id",
+        "step",
+        "split",
+        "angle",
+        "accuracy",
+        "train_loss",
+        "val_loss",
+        "generalization_gap",
+        "weight_decay",
+        "seed",
+    ]:
         assert column in table.columns
     np.testing.assert_allclose(table["generalization_gap"], table["val_loss"] - table["train_loss"], atol=1e-6)
     assert ((table["angle"] >= 312) == (table["split"] == "ood")).all()
@@ -137,8 +155,10 @@ def test_digits_zoo_resumes_after_kill(tmp_path, mnist_dir):
     config = dict(TINY, data_dir=str(mnist_dir), tile_size=4)
     reference = build_zoo(tmp_path / "ref", "digits", config, progress=False)
     out = tmp_path / "killed"
-    code = ("import sys; from weightspace.zoo import build_zoo; "
-            f"build_zoo(sys.argv[1], 'digits', {config!r}, progress=False)")
+    code = (
+        "import sys; from weightspace.zoo import build_zoo; "
+        f"build_zoo(sys.argv[1], 'digits', {config!r}, progress=False)"
+    )
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "4"}
     assert subprocess.run([sys.executable, "-c", code, str(out)], env=env).returncode == 137
     build_zoo(out, "digits", config, progress=False)
@@ -153,13 +173,35 @@ def test_digits_zoo_resumes_after_kill(tmp_path, mnist_dir):
 def test_cli_digits_options(tmp_path, mnist_dir):
     assert {"formal-languages", "digits", "cartpole"} <= set(task_names())
     runner = CliRunner()
-    bad = runner.invoke(main, ["zoo", "build", "digits", "--out", str(tmp_path / "x"), "--mnist-dir", str(tmp_path / "nope")])
+    bad = runner.invoke(
+        main, ["zoo", "build", "digits", "--out", str(tmp_path / "x"), "--mnist-dir", str(tmp_path / "nope")]
+    )
     assert bad.exit_code == 2 and "is not a directory" in bad.output and "Traceback" not in bad.output
-    wrong_kind = runner.invoke(main, ["zoo", "build", "formal-languages", "--out", str(tmp_path / "y"),
-                                      "--mnist-dir", str(mnist_dir)])
+    wrong_kind = runner.invoke(
+        main, ["zoo", "build", "formal-languages", "--out", str(tmp_path / "y"), "--mnist-dir", str(mnist_dir)]
+    )
     assert wrong_kind.exit_code == 2 and "No such option '--mnist-dir'" in wrong_kind.output
-    ok = runner.invoke(main, ["zoo", "build", "digits", "--out", str(tmp_path / "z"), "--models", "2", "--steps", "2",
-                              "--checkpoints", "0,2", "--samples", "10", "--rollouts", "2", "--quiet"])
+    ok = runner.invoke(
+        main,
+        [
+            "zoo",
+            "build",
+            "digits",
+            "--out",
+            str(tmp_path / "z"),
+            "--models",
+            "2",
+            "--steps",
+            "2",
+            "--checkpoints",
+            "0,2",
+            "--samples",
+            "10",
+            "--rollouts",
+            "2",
+            "--quiet",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     manifest = json.loads((tmp_path / "z" / "manifest.json").read_text())
     assert "scikit-learn" in manifest["task"]["note"] and manifest["config"]["population"] == 32

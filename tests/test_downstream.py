@@ -26,14 +26,28 @@ def perfect_outputs(target: Target, labels: torch.Tensor) -> torch.Tensor:
 def _fl_table(n=60, seed=0):
     rng = np.random.default_rng(seed)
     m = rng.integers(-3, 3, (n, 3))
-    return pd.DataFrame({"m_b": m[:, 0], "m_c": m[:, 1], "m_d": m[:, 2], "performance": rng.random(n),
-                         "step": np.tile([0, 10, 20], n // 3), "task_id": rng.integers(0, 216, n)})
+    return pd.DataFrame(
+        {
+            "m_b": m[:, 0],
+            "m_c": m[:, 1],
+            "m_d": m[:, 2],
+            "performance": rng.random(n),
+            "step": np.tile([0, 10, 20], n // 3),
+            "task_id": rng.integers(0, 216, n),
+        }
+    )
 
 
 def _digits_table(n=60, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"angle": rng.random(n) * 360, "accuracy": rng.random(n), "generalization_gap": rng.normal(size=n),
-                         "step": np.tile([0, 100, 200, 400], n // 4)})
+    return pd.DataFrame(
+        {
+            "angle": rng.random(n) * 360,
+            "accuracy": rng.random(n),
+            "generalization_gap": rng.normal(size=n),
+            "step": np.tile([0, 100, 200, 400], n // 4),
+        }
+    )
 
 
 @pytest.mark.parametrize("kind,table", [("formal-languages", _fl_table()), ("digits", _digits_table())])
@@ -89,7 +103,10 @@ def test_half_of_the_ood_tasks_join_training():
     assert set(table.iloc[splits["val"]]["split"]) == {"val"}
     # all rows of a task stay together, and the choice is fixed
     assert len(splits["ood_test"]) == 9
-    assert all(np.array_equal(a, b) for a, b in zip(splits.values(), downstream_splits(_FakeZoo(table, "formal-languages")).values()))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(splits.values(), downstream_splits(_FakeZoo(table, "formal-languages")).values())
+    )
     # digits: the tasks are runs (each run has its own angle)
     digits = downstream_splits(_FakeZoo(table, "digits"))
     assert len(digits["ood_test"]) == 9 and len(set(table.iloc[digits["ood_test"]]["run_id"])) == 9
@@ -99,7 +116,9 @@ def test_frozen_predictor_learns_from_informative_embeddings():
     table = _fl_table(n=300, seed=1)
     task = get_task("formal-languages").targets(SimpleNamespace(table=table))[0]
     labels = Encoded(task, table).labels(table).numpy()
-    z = np.concatenate([np.eye(6)[labels[:, j]] for j in range(3)], 1) + np.random.default_rng(0).normal(0, 0.05, (300, 18))
+    z = np.concatenate([np.eye(6)[labels[:, j]] for j in range(3)], 1) + np.random.default_rng(0).normal(
+        0, 0.05, (300, 18)
+    )
     splits = {"train": np.arange(200), "val": np.arange(200, 250), "ood_test": np.arange(250, 300)}
     result = evaluate_frozen(z, table, splits, task, PredictorConfig(steps=800, eval_every=50, patience=20), seed=0)
     assert result["val"]["exact_accuracy"] > 0.9 and result["ood_test"]["exact_accuracy"] > 0.9
@@ -131,7 +150,19 @@ def test_a_refused_predictor_setting_is_one_line_and_exit_code_2_on_the_command_
     from pathlib import Path
 
     demo = Path(__file__).resolve().parent.parent / "experiments" / "demo.toml"
-    result = subprocess.run([sys.executable, "-m", "weightspace.cli", "run", str(demo), "--print-config",
-                             "--set", "predictor.eval_every=0"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "weightspace.cli",
+            "run",
+            str(demo),
+            "--print-config",
+            "--set",
+            "predictor.eval_every=0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "eval_every must be >= 1" in result.stderr

@@ -71,8 +71,7 @@ def reference_starts(seed, pairs, rank):
     """The L1..L3 starts dsa-metric draws from torch's global generator after manual_seed(seed):
     per pair, the rotation run then the swapped run, three nn.Linear(rank, rank) each."""
     g, bound = torch.Generator().manual_seed(seed), 1 / math.sqrt(rank)
-    draws = [torch.empty(rank, rank).uniform_(-bound, bound, generator=g)
-             for _ in range(pairs * 2 * 3)]
+    draws = [torch.empty(rank, rank).uniform_(-bound, bound, generator=g) for _ in range(pairs * 2 * 3)]
     return torch.stack(draws).reshape(pairs, 2, 3, rank, rank)
 
 
@@ -101,18 +100,16 @@ def test_rotated_copy_of_a_linear_system_is_at_distance_zero_and_another_system_
 def test_dmd_fit_of_a_network_does_not_depend_on_the_others():
     x = tanh_rnn_trajectories(5, 8, 3, 30, seed=1)
     together = havok_dmd(x, n_delays=2, rank=5, chunk_size=2)
-    alone = torch.cat([havok_dmd(x[k:k + 1], n_delays=2, rank=5) for k in range(5)])
+    alone = torch.cat([havok_dmd(x[k : k + 1], n_delays=2, rank=5) for k in range(5)])
     assert torch.allclose(together, alone, atol=1e-6)
 
 
 def test_batched_pairs_equal_pairs_alone():
     operators = havok_dmd(tanh_rnn_trajectories(4, 8, 3, 30, seed=1), n_delays=2, rank=5)
     distances = pairwise_dsa(operators, iterations=FEW_ITERATIONS, chunk_size=4)
-    alone = procrustes_distance(operators[3:4], operators[1:2], iterations=FEW_ITERATIONS,
-                                keys=[(3 << 32) | 1])
+    alone = procrustes_distance(operators[3:4], operators[1:2], iterations=FEW_ITERATIONS, keys=[(3 << 32) | 1])
     assert torch.allclose(distances[3, 1], alone[0], atol=1e-6)
-    assert torch.allclose(pairwise_dsa(operators, iterations=FEW_ITERATIONS, chunk_size=1),
-                          distances, atol=1e-6)
+    assert torch.allclose(pairwise_dsa(operators, iterations=FEW_ITERATIONS, chunk_size=1), distances, atol=1e-6)
 
 
 def test_pairwise_is_symmetric_with_zero_diagonal_and_matches_between():
@@ -163,21 +160,28 @@ def test_settings_round_trip_through_json_and_drive_the_pipeline():
     assert torch.equal(pairwise_dsa(operators, settings), expected)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: havok_dmd(torch.zeros(3, 20, 4), 2, 3), "networks, trials, time, units"),
-    (lambda: havok_dmd(torch.randn(1, 2, 20, 4), 2, 9), "rank must be in"),
-    (lambda: havok_dmd(torch.randn(1, 2, 5, 4), 6, 3), "need more than"),
-    (lambda: havok_dmd(torch.full((1, 2, 20, 4), math.nan), 2, 3), "finite"),
-    (lambda: procrustes_distance(torch.randn(2, 3, 3), torch.randn(2, 4, 4)), "same shape"),
-    (lambda: procrustes_distance(torch.randn(2, 3, 3), torch.randn(2, 3, 3), score_method="w"),
-     "score_method must be one of"),
-    (lambda: pairwise_dsa(torch.randn(3, 4)), "networks, rank, rank"),
-    (lambda: dsa_between(torch.randn(2, 3, 3), torch.randn(2, 4, 4)), "same rank"),
-    (lambda: DSASettings(n_delays=0, rank=3), "n_delays must be >= 1"),
-    (lambda: pairwise_dsa(torch.randn(3, 4, 4), DSASettings(n_delays=1, rank=4), seed=2),
-     "through settings or as keywords, not both"),
-    (lambda: dsa_between(torch.randn(2, 3, 3), torch.randn(3, 3, 3), paired=True), "count"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: havok_dmd(torch.zeros(3, 20, 4), 2, 3), "networks, trials, time, units"),
+        (lambda: havok_dmd(torch.randn(1, 2, 20, 4), 2, 9), "rank must be in"),
+        (lambda: havok_dmd(torch.randn(1, 2, 5, 4), 6, 3), "need more than"),
+        (lambda: havok_dmd(torch.full((1, 2, 20, 4), math.nan), 2, 3), "finite"),
+        (lambda: procrustes_distance(torch.randn(2, 3, 3), torch.randn(2, 4, 4)), "same shape"),
+        (
+            lambda: procrustes_distance(torch.randn(2, 3, 3), torch.randn(2, 3, 3), score_method="w"),
+            "score_method must be one of",
+        ),
+        (lambda: pairwise_dsa(torch.randn(3, 4)), "networks, rank, rank"),
+        (lambda: dsa_between(torch.randn(2, 3, 3), torch.randn(2, 4, 4)), "same rank"),
+        (lambda: DSASettings(n_delays=0, rank=3), "n_delays must be >= 1"),
+        (
+            lambda: pairwise_dsa(torch.randn(3, 4, 4), DSASettings(n_delays=1, rank=4), seed=2),
+            "through settings or as keywords, not both",
+        ),
+        (lambda: dsa_between(torch.randn(2, 3, 3), torch.randn(3, 3, 3), paired=True), "count"),
+    ],
+)
 def test_bad_input_is_one_clear_error(call, message):
     with pytest.raises(WeightspaceError, match=message) as error:
         call()
@@ -186,11 +190,14 @@ def test_bad_input_is_one_clear_error(call, message):
 
 # ---- against dsa-metric ------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-10), (torch.float32, 5e-5)])
-@pytest.mark.parametrize("trials, steps, n_delays, rank, interval", [
-    (4, 40, 3, 6, 1),   # several trials, more rows than features
-    (1, 60, 4, 10, 2),  # one trial, delay interval 2
-    (1, 14, 4, 8, 1),   # one trial, fewer rows (11) than features (32)
-])
+@pytest.mark.parametrize(
+    "trials, steps, n_delays, rank, interval",
+    [
+        (4, 40, 3, 6, 1),  # several trials, more rows than features
+        (1, 60, 4, 10, 2),  # one trial, delay interval 2
+        (1, 14, 4, 8, 1),  # one trial, fewer rows (11) than features (32)
+    ],
+)
 def test_havok_dmd_equals_reference(dtype, tolerance, trials, steps, n_delays, rank, interval):
     reference = pytest.importorskip("DSA")
     x = tanh_rnn_trajectories(2, 8, trials, steps, seed=0).to(dtype)
@@ -199,8 +206,9 @@ def test_havok_dmd_equals_reference(dtype, tolerance, trials, steps, n_delays, r
     torch.set_default_dtype(dtype)  # the reference embeds into a default-dtype buffer
     try:
         for network in range(2):
-            dmd = reference.DMD(x[network] if trials > 1 else x[network, 0], n_delays=n_delays,
-                                delay_interval=interval, rank=rank)
+            dmd = reference.DMD(
+                x[network] if trials > 1 else x[network, 0], n_delays=n_delays, delay_interval=interval, rank=rank
+            )
             dmd.fit()
             signs = sign_convention(dmd.V[:, :rank])
             expected = signs[:, None] * dmd.A_v * signs[None, :]
@@ -214,8 +222,7 @@ def test_dsa_distances_equal_reference_given_its_random_start():
     networks, rank, n_delays, iterations = 3, 6, 3, 300
     x = tanh_rnn_trajectories(networks, 8, 4, 40, seed=1)
     torch.manual_seed(7)
-    dsa = reference.DSA(list(x.numpy()), n_delays=n_delays, rank=rank, score_method="euclidean",
-                        iters=iterations)
+    dsa = reference.DSA(list(x.numpy()), n_delays=n_delays, rank=rank, score_method="euclidean", iters=iterations)
     expected = torch.as_tensor(dsa.fit_score(), dtype=torch.float32)
     # The search's path depends on the basis, so give ours the reference's singular-vector signs.
     signs = torch.stack([sign_convention(dmd.V[:, :rank]) for dmd in dsa.dmds[0]])
@@ -224,8 +231,9 @@ def test_dsa_distances_equal_reference_given_its_random_start():
     rows, cols = torch.tril_indices(networks, networks, -1)
     starts = reference_starts(7, len(rows), rank)
     for method in ("euclidean", "angular"):
-        ours = procrustes_distance(operators[rows], operators[cols], score_method=method,
-                                   iterations=iterations, initial_weights=starts)
+        ours = procrustes_distance(
+            operators[rows], operators[cols], score_method=method, iterations=iterations, initial_weights=starts
+        )
         if method == "euclidean":
             assert torch.allclose(ours, expected[rows, cols], atol=1e-5, rtol=0)
         else:  # the reference keeps the C of its last pair, (2, 1), to score it another way
@@ -235,9 +243,9 @@ def test_dsa_distances_equal_reference_given_its_random_start():
 def test_wasserstein_equals_reference():
     reference = pytest.importorskip("DSA")
     x = tanh_rnn_trajectories(3, 8, 4, 40, seed=2)
-    expected = torch.as_tensor(reference.DSA(list(x.numpy()), n_delays=3, rank=6,
-                                             score_method="wasserstein").fit_score())
+    expected = torch.as_tensor(
+        reference.DSA(list(x.numpy()), n_delays=3, rank=6, score_method="wasserstein").fit_score()
+    )
     operators = havok_dmd(x, 3, 6)
-    assert torch.allclose(pairwise_dsa(operators, score_method="wasserstein").double(), expected,
-                          atol=1e-5, rtol=0)
+    assert torch.allclose(pairwise_dsa(operators, score_method="wasserstein").double(), expected, atol=1e-5, rtol=0)
     assert eigenvalue_wasserstein(operators[:1], operators[:1]).abs().max() < 1e-6

@@ -33,8 +33,7 @@ def test_lstm_feature_maps_have_gates_as_channels():
     for gate in range(4):  # PyTorch order i, f, g, o: row gate * H + j
         rows = slice(gate * 5, (gate + 1) * 5)
         torch.testing.assert_close(feats["rnn.weight_hh_l1"][..., gate], w_hh[:, rows])
-        torch.testing.assert_close(feats["rnn.weight_ih_l0"][..., gate * 3:(gate + 1) * 3],
-                                   w_ih[:, rows])
+        torch.testing.assert_close(feats["rnn.weight_ih_l0"][..., gate * 3 : (gate + 1) * 3], w_ih[:, rows])
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=IDS)
@@ -57,18 +56,17 @@ def test_appendix_b_terms_are_present():
     def has(out, term):
         return term in terms[idx[out]].get(term.target, [])
 
-    ih1, hh1, ih0, hh0 = (f"rnn.weight_{kind}_l{layer}"
-                          for layer, kind in [(1, "ih"), (1, "hh"), (0, "ih"), (0, "hh")])
+    ih1, hh1, ih0, hh0 = (f"rnn.weight_{kind}_l{layer}" for layer, kind in [(1, "ih"), (1, "hh"), (0, "ih"), (0, "hh")])
     # H_i for W_ih^1 (rows h1, cols h0): a, b (global means of every tensor)
     assert all(has(ih1, Term(idx[n], (), ())) for n in names)
-    assert has(ih1, Term(idx[ih1], (1,), (1,)))      # c: (W_ih^l)_{*,k}
-    assert has(ih1, Term(idx[ih0], (0,), (1,)))      # c: (W_ih^{l-1})_{k,*}
-    assert has(ih1, Term(idx[ih1], (0,), (0,)))      # d: (W_ih^l)_{j,*}
+    assert has(ih1, Term(idx[ih1], (1,), (1,)))  # c: (W_ih^l)_{*,k}
+    assert has(ih1, Term(idx[ih0], (0,), (1,)))  # c: (W_ih^{l-1})_{k,*}
+    assert has(ih1, Term(idx[ih1], (0,), (0,)))  # d: (W_ih^l)_{j,*}
     assert has(ih1, Term(idx["readout.weight"], (0,), (0,)))  # d: next layer's columns
-    assert has(ih1, Term(idx[hh1], (0,), (0,)))      # f: (W_hh^l)_{j,*}
-    assert has(ih1, Term(idx[hh1], (1,), (0,)))      # f: (W_hh^l)_{*,j}
-    assert has(ih1, Term(idx[hh0], (0,), (1,)))      # e: (W_hh^{l-1})_{k,*}
-    assert has(ih1, Term(idx[hh0], (1,), (1,)))      # e: (W_hh^{l-1})_{*,k}
+    assert has(ih1, Term(idx[hh1], (0,), (0,)))  # f: (W_hh^l)_{j,*}
+    assert has(ih1, Term(idx[hh1], (1,), (0,)))  # f: (W_hh^l)_{*,j}
+    assert has(ih1, Term(idx[hh0], (0,), (1,)))  # e: (W_hh^{l-1})_{k,*}
+    assert has(ih1, Term(idx[hh0], (1,), (1,)))  # e: (W_hh^{l-1})_{*,k}
     assert has(ih1, Term(idx[ih1], (0, 1), (0, 1)))  # g: identity
     # H_h for W_hh^0: rows and columns share h0, so row/column means land on both
     for kept in [(0,), (1,)]:
@@ -134,10 +132,14 @@ def _relative_change(encoder, weights, other):
     return (z_other - z).norm(dim=1) / spread
 
 
-@pytest.mark.parametrize("arch,variant", [
-    pytest.param(arch, variant, id=f"{arch.kind}-{variant}")
-    for arch in ARCHS for variant in applicable_variants(arch.spec)
-])
+@pytest.mark.parametrize(
+    "arch,variant",
+    [
+        pytest.param(arch, variant, id=f"{arch.kind}-{variant}")
+        for arch in ARCHS
+        for variant in applicable_variants(arch.spec)
+    ],
+)
 @pytest.mark.parametrize("encoder_seed", [0, 1])
 def test_incorrect_permutations_change_the_embedding(arch, variant, encoder_seed):
     encoder = _small(arch, encoder_seed)

@@ -10,8 +10,11 @@ from weightspace.networks import INCORRECT_VARIANTS, LSTM, permute, random_permu
 
 ARCH = LSTM(6, 8, 2, 6)
 TASK = TaskIO("categorical", 6, "categorical", 6, probe_length=5)
-SMALL = {"statistics": dict(hidden=32), "flattened": dict(hidden=32),
-         "transformer": dict(width=32, layers=2, mlp_hidden=64)}
+SMALL = {
+    "statistics": dict(hidden=32),
+    "flattened": dict(hidden=32),
+    "transformer": dict(width=32, layers=2, mlp_hidden=64),
+}
 
 
 def _relative_change(encoder, weights, variant):

@@ -13,30 +13,50 @@ from weightspace.emulation import Emulator, PretrainConfig, pretrain, run_summar
 from weightspace.encoders.base import TaskIO
 from weightspace.zoo import build_zoo
 
-BUDGET = dict(steps=400, batch_size=8, rollouts_per_network=4, val_rollouts=8, eval_every=50, patience=100,
-              emulator_hidden=32, learning_rate=3e-3)
+BUDGET = dict(
+    steps=400,
+    batch_size=8,
+    rollouts_per_network=4,
+    val_rollouts=8,
+    eval_every=50,
+    patience=100,
+    emulator_hidden=32,
+    learning_rate=3e-3,
+)
 
 
 @pytest.fixture(scope="module")
 def task_only_zoo(tmp_path_factory):
     """256 shifted-copy networks, all trained to perfection: only their task (the shift) differs."""
     toy_task.register()
-    return build_zoo(tmp_path_factory.mktemp("zoo") / "toy", "shifted-copy",
-                     {"models": 256, "population": 64, "steps": 100, "checkpoints": [100], "rollouts": 8},
-                     progress=False)
+    return build_zoo(
+        tmp_path_factory.mktemp("zoo") / "toy",
+        "shifted-copy",
+        {"models": 256, "population": 64, "steps": 100, "checkpoints": [100], "rollouts": 8},
+        progress=False,
+    )
 
 
 def test_mechanistic_and_probing_encoders_beat_the_constant_floor(task_only_zoo, tmp_path):
     # DWSNet sits on a plateau near 0.25 before it drops below 0.01, and where it leaves the plateau
     # (step 250 or 550 here) turns on the zoo's last float bits: the budget covers both
     budget = {**BUDGET, "steps": 800, "patience": 400}
-    first = pretrain(task_only_zoo, tmp_path / "dwsnet",
-                     PretrainConfig(encoder="dwsnet", encoder_options={"channels": 4, "layers": 2}, **budget),
-                     progress=False)
+    first = pretrain(
+        task_only_zoo,
+        tmp_path / "dwsnet",
+        PretrainConfig(encoder="dwsnet", encoder_options={"channels": 4, "layers": 2}, **budget),
+        progress=False,
+    )
     shared = {name: first / "references" / name for name in ("constant", "oracle")}
-    pretrain(task_only_zoo, tmp_path / "probing",
-             PretrainConfig(encoder="probing", encoder_options={"probes": 2, "reader_hidden": 16, "mlp_hidden": 16},
-                            **budget), progress=False, references=shared)
+    pretrain(
+        task_only_zoo,
+        tmp_path / "probing",
+        PretrainConfig(
+            encoder="probing", encoder_options={"probes": 2, "reader_hidden": 16, "mlp_hidden": 16}, **budget
+        ),
+        progress=False,
+        references=shared,
+    )
     for encoder in ("dwsnet", "probing"):
         summary = run_summary(tmp_path / encoder)
         assert summary["oracle"] < summary["constant"] / 5  # the task is what the emulator needs to know

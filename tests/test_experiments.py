@@ -35,8 +35,12 @@ class Calls:
         return Step(name, "fake", settings, compute, tuple(inputs))
 
     def steps(self, a=1, b=10, c=100, d=1000, fail=()):
-        return [self.step("a", {"x": a}, fail="a" in fail), self.step("group/b", {"x": b}, ["a"], "group/b" in fail),
-                self.step("c", {"x": c}, fail="c" in fail), self.step("d", {"x": d}, ["group/b", "c"], "d" in fail)]
+        return [
+            self.step("a", {"x": a}, fail="a" in fail),
+            self.step("group/b", {"x": b}, ["a"], "group/b" in fail),
+            self.step("c", {"x": c}, fail="c" in fail),
+            self.step("d", {"x": d}, ["group/b", "c"], "d" in fail),
+        ]
 
 
 def statuses(records):
@@ -47,8 +51,9 @@ def test_a_changed_setting_recomputes_exactly_the_steps_that_depend_on_it(tmp_pa
     calls = Calls()
     first = run_steps(calls.steps(), tmp_path, progress=False)
     assert statuses(first) == dict.fromkeys(["a", "group/b", "c", "d"], "computed")
-    assert json.loads((step_directory(tmp_path, "d", first[-1].key) / RESULT_FILE).read_text())["result"] == \
-        {"value": 1111}
+    assert json.loads((step_directory(tmp_path, "d", first[-1].key) / RESULT_FILE).read_text())["result"] == {
+        "value": 1111
+    }
     calls.computed.clear()
     again = run_steps(calls.steps(), tmp_path, progress=False)
     assert calls.computed == [] and set(statuses(again).values()) == {"reused"}
@@ -88,16 +93,31 @@ def test_unfinished_steps_of_a_group_given_in_a_row_are_computed_together(tmp_pa
             together.append([settings["seed"] for settings, _ in items])
             return [{"value": settings["seed"] * x} for settings, _ in items]
 
-        return [Step(name, "seed", {"seed": i, "x": x}, lambda c, settings: {"value": settings["seed"] * x},
-                     group=f"seeds {x}", compute_together=compute_together) for i, name in enumerate(names)]
+        return [
+            Step(
+                name,
+                "seed",
+                {"seed": i, "x": x},
+                lambda c, settings: {"value": settings["seed"] * x},
+                group=f"seeds {x}",
+                compute_together=compute_together,
+            )
+            for i, name in enumerate(names)
+        ]
 
-    reader = Step("sum", "sum", {}, lambda c, settings: {"value": sum(c.input(n).result["value"] for n in ("s0", "s1", "s2"))},
-                  ("s0", "s1", "s2"))
+    reader = Step(
+        "sum",
+        "sum",
+        {},
+        lambda c, settings: {"value": sum(c.input(n).result["value"] for n in ("s0", "s1", "s2"))},
+        ("s0", "s1", "s2"),
+    )
     records = run_steps([*seeds(["s0", "s1", "s2"]), reader], tmp_path, progress=False)
     assert together == [[0, 1, 2]] and [r.name for r in records] == ["s0", "s1", "s2", "sum"]
     assert statuses(records) == dict.fromkeys(["s0", "s1", "s2", "sum"], "computed")
-    assert records[-1] and json.loads((step_directory(tmp_path, "sum", records[-1].key) / RESULT_FILE)
-                                      .read_text())["result"] == {"value": 3}
+    assert records[-1] and json.loads((step_directory(tmp_path, "sum", records[-1].key) / RESULT_FILE).read_text())[
+        "result"
+    ] == {"value": 3}
     (step_directory(tmp_path, "s1", records[1].key) / RESULT_FILE).unlink()  # as if killed mid-way
     together.clear()
     again = run_steps([*seeds(["s0", "s1", "s2"]), reader], tmp_path, progress=False)
@@ -156,10 +176,19 @@ class Counting(Family):
 
     def steps(self, config, finished):
         for seed in config.seeds:
-            yield Step(f"times/seed-{seed}", "times", {"seed": seed, "scale": config.scale},
-                       lambda c, settings: {"value": settings["seed"] * settings["scale"]})
-        yield Step("total", "total", {}, lambda c, settings: {"value": sum(i.result["value"] for i in c.inputs.values())},
-                   tuple(f"times/seed-{s}" for s in config.seeds))
+            yield Step(
+                f"times/seed-{seed}",
+                "times",
+                {"seed": seed, "scale": config.scale},
+                lambda c, settings: {"value": settings["seed"] * settings["scale"]},
+            )
+        yield Step(
+            "total",
+            "total",
+            {},
+            lambda c, settings: {"value": sum(i.result["value"] for i in c.inputs.values())},
+            tuple(f"times/seed-{s}" for s in config.seeds),
+        )
 
     def results(self, config, finished, out):
         return {"total": finished["total"].result["value"]}
@@ -180,8 +209,11 @@ def test_a_registered_family_runs_from_a_file_and_its_report_lists_reused_and_co
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     assert "total: 50" in report
-    steps = {line.split(" | ")[0][2:]: line.split(" | ")[2] for line in report.splitlines()
-             if line.startswith("| ") and "`" in line}
+    steps = {
+        line.split(" | ")[0][2:]: line.split(" | ")[2]
+        for line in report.splitlines()
+        if line.startswith("| ") and "`" in line
+    }
     assert steps == {"times/seed-2": "computed", "times/seed-3": "computed", "total": "computed"}
     runner.invoke(main, args + ["--seeds", "2,3", "--set", "scale=10"])
     assert "3 steps: 0 computed" in (out / "report.md").read_text()
@@ -213,14 +245,36 @@ def test_the_command_line_wins_over_the_file_for_every_family(name, family, tmp_
 
 
 def test_set_overrides_any_setting_as_a_toml_value():
-    config = load_experiment("experiments/demo.toml", assignments=[
-        ("predictor.steps", 7), ("zoos.digits.models", 4), ("analyses.probing_ablation", {"lengths": [3]})])
+    config = load_experiment(
+        "experiments/demo.toml",
+        assignments=[
+            ("predictor.steps", 7),
+            ("zoos.digits.models", 4),
+            ("analyses.probing_ablation", {"lengths": [3]}),
+        ],
+    )
     assert config.predictor.steps == 7 and config.zoos[1].config.models == 4 and config.zoos[0].config.models == 32
     assert config.ablation.lengths == (3,) and config.ablation.probes == (1, 2, 4, 8, 16)
-    result = CliRunner().invoke(main, ["run", "experiments/cartpole-demo.toml", "--set", "repair.algorithm.threshold=2",
-                                       "--set", "zoo.models=64", "--set", "description=short", "--print-config"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "experiments/cartpole-demo.toml",
+            "--set",
+            "repair.algorithm.threshold=2",
+            "--set",
+            "zoo.models=64",
+            "--set",
+            "description=short",
+            "--print-config",
+        ],
+    )
     printed = tomllib.loads(result.output)
-    assert printed["repair"]["algorithm"]["threshold"] == 2.0 and printed["zoo"]["models"] == 64 and printed["description"] == "short"
+    assert (
+        printed["repair"]["algorithm"]["threshold"] == 2.0
+        and printed["zoo"]["models"] == 64
+        and printed["description"] == "short"
+    )
 
 
 BAD = [
@@ -262,10 +316,16 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path, text, message):
     assert message in result.stderr
 
 
-@pytest.mark.parametrize("args", [["run", "no/such/file.toml"], ["run", "experiments/demo.toml", "--set", "oops"],
-                                  ["run", "experiments/demo.toml", "--set", "zoos.nope.models=3"],
-                                  ["run", "experiments/demo.toml", "--set", "analyses.probing_ablation.lengths=[3]"],
-                                  ["report", "no/such/results"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "no/such/file.toml"],
+        ["run", "experiments/demo.toml", "--set", "oops"],
+        ["run", "experiments/demo.toml", "--set", "zoos.nope.models=3"],
+        ["run", "experiments/demo.toml", "--set", "analyses.probing_ablation.lengths=[3]"],
+        ["report", "no/such/results"],
+    ],
+)
 def test_command_line_mistakes_are_one_line_with_exit_code_2(args):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -350,14 +410,20 @@ def test_report_has_the_task_table_with_intervals_and_figures(experiment):
     assert (out / "figures" / "fl" / "prediction-task.png").stat().st_size > 1000
     results = json.loads((out / "results.json").read_text())
     figures = results["zoos"]["fl"]["figures"]
-    for analysis, figure in [("invariance", "invariance-untrained.png"), ("invariance", "invariance-trained.png"),
-                             ("embeddings", "embedding-statistics.png"), ("fidelity", "fidelity-probing.png"),
-                             ("probes", "probes-probing.png"), ("probing_ablation", "ablation-probes.png")]:
+    for analysis, figure in [
+        ("invariance", "invariance-untrained.png"),
+        ("invariance", "invariance-trained.png"),
+        ("embeddings", "embedding-statistics.png"),
+        ("fidelity", "fidelity-probing.png"),
+        ("probes", "probes-probing.png"),
+        ("probing_ablation", "ablation-probes.png"),
+    ]:
         assert (out / figures[analysis] / figure).stat().st_size > 1000, figure
         assert f"{figures[analysis]}/{figure}" in report
     rows = [r for r in results["rows"] if r["target"] == "task" and r["metric"] == "exact_accuracy"]
-    assert {(r["encoder"], r["mode"]) for r in rows} == {(e, m) for e in ("statistics", "probing")
-                                                          for m in ("pretrained", "supervised")}
+    assert {(r["encoder"], r["mode"]) for r in rows} == {
+        (e, m) for e in ("statistics", "probing") for m in ("pretrained", "supervised")
+    }
     assert all(r["low"] <= r["mean"] <= r["high"] and r["seeds"] == 2 for r in rows)
     assert "table 11" in report and (out / "table.csv").exists()
     matrix = results["zoos"]["fl"]["analyses"]["invariance"]["untrained"]["matrix"]
@@ -373,18 +439,32 @@ def test_a_changed_predictor_setting_recomputes_exactly_the_predictions(experime
     run_cli(*base, "--set", "predictor.steps=20", "--set", "predictor.eval_every=5")
     statuses = last_run(out)
     computed = {name for name, status in statuses.items() if status == "computed"}
-    assert computed == {f"predict/fl/{e}/seed-{s}/{t}" for e in ("statistics", "probing") for s in (0, 1)
-                        for t in ("task", "performance")}
+    assert computed == {
+        f"predict/fl/{e}/seed-{s}/{t}"
+        for e in ("statistics", "probing")
+        for s in (0, 1)
+        for t in ("task", "performance")
+    }
     assert any(name.startswith("pretrain/fl/probing/seed") for name in statuses)  # pretraining was reused
     after = json.loads((out / "results.json").read_text())
     seeds = after["zoos"]["fl"]["encoders"]["statistics"]
-    assert [s["predictions"]["pretrained/task"]["training"]["steps"] for s in seeds] != \
-        [s["predictions"]["pretrained/task"]["training"]["steps"] for s in before["zoos"]["fl"]["encoders"]["statistics"]]
-    assert after["zoos"]["fl"]["encoders"]["statistics"][0]["predictions"]["supervised/task"] == \
-        before["zoos"]["fl"]["encoders"]["statistics"][0]["predictions"]["supervised/task"]
+    assert [s["predictions"]["pretrained/task"]["training"]["steps"] for s in seeds] != [
+        s["predictions"]["pretrained/task"]["training"]["steps"] for s in before["zoos"]["fl"]["encoders"]["statistics"]
+    ]
+    assert (
+        after["zoos"]["fl"]["encoders"]["statistics"][0]["predictions"]["supervised/task"]
+        == before["zoos"]["fl"]["encoders"]["statistics"][0]["predictions"]["supervised/task"]
+    )
     report = (out / "report.md").read_text()
-    new_row = next(r for r in after["rows"] if r["encoder"] == "statistics" and r["mode"] == "pretrained"
-                   and r["target"] == "performance" and r["split"] == "val" and r["metric"] == "mse")
+    new_row = next(
+        r
+        for r in after["rows"]
+        if r["encoder"] == "statistics"
+        and r["mode"] == "pretrained"
+        and r["target"] == "performance"
+        and r["split"] == "val"
+        and r["metric"] == "mse"
+    )
     assert f"{new_row['mean']:.3f} [" in report
     run_cli(*base)  # back to the file's settings: every step is stored
     assert set(last_run(out).values()) == {"reused"}
@@ -498,7 +578,8 @@ def test_executor_ray_without_ray_installed_is_one_line(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if not installed
-    result = CliRunner().invoke(main, ["run", "experiments/demo.toml", "--executor", "ray",
-                                       "--results-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["run", "experiments/demo.toml", "--executor", "ray", "--results-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == ["error: --executor ray needs Ray: pip install 'weightspace[ray]'"]

@@ -71,7 +71,10 @@ def test_sampled_training_strings_are_members_and_cover_n():
     assert (tokens[..., 0] == fl.BOS).all() and (tokens[..., -1] == fl.EOS).all()
     n = (tokens == 0).sum(-1)
     assert n.max() == fl.N_UPPER - 1
-    assert torch.equal(n.min(-1).values[params.min(-1).values >= 0], torch.zeros(int((params.min(-1).values >= 0).sum()), dtype=torch.long))
+    assert torch.equal(
+        n.min(-1).values[params.min(-1).values >= 0],
+        torch.zeros(int((params.min(-1).values >= 0).sum()), dtype=torch.long),
+    )
 
 
 def test_training_batch_is_teacher_forcing():

@@ -35,18 +35,21 @@ def _inputs(K, B, T, I, H, strided=False, seed=0):
         x = x.permute(2, 1, 0, 3).contiguous().permute(2, 1, 0, 3)
         c0 = torch.randn(K, H, B, generator=g).transpose(1, 2)
         grad_hs = torch.randn(K, T, H, B, generator=g).permute(0, 3, 1, 2)
-    return dict(x=x, weight_ih=torch.randn(K, 4 * H, I, generator=g) / I**0.5,
-                weight_hh=torch.randn(K, 4 * H, H, generator=g) / H**0.5,
-                bias=torch.randn(K, 4 * H, generator=g), h0=torch.randn(K, B, H, generator=g),
-                c0=c0), (grad_hs, torch.randn(K, B, H, generator=g))
+    return dict(
+        x=x,
+        weight_ih=torch.randn(K, 4 * H, I, generator=g) / I**0.5,
+        weight_hh=torch.randn(K, 4 * H, H, generator=g) / H**0.5,
+        bias=torch.randn(K, 4 * H, generator=g),
+        h0=torch.randn(K, B, H, generator=g),
+        c0=c0,
+    ), (grad_hs, torch.randn(K, B, H, generator=g))
 
 
 def _run(layer, inputs, grads, dtype=torch.float32):
     leaves = {name: t.detach().to(dtype, copy=True).requires_grad_() for name, t in inputs.items()}
     hs, c_last = layer(**leaves)
     torch.autograd.backward([hs, c_last], [g.to(dtype) for g in grads])
-    return {"hs": hs.detach(), "c_last": c_last.detach(),
-            **{f"grad {name}": t.grad for name, t in leaves.items()}}
+    return {"hs": hs.detach(), "c_last": c_last.detach(), **{f"grad {name}": t.grad for name, t in leaves.items()}}
 
 
 def _pure(x, weight_ih, weight_hh, bias, h0, c0):
@@ -59,16 +62,26 @@ def _assert_close(fast, reference, atol=2e-5):
     for name, expected in reference.items():
         assert fast[name].dtype == torch.float32, name
         scale = expected.abs().max().item()
-        torch.testing.assert_close(fast[name], expected.float(), atol=max(atol, 1e-5 * scale),
-                                   rtol=1e-5, msg=name)
+        torch.testing.assert_close(fast[name], expected.float(), atol=max(atol, 1e-5 * scale), rtol=1e-5, msg=name)
 
 
 # (K, B, T, I, H): the demo's shapes, and shapes whose rows and gate columns leave remainders
 # after every tile size of every build of the C kernel (4, 6 or 8 rows; 64, 32, 16, 8 or 4
 # columns; single columns)
-@pytest.mark.parametrize("shape", [(64, 32, 41, 6, 32), (64, 32, 41, 32, 32), (5, 3, 7, 4, 8),
-                                   (3, 2, 4, 1, 5), (3, 13, 6, 7, 21), (2, 9, 5, 3, 24),
-                                   (2, 11, 3, 16, 16), (1, 6, 3, 10, 64), (2, 4, 1, 2, 3)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (64, 32, 41, 6, 32),
+        (64, 32, 41, 32, 32),
+        (5, 3, 7, 4, 8),
+        (3, 2, 4, 1, 5),
+        (3, 13, 6, 7, 21),
+        (2, 9, 5, 3, 24),
+        (2, 11, 3, 16, 16),
+        (1, 6, 3, 10, 64),
+        (2, 4, 1, 2, 3),
+    ],
+)
 def test_fused_layer_matches_pure_pytorch(fused, shape):
     inputs, grads = _inputs(*shape)
     fast = _run(lstm_layer_fused, inputs, grads)
@@ -119,9 +132,14 @@ def test_fused_network_does_not_depend_on_population_or_threads(fused):
 def test_fused_layer_handles_saturated_gates(fused):
     """Large pre-activations (beyond exp's float range) give the same values and gradients."""
     bias = torch.tensor([-200.0, -90.0, -30.0, 0.0, 30.0, 90.0, 200.0, 1.0]).repeat(4)
-    inputs = dict(x=torch.zeros(1, 1, 3, 2), weight_ih=torch.zeros(1, 32, 2),
-                  weight_hh=torch.zeros(1, 32, 8), bias=bias[torch.randperm(32)].view(1, 32),
-                  h0=torch.zeros(1, 1, 8), c0=torch.linspace(-3, 3, 8).view(1, 1, 8))
+    inputs = dict(
+        x=torch.zeros(1, 1, 3, 2),
+        weight_ih=torch.zeros(1, 32, 2),
+        weight_hh=torch.zeros(1, 32, 8),
+        bias=bias[torch.randperm(32)].view(1, 32),
+        h0=torch.zeros(1, 1, 8),
+        c0=torch.linspace(-3, 3, 8).view(1, 1, 8),
+    )
     grads = (torch.ones(1, 1, 3, 8), torch.ones(1, 1, 8))
     fast = _run(lstm_layer_fused, inputs, grads)
     assert all(torch.isfinite(t).all() for t in fast.values())
@@ -130,11 +148,19 @@ def test_fused_layer_handles_saturated_gates(fused):
 
 def test_fused_layer_checks_its_tensors(fused):
     K, B, T, I, H = 2, 3, 4, 2, 5
-    tensors = dict(x=torch.zeros(K, B, T, I), weight_ih=torch.zeros(K, 4 * H, I),
-                   weight_hh=torch.zeros(K, 4 * H, H), bias=torch.zeros(K, 4 * H),
-                   h0=torch.zeros(K, B, H), c0=torch.zeros(K, B, H), hs=torch.zeros(K, B, T, H),
-                   c_last=torch.zeros(K, B, H), factors=torch.zeros(K, T, B, 4, H),
-                   cell_from_hidden=torch.zeros(K, T, B, H), forget=torch.zeros(K, T, B, H))
+    tensors = dict(
+        x=torch.zeros(K, B, T, I),
+        weight_ih=torch.zeros(K, 4 * H, I),
+        weight_hh=torch.zeros(K, 4 * H, H),
+        bias=torch.zeros(K, 4 * H),
+        h0=torch.zeros(K, B, H),
+        c0=torch.zeros(K, B, H),
+        hs=torch.zeros(K, B, T, H),
+        c_last=torch.zeros(K, B, H),
+        factors=torch.zeros(K, T, B, 4, H),
+        cell_from_hidden=torch.zeros(K, T, B, H),
+        forget=torch.zeros(K, T, B, H),
+    )
     fused_cpu.forward_layer(**tensors)
     with pytest.raises(ValueError, match="hs"):
         fused_cpu.forward_layer(**{**tensors, "hs": torch.zeros(K, B, T + 1, H)})
@@ -161,8 +187,10 @@ def test_fused_readout_cross_entropy_matches_torch(fused, shape):
     targets = torch.randint(0, O, (K, B, T), generator=g)
     grad = torch.rand(K, generator=g)
     results = []
-    for loss_of in (lambda h, w, b: readout_cross_entropy(h, w, b, targets),
-                    lambda h, w, b: sequence_cross_entropy(_project(h, w, b), targets)):
+    for loss_of in (
+        lambda h, w, b: readout_cross_entropy(h, w, b, targets),
+        lambda h, w, b: sequence_cross_entropy(_project(h, w, b), targets),
+    ):
         leaves = [t.detach().clone().requires_grad_() for t in (hs, weight, bias)]
         loss = loss_of(*leaves)
         (loss * grad).sum().backward()

@@ -63,8 +63,7 @@ def test_paper_defaults_and_concatenating_skip_connections():
     assert [layer.in_features for layer in model.decoder.hidden] == [32, 32 + 256]
     assert model.decoder.out.in_features == 32 + 2 * 256  # the output sees the latent and every hidden layer
     assert model.encoder.out.out_features == 64  # mean and log-variance
-    assert isinstance(model.decoder, torch.nn.Module) and not any(
-        isinstance(m, torch.nn.ReLU) for m in model.modules())
+    assert isinstance(model.decoder, torch.nn.Module) and not any(isinstance(m, torch.nn.ReLU) for m in model.modules())
 
 
 def test_training_is_deterministic_and_saving_round_trips(trained, tmp_path):
@@ -135,8 +134,7 @@ def test_degradation_and_the_two_criteria():
     assert (damaged[mask] == 0).all() and torch.equal(damaged[~mask], network[~mask])
     # candidate 0 equals the network but has large weights where it is missing; candidate 1 is
     # the damaged network itself plus a little noise everywhere
-    candidates = torch.stack([torch.where(mask, torch.full_like(network, 5.0), network),
-                              damaged + 0.01])
+    candidates = torch.stack([torch.where(mask, torch.full_like(network, 5.0), network), damaged + 0.01])
     missing = criterion_distance(damaged, mask, candidates, "missing")
     whole = criterion_distance(damaged, mask, candidates, "whole")
     assert missing[0] == 0 and missing[0] < missing[1]  # only existing weights count
@@ -160,7 +158,9 @@ def test_repair_experiment_rows(trained):
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
-    config = dict(models=12, population=12, steps=600, checkpoints=(0, 600), test_episodes=10, stored_episodes=3, seed=1)
+    config = dict(
+        models=12, population=12, steps=600, checkpoints=(0, 600), test_episodes=10, stored_episodes=3, seed=1
+    )
     return build_zoo(tmp_path_factory.mktemp("zoo") / "cp", "cartpole", config, progress=False)
 
 
@@ -173,18 +173,47 @@ def test_commands_train_sample_walk_repair_compare(tiny_zoo, tmp_path):
         return result.output
 
     model = tmp_path / "vae"
-    assert "trained on 12 networks" in run("generative", "train", tiny_zoo, "--out", model, "--epochs", "2",
-                                           "--hidden-size", "32", "--quiet")
+    assert "trained on 12 networks" in run(
+        "generative", "train", tiny_zoo, "--out", model, "--epochs", "2", "--hidden-size", "32", "--quiet"
+    )
     out = run("generative", "sample", model, "--count", "5", "--episodes", "5", "--out", tmp_path / "s.safetensors")
     assert "survival time mean" in out
     weights, info = load_networks(tmp_path / "s.safetensors")
     assert weights.size == 5 and list(info.columns) == ["survival_time"]
-    assert "latent" in run("generative", "interpolate", model, tiny_zoo, "--pair", "1", "3", "--points", "3",
-                           "--episodes", "5", "--plot", tmp_path / "f7.png")
-    assert "original survival time" in run("generative", "repair", model, tiny_zoo, "--network", "1", "--levels",
-                                           "0,1", "--candidates", "6", "--keep", "2", "--episodes", "5")
-    assert "hidden  CD over 3 pairs" in run("convergence", tmp_path / "s.safetensors", "--networks", "0,1,2",
-                                            "--states", "300")
+    assert "latent" in run(
+        "generative",
+        "interpolate",
+        model,
+        tiny_zoo,
+        "--pair",
+        "1",
+        "3",
+        "--points",
+        "3",
+        "--episodes",
+        "5",
+        "--plot",
+        tmp_path / "f7.png",
+    )
+    assert "original survival time" in run(
+        "generative",
+        "repair",
+        model,
+        tiny_zoo,
+        "--network",
+        "1",
+        "--levels",
+        "0,1",
+        "--candidates",
+        "6",
+        "--keep",
+        "2",
+        "--episodes",
+        "5",
+    )
+    assert "hidden  CD over 3 pairs" in run(
+        "convergence", tmp_path / "s.safetensors", "--networks", "0,1,2", "--states", "300"
+    )
     assert (tmp_path / "f7.png").stat().st_size > 1000
     # mistakes get one line each
     again = runner.invoke(main, ["generative", "train", str(tiny_zoo), "--out", str(model), "--quiet"])

@@ -38,7 +38,7 @@ def test_delayed_discrimination_answers_the_sign_of_f2_minus_f1_after_the_second
         for b in range(16):
             x = t.inputs[k, b, :, 0]
             pulses = (x > 0).nonzero().squeeze(1)
-            first, second = pulses[:trials.PULSE], pulses[trials.PULSE:]
+            first, second = pulses[: trials.PULSE], pulses[trials.PULSE :]
             assert len(pulses) == 2 * trials.PULSE
             delay = int(second[0] - first[-1] - 1)
             assert 5 <= delay <= 20
@@ -72,8 +72,12 @@ def test_path_integration_is_the_cumulative_sum_of_the_velocities(dimensions):
 
 
 def test_trials_depend_on_the_network_key_only():
-    for make in (lambda k: trials.flip_flop(k, 5, 4), lambda k: trials.path_integration(k, 5, 4, steps=30),
-                 lambda k: trials.delayed_discrimination(k, 5, 4), lambda k: trials.sine_generation(k, 5, 4, 20)):
+    for make in (
+        lambda k: trials.flip_flop(k, 5, 4),
+        lambda k: trials.path_integration(k, 5, 4, steps=30),
+        lambda k: trials.delayed_discrimination(k, 5, 4),
+        lambda k: trials.sine_generation(k, 5, 4, 20),
+    ):
         together, alone = make(KEYS), make(KEYS[1:2])
         assert torch.equal(together.inputs[1:2], alone.inputs) and torch.equal(together.targets[1:2], alone.targets)
 
@@ -83,8 +87,9 @@ def _trainer(keys, lr, architecture=None, **rule):
     architecture = architecture or ws.RNN(2, 8, 1, 2)
 
     def batch(step, networks):
-        t = trials.flip_flop(keys[networks.numpy()], counter_rng.stream_id("test", step), 8, steps=20, channels=2,
-                             p_switch=0.2)
+        t = trials.flip_flop(
+            keys[networks.numpy()], counter_rng.stream_id("test", step), 8, steps=20, channels=2, p_switch=0.2
+        )
         return t.inputs, t.targets, t.mask
 
     settings = dict(threshold=0.3, patience_epochs=2, steps_per_epoch=4, max_epochs=15) | rule
@@ -100,7 +105,7 @@ def test_a_network_stops_in_a_population_exactly_as_it_would_alone():
     assert len(set(stops)) > 1 and together.converged[0] and not together.converged[3]
     assert stops[3] == together.total_steps  # never converged: trained to the end, flagged
     for k in range(4):
-        alone = _trainer(keys[k:k + 1], lr[k:k + 1])
+        alone = _trainer(keys[k : k + 1], lr[k : k + 1])
         alone.run([0, alone.total_steps], lambda step, weights: None)
         assert alone.stop_step.item() == stops[k] and alone.converged_epoch.item() == together.converged_epoch[k]
         for name, tensor in alone.weights.items():
@@ -143,15 +148,28 @@ def test_mean_field_rnn_is_the_leaky_update_with_a_scaled_readout():
     J, U, W = weights["rnn.weight_hh_l0"], weights["rnn.weight_ih_l0"], weights["readout.weight"]
     h = torch.zeros(2, 3, 6)
     for t in range(7):
-        h = h + 0.1 * (-h + torch.einsum("kij,kbj->kbi", J, torch.tanh(h)) / 6 + torch.einsum("kij,kbj->kbi", U, x[:, :, t]))
+        h = h + 0.1 * (
+            -h + torch.einsum("kij,kbj->kbi", J, torch.tanh(h)) / 6 + torch.einsum("kij,kbj->kbi", U, x[:, :, t])
+        )
         torch.testing.assert_close(hidden[:, :, t], h)
         torch.testing.assert_close(outputs[:, :, t], torch.einsum("kij,kbj->kbi", W, torch.tanh(h)) / (2.0 * 6))
     assert weights["rnn.weight_hh_l0"].var().item() == pytest.approx(1.0, abs=0.25)  # O(1) entries
 
 
 # ---- a condition's zoo ----------------------------------------------------------------------------
-TINY = {"models": 3, "population": 3, "hidden_size": 8, "steps": 48, "steps_per_epoch": 8, "threshold": 0.3,
-        "channels": 2, "trial_steps": 20, "batch_size": 8, "evaluation_trials": 16, "save_every": 8}
+TINY = {
+    "models": 3,
+    "population": 3,
+    "hidden_size": 8,
+    "steps": 48,
+    "steps_per_epoch": 8,
+    "threshold": 0.3,
+    "channels": 2,
+    "trial_steps": 20,
+    "batch_size": 8,
+    "evaluation_trials": 16,
+    "save_every": 8,
+}
 
 
 def _build(out, **changes):
@@ -176,8 +194,10 @@ def test_a_condition_zoo_has_the_initial_and_the_trained_network_and_its_knobs(t
 
 def test_condition_zoo_is_deterministic_and_resumes_after_a_kill(tiny_zoo, tmp_path):
     out = tmp_path / "killed"
-    code = ("import sys; from weightspace.zoo import build_zoo; "
-            f"build_zoo(sys.argv[1], 'flip-flop', {TINY!r}, progress=False)")
+    code = (
+        "import sys; from weightspace.zoo import build_zoo; "
+        f"build_zoo(sys.argv[1], 'flip-flop', {TINY!r}, progress=False)"
+    )
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "3", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
     assert result.returncode == 137, result.stderr
@@ -197,11 +217,14 @@ def test_mean_field_condition_scales_the_learning_rate_by_gamma():
     assert ws.networks.architecture_from_spec(architecture.spec.to_json()) == architecture
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"steps": 100, "steps_per_epoch": 8}, "multiple of steps_per_epoch"),
-    ({"parametrisation": "muP"}, "parametrisation must be one of"),
-    ({"regularizer": "l2"}, "regularizer must be one of"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"steps": 100, "steps_per_epoch": 8}, "multiple of steps_per_epoch"),
+        ({"parametrisation": "muP"}, "parametrisation must be one of"),
+        ({"regularizer": "l2"}, "regularizer must be one of"),
+    ],
+)
 def test_bad_settings_are_one_clear_error(values, message):
     with pytest.raises(ws.errors.ConfigError, match=message):
         get_task("flip-flop").config(values)

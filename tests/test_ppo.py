@@ -25,8 +25,18 @@ from weightspace.zoo import build_zoo
 ENV = "InvertedPendulum-v4"
 SMALL = PPOSettings(num_steps=128, num_minibatches=4, update_epochs=2)
 #: a zoo of 3 trials, 4 iterations of 128 steps, a snapshot every 4 of its 32 updates, 2 segments
-TINY = dict(models=3, population=3, env_steps=512, num_steps=128, num_minibatches=4, update_epochs=2, snapshots=8,
-            save_every=2, eval_episodes=2, evaluate_every=4)
+TINY = dict(
+    models=3,
+    population=3,
+    env_steps=512,
+    num_steps=128,
+    num_minibatches=4,
+    update_epochs=2,
+    snapshots=8,
+    save_every=2,
+    eval_episodes=2,
+    evaluate_every=4,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -89,8 +99,9 @@ def test_population_member_equals_the_trial_alone():
 
 
 def test_a_halfcheetah_population_trains():
-    ppo = PopulationPPO("HalfCheetah-v4", [0, 1], 64, (16, 16), (16, 16),
-                        PPOSettings(num_steps=64, num_minibatches=2, update_epochs=1))
+    ppo = PopulationPPO(
+        "HalfCheetah-v4", [0, 1], 64, (16, 16), (16, 16), PPOSettings(num_steps=64, num_minibatches=2, update_epochs=1)
+    )
     before = ppo.actor().flatten().clone()
     ppo.run_iteration()
     assert ppo.actor()["log_std"].shape == (2, 6) and ppo.envs.observation_size == 17
@@ -111,8 +122,9 @@ def test_gaussian_policy_log_prob_matches_torch_distributions():
     mean, log_std, action = torch.randn(3, 5, 2), torch.randn(3, 1, 2), torch.randn(3, 5, 2)
     expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(action).sum(-1)
     torch.testing.assert_close(GaussianMLP.log_prob(mean, log_std, action), expected)
-    torch.testing.assert_close(GaussianMLP.entropy(log_std[:, 0]),
-                               torch.distributions.Normal(0, log_std[:, 0].exp()).entropy().sum(-1))
+    torch.testing.assert_close(
+        GaussianMLP.entropy(log_std[:, 0]), torch.distributions.Normal(0, log_std[:, 0].exp()).entropy().sum(-1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +158,26 @@ def test_stored_policy_reproduces_its_recorded_return(tiny_zoo):
     assert set(evaluated["step"]) == {0, 16, 32}  # every 4th snapshot and the last
     rows = evaluated.index.to_numpy()
     statistics = zoo.rollout_batch(rows)
-    returns = evaluate_policies(ENV, zoo.architecture, zoo.weights(rows), statistics["obs_mean"], statistics["obs_var"],
-                                zoo.config.eval_episodes, EVALUATION_SEED).mean(1)
+    returns = evaluate_policies(
+        ENV,
+        zoo.architecture,
+        zoo.weights(rows),
+        statistics["obs_mean"],
+        statistics["obs_var"],
+        zoo.config.eval_episodes,
+        EVALUATION_SEED,
+    ).mean(1)
     np.testing.assert_allclose(returns.numpy(), evaluated["eval_return"].to_numpy(), rtol=1e-6)
     # the statistics matter: the same weights with fresh statistics score differently
-    fresh = evaluate_policies(ENV, zoo.architecture, zoo.weights(rows), torch.zeros_like(statistics["obs_mean"]),
-                              torch.ones_like(statistics["obs_var"]), zoo.config.eval_episodes, EVALUATION_SEED)
+    fresh = evaluate_policies(
+        ENV,
+        zoo.architecture,
+        zoo.weights(rows),
+        torch.zeros_like(statistics["obs_mean"]),
+        torch.ones_like(statistics["obs_var"]),
+        zoo.config.eval_episodes,
+        EVALUATION_SEED,
+    )
     assert not np.allclose(fresh.mean(1).numpy(), returns.numpy())
 
 
@@ -170,8 +196,10 @@ def test_zoo_is_readable_without_weightspace(tiny_zoo):
 @pytest.mark.parametrize("fail_after", [3, 5, 6])  # segment uncommitted; committed, unlisted; table, no manifest
 def test_trajectory_build_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
     out = tmp_path / "killed"
-    code = ("import sys; from weightspace.zoo import build_zoo; "
-            f"build_zoo(sys.argv[1], 'ppo-trajectories', {TINY!r}, progress=False)")
+    code = (
+        "import sys; from weightspace.zoo import build_zoo; "
+        f"build_zoo(sys.argv[1], 'ppo-trajectories', {TINY!r}, progress=False)"
+    )
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
     assert result.returncode == 137, result.stderr
@@ -194,8 +222,10 @@ def test_groups_in_worker_processes_write_the_same_zoo(tmp_path):
     # a worker killed mid-build: the build stops with one message, and a rerun finishes the same zoo
     # (a script without an `if __name__ == "__main__"` guard: spawned workers do not rerun it)
     script = tmp_path / "build.py"
-    script.write_text("import sys; from weightspace.zoo import build_zoo; "
-                      f"build_zoo(sys.argv[1], 'ppo-trajectories', {two_groups!r}, progress=False, processes=2)\n")
+    script.write_text(
+        "import sys; from weightspace.zoo import build_zoo; "
+        f"build_zoo(sys.argv[1], 'ppo-trajectories', {two_groups!r}, progress=False, processes=2)\n"
+    )
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "4", "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
     result = subprocess.run([sys.executable, str(script), str(killed)], env=env, capture_output=True, text=True)

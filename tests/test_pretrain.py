@@ -18,14 +18,25 @@ from weightspace.emulation.run import RunData, build_models
 from weightspace.errors import ConfigError
 from weightspace.zoo import build_zoo
 
-SMALL = dict(encoder="statistics", steps=40, batch_size=8, rollouts_per_network=4, val_rollouts=4, eval_every=10,
-             patience=100, emulator_hidden=32, encoder_options={"hidden": 64}, learning_rate=3e-3)
+SMALL = dict(
+    encoder="statistics",
+    steps=40,
+    batch_size=8,
+    rollouts_per_network=4,
+    val_rollouts=4,
+    eval_every=10,
+    patience=100,
+    emulator_hidden=32,
+    encoder_options={"hidden": 64},
+    learning_rate=3e-3,
+)
 
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory):
-    config = dict(models=8, population=8, steps=40, checkpoints=(0, 20, 40), samples=40, rollouts=8,
-                       hidden_size=8, seed=1)
+    config = dict(
+        models=8, population=8, steps=40, checkpoints=(0, 20, 40), samples=40, rollouts=8, hidden_size=8, seed=1
+    )
     return build_zoo(tmp_path_factory.mktemp("zoo") / "fl", "formal-languages", config, progress=False)
 
 
@@ -52,15 +63,25 @@ def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, tmp_path):
 def test_resume_after_kill_gives_the_same_run(zoo_dir, tmp_path):
     reference = pretrain(zoo_dir, tmp_path / "reference", PretrainConfig(**SMALL), progress=False)
     out = tmp_path / "killed"
-    code = ("import sys; from weightspace.emulation import PretrainConfig, pretrain; "
-            f"pretrain(sys.argv[1], sys.argv[2], PretrainConfig(**{SMALL!r}), progress=False)")
+    code = (
+        "import sys; from weightspace.emulation import PretrainConfig, pretrain; "
+        f"pretrain(sys.argv[1], sys.argv[2], PretrainConfig(**{SMALL!r}), progress=False)"
+    )
     # writes: config, metrics (truncation), then per evaluation metrics + best + last
     env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "6"}
-    killed = subprocess.run([sys.executable, "-c", code, str(zoo_dir), str(out)], env=env, capture_output=True, text=True)
+    killed = subprocess.run(
+        [sys.executable, "-c", code, str(zoo_dir), str(out)], env=env, capture_output=True, text=True
+    )
     assert killed.returncode == 137, killed.stderr
     pretrain(zoo_dir, out, PretrainConfig(**SMALL), progress=False)
-    expected = [{k: v for k, v in json.loads(l).items() if k != "seconds"} for l in (reference / "metrics.jsonl").read_text().splitlines()]
-    got = [{k: v for k, v in json.loads(l).items() if k != "seconds"} for l in (out / "metrics.jsonl").read_text().splitlines()]
+    expected = [
+        {k: v for k, v in json.loads(l).items() if k != "seconds"}
+        for l in (reference / "metrics.jsonl").read_text().splitlines()
+    ]
+    got = [
+        {k: v for k, v in json.loads(l).items() if k != "seconds"}
+        for l in (out / "metrics.jsonl").read_text().splitlines()
+    ]
     assert got == expected
     a, b = load_run(reference), load_run(out)
     for (name, x), (_, y) in zip(a.encoder.state_dict().items(), b.encoder.state_dict().items()):
@@ -76,20 +97,58 @@ def test_other_settings_in_the_same_directory_are_refused(zoo_dir, tmp_path):
 def test_cli_pretrain_embed_fidelity(zoo_dir, tmp_path):
     runner = CliRunner()
     run = tmp_path / "cli-run"
-    result = runner.invoke(main, ["pretrain", "--zoo", str(zoo_dir), "--encoder", "flattened", "--out", str(run),
-                                  "--steps", "6", "--batch-size", "4", "--eval-every", "3", "--emulator-hidden", "16",
-                                  "--rollouts-per-network", "2", "--quiet"])
+    result = runner.invoke(
+        main,
+        [
+            "pretrain",
+            "--zoo",
+            str(zoo_dir),
+            "--encoder",
+            "flattened",
+            "--out",
+            str(run),
+            "--steps",
+            "6",
+            "--batch-size",
+            "4",
+            "--eval-every",
+            "3",
+            "--emulator-hidden",
+            "16",
+            "--rollouts-per-network",
+            "2",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    embedded = runner.invoke(main, ["embed", "--run", str(run), "--zoo", str(zoo_dir), "--out", str(tmp_path / "z.parquet")])
+    embedded = runner.invoke(
+        main, ["embed", "--run", str(run), "--zoo", str(zoo_dir), "--out", str(tmp_path / "z.parquet")]
+    )
     assert embedded.exit_code == 0, embedded.output
     table = pd.read_parquet(tmp_path / "z.parquet")
     assert len(table) == 24 and [f"z_{i}" for i in range(16)] == list(table.columns[-16:])
     assert {"model_id", "run_id", "step", "split"} <= set(table.columns)
-    fidelity = runner.invoke(main, ["fidelity", "--run", str(run), "--zoo", str(zoo_dir), "--split", "train",
-                                    "--samples", "10", "--out", str(tmp_path / "fid")])
+    fidelity = runner.invoke(
+        main,
+        [
+            "fidelity",
+            "--run",
+            str(run),
+            "--zoo",
+            str(zoo_dir),
+            "--split",
+            "train",
+            "--samples",
+            "10",
+            "--out",
+            str(tmp_path / "fid"),
+        ],
+    )
     assert fidelity.exit_code == 0, fidelity.output
     assert (tmp_path / "fid" / "fidelity.png").stat().st_size > 1000
     scores = pd.read_csv(tmp_path / "fid" / "fidelity.csv")
     assert len(scores) == 15 and scores["emulated"].between(0, 1).all()
-    missing = runner.invoke(main, ["embed", "--run", str(tmp_path / "nothing"), "--zoo", str(zoo_dir), "--out", "x.parquet"])
+    missing = runner.invoke(
+        main, ["embed", "--run", str(tmp_path / "nothing"), "--zoo", str(zoo_dir), "--out", "x.parquet"]
+    )
     assert missing.exit_code == 2 and "not a pretraining run" in missing.output

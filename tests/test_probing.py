@@ -96,7 +96,7 @@ def test_non_interactive_batched_equals_per_network():
     weights = architecture.init(range(5))
     z = encoder(weights)
     for k in range(5):
-        torch.testing.assert_close(z[k:k + 1], encoder(weights.select(k)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(z[k : k + 1], encoder(weights.select(k)), atol=1e-5, rtol=0)
 
 
 def test_non_interactive_matches_torch_reference():
@@ -106,8 +106,7 @@ def test_non_interactive_matches_torch_reference():
     weights = architecture.init(range(4))
     # the reference really is nn.LSTM + nn.Linear, network k as architecture.to_torch gives it
     probes = encoder.probe_inputs().detach()
-    torch.testing.assert_close(reference.run_subjects(weights, probes)[2],
-                               architecture.to_torch(weights, 2)(probes)[0])
+    torch.testing.assert_close(reference.run_subjects(weights, probes)[2], architecture.to_torch(weights, 2)(probes)[0])
     cotangent = torch.randn(4, encoder.embedding_size)
     z, z_ref = encoder(weights), reference(weights)
     torch.testing.assert_close(z, z_ref, atol=1e-5, rtol=0)
@@ -124,7 +123,7 @@ def test_interactive_batched_equals_per_network_and_reference():
     weights = architecture.init(range(3))
     z = encoder(weights)
     for k in range(3):
-        torch.testing.assert_close(z[k:k + 1], encoder(weights.select(k)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(z[k : k + 1], encoder(weights.select(k)), atol=1e-5, rtol=0)
     torch.testing.assert_close(z, reference_encoder(encoder)(weights), atol=1e-5, rtol=0)
 
 
@@ -164,12 +163,15 @@ PAPER_LANGUAGE = (LSTM(6, 32, 2, 6), TaskIO("categorical", 6, "categorical", 6, 
 PAPER_DIGITS = (LSTM(16, 32, 2, 10), TaskIO("continuous", 16, "categorical", 10, 51))
 
 
-@pytest.mark.parametrize("cls, setup, paper", [  # tables 9 and 10
-    (NonInteractiveProbing, PAPER_LANGUAGE, 1_241_718),
-    (NonInteractiveProbing, PAPER_DIGITS, 1_254_016),
-    (InteractiveProbing, PAPER_LANGUAGE, 1_235_830),
-    (InteractiveProbing, PAPER_DIGITS, 1_240_960),
-])
+@pytest.mark.parametrize(
+    "cls, setup, paper",
+    [  # tables 9 and 10
+        (NonInteractiveProbing, PAPER_LANGUAGE, 1_241_718),
+        (NonInteractiveProbing, PAPER_DIGITS, 1_254_016),
+        (InteractiveProbing, PAPER_LANGUAGE, 1_235_830),
+        (InteractiveProbing, PAPER_DIGITS, 1_240_960),
+    ],
+)
 def test_parameter_counts_near_paper(cls, setup, paper):
     architecture, task = setup
     encoder = cls(architecture, task)

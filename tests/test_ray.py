@@ -45,6 +45,7 @@ def _executor(**kwargs):
 def _content(file: Path):
     """What a file says: JSON without timings, safetensors as tensors and metadata (its header's
     key order is a hash map's), other files as bytes."""
+
     def strip(value):
         if isinstance(value, dict):
             return {k: strip(v) for k, v in value.items() if k != "seconds"}
@@ -62,8 +63,11 @@ def _content(file: Path):
 
 def _assert_same_files(left: Path, right: Path, skip=("log.txt", "run.json", "report.md", "experiment.json")):
     def files(root):
-        return {p.relative_to(root) for p in root.rglob("*")
-                if p.is_file() and p.name not in skip and "tensorboard" not in p.parts}
+        return {
+            p.relative_to(root)
+            for p in root.rglob("*")
+            if p.is_file() and p.name not in skip and "tensorboard" not in p.parts
+        }
 
     assert files(left) == files(right)
     for name in sorted(files(left)):
@@ -73,8 +77,6 @@ def _assert_same_files(left: Path, right: Path, skip=("log.txt", "run.json", "re
             assert all(torch.equal(a[1][k], b[1][k]) for k in a[1]), name
         else:
             assert a == b, name
-
-
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,18 @@ class _Pretend(Results):
     """Finished results as a step generator reads them: any step, with a zoo's summary."""
 
     def __missing__(self, name):
-        return Finished(name, "0" * 16, Path("/nowhere"), {
-            "path": None, "checkpoints": 1, "split_sizes": {}, "best_val_loss": 0.0,
-            "targets": {"task": {}, "performance": {}}})
+        return Finished(
+            name,
+            "0" * 16,
+            Path("/nowhere"),
+            {
+                "path": None,
+                "checkpoints": 1,
+                "split_sizes": {},
+                "best_val_loss": 0.0,
+                "targets": {"task": {}, "performance": {}},
+            },
+        )
 
 
 def _steps(demo: str) -> list[Step]:

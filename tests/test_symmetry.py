@@ -29,10 +29,14 @@ def test_correct_permutation_keeps_the_function(arch, x_shape):
     torch.testing.assert_close(_outputs(arch, augment(weights), x), _outputs(arch, weights, x), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("arch,x_shape,variant", [
-    pytest.param(arch, shape, variant, id=f"{arch.kind}-{variant}")
-    for arch, shape in CASES for variant in applicable_variants(arch.spec)
-])
+@pytest.mark.parametrize(
+    "arch,x_shape,variant",
+    [
+        pytest.param(arch, shape, variant, id=f"{arch.kind}-{variant}")
+        for arch, shape in CASES
+        for variant in applicable_variants(arch.spec)
+    ],
+)
 def test_incorrect_permutations_change_the_function(arch, x_shape, variant):
     weights = arch.init([1, 2, 3, 4])
     x = torch.randn(x_shape)

@@ -25,8 +25,7 @@ SOURCE = Path(__file__).parents[1] / "src" / "weightspace"
 @pytest.fixture(scope="module")
 def toy_zoo(tmp_path_factory):
     toy_task.register()
-    return build_zoo(tmp_path_factory.mktemp("toy") / "zoo", "shifted-copy", {"checkpoints": [0, 60]},
-                     progress=False)
+    return build_zoo(tmp_path_factory.mktemp("toy") / "zoo", "shifted-copy", {"checkpoints": [0, 60]}, progress=False)
 
 
 def best_validation_loss(run_dir) -> float:
@@ -48,9 +47,18 @@ def test_a_family_defined_outside_the_library_builds_a_zoo(toy_zoo):
 
 
 def test_a_family_defined_outside_the_library_pretrains(toy_zoo, tmp_path):
-    config = PretrainConfig(encoder="statistics", steps=20, batch_size=4, rollouts_per_network=4, val_rollouts=4,
-                            eval_every=10, patience=5, emulator_hidden=16, learning_rate=1e-3,
-                            encoder_options={"hidden": 16})
+    config = PretrainConfig(
+        encoder="statistics",
+        steps=20,
+        batch_size=4,
+        rollouts_per_network=4,
+        val_rollouts=4,
+        eval_every=10,
+        patience=5,
+        emulator_hidden=16,
+        learning_rate=1e-3,
+        encoder_options={"hidden": 16},
+    )
     pretrain(toy_zoo, tmp_path / "run", config, progress=False)
     assert np.isfinite(best_validation_loss(tmp_path / "run"))
 
@@ -66,9 +74,16 @@ def test_a_family_defined_outside_the_library_runs_an_experiment(toy_zoo, tmp_pa
 
 
 def test_no_library_code_outside_a_task_module_compares_a_zoo_kind_to_a_string():
-    pattern = re.compile(r"""kind\s*[!=]=\s*["'](formal-languages|digits|cartpole)|["'](formal-languages|digits|cartpole)["']\s*[!=]=""")
-    offenders = [f"{path.relative_to(SOURCE)}:{n}" for path in SOURCE.rglob("*.py") if path.parent.name != "tasks"
-                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    pattern = re.compile(
+        r"""kind\s*[!=]=\s*["'](formal-languages|digits|cartpole)|["'](formal-languages|digits|cartpole)["']\s*[!=]="""
+    )
+    offenders = [
+        f"{path.relative_to(SOURCE)}:{n}"
+        for path in SOURCE.rglob("*.py")
+        if path.parent.name != "tasks"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert offenders == []
 
 
@@ -92,22 +107,34 @@ def test_manifests_of_merged_configs_still_read(toy_zoo, tmp_path):
     import shutil
 
     zoo_dir = tmp_path / "old"
-    built = build_zoo(zoo_dir, "formal-languages", dict(models=2, population=2, steps=4, checkpoints=(0, 4),
-                                                        samples=8, rollouts=2), progress=False)
+    built = build_zoo(
+        zoo_dir,
+        "formal-languages",
+        dict(models=2, population=2, steps=4, checkpoints=(0, 4), samples=8, rollouts=2),
+        progress=False,
+    )
     manifest = json.loads((built / "manifest.json").read_text())
     manifest["config"].update(data_dir=None, tile_size=None, max_episode_steps=200)
     (built / "manifest.json").write_text(json.dumps(manifest))
     zoo = load_zoo(built)
     assert zoo.config.models == 2 and not hasattr(zoo.config, "max_episode_steps")
     # and a rerun of the same build resumes (finds nothing to do) instead of refusing
-    build_zoo(zoo_dir, "formal-languages", dict(models=2, population=2, steps=4, checkpoints=(0, 4),
-                                                samples=8, rollouts=2), progress=False)
+    build_zoo(
+        zoo_dir,
+        "formal-languages",
+        dict(models=2, population=2, steps=4, checkpoints=(0, 4), samples=8, rollouts=2),
+        progress=False,
+    )
     shutil.rmtree(zoo_dir)
 
 
 def test_encoders_list_on_a_zoo_without_sequence_networks_is_one_line(tmp_path):
-    zoo_dir = build_zoo(tmp_path / "cp", "cartpole", dict(models=2, population=2, steps=20, checkpoints=(0, 20),
-                                                          test_episodes=2, stored_episodes=1), progress=False)
+    zoo_dir = build_zoo(
+        tmp_path / "cp",
+        "cartpole",
+        dict(models=2, population=2, steps=20, checkpoints=(0, 20), test_episodes=2, stored_episodes=1),
+        progress=False,
+    )
     result = CliRunner().invoke(main, ["encoders", "list", "--zoo", str(zoo_dir)])
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "not sequence models" in lines[0]

@@ -17,8 +17,10 @@ from weightspace.experiments import Family, Step, register_family
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
 def test_the_default_follows_the_cores_this_process_may_use():
-    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import weightspace as ws; "
-            "print(ws.available_cores(), ws.set_threads())")
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import weightspace as ws; "
+        "print(ws.available_cores(), ws.set_threads())"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["1", "1"]
     assert ws.available_cores() == len(os.sched_getaffinity(0))
@@ -42,8 +44,11 @@ def test_cli_threads_option_sets_the_count_and_rejects_zero(tmp_path):
         assert result.exit_code == 2 and "no experiment.json" in result.output  # the command ran, on 1 thread
     finally:
         torch.set_num_threads(before)
-    bad = subprocess.run([sys.executable, "-m", "weightspace.cli", "--threads", "0", "report", str(tmp_path)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "weightspace.cli", "--threads", "0", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--threads" in bad.stderr
 
 
@@ -83,8 +88,9 @@ def test_an_explicit_thread_count_overrides_the_family(tmp_path, given, expected
     results = tmp_path / f"results-{expected}"
     before = torch.get_num_threads()
     try:
-        outcome = CliRunner().invoke(main, given + ["run", str(tmp_path / "probe.toml"), "--results-dir",
-                                                    str(results), "--quiet"])
+        outcome = CliRunner().invoke(
+            main, given + ["run", str(tmp_path / "probe.toml"), "--results-dir", str(results), "--quiet"]
+        )
     finally:
         torch.set_num_threads(before)
     assert outcome.exit_code == 0, outcome.output
@@ -114,8 +120,7 @@ def test_a_compiled_lstm_step_runs_torch_on_one_thread_and_the_kernel_on_all(mon
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        trainer = PopulationTrainer(architecture, architecture.init(np.arange(2)), batch, 3, lr=0.01,
-                                    weight_decay=0.0)
+        trainer = PopulationTrainer(architecture, architecture.init(np.arange(2)), batch, 3, lr=0.01, weight_decay=0.0)
         trainer.train_step()
         assert seen == [(1, 2)] if compiled else [(2, 2)]
         assert torch.get_num_threads() == 2 and kernel_threads() == 2

@@ -67,8 +67,14 @@ def test_report_has_figure_2_and_every_forecaster(finished_run):
     report = (out / "report.md").read_text()
     assert "figures/tipl-InvertedPendulum.png" in report and (out / "figures" / "tipl-InvertedPendulum.png").exists()
     assert (out / "figures" / "learning-curves-InvertedPendulum.png").exists()
-    for label in ("TIPL (per-run-d6)", "TIPL (pooled-d6-anchored-from-last)", "copy-last", "linear extrapolation",
-                  "per-parameter MLP", "noise floor"):
+    for label in (
+        "TIPL (per-run-d6)",
+        "TIPL (pooled-d6-anchored-from-last)",
+        "copy-last",
+        "linear extrapolation",
+        "per-parameter MLP",
+        "noise floor",
+    ):
         assert label in report
     results = json.loads((out / "results.json").read_text())["environments"]["InvertedPendulum"]
     assert results["methods"] == ["tipl-per-run-d6", "tipl-pooled-d6-anchored-from-last", "copy_last", "linear", "mlp"]
@@ -105,12 +111,15 @@ def test_start_points_leave_room_for_context_and_horizon():
         _starts(6, 4, 3, 2)
 
 
-@pytest.mark.parametrize("change, message", [
-    (("test_trials = 2", "test_trials = 5"), "leave none to train on"),
-    (('mode = "per_run"', 'mode = "both"'), "mode must be pooled or per_run"),
-    (("rank = 6\n[[svd]]", "rank = 6\nunknown = 1\n[[svd]]"), "unknown"),
-    (("env_steps = 1536", "env_steps = 100"), "at least one rollout"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("test_trials = 2", "test_trials = 5"), "leave none to train on"),
+        (('mode = "per_run"', 'mode = "both"'), "mode must be pooled or per_run"),
+        (("rank = 6\n[[svd]]", "rank = 6\nunknown = 1\n[[svd]]"), "unknown"),
+        (("env_steps = 1536", "env_steps = 100"), "at least one rollout"),
+    ],
+)
 def test_config_errors_are_one_line(tmp_path, change, message):
     file = tmp_path / "bad.toml"
     file.write_text(TINY.replace(*change, 1))

@@ -38,8 +38,9 @@ def linear_trajectories(count, length, parameters, seed=0):
     """phi_t = a + b t, a different a and b for each trajectory and parameter."""
     g = torch.Generator().manual_seed(seed)
     time = torch.arange(length, dtype=torch.float32)[:, None]
-    return [torch.randn(parameters, generator=g) + 0.1 * torch.randn(parameters, generator=g) * time
-            for _ in range(count)]
+    return [
+        torch.randn(parameters, generator=g) + 0.1 * torch.randn(parameters, generator=g) * time for _ in range(count)
+    ]
 
 
 def relative_error(a, b):
@@ -47,6 +48,7 @@ def relative_error(a, b):
 
 
 # Temporal SVD -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(12, 8), (6, 10)])
 def test_full_rank_basis_reconstructs_exactly_and_tokens_are_rows_of_u(shape):
@@ -82,8 +84,9 @@ def test_pooled_basis_is_fitted_on_training_trials_only():
     assert torch.equal(basis.components, reference.components) and basis.energy == reference.energy
     trials[2] = test + 5.0 * torch.randn(10)  # a different test trial leaves the basis and training tokens alone
     again = pooled_basis(trials[:2], 4)
-    assert torch.equal(again.components, basis.components) and torch.equal(tokens(train, again)[0],
-                                                                             tokens(train, basis)[0])
+    assert torch.equal(again.components, basis.components) and torch.equal(
+        tokens(train, again)[0], tokens(train, basis)[0]
+    )
     # a test trial is encoded by projection: what decoding loses is orthogonal to the kept subspace
     for trajectory in (test, trials[2]):
         residual = trajectory - basis.decode(basis.encode(trajectory))
@@ -110,6 +113,7 @@ def test_basis_round_trips_through_safetensors(tmp_path):
 
 # The loss ------------------------------------------------------------------------------------------
 
+
 def test_weight_space_mse_is_the_mse_of_the_decoded_weights():
     trajectories = random_trajectories(2, 20, 30)
     g = torch.Generator().manual_seed(1)
@@ -127,6 +131,7 @@ def test_weight_space_mse_is_the_mse_of_the_decoded_weights():
 
 
 # The transformer -----------------------------------------------------------------------------------
+
 
 def test_prediction_at_t_sees_tokens_up_to_t_only():
     model = CausalTransformer(3, TINY).eval()
@@ -154,7 +159,7 @@ def test_batched_rollout_equals_one_history_at_a_time():
         assert torch.allclose(rollout(model, history, 5), expected, atol=1e-5)
     assert model.training  # rollout restores the mode
     with torch.no_grad():
-        last = model.eval()(histories[:, -TINY.context:])[:, -1]
+        last = model.eval()(histories[:, -TINY.context :])[:, -1]
     assert torch.allclose(rollout(model, histories, 1)[:, 0], last, atol=1e-6)
 
 
@@ -176,19 +181,16 @@ def test_loss_falls_on_tokens_that_move_linearly_in_time():
     time = torch.linspace(0, 1, 40)[:, None]
     sequences = [torch.randn(2, generator=g) + torch.randn(2, generator=g) * time for _ in range(8)]
     scales = [torch.tensor([10.0, 5.0])] * 8
-    config = TIPLConfig(width=16, layers=1, context=8, dropout=0.0, learning_rate=3e-3, batch_size=32, steps=200,
-                        warmup=20)
+    config = TIPLConfig(
+        width=16, layers=1, context=8, dropout=0.0, learning_rate=3e-3, batch_size=32, steps=200, warmup=20
+    )
     _, losses = train_tipl(sequences, scales, 20, config, progress=False)
     assert sum(losses[-20:]) < 0.1 * sum(losses[:20])
 
 
 # Weight-space forecasters --------------------------------------------------------------------------
 
-TRAJECTORY = torch.tensor([[0.0, 0.0, 0.0],
-                           [1.0, 2.0, -1.0],
-                           [2.0, 2.0, 0.0],
-                           [4.0, 1.0, 0.0],
-                           [5.0, 3.0, 2.0]])
+TRAJECTORY = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, -1.0], [2.0, 2.0, 0.0], [4.0, 1.0, 0.0], [5.0, 3.0, 2.0]])
 
 
 def test_weight_prediction_error_of_copy_last_and_linear_by_hand():
@@ -231,6 +233,7 @@ def test_parameter_mlp_learns_linear_trajectories_and_round_trips(tmp_path):
 
 
 # One-line errors -----------------------------------------------------------------------------------
+
 
 def one_line_config_error(call):
     with pytest.raises(ConfigError) as error:

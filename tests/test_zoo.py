@@ -22,10 +22,36 @@ from weightspace.tasks import formal_languages as fl
 from weightspace.tasks import get_task
 from weightspace.zoo import build_zoo
 
-TINY = dict(models=5, population=2, steps=12, checkpoints=(0, 4, 12), samples=40, rollouts=6,
-            hidden_size=8, save_every=5, seed=3)
-CLI_TINY = ["--models", "5", "--population", "2", "--steps", "12", "--checkpoints", "0,4,12",
-            "--samples", "40", "--rollouts", "6", "--save-every", "5", "--seed", "3", "--quiet"]
+TINY = dict(
+    models=5,
+    population=2,
+    steps=12,
+    checkpoints=(0, 4, 12),
+    samples=40,
+    rollouts=6,
+    hidden_size=8,
+    save_every=5,
+    seed=3,
+)
+CLI_TINY = [
+    "--models",
+    "5",
+    "--population",
+    "2",
+    "--steps",
+    "12",
+    "--checkpoints",
+    "0,4,12",
+    "--samples",
+    "40",
+    "--rollouts",
+    "6",
+    "--save-every",
+    "5",
+    "--seed",
+    "3",
+    "--quiet",
+]
 
 
 def _build(path, **overrides):
@@ -51,8 +77,20 @@ def test_table_and_api(tiny_zoo):
     zoo = ws.load_zoo(tiny_zoo)
     table = zoo.table
     assert len(zoo) == 15  # 5 runs x 3 checkpoints
-    for column in ["model_id", "run_id", "step", "split", "performance", "m_b", "m_c", "m_d", "seed",
-                   "learning_rate", "weight_decay", "train_loss"]:
+    for column in [
+        "model_id",
+        "run_id",
+        "step",
+        "split",
+        "performance",
+        "m_b",
+        "m_c",
+        "m_d",
+        "seed",
+        "learning_rate",
+        "weight_decay",
+        "train_loss",
+    ]:
         assert column in table.columns
     assert table["step"].tolist() == [0, 4, 12] * 5
     assert set(table["split"]) <= {"train", "val", "ood"}
@@ -183,16 +221,19 @@ def test_help_reads_well():
     assert "--test-episodes" in cartpole and "--hidden-size" not in cartpole and "[default: 8000]" in cartpole
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("no_manifest", "has no manifest.json"),
-    ("bad_json", "not valid JSON"),
-    ("foreign_json", "format field"),
-    ("future_version", "format version"),
-    ("missing_table", "checkpoints.parquet is missing"),
-    ("missing_weights", "is missing"),
-    ("corrupt_weights", "unreadable"),
-    ("corrupt_table", "not a readable Parquet"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("no_manifest", "has no manifest.json"),
+        ("bad_json", "not valid JSON"),
+        ("foreign_json", "format field"),
+        ("future_version", "format version"),
+        ("missing_table", "checkpoints.parquet is missing"),
+        ("missing_weights", "is missing"),
+        ("corrupt_weights", "unreadable"),
+        ("corrupt_table", "not a readable Parquet"),
+    ],
+)
 def test_malformed_zoos_get_one_clear_error_line(tiny_zoo, tmp_path, damage, message):
     zoo = tmp_path / "damaged"
     shutil.copytree(tiny_zoo, zoo)
@@ -236,6 +277,7 @@ def test_bad_build_settings_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="not empty"):
         _build(tmp_path / "busy")
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"  # nothing lost
-    result = CliRunner().invoke(main, ["zoo", "build", "formal-languages", "--out", str(tmp_path / "x"),
-                                       "--checkpoints", "0,a"])
+    result = CliRunner().invoke(
+        main, ["zoo", "build", "formal-languages", "--out", str(tmp_path / "x"), "--checkpoints", "0,a"]
+    )
     assert result.exit_code == 2 and "comma-separated integers" in result.output

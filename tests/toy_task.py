@@ -59,14 +59,16 @@ class ShiftedCopy(Task):
     def plan(self, config) -> pd.DataFrame:
         shifts = np.arange(config.models) % len(SHIFTS)  # every shift equally often
         draw = counter_rng.uniform([config.seed], counter_rng.stream_id("split"), (config.models,))[0].numpy()
-        return pd.DataFrame({
-            "run_id": np.arange(config.models),
-            "split": np.where(shifts == OOD_SHIFT, "ood", np.where(draw < 0.25, "val", "train")),
-            "seed": counter_rng.derive_seeds(config.seed, config.models),
-            "learning_rate": np.full(config.models, config.learning_rate),
-            "weight_decay": np.full(config.models, config.weight_decay),
-            "shift": shifts,
-        })
+        return pd.DataFrame(
+            {
+                "run_id": np.arange(config.models),
+                "split": np.where(shifts == OOD_SHIFT, "ood", np.where(draw < 0.25, "val", "train")),
+                "seed": counter_rng.derive_seeds(config.seed, config.models),
+                "learning_rate": np.full(config.models, config.learning_rate),
+                "weight_decay": np.full(config.models, config.weight_decay),
+                "shift": shifts,
+            }
+        )
 
     def shard_task(self, runs, config, device) -> ShardTask:
         keys = runs["seed"].to_numpy()
@@ -90,11 +92,17 @@ class ShiftedCopy(Task):
         return tensor.to(torch.uint8) if name == "tokens" else tensor.to(torch.float16)
 
     def describe(self, config) -> dict:
-        return {"task": {"family": "output (input token + shift) mod 4"},
-                "splits": {"rule": f"ood = shift {OOD_SHIFT}; a quarter of the rest val"},
-                "rollouts": {"count": config.rollouts, "tensors": {
+        return {
+            "task": {"family": "output (input token + shift) mod 4"},
+            "splits": {"rule": f"ood = shift {OOD_SHIFT}; a quarter of the rest val"},
+            "rollouts": {
+                "count": config.rollouts,
+                "tensors": {
                     "tokens": {"shape": [config.rollouts, LENGTH], "stored_dtype": "uint8"},
-                    "logprobs": {"shape": [config.rollouts, LENGTH, VOCAB], "stored_dtype": "float16"}}}}
+                    "logprobs": {"shape": [config.rollouts, LENGTH, VOCAB], "stored_dtype": "float16"},
+                },
+            },
+        }
 
     def task_io(self, zoo) -> TaskIO:
         return TaskIO("categorical", VOCAB, "categorical", VOCAB, probe_length=LENGTH)
@@ -107,12 +115,13 @@ class ShiftedCopy(Task):
         shift = torch.as_tensor(zoo.table["shift"].to_numpy()[indices])[:, None, None]
         target = (rollouts["tokens"] + shift) % VOCAB
         emulated = run.emulator(z, F.one_hot(rollouts["tokens"], VOCAB).float())
-        return (zoo.table["accuracy"].to_numpy()[indices],
-                (emulated.argmax(-1) == target).float().mean((1, 2)).numpy())
+        return (zoo.table["accuracy"].to_numpy()[indices], (emulated.argmax(-1) == target).float().mean((1, 2)).numpy())
 
     def targets(self, zoo) -> list:
-        return [Classification("shift", ("shift",), SHIFTS, chance={"accuracy": 1 / len(SHIFTS)}),
-                Regression("accuracy", ("accuracy",))]
+        return [
+            Classification("shift", ("shift",), SHIFTS, chance={"accuracy": 1 / len(SHIFTS)}),
+            Regression("accuracy", ("accuracy",)),
+        ]
 
 
 def register() -> Task:

@@ -16,5 +16,17 @@ def load_zoo(path):
     return _load(path)
 
 
-__all__ = ["GRU", "LSTM", "MLP", "Population", "RNN", "WeightSpec", "WeightspaceError",
-           "ZooFormatError", "__version__", "available_cores", "load_zoo", "set_threads"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "MLP",
+    "Population",
+    "RNN",
+    "WeightSpec",
+    "WeightspaceError",
+    "ZooFormatError",
+    "__version__",
+    "available_cores",
+    "load_zoo",
+    "set_threads",
+]

@@ -54,8 +54,10 @@ def from_dict(cls: type[T], data: dict, where: str = "config", ignore=()) -> T:
         allowed = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(error.keys))}; allowed: {allowed}") from None
     except dacite.WrongTypeError as error:
-        raise ConfigError(f"{where}: {error.field_path} must be {_type_name(error.field_type)}, "
-                          f"got {type(error.value).__name__} {error.value!r}") from None
+        raise ConfigError(
+            f"{where}: {error.field_path} must be {_type_name(error.field_type)}, "
+            f"got {type(error.value).__name__} {error.value!r}"
+        ) from None
     except dacite.MissingValueError as error:
         raise ConfigError(f"{where}: {error.field_path} is required") from None
     except dacite.DaciteError as error:

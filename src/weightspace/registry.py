@@ -14,8 +14,15 @@ from .errors import ConfigError
 
 
 class Registry:
-    def __init__(self, what: str, package: str, built_in: dict[str, tuple[str, str]], group: str | None = None,
-                 instantiate: bool = True, error: type[Exception] = ConfigError):
+    def __init__(
+        self,
+        what: str,
+        package: str,
+        built_in: dict[str, tuple[str, str]],
+        group: str | None = None,
+        instantiate: bool = True,
+        error: type[Exception] = ConfigError,
+    ):
         self.what = what  # e.g. "task family", for messages
         self.package = package
         self.built_in = dict(built_in)  # name -> (module relative to package, class)

@@ -10,8 +10,7 @@ from scipy import stats
 MIN_PAIRS = 3
 
 
-def bootstrap_interval(values, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0,
-                       statistic=np.mean):
+def bootstrap_interval(values, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0, statistic=np.mean):
     """(statistic, low, high): ``statistic`` of ``values`` (default the mean; it takes an ``axis``
     argument, as numpy's reductions do) and a percentile-bootstrap interval of it
     (``scipy.stats.bootstrap``, fixed resampling seed). NaNs are dropped; one value, or values
@@ -23,25 +22,39 @@ def bootstrap_interval(values, confidence: float = 0.95, resamples: int = 10_000
     value = float(statistic(values))
     if len(values) == 1 or np.ptp(values) == 0:
         return value, value, value
-    result = stats.bootstrap((values,), statistic, confidence_level=confidence, n_resamples=resamples,
-                             method="percentile", rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (values,),
+        statistic,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return value, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def bootstrap_difference(first, second, statistic=np.mean, confidence: float = 0.95, resamples: int = 10_000,
-                         seed: int = 0):
+def bootstrap_difference(
+    first, second, statistic=np.mean, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+):
     """(statistic(second) - statistic(first), low, high): the difference between two independent
     samples and a percentile-bootstrap interval of it, both samples resampled. Fewer than two
     values on either side: (nan, nan, nan)."""
     first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
     if len(first) < 2 or len(second) < 2:
         return float("nan"), float("nan"), float("nan")
-    result = stats.bootstrap((first, second),
-                             lambda a, b, axis=-1: statistic(b, axis=axis) - statistic(a, axis=axis),
-                             confidence_level=confidence, n_resamples=resamples, method="percentile",
-                             rng=np.random.default_rng(seed))
-    return (float(statistic(second) - statistic(first)), float(result.confidence_interval.low),
-            float(result.confidence_interval.high))
+    result = stats.bootstrap(
+        (first, second),
+        lambda a, b, axis=-1: statistic(b, axis=axis) - statistic(a, axis=axis),
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return (
+        float(statistic(second) - statistic(first)),
+        float(result.confidence_interval.low),
+        float(result.confidence_interval.high),
+    )
 
 
 def pearson(a, b) -> float:

@@ -38,8 +38,9 @@ PAPER_REFERENCE_STATES = 10_000
 LAYER_NAMES = ("hidden", "output")
 
 
-def reference_states(count: int = PAPER_REFERENCE_STATES, seed: int = 0,
-                     max_episode_steps: int = PAPER_MAX_EPISODE_STEPS) -> torch.Tensor:
+def reference_states(
+    count: int = PAPER_REFERENCE_STATES, seed: int = 0, max_episode_steps: int = PAPER_MAX_EPISODE_STEPS
+) -> torch.Tensor:
     """``count`` CartPole states (count, 4) float32, visited by policies from skilled to random.
 
     256 environments each follow a balancing controller (push towards the pole's lean, with

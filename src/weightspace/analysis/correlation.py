@@ -31,8 +31,13 @@ def loss_correlations(
     if pretrain_column not in rows.columns:
         raise ValueError(f"no column {pretrain_column!r}; the rows have {list(rows.columns)}")
     if targets is None:
-        targets = [c for c in rows.columns if c not in (*ID_COLUMNS, pretrain_column)
-                   and pd.api.types.is_numeric_dtype(rows[c]) and not pd.api.types.is_bool_dtype(rows[c])]
+        targets = [
+            c
+            for c in rows.columns
+            if c not in (*ID_COLUMNS, pretrain_column)
+            and pd.api.types.is_numeric_dtype(rows[c])
+            and not pd.api.types.is_bool_dtype(rows[c])
+        ]
     else:
         missing = [t for t in targets if t not in rows.columns]
         if missing:
@@ -42,6 +47,7 @@ def loss_correlations(
     for target in targets:
         downstream = rows[target].to_numpy(dtype=np.float64)
         both = np.isfinite(pretrain) & np.isfinite(downstream)
-        records.append({"target": target, "pearson": pearson(pretrain[both], downstream[both]),
-                        "pairs": int(both.sum())})
+        records.append(
+            {"target": target, "pearson": pearson(pretrain[both], downstream[both]), "pairs": int(both.sum())}
+        )
     return pd.DataFrame(records, columns=["target", "pearson", "pairs"]).set_index("target")

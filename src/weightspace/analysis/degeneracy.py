@@ -36,7 +36,9 @@ def sample_std(values, axis=-1):
 LEVEL_STATISTICS = {"behaviour": sample_std, "dynamics": np.mean, "weights": np.mean}
 
 
-def permuted_distance(first: np.ndarray, second: np.ndarray, restarts: int = 3, seed: int = 0) -> tuple[float, np.ndarray]:
+def permuted_distance(
+    first: np.ndarray, second: np.ndarray, restarts: int = 3, seed: int = 0
+) -> tuple[float, np.ndarray]:
     """(min over the permutations tried of ||first - P^T second P||_F, the best permutation
     ``perm`` with ``second[perm][:, perm]`` aligned to ``first``)."""
     first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
@@ -60,8 +62,9 @@ def pairwise_weight_distances(recurrent: torch.Tensor | np.ndarray, restarts: in
     distances = np.zeros((M, M))
     for i in range(M):
         for j in range(i + 1, M):
-            distances[i, j] = distances[j, i] = permuted_distance(matrices[i], matrices[j], restarts,
-                                                                  seed + i * M + j)[0] / N**2
+            distances[i, j] = distances[j, i] = (
+                permuted_distance(matrices[i], matrices[j], restarts, seed + i * M + j)[0] / N**2
+            )
     return distances
 
 
@@ -99,11 +102,11 @@ def tangent_kernels(architecture, weights: Population, inputs: torch.Tensor, eve
     names = list(weights.keys())
     kernels = []
     for k in range(weights.size):
-        params = tuple(weights[n][k:k + 1].detach() for n in names)
+        params = tuple(weights[n][k : k + 1].detach() for n in names)
 
         def outputs(*tensors, k=k):
-            out = architecture.forward(Population(weights.spec, dict(zip(names, tensors))), inputs[k:k + 1])[0]
-            return out[:, :, every - 1::every].reshape(-1)
+            out = architecture.forward(Population(weights.spec, dict(zip(names, tensors))), inputs[k : k + 1])[0]
+            return out[:, :, every - 1 :: every].reshape(-1)
 
         jacobian = torch.autograd.functional.jacobian(outputs, params, vectorize=True)
         flat = torch.cat([j.reshape(j.shape[0], -1) for j in jacobian], dim=1)

@@ -9,8 +9,11 @@ import numpy as np
 
 from ..plotting import pyplot
 
-TITLES = {"behaviour": "behaviour: sigma_OOD", "dynamics": "dynamics: mean DSA distance",
-          "weights": "weights: mean ||W1 - P^T W2 P|| / N^2"}
+TITLES = {
+    "behaviour": "behaviour: sigma_OOD",
+    "dynamics": "dynamics: mean DSA distance",
+    "weights": "weights: mean ||W1 - P^T W2 P|| / N^2",
+}
 
 
 def sweep_figure(sweep: dict, path: Path) -> Path:
@@ -23,7 +26,9 @@ def sweep_figure(sweep: dict, path: Path) -> Path:
     for ax, level in zip(axes, TITLES):
         values = np.array([c[level]["value"] for c in measured], float)
         low = np.array([c[level]["low"] if c[level]["low"] is not None else c[level]["value"] for c in measured], float)
-        high = np.array([c[level]["high"] if c[level]["high"] is not None else c[level]["value"] for c in measured], float)
+        high = np.array(
+            [c[level]["high"] if c[level]["high"] is not None else c[level]["value"] for c in measured], float
+        )
         ax.errorbar(x, values, yerr=[values - low, high - values], marker="o", capsize=3)
         if level == "dynamics":
             null = [c["dsa_null"]["value"] for c in measured]

@@ -101,34 +101,36 @@ class DSASettings:
     def __post_init__(self):
         for name in ("n_delays", "rank", "delay_interval", "iterations", "restarts"):
             if int(getattr(self, name)) < 1:
-                raise WeightspaceError(f"DSASettings.{name} must be >= 1, got "
-                                       f"{getattr(self, name)}")
+                raise WeightspaceError(f"DSASettings.{name} must be >= 1, got {getattr(self, name)}")
         _check_score_method(self.score_method)
         if not self.lr > 0 or self.ridge < 0:
-            raise WeightspaceError(f"DSASettings needs lr > 0 and ridge >= 0, got lr={self.lr}, "
-                                   f"ridge={self.ridge}")
+            raise WeightspaceError(f"DSASettings needs lr > 0 and ridge >= 0, got lr={self.lr}, ridge={self.ridge}")
 
     def to_json(self) -> dict:
         return asdict(self)
 
     def fit_operators(self, trajectories: torch.Tensor, threads: int | None = 1) -> torch.Tensor:
         """(M, trials, T, n) trajectories -> (M, rank, rank) HAVOK DMD operators."""
-        return havok_dmd(trajectories, self.n_delays, self.rank, self.delay_interval, self.ridge,
-                         threads=threads)
+        return havok_dmd(trajectories, self.n_delays, self.rank, self.delay_interval, self.ridge, threads=threads)
 
-    def pairwise(self, operators: torch.Tensor, chunk_size: int = DEFAULT_CHUNK,
-                 threads: int | None = 1) -> torch.Tensor:
+    def pairwise(
+        self, operators: torch.Tensor, chunk_size: int = DEFAULT_CHUNK, threads: int | None = 1
+    ) -> torch.Tensor:
         return pairwise_dsa(operators, self, chunk_size=chunk_size, threads=threads)
 
-    def between(self, operators_x: torch.Tensor, operators_y: torch.Tensor, paired: bool = False,
-                chunk_size: int = DEFAULT_CHUNK, threads: int | None = 1) -> torch.Tensor:
-        return dsa_between(operators_x, operators_y, self, paired=paired, chunk_size=chunk_size,
-                           threads=threads)
+    def between(
+        self,
+        operators_x: torch.Tensor,
+        operators_y: torch.Tensor,
+        paired: bool = False,
+        chunk_size: int = DEFAULT_CHUNK,
+        threads: int | None = 1,
+    ) -> torch.Tensor:
+        return dsa_between(operators_x, operators_y, self, paired=paired, chunk_size=chunk_size, threads=threads)
 
 
 # ---- HAVOK DMD -----------------------------------------------------------------------------------
-def delay_embedding(trajectories: torch.Tensor, n_delays: int, delay_interval: int = 1
-                    ) -> torch.Tensor:
+def delay_embedding(trajectories: torch.Tensor, n_delays: int, delay_interval: int = 1) -> torch.Tensor:
     """(M, trials, T, n) -> (M, trials, T - (n_delays - 1) * delay_interval, n * n_delays).
 
     Row t holds ``[x_{t + (D-1) s}, ..., x_{t + s}, x_t]``, newest state first, as dsa-metric's
@@ -136,21 +138,27 @@ def delay_embedding(trajectories: torch.Tensor, n_delays: int, delay_interval: i
     """
     _check_trajectories(trajectories)
     if n_delays < 1 or delay_interval < 1:
-        raise WeightspaceError(f"n_delays and delay_interval must be >= 1, got {n_delays} and "
-                               f"{delay_interval}")
+        raise WeightspaceError(f"n_delays and delay_interval must be >= 1, got {n_delays} and {delay_interval}")
     span = (n_delays - 1) * delay_interval
     steps = trajectories.shape[2] - span
     if steps < 1:
-        raise WeightspaceError(f"{n_delays} delays x interval {delay_interval} need more than "
-                               f"{span} time steps, trajectories have {trajectories.shape[2]}")
-    blocks = [trajectories[:, :, (n_delays - 1 - d) * delay_interval:][:, :, :steps]
-              for d in range(n_delays)]
+        raise WeightspaceError(
+            f"{n_delays} delays x interval {delay_interval} need more than "
+            f"{span} time steps, trajectories have {trajectories.shape[2]}"
+        )
+    blocks = [trajectories[:, :, (n_delays - 1 - d) * delay_interval :][:, :, :steps] for d in range(n_delays)]
     return torch.cat(blocks, dim=-1)
 
 
-def havok_dmd(trajectories: torch.Tensor, n_delays: int, rank: int, delay_interval: int = 1,
-              ridge: float = REFERENCE_RIDGE, chunk_size: int = 8, threads: int | None = 1
-              ) -> torch.Tensor:
+def havok_dmd(
+    trajectories: torch.Tensor,
+    n_delays: int,
+    rank: int,
+    delay_interval: int = 1,
+    ridge: float = REFERENCE_RIDGE,
+    chunk_size: int = 8,
+    threads: int | None = 1,
+) -> torch.Tensor:
     """One HAVOK DMD fit per network: (M, trials, T, n) -> operators (M, rank, rank).
 
     Equal to dsa-metric's ``DMD(x, n_delays, delay_interval, rank).fit().A_v`` for each network,
@@ -162,14 +170,20 @@ def havok_dmd(trajectories: torch.Tensor, n_delays: int, rank: int, delay_interv
     embedded = delay_embedding(trajectories, n_delays, delay_interval)
     networks, trials, steps, features = embedded.shape
     if steps < 2:
-        raise WeightspaceError(f"the delay embedding leaves {steps} time step per trial; the fit "
-                               f"needs at least 2 (fewer delays or longer trajectories)")
+        raise WeightspaceError(
+            f"the delay embedding leaves {steps} time step per trial; the fit "
+            f"needs at least 2 (fewer delays or longer trajectories)"
+        )
     if not 1 <= rank <= min(trials * steps, features):
-        raise WeightspaceError(f"rank must be in [1, {min(trials * steps, features)}] (the Hankel "
-                               f"matrix is {trials * steps} x {features}), got {rank}")
+        raise WeightspaceError(
+            f"rank must be in [1, {min(trials * steps, features)}] (the Hankel "
+            f"matrix is {trials * steps} x {features}), got {rank}"
+        )
     with intra_op_threads(threads if trajectories.device.type == "cpu" else None):
-        operators = [_fit_operators(embedded[start:start + chunk_size], rank, ridge)
-                     for start in range(0, networks, chunk_size)]
+        operators = [
+            _fit_operators(embedded[start : start + chunk_size], rank, ridge)
+            for start in range(0, networks, chunk_size)
+        ]
     return torch.cat(operators).to(trajectories.dtype)
 
 
@@ -201,10 +215,18 @@ def _top_time_singular_vectors(hankel: torch.Tensor, rank: int) -> torch.Tensor:
 
 
 # ---- Procrustes over vector fields -------------------------------------------------------------
-def procrustes_distance(A: torch.Tensor, B: torch.Tensor, *, score_method: str = DEFAULT_SCORE,
-                        iterations: int = REFERENCE_ITERATIONS, lr: float = REFERENCE_LR,
-                        seed: int = 0, restarts: int = 1, keys=None,
-                        initial_weights: torch.Tensor | None = None) -> torch.Tensor:
+def procrustes_distance(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    *,
+    score_method: str = DEFAULT_SCORE,
+    iterations: int = REFERENCE_ITERATIONS,
+    lr: float = REFERENCE_LR,
+    seed: int = 0,
+    restarts: int = 1,
+    keys=None,
+    initial_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """min over C in O(r) of the distance between A and C B C^T, for P pairs at once: (P,) scores.
 
     A, B: (P, r, r). Each start runs the search twice (on B and on the swapped B, see the module
@@ -220,16 +242,17 @@ def procrustes_distance(A: torch.Tensor, B: torch.Tensor, *, score_method: str =
     _check_pairs(A, B)
     _check_score_method(score_method, procrustes_only=True)
     if iterations < 1 or restarts < 1 or not lr > 0:
-        raise WeightspaceError(f"iterations and restarts must be >= 1 and lr > 0, got "
-                               f"{iterations}, {restarts} and {lr}")
+        raise WeightspaceError(
+            f"iterations and restarts must be >= 1 and lr > 0, got {iterations}, {restarts} and {lr}"
+        )
     pairs, r, _ = A.shape
     runs = 2 * restarts
     if initial_weights is None:
-        initial_weights = initial_skew_weights(np.arange(pairs) if keys is None else keys, r,
-                                               seed, restarts)
+        initial_weights = initial_skew_weights(np.arange(pairs) if keys is None else keys, r, seed, restarts)
     elif initial_weights.shape != (pairs, runs, 3, r, r):
-        raise WeightspaceError(f"initial_weights must have shape {(pairs, runs, 3, r, r)}, got "
-                               f"{tuple(initial_weights.shape)}")
+        raise WeightspaceError(
+            f"initial_weights must have shape {(pairs, runs, 3, r, r)}, got {tuple(initial_weights.shape)}"
+        )
     A = A / torch.linalg.matrix_norm(A).view(-1, 1, 1)
     B = B / torch.linalg.matrix_norm(B).view(-1, 1, 1)
     swap = torch.eye(r, dtype=A.dtype, device=A.device)
@@ -300,10 +323,18 @@ def eigenvalue_wasserstein(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 
 # ---- all pairs -----------------------------------------------------------------------------------
-def pairwise_dsa(operators: torch.Tensor, settings: DSASettings | None = None, *,
-                 score_method: str | None = None, iterations: int | None = None,
-                 lr: float | None = None, seed: int | None = None, restarts: int | None = None,
-                 chunk_size: int = DEFAULT_CHUNK, threads: int | None = 1) -> torch.Tensor:
+def pairwise_dsa(
+    operators: torch.Tensor,
+    settings: DSASettings | None = None,
+    *,
+    score_method: str | None = None,
+    iterations: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    restarts: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    threads: int | None = 1,
+) -> torch.Tensor:
     """(M, r, r) operators -> (M, M) symmetric distances, zero diagonal, ``chunk_size`` pairs at
     a time. Pair (i, j), i > j, compares A = operators[i] with B = operators[j].
 
@@ -312,44 +343,49 @@ def pairwise_dsa(operators: torch.Tensor, settings: DSASettings | None = None, *
     30, 1,225 pairs: 2 threads 4x slower than 1 while another process held a core).
     """
     _check_operators(operators, "operators")
-    search = _search(settings, score_method=score_method, iterations=iterations, lr=lr,
-                     seed=seed, restarts=restarts)
+    search = _search(settings, score_method=score_method, iterations=iterations, lr=lr, seed=seed, restarts=restarts)
     count = operators.shape[0]
     rows, cols = torch.tril_indices(count, count, -1)
-    scores = _score_pairs(operators[rows], operators[cols], rows, cols, search, chunk_size,
-                          threads)
+    scores = _score_pairs(operators[rows], operators[cols], rows, cols, search, chunk_size, threads)
     distances = operators.new_zeros(count, count)
     distances[rows, cols] = scores
     distances[cols, rows] = scores
     return distances
 
 
-def dsa_between(operators_x: torch.Tensor, operators_y: torch.Tensor,
-                settings: DSASettings | None = None, *, paired: bool = False,
-                score_method: str | None = None, iterations: int | None = None,
-                lr: float | None = None, seed: int | None = None, restarts: int | None = None,
-                chunk_size: int = DEFAULT_CHUNK, threads: int | None = 1) -> torch.Tensor:
+def dsa_between(
+    operators_x: torch.Tensor,
+    operators_y: torch.Tensor,
+    settings: DSASettings | None = None,
+    *,
+    paired: bool = False,
+    score_method: str | None = None,
+    iterations: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    restarts: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    threads: int | None = 1,
+) -> torch.Tensor:
     """Distances of x_i (A) to y_j (B): (Mx, r, r) and (My, r, r) -> (Mx, My) for every i, j; with
     ``paired`` (Mx == My), (M,) for i == j only, e.g. the null of each network: its operator from
     one half of its trials against the one from the other half. Parameters as ``pairwise_dsa``.
     """
     _check_operators(operators_x, "operators_x")
     _check_operators(operators_y, "operators_y")
-    if operators_x.shape[1:] != operators_y.shape[1:] or (
-            paired and len(operators_x) != len(operators_y)):
-        raise WeightspaceError(f"operators_x and operators_y must have the same rank"
-                               f"{' and count (paired)' if paired else ''}, got "
-                               f"{tuple(operators_x.shape)} and {tuple(operators_y.shape)}")
-    search = _search(settings, score_method=score_method, iterations=iterations, lr=lr,
-                     seed=seed, restarts=restarts)
+    if operators_x.shape[1:] != operators_y.shape[1:] or (paired and len(operators_x) != len(operators_y)):
+        raise WeightspaceError(
+            f"operators_x and operators_y must have the same rank"
+            f"{' and count (paired)' if paired else ''}, got "
+            f"{tuple(operators_x.shape)} and {tuple(operators_y.shape)}"
+        )
+    search = _search(settings, score_method=score_method, iterations=iterations, lr=lr, seed=seed, restarts=restarts)
     if paired:
         rows = cols = torch.arange(len(operators_x))
     else:
-        rows, cols = torch.meshgrid(torch.arange(len(operators_x)),
-                                    torch.arange(len(operators_y)), indexing="ij")
+        rows, cols = torch.meshgrid(torch.arange(len(operators_x)), torch.arange(len(operators_y)), indexing="ij")
         rows, cols = rows.reshape(-1), cols.reshape(-1)
-    scores = _score_pairs(operators_x[rows], operators_y[cols], rows, cols, search, chunk_size,
-                          threads)
+    scores = _score_pairs(operators_x[rows], operators_y[cols], rows, cols, search, chunk_size, threads)
     return scores if paired else scores.reshape(len(operators_x), len(operators_y))
 
 
@@ -359,14 +395,18 @@ def _search(settings: DSASettings | None, **given) -> dict:
     if settings is None:
         return {**_search_parameters(DSASettings(n_delays=1, rank=1)), **given}
     if given:
-        raise WeightspaceError(f"pass {', '.join(sorted(given))} through settings or as keywords, "
-                               f"not both")
+        raise WeightspaceError(f"pass {', '.join(sorted(given))} through settings or as keywords, not both")
     return _search_parameters(settings)
 
 
 def _search_parameters(settings: DSASettings) -> dict:
-    return dict(score_method=settings.score_method, iterations=settings.iterations,
-                lr=settings.lr, seed=settings.seed, restarts=settings.restarts)
+    return dict(
+        score_method=settings.score_method,
+        iterations=settings.iterations,
+        lr=settings.lr,
+        seed=settings.seed,
+        restarts=settings.restarts,
+    )
 
 
 def _score_pairs(A, B, rows, cols, search: dict, chunk_size: int, threads: int | None):
@@ -381,27 +421,31 @@ def _score_pairs(A, B, rows, cols, search: dict, chunk_size: int, threads: int |
             return eigenvalue_wasserstein(A, B)
         # The start of a pair depends on which two operators it compares, not on its batch.
         keys = (rows.numpy().astype(np.uint64) << np.uint64(32)) | cols.numpy().astype(np.uint64)
-        return torch.cat([procrustes_distance(A[s:s + chunk_size], B[s:s + chunk_size],
-                                              keys=keys[s:s + chunk_size], **search)
-                          for s in range(0, len(A), chunk_size)])
+        return torch.cat(
+            [
+                procrustes_distance(
+                    A[s : s + chunk_size], B[s : s + chunk_size], keys=keys[s : s + chunk_size], **search
+                )
+                for s in range(0, len(A), chunk_size)
+            ]
+        )
 
 
 # ---- input checks ------------------------------------------------------------------------------
 def _check_trajectories(trajectories):
     if not isinstance(trajectories, torch.Tensor) or trajectories.ndim != 4:
         shape = tuple(trajectories.shape) if hasattr(trajectories, "shape") else type(trajectories)
-        raise WeightspaceError(f"trajectories must be a tensor (networks, trials, time, units), "
-                               f"got {shape}")
+        raise WeightspaceError(f"trajectories must be a tensor (networks, trials, time, units), got {shape}")
     if not trajectories.is_floating_point():
         raise WeightspaceError(f"trajectories must be floats, got {trajectories.dtype}")
     if not torch.isfinite(trajectories).all():
-        raise WeightspaceError(f"trajectories must be finite, got "
-                               f"{int((~torch.isfinite(trajectories)).sum())} non-finite values")
+        raise WeightspaceError(
+            f"trajectories must be finite, got {int((~torch.isfinite(trajectories)).sum())} non-finite values"
+        )
 
 
 def _check_operators(operators, name):
-    if (not isinstance(operators, torch.Tensor) or operators.ndim != 3
-            or operators.shape[1] != operators.shape[2]):
+    if not isinstance(operators, torch.Tensor) or operators.ndim != 3 or operators.shape[1] != operators.shape[2]:
         shape = tuple(operators.shape) if hasattr(operators, "shape") else type(operators)
         raise WeightspaceError(f"{name} must be a tensor (networks, rank, rank), got {shape}")
 
@@ -410,12 +454,10 @@ def _check_pairs(A, B):
     _check_operators(A, "A")
     _check_operators(B, "B")
     if A.shape != B.shape:
-        raise WeightspaceError(f"A and B must have the same shape, got {tuple(A.shape)} and "
-                               f"{tuple(B.shape)}")
+        raise WeightspaceError(f"A and B must have the same shape, got {tuple(A.shape)} and {tuple(B.shape)}")
 
 
 def _check_score_method(score_method, procrustes_only=False):
     allowed = SCORE_METHODS[:2] if procrustes_only else SCORE_METHODS
     if score_method not in allowed:
-        raise WeightspaceError(f"score_method must be one of {', '.join(allowed)}, got "
-                               f"{score_method!r}")
+        raise WeightspaceError(f"score_method must be one of {', '.join(allowed)}, got {score_method!r}")

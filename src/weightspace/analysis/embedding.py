@@ -54,8 +54,7 @@ def project(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarr
         return coordinates, (f"PC 1 ({share[0]:.0f}% variance)", f"PC 2 ({share[1]:.0f}% variance)")
     if method == "tsne":
         perplexity = min(30.0, max(1.0, (len(z) - 1) / 3))
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                    random_state=seed)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed)
         return tsne.fit_transform(z), ("t-SNE 1", "t-SNE 2")
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
@@ -85,8 +84,9 @@ def _draw(ax, coordinates: np.ndarray, column: pd.Series, categorical: bool | No
             categories.sort(key=str)
         codes = pd.Categorical(column, categories=categories).codes
         palette = "tab10" if len(categories) <= 10 else "tab20" if len(categories) <= 20 else "nipy_spectral"
-        colours = plt.get_cmap(palette)(np.linspace(0, 1, len(categories)) if palette == "nipy_spectral"
-                                        else np.arange(len(categories)))
+        colours = plt.get_cmap(palette)(
+            np.linspace(0, 1, len(categories)) if palette == "nipy_spectral" else np.arange(len(categories))
+        )
         for code, category in enumerate(categories):
             chosen = codes == code
             ax.scatter(x[chosen], y[chosen], s=size, color=colours[code], label=str(category), linewidths=0)
@@ -99,8 +99,9 @@ def _draw(ax, coordinates: np.ndarray, column: pd.Series, categorical: bool | No
         mask = np.asarray(highlight, dtype=bool)
         if mask.shape != (len(coordinates),):
             raise ValueError(f"highlight must be a boolean mask of length {len(coordinates)}, got shape {mask.shape}")
-        ax.scatter(x[mask], y[mask], s=size * 2.5, facecolors="none", edgecolors="black", linewidths=0.8,
-                   label="highlighted")
+        ax.scatter(
+            x[mask], y[mask], s=size * 2.5, facecolors="none", edgecolors="black", linewidths=0.8, label="highlighted"
+        )
     ax.set_xticks([])
     ax.set_yticks([])
 

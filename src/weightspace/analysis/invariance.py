@@ -34,8 +34,9 @@ def _concatenate(populations: Sequence[Population]) -> Population:
     return Population(spec, {name: torch.cat([p[name] for p in populations]) for name in spec.names})
 
 
-def random_inputs(task: TaskIO, count: int, batch: int, length: int, generator: torch.Generator,
-                  dtype=torch.float32) -> torch.Tensor:
+def random_inputs(
+    task: TaskIO, count: int, batch: int, length: int, generator: torch.Generator, dtype=torch.float32
+) -> torch.Tensor:
     """One random input batch (batch, length, X), the same for all ``count`` networks:
     (count, batch, length, X). Categorical inputs are one-hot random tokens, continuous ones
     uniform in [0, 1) (the range of the digits task's pixels)."""
@@ -82,8 +83,10 @@ def invariance_matrix(
     if weights_a.spec != architecture.spec or weights_b.spec != architecture.spec:
         raise ValueError(f"weights do not match the subject architecture {dict(architecture.spec.config)}")
     if weights_a.size != weights_b.size:
-        raise ValueError(f"weights_a has {weights_a.size} networks but weights_b has {weights_b.size}; "
-                         "every network needs one other network to compare with")
+        raise ValueError(
+            f"weights_a has {weights_a.size} networks but weights_b has {weights_b.size}; "
+            "every network needs one other network to compare with"
+        )
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown permutation variants {unknown}; choose from {VARIANTS}")
@@ -106,8 +109,7 @@ def invariance_matrix(
         finally:
             encoder.train(was_training)
 
-    matrix = pd.DataFrame({name: ratio.cpu().numpy() for name, ratio in rows.items()},
-                          index=list(variants)).T
+    matrix = pd.DataFrame({name: ratio.cpu().numpy() for name, ratio in rows.items()}, index=list(variants)).T
     matrix.index.name = "model"
     matrix.columns.name = "permutation"
     return matrix

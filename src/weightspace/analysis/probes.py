@@ -29,8 +29,10 @@ def probe_sequences(encoder, weights: Population | None = None) -> torch.Tensor:
         if hasattr(encoder, "interrogate"):
             if weights is None or weights.size != 1:
                 got = "none" if weights is None else f"{weights.size} networks"
-                raise ValueError("interactive probes depend on the network: pass the weights of exactly "
-                                 f"one network (e.g. population.select(k)), got {got}")
+                raise ValueError(
+                    "interactive probes depend on the network: pass the weights of exactly "
+                    f"one network (e.g. population.select(k)), got {got}"
+                )
             return encoder.interrogate(weights)[1][0]
         if hasattr(encoder, "probe_inputs"):
             return encoder.probe_inputs()
@@ -71,11 +73,17 @@ def plot_probes(
 
     shown = min(M, max_probes)
     panel_height = min(max(0.22 * X, 0.9), 2.6) + 0.5
-    fig, axes = plt.subplots(shown, 1, figsize=(min(max(0.28 * L + 2.0, 5.0), 18.0), panel_height * shown + 0.6),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        shown,
+        1,
+        figsize=(min(max(0.28 * L + 2.0, 5.0), 18.0), panel_height * shown + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
     for probe, ax in enumerate(axes[:, 0]):
-        image = ax.imshow(probes[probe].T.numpy(), cmap=cmap, vmin=low, vmax=high, aspect="auto",
-                          interpolation="nearest")
+        image = ax.imshow(
+            probes[probe].T.numpy(), cmap=cmap, vmin=low, vmax=high, aspect="auto", interpolation="nearest"
+        )
         ax.set_ylabel(f"probe {probe + 1}", fontsize=8)
         ax.set_yticks(range(X), names if X <= 16 else [""] * X, fontsize=6)
         if categorical:

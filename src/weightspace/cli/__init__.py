@@ -45,9 +45,14 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(weightspace_version(), prog_name="weightspace")
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="CPU threads for torch [default: the cores this process may use (its CPU affinity)]. "
-                   "Given, it also overrides an experiment family's own choice (some run best on one).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="CPU threads for torch [default: the cores this process may use (its CPU affinity)]. "
+    "Given, it also overrides an experiment family's own choice (some run best on one).",
+)
 @click.pass_context
 def main(ctx, threads):
     """weightspace: build model zoos of small networks and learn from their weights.
@@ -65,9 +70,17 @@ def main(ctx, threads):
     ctx.obj = {"threads": threads}
 
 
-for command in (zoo.zoo, emulation.encoders, emulation.pretrain_command(), emulation.embed_command,
-                emulation.fidelity_command, experiments.run_command, experiments.report_command,
-                generative.generative, convergence.convergence):
+for command in (
+    zoo.zoo,
+    emulation.encoders,
+    emulation.pretrain_command(),
+    emulation.embed_command,
+    emulation.fidelity_command,
+    experiments.run_command,
+    experiments.report_command,
+    generative.generative,
+    convergence.convergence,
+):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -10,8 +10,14 @@ from ..errors import WeightspaceError
 
 @click.command("convergence")
 @click.argument("networks", type=click.Path(exists=True))
-@click.option("--networks", "indices", callback=int_list, default=None, metavar="0,1,...",
-              help="Which networks (zoo rows, or positions in a network file) [default: all of a file].")
+@click.option(
+    "--networks",
+    "indices",
+    callback=int_list,
+    default=None,
+    metavar="0,1,...",
+    help="Which networks (zoo rows, or positions in a network file) [default: all of a file].",
+)
 @click.option("--states", default=10000, show_default=True, type=click.IntRange(1), help="Reference states.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the reference states.")
 @click.option("--max-episode-steps", default=200, show_default=True)
@@ -37,15 +43,24 @@ def convergence(networks, indices, states, seed, max_episode_steps, out):
     comparison = compare_pairs(CARTPOLE_NET, weights, pairs, reference_states(states, seed, max_episode_steps))
     labels = list(indices) if indices is not None else list(range(weights.size))
     for layer, values in comparison.distances.items():
-        click.echo(f"{layer:<7} CD over {len(pairs)} pairs: mean {values.mean():.3f}, std "
-                   f"{values.std(ddof=1) if len(values) > 1 else 0.0:.3f}, min {values.min():.3f}, max {values.max():.3f}")
+        click.echo(
+            f"{layer:<7} CD over {len(pairs)} pairs: mean {values.mean():.3f}, std "
+            f"{values.std(ddof=1) if len(values) > 1 else 0.0:.3f}, min {values.min():.3f}, max {values.max():.3f}"
+        )
     if out:
-        rows = [{"first": labels[i], "second": labels[j],
-                 **{layer: float(comparison.distances[layer][p]) for layer in comparison.distances}}
-                for p, (i, j) in enumerate(pairs)]
+        rows = [
+            {
+                "first": labels[i],
+                "second": labels[j],
+                **{layer: float(comparison.distances[layer][p]) for layer in comparison.distances},
+            }
+            for p, (i, j) in enumerate(pairs)
+        ]
         Path(out).write_text(json.dumps({"reference_states": states, "seed": seed, "pairs": rows}, indent=2) + "\n")
         click.echo(f"wrote {out}")
     elif len(pairs) <= 20:
         for p, (i, j) in enumerate(pairs):
-            click.echo(f"  {labels[i]:>5} vs {labels[j]:<5} " + "  ".join(
-                f"{layer} {comparison.distances[layer][p]:.3f}" for layer in comparison.distances))
+            click.echo(
+                f"  {labels[i]:>5} vs {labels[j]:<5} "
+                + "  ".join(f"{layer} {comparison.distances[layer][p]:.3f}" for layer in comparison.distances)
+            )

@@ -27,9 +27,11 @@ def encoders_list(zoo_dir):
         encoder = build_encoder(name, zoo.architecture, task)
         paper = encoder.paper_parameters
         paper = f"{paper[0]:>9,} / {paper[1]:>9,}" if paper else f"{'-':>9} / {'-':>9}"
-        click.echo(f"{name:<12} {encoder.num_parameters:>12,}  {paper}  "
-                   f"{'yes' if encoder.permutation_invariant else 'no':<9}  "
-                   f"{'yes' if getattr(encoder, 'augment', False) else 'no'}")
+        click.echo(
+            f"{name:<12} {encoder.num_parameters:>12,}  {paper}  "
+            f"{'yes' if encoder.permutation_invariant else 'no':<9}  "
+            f"{'yes' if getattr(encoder, 'augment', False) else 'no'}"
+        )
 
 
 def pretrain_command() -> click.Command:
@@ -58,23 +60,46 @@ def pretrain_command() -> click.Command:
                 raise click.UsageError("give --seed or --seeds, not both")
             configs = [dataclasses.replace(config, seed=s) for s in seeds]
             outs = [Path(out) / f"seed-{s}" for s in seeds]
-            pretrain_seeds(zoo_dir, outs, configs, device=device, progress=not quiet, references=references,
-                           log=lambda message: click.echo(message, err=True))
+            pretrain_seeds(
+                zoo_dir,
+                outs,
+                configs,
+                device=device,
+                progress=not quiet,
+                references=references,
+                log=lambda message: click.echo(message, err=True),
+            )
             runs = list(zip(outs, configs))
         for run, run_config in runs:
             _report_run(run, run_config)
 
     params = [
-        click.Option(["--zoo", "zoo_dir"], required=True, type=click.Path(),
-                     help="Zoo to pretrain on (train split; val for early stopping)."),
+        click.Option(
+            ["--zoo", "zoo_dir"],
+            required=True,
+            type=click.Path(),
+            help="Zoo to pretrain on (train split; val for early stopping).",
+        ),
         click.Option(["--encoder"], required=True, type=click.Choice(ENCODERS.names()), help="Encoder architecture."),
-        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
-                     help="Run directory (an unfinished run is resumed)."),
+        click.Option(
+            ["--out"],
+            required=True,
+            type=click.Path(file_okay=False),
+            help="Run directory (an unfinished run is resumed).",
+        ),
         *config_options(PretrainConfig, exclude=("encoder", "encoder_options")),
-        click.Option(["--references/--no-references"], default=True, show_default=True,
-                     help="Also train the constant floor and the oracle ceiling (same settings) to read the loss against."),
-        click.Option(["--seeds"], callback=int_list, metavar="0,1,2,...",
-                     help="Seeds to train as one batched computation, each into OUT/seed-N (instead of --seed)."),
+        click.Option(
+            ["--references/--no-references"],
+            default=True,
+            show_default=True,
+            help="Also train the constant floor and the oracle ceiling (same settings) to read the loss against.",
+        ),
+        click.Option(
+            ["--seeds"],
+            callback=int_list,
+            metavar="0,1,2,...",
+            help="Seeds to train as one batched computation, each into OUT/seed-N (instead of --seed).",
+        ),
         click.Option(["--device"], default="cpu", show_default=True, callback=device_option),
         click.Option(["--quiet"], is_flag=True, help="No progress bar."),
     ]
@@ -86,13 +111,16 @@ def _report_run(out, config) -> None:
 
     summary = run_summary(out)
     click.echo(f"pretraining run written to {out}")
-    click.echo(f"best validation loss {summary['val_loss']:.4f} (step {summary['step']}; reverse KL, "
-               f"{config.loss_reduction} over output classes)")
+    click.echo(
+        f"best validation loss {summary['val_loss']:.4f} (step {summary['step']}; reverse KL, "
+        f"{config.loss_reduction} over output classes)"
+    )
     if "constant" in summary and "oracle" in summary:
         floor, ceiling = summary["constant"], summary["oracle"]
         gap = floor - ceiling
-        share = (f"; {100 * (floor - summary['val_loss']) / gap:.0f}% of the way from floor to ceiling"
-                 if gap > 0 else "")
+        share = (
+            f"; {100 * (floor - summary['val_loss']) / gap:.0f}% of the way from floor to ceiling" if gap > 0 else ""
+        )
         click.echo(f"constant floor {floor:.4f}, oracle ceiling {ceiling:.4f}{share}")
 
 
@@ -116,7 +144,9 @@ def embed_command(run_dir, zoo_dir, out, device):
 @click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo with the networks to emulate.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "ood"]))
 @click.option("--samples", default=100, show_default=True, help="Emulator samples per network (formal languages).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for fidelity.csv and fidelity.png.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Directory for fidelity.csv and fidelity.png."
+)
 def fidelity_command(run_dir, zoo_dir, split, samples, out):
     """Original vs emulated performance (paper figure 5) and their correlation."""
     from pathlib import Path
@@ -132,4 +162,6 @@ def fidelity_command(run_dir, zoo_dir, split, samples, out):
     Path(out).mkdir(parents=True, exist_ok=True)
     storage.write_text(Path(out) / "fidelity.csv", scores.to_csv(index=False))
     r = plot_fidelity(scores, Path(out) / "fidelity.png", f"{run.config.encoder} on {zoo.kind} ({split})")
-    click.echo(f"{len(scores)} networks; Pearson r (original vs emulated) = {r:.3f}; figure {Path(out) / 'fidelity.png'}")
+    click.echo(
+        f"{len(scores)} networks; Pearson r (original vs emulated) = {r:.3f}; figure {Path(out) / 'fidelity.png'}"
+    )

@@ -11,13 +11,27 @@ from .options import device_option, executor_options, make_executor
 @click.command("run")
 @click.argument("config_file", type=click.Path())
 @click.option("--seeds", callback=int_list, metavar="0,1,...", help="Overrides the config's seeds.")
-@click.option("--results-dir", "--results", "results_dir", default=None, type=click.Path(file_okay=False),
-              help="Overrides the config's results directory [default: results].")
-@click.option("--set", "assignments", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Overrides one setting; the value is read as TOML (3, 1e-3, true, [0, 1], \"text\"). "
-                   "Pick a [[zoos]] table by name: --set zoos.digits.models=64. Repeatable.")
-@click.option("--print-config", is_flag=True,
-              help="Print the resolved config (every default, each field's help as a comment) as TOML and exit.")
+@click.option(
+    "--results-dir",
+    "--results",
+    "results_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Overrides the config's results directory [default: results].",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help='Overrides one setting; the value is read as TOML (3, 1e-3, true, [0, 1], "text"). '
+    "Pick a [[zoos]] table by name: --set zoos.digits.models=64. Repeatable.",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the resolved config (every default, each field's help as a comment) as TOML and exit.",
+)
 @click.option("--device", default="cpu", show_default=True, callback=device_option)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -35,8 +49,10 @@ def run_command(ctx, config_file, seeds, results_dir, assignments, print_config,
 
     config = load_experiment(config_file, seeds, results_dir, [parse_assignment(a) for a in assignments])
     if print_config:
-        click.echo(config_toml(config, f"{config_file}, resolved: the file, the command line's overrides and "
-                                       "every default"), nl=False)
+        click.echo(
+            config_toml(config, f"{config_file}, resolved: the file, the command line's overrides and every default"),
+            nl=False,
+        )
         return
     threads = (ctx.obj or {}).get("threads")
     runner = make_executor(executor, address)
@@ -48,8 +64,12 @@ run_command.params.extend(executor_options("the steps as Ray tasks, as many at o
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path())
-@click.option("--publish", type=click.Path(file_okay=False), default=None,
-              help="Also copy the report and every image it shows into this folder (self-contained, to commit).")
+@click.option(
+    "--publish",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also copy the report and every image it shows into this folder (self-contained, to commit).",
+)
 def report_command(run_dir, publish):
     """Rebuild RUN_DIR/report.md (and its tables and figures) from the files the last run left there."""
     from ..experiments.report import publish_report, write_report

@@ -60,38 +60,71 @@ def _train_command() -> click.Command:
             labels = torch.as_tensor(networks.groups - 1)
         given = given_values(given)
         training_fields = {f.name for f in dataclasses.fields(VAETraining)}
-        config = VAEConfig(input_size=source.spec.num_parameters, num_classes=4 if conditional else 0,
-                           **{k: v for k, v in given.items() if k not in training_fields})
+        config = VAEConfig(
+            input_size=source.spec.num_parameters,
+            num_classes=4 if conditional else 0,
+            **{k: v for k, v in given.items() if k not in training_fields},
+        )
         training = VAETraining(**{k: v for k, v in given.items() if k in training_fields})
         model = WeightVAE(config, source.spec).to(device)
-        history = train_vae(model, networks.flat.to(device), None if labels is None else labels.to(device),
-                            training, progress=not quiet)
-        model.save(out, {"zoo": str(Path(zoo).resolve()), "networks": len(networks), "groups": list(groups) or "all",
-                         "conditional": conditional, "split": split, "step": int(networks.table["step"].iloc[0]),
-                         "training": dataclasses.asdict(training), "loss_by_epoch": history})
-        click.echo(f"trained on {len(networks):,} networks; loss {history[0]:.1f} -> {history[-1]:.1f}; "
-                   f"saved to {out}")
+        history = train_vae(
+            model, networks.flat.to(device), None if labels is None else labels.to(device), training, progress=not quiet
+        )
+        model.save(
+            out,
+            {
+                "zoo": str(Path(zoo).resolve()),
+                "networks": len(networks),
+                "groups": list(groups) or "all",
+                "conditional": conditional,
+                "split": split,
+                "step": int(networks.table["step"].iloc[0]),
+                "training": dataclasses.asdict(training),
+                "loss_by_epoch": history,
+            },
+        )
+        click.echo(f"trained on {len(networks):,} networks; loss {history[0]:.1f} -> {history[-1]:.1f}; saved to {out}")
 
     params = [
         click.Argument(["zoo"], type=click.Path(exists=True, file_okay=False)),
-        click.Option(["--out"], required=True, type=click.Path(file_okay=False), help="Directory for the trained model."),
-        click.Option(["--group", "groups"], type=click.IntRange(1, 4), multiple=True,
-                     help="Train only on networks of this survival-time group (1: 1-50, ..., 4: 151-200); "
-                          "repeatable. One model per group is the paper's conditional setting."),
-        click.Option(["--conditional"], is_flag=True, help="Train one VAE conditioned on the group instead (one-hot "
-                     "input, one decoder head and one sampling prior per group)."),
-        click.Option(["--step"], type=int, default=None,
-                     help="Zoo checkpoint step to learn from [default: the last one]."),
-        click.Option(["--split"], type=click.Choice(["train", "val", "all"]), default="all", show_default=True,
-                     help="Which runs of the zoo to learn from."),
+        click.Option(
+            ["--out"], required=True, type=click.Path(file_okay=False), help="Directory for the trained model."
+        ),
+        click.Option(
+            ["--group", "groups"],
+            type=click.IntRange(1, 4),
+            multiple=True,
+            help="Train only on networks of this survival-time group (1: 1-50, ..., 4: 151-200); "
+            "repeatable. One model per group is the paper's conditional setting.",
+        ),
+        click.Option(
+            ["--conditional"],
+            is_flag=True,
+            help="Train one VAE conditioned on the group instead (one-hot "
+            "input, one decoder head and one sampling prior per group).",
+        ),
+        click.Option(
+            ["--step"], type=int, default=None, help="Zoo checkpoint step to learn from [default: the last one]."
+        ),
+        click.Option(
+            ["--split"],
+            type=click.Choice(["train", "val", "all"]),
+            default="all",
+            show_default=True,
+            help="Which runs of the zoo to learn from.",
+        ),
         *config_options(VAEConfig, exclude=("input_size", "num_classes")),
         *config_options(VAETraining),
         click.Option(["--device"], default="cpu", show_default=True, callback=device_option),
         click.Option(["--overwrite"], is_flag=True, help="Replace a model already in --out."),
         click.Option(["--quiet"], is_flag=True, help="No progress bar."),
     ]
-    return click.Command("train", callback=callback, params=params,
-                         help="Train CartPoleGen on the networks of ZOO (one per run, at the last checkpoint).")
+    return click.Command(
+        "train",
+        callback=callback,
+        params=params,
+        help="Train CartPoleGen on the networks of ZOO (one per run, at the last checkpoint).",
+    )
 
 
 generative.add_command(_train_command())
@@ -101,8 +134,12 @@ generative.add_command(_train_command())
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.option("--count", default=200, show_default=True, type=click.IntRange(1), help="Networks to generate.")
 @click.option("--group", type=click.IntRange(1, 4), default=None, help="Conditional models: the group to sample.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the networks (and their survival times) to this .safetensors file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the networks (and their survival times) to this .safetensors file.",
+)
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True, help="Measure survival times.")
 @click.option("--episodes", default=100, show_default=True, help="Test episodes per survival time.")
 @click.option("--max-episode-steps", default=200, show_default=True)
@@ -141,8 +178,14 @@ def generative_sample(model, count, group, out, evaluate, episodes, max_episode_
 @generative.command("interpolate")
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("networks", type=click.Path(exists=True))
-@click.option("--pair", nargs=2, type=int, required=True, metavar="I J",
-              help="The two networks (zoo rows, or positions in a network file).")
+@click.option(
+    "--pair",
+    nargs=2,
+    type=int,
+    required=True,
+    metavar="I J",
+    help="The two networks (zoo rows, or positions in a network file).",
+)
 @click.option("--points", default=20, show_default=True, type=click.IntRange(2))
 @click.option("--max-alpha", default=1.5, show_default=True, help="Alphas run from 0 to this (> 1 extrapolates).")
 @click.option("--episodes", default=100, show_default=True)
@@ -168,29 +211,53 @@ def generative_interpolate(model, networks, pair, points, max_alpha, episodes, m
     if plot:
         from ..generative.figures import interpolation_panels
 
-        interpolation_panels(result.table, [f"{pair[0]} -> {pair[1]}"], result.endpoint_survival, plot,
-                             max_episode_steps)
+        interpolation_panels(
+            result.table, [f"{pair[0]} -> {pair[1]}"], result.endpoint_survival, plot, max_episode_steps
+        )
         click.echo(f"wrote {plot}")
 
 
 @generative.command("repair")
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("networks", type=click.Path(exists=True))
-@click.option("--network", "index", type=int, required=True, help="The network to damage and repair (zoo row or position).")
-@click.option("--levels", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True, callback=_levels,
-              help="Fractions of weights zeroed.")
+@click.option(
+    "--network", "index", type=int, required=True, help="The network to damage and repair (zoo row or position)."
+)
+@click.option(
+    "--levels",
+    default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+    show_default=True,
+    callback=_levels,
+    help="Fractions of weights zeroed.",
+)
 @click.option("--criterion", type=click.Choice(["missing", "whole", "both"]), default="both", show_default=True)
 @click.option("--candidates", default=200, show_default=True, help="Networks sampled per level (gamma).")
 @click.option("--keep", default=10, show_default=True, help="Candidates kept by the criterion (k).")
 @click.option("--threshold", default=5.0, show_default=True, help="Success: survival time within this (epsilon).")
-@click.option("--fill", is_flag=True,
-              help="A candidate only fills the missing weights instead of replacing the network (algorithm 1).")
+@click.option(
+    "--fill",
+    is_flag=True,
+    help="A candidate only fills the missing weights instead of replacing the network (algorithm 1).",
+)
 @click.option("--episodes", default=100, show_default=True)
 @click.option("--max-episode-steps", default=200, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw figure 8 to this PNG.")
-def generative_repair(model, networks, index, levels, criterion, candidates, keep, threshold, fill, episodes,
-                      max_episode_steps, seed, plot):
+def generative_repair(
+    model,
+    networks,
+    index,
+    levels,
+    criterion,
+    candidates,
+    keep,
+    threshold,
+    fill,
+    episodes,
+    max_episode_steps,
+    seed,
+    plot,
+):
     """Zero a growing fraction of one network's weights and repair them by rejection sampling
     from MODEL (paper 004, algorithm 1 and figure 8). NETWORKS is a zoo or a network file."""
     from ..generative.data import load_networks

@@ -48,11 +48,20 @@ def given_values(values: dict) -> dict:
 
 def executor_options(what: str) -> list[click.Option]:
     return [
-        click.Option(["--executor"], type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help=f"local: in this process, one after another; ray: {what} "
-                          "(pip install 'weightspace[ray]'; docs/cluster.md)."),
-        click.Option(["--address"], default=None, metavar="ADDR",
-                     help="Ray cluster to join (with --executor ray; default: start a local Ray instance)."),
+        click.Option(
+            ["--executor"],
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help=f"local: in this process, one after another; ray: {what} "
+            "(pip install 'weightspace[ray]'; docs/cluster.md).",
+        ),
+        click.Option(
+            ["--address"],
+            default=None,
+            metavar="ADDR",
+            help="Ray cluster to join (with --executor ray; default: start a local Ray instance).",
+        ),
     ]
 
 
@@ -65,4 +74,3 @@ def make_executor(name: str, address: str | None):
     from ..experiments.ray_executor import RayExecutor
 
     return RayExecutor(address=address)
-

@@ -46,16 +46,26 @@ def _build_command(task) -> click.Command:
         click.echo(zoo_summary(load_zoo(out)))
 
     params = [
-        click.Option(["--out"], required=True, type=click.Path(file_okay=False),
-                     help="Zoo directory (created; an unfinished one is resumed)."),
+        click.Option(
+            ["--out"],
+            required=True,
+            type=click.Path(file_okay=False),
+            help="Zoo directory (created; an unfinished one is resumed).",
+        ),
         click.Option(["--device"], default="cpu", show_default=True, callback=device_option, help="cpu or cuda."),
         *executor_options("the shards as parallel Ray tasks"),
         click.Option(["--quiet"], is_flag=True, help="No progress bar."),
         *config_options(task.config_class),
     ]
-    return click.Command(task.name, callback=callback, params=params, help=(
-        f"Train a zoo of {task.summary or task.name} and write it to --out (resumable: rerun the same "
-        "command after a kill)."))
+    return click.Command(
+        task.name,
+        callback=callback,
+        params=params,
+        help=(
+            f"Train a zoo of {task.summary or task.name} and write it to --out (resumable: rerun the same "
+            "command after a kill)."
+        ),
+    )
 
 
 @zoo.group("build", cls=_TaskCommands)

@@ -4,5 +4,4 @@ from .predictor import PredictorConfig, evaluate_frozen, evaluate_supervised
 from .splits import downstream_splits
 from .targets import Target
 
-__all__ = ["PredictorConfig", "Target", "downstream_splits", "evaluate_frozen",
-           "evaluate_supervised"]
+__all__ = ["PredictorConfig", "Target", "downstream_splits", "evaluate_frozen", "evaluate_supervised"]

@@ -34,11 +34,16 @@ class PredictorConfig:
     def __post_init__(self):
         # a value that cannot work is refused where the config is read, not mid-run (issue 27):
         # eval_every = 0 divided by zero, steps = 0 or patience = 0 reported an untrained predictor
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("hidden", "layers", "steps", "batch_size", "eval_every", "patience")
-                    if getattr(self, name) < 1]
-        problems += [f"{name} must be > 0 (got {getattr(self, name)})" for name in ("learning_rate",)
-                     if not getattr(self, name) > 0]
+        problems = [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in ("hidden", "layers", "steps", "batch_size", "eval_every", "patience")
+            if getattr(self, name) < 1
+        ]
+        problems += [
+            f"{name} must be > 0 (got {getattr(self, name)})"
+            for name in ("learning_rate",)
+            if not getattr(self, name) > 0
+        ]
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if problems:
@@ -49,8 +54,16 @@ def predictor(input_size: int, target: Target, config: PredictorConfig) -> nn.Se
     return mlp([input_size] + [config.hidden] * config.layers + [target.output_size])
 
 
-def _fit(model: nn.Module, forward: Callable, labels: torch.Tensor, n_train: int, validate: Callable,
-         target: Target, config: PredictorConfig, seed: int) -> dict:
+def _fit(
+    model: nn.Module,
+    forward: Callable,
+    labels: torch.Tensor,
+    n_train: int,
+    validate: Callable,
+    target: Target,
+    config: PredictorConfig,
+    seed: int,
+) -> dict:
     """AdamW on random batches of the training rows; keeps the weights with the best validation
     loss and stops after ``patience`` evaluations without improvement."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -90,11 +103,21 @@ def evaluate_frozen(z: np.ndarray, table, splits: dict, target: Target, config: 
     def validate():
         return float(loss(target, model(inputs["val"]), labels["val"]))
 
-    info = _fit(model, lambda rows, _: model(inputs["train"][rows]), labels["train"], len(splits["train"]),
-                validate, target, config, seed)
+    info = _fit(
+        model,
+        lambda rows, _: model(inputs["train"][rows]),
+        labels["train"],
+        len(splits["train"]),
+        validate,
+        target,
+        config,
+        seed,
+    )
     with torch.no_grad():
-        return {"training": info, **{name: metrics(target, model(inputs[name]), labels[name])
-                                     for name in splits if len(splits[name])}}
+        return {
+            "training": info,
+            **{name: metrics(target, model(inputs[name]), labels[name]) for name in splits if len(splits[name])},
+        }
 
 
 class _Supervised(nn.Module):
@@ -106,8 +129,9 @@ class _Supervised(nn.Module):
         return self.head(self.encoder(weights))
 
 
-def evaluate_supervised(encoder: nn.Module, zoo, splits: dict, target: Target, config: PredictorConfig,
-                        seed: int, device="cpu") -> dict:
+def evaluate_supervised(
+    encoder: nn.Module, zoo, splits: dict, target: Target, config: PredictorConfig, seed: int, device="cpu"
+) -> dict:
     """The baseline: ``encoder`` (freshly initialised) and the MLP trained end to end on weights."""
     torch.manual_seed(seed)
     table = zoo.table

@@ -76,8 +76,10 @@ class ThreeHot(Target):
     def scores(self, outputs, labels, loss):
         predicted = outputs.reshape(len(outputs), len(self.columns), len(self.classes)).argmax(-1)
         correct = predicted == labels
-        return {"exact_accuracy": float(correct.all(1).float().mean()),
-                "parameter_accuracy": float(correct.float().mean())}
+        return {
+            "exact_accuracy": float(correct.all(1).float().mean()),
+            "parameter_accuracy": float(correct.float().mean()),
+        }
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ CONTEXT_COLUMNS = ("model_id", "run_id", "step", "split")
 def embeddings(run: Run, zoo: Zoo, indices=None, batch_size: int = 256, device="cpu", progress=False) -> np.ndarray:
     """(len(indices), Z) embeddings of checkpoints ``indices`` (default: all)."""
     if zoo.spec != run.encoder.spec:
-        raise ValueError(f"the run's encoder was built for {dict(run.encoder.spec.config)}, "
-                         f"the zoo holds {dict(zoo.spec.config)}")
+        raise ValueError(
+            f"the run's encoder was built for {dict(run.encoder.spec.config)}, the zoo holds {dict(zoo.spec.config)}"
+        )
     indices = np.arange(len(zoo)) if indices is None else np.asarray(indices)
     out = []
     for start in tqdm(range(0, len(indices), batch_size), disable=not progress, desc="embed", unit="batch"):

@@ -19,8 +19,15 @@ class Emulator(nn.Module):
     version), z is projected to the subject's input size and added to the raw first input.
     """
 
-    def __init__(self, task: TaskIO, embedding_size: int = 16, hidden: int = 256, layers: int = 2,
-                 normalize_embedding: bool = True, condition_at_width: bool = True):
+    def __init__(
+        self,
+        task: TaskIO,
+        embedding_size: int = 16,
+        hidden: int = 256,
+        layers: int = 2,
+        normalize_embedding: bool = True,
+        condition_at_width: bool = True,
+    ):
         super().__init__()
         self.task = task
         self.normalize_embedding = normalize_embedding
@@ -78,8 +85,9 @@ class Emulator(nn.Module):
 LOSS_REDUCTIONS = ("mean", "sum")
 
 
-def emulation_loss(emulated: torch.Tensor, target: torch.Tensor, output_kind: str,
-                   reduction: str = "mean") -> torch.Tensor:
+def emulation_loss(
+    emulated: torch.Tensor, target: torch.Tensor, output_kind: str, reduction: str = "mean"
+) -> torch.Tensor:
     """Per network (N,): reverse KL(emulator || subject) for categorical outputs (both given as
     log-distributions), reduced over the classes by ``reduction``; MSE for continuous ones;
     averaged over rollouts and steps."""

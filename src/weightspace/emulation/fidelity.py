@@ -21,8 +21,9 @@ def emulated_performance(run: Run, zoo: Zoo, indices, samples: int = 100, seed: 
     indices = np.asarray(indices)
     z = torch.as_tensor(embeddings(run, zoo, indices))
     original, emulated = zoo.task.emulated_performance(run, zoo, indices, z, samples, seed)
-    return pd.DataFrame({"model_id": zoo.table["model_id"].to_numpy()[indices], "original": original,
-                         "emulated": emulated})
+    return pd.DataFrame(
+        {"model_id": zoo.table["model_id"].to_numpy()[indices], "original": original, "emulated": emulated}
+    )
 
 
 def binned(scores: pd.DataFrame, bins: int = 16, per_bin: int = 15) -> pd.DataFrame:
@@ -35,8 +36,15 @@ def binned(scores: pd.DataFrame, bins: int = 16, per_bin: int = 15) -> pd.DataFr
         chosen = scores.iloc[np.argsort(np.abs(scores["original"].to_numpy() - target))[:per_bin]]
         emulated = chosen["emulated"].to_numpy()
         half = 1.96 * emulated.std(ddof=1) / np.sqrt(len(emulated)) if len(emulated) > 1 else 0.0
-        rows.append({"target": target, "original": chosen["original"].mean(), "emulated": emulated.mean(),
-                     "low": emulated.mean() - half, "high": emulated.mean() + half})
+        rows.append(
+            {
+                "target": target,
+                "original": chosen["original"].mean(),
+                "emulated": emulated.mean(),
+                "low": emulated.mean() - half,
+                "high": emulated.mean() + half,
+            }
+        )
     return pd.DataFrame(rows)
 
 

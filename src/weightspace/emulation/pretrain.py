@@ -51,8 +51,12 @@ from .run import (
 )
 
 #: settings a run saved before they existed had these values (runs of the first version)
-_LEGACY_RUN_SETTINGS = {"normalize_embedding": False, "separate_clipping": False, "condition_at_width": False,
-                        "loss_reduction": "sum"}
+_LEGACY_RUN_SETTINGS = {
+    "normalize_embedding": False,
+    "separate_clipping": False,
+    "condition_at_width": False,
+    "loss_reduction": "sum",
+}
 
 
 @dataclass
@@ -78,11 +82,14 @@ def load_run(path, device="cpu", which: str = "best") -> Run:
         config = typed.from_dict(PretrainConfig, {**_LEGACY_RUN_SETTINGS, **saved["pretrain"]}, "settings")
     except ConfigError as error:
         version = saved.get("created_with", {}).get("weightspace", "an unknown version")
-        raise ConfigError(f"{path} was written by weightspace {version} with settings this version cannot read "
-                          f"({error}); pretrain it again with this version") from None
+        raise ConfigError(
+            f"{path} was written by weightspace {version} with settings this version cannot read "
+            f"({error}); pretrain it again with this version"
+        ) from None
     task = TaskIO(**saved["task"])
-    encoder, emulator = build_models(config, architecture_from_spec(saved["architecture"]), task, device,
-                                saved.get("oracle_features", 0))
+    encoder, emulator = build_models(
+        config, architecture_from_spec(saved["architecture"]), task, device, saved.get("oracle_features", 0)
+    )
     weights = path / f"{which}.safetensors"
     if not weights.exists():
         raise ConfigError(f"{path} has no {which}.safetensors yet")
@@ -122,13 +129,20 @@ def _references(zoo_path, out: Path, config: PretrainConfig, references, device,
     if references is True and config.encoder not in REFERENCES:
         references = {name: out / "references" / name for name in REFERENCES}
         for name, directory in references.items():
-            pretrain(zoo_path, directory, dataclasses.replace(config, encoder=name, encoder_options={}), device,
-                     progress, references=False)
+            pretrain(
+                zoo_path,
+                directory,
+                dataclasses.replace(config, encoder=name, encoder_options={}),
+                device,
+                progress,
+                references=False,
+            )
     return references if isinstance(references, dict) else {}
 
 
-def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True,
-             references: bool | dict = True) -> Path:
+def pretrain(
+    zoo_path, out, config: PretrainConfig, device="cpu", progress: bool = True, references: bool | dict = True
+) -> Path:
     """Pretrain ``config.encoder`` on the zoo at ``zoo_path`` by emulation; write the run to ``out``.
 
     ``references``: True trains the constant floor and the oracle ceiling first, with the same
@@ -146,8 +160,10 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
     train_features = oracle_features(zoo, "train")
     encoder, emulator = build_models(config, zoo.architecture, task, device, train_features.shape[1], train_features)
     write_config(out, run_config, encoder, emulator, train_features)
-    reference_curves = {name: best_so_far(directory)
-                        for name, directory in _references(zoo_path, out, config, references, device, progress).items()}
+    reference_curves = {
+        name: best_so_far(directory)
+        for name, directory in _references(zoo_path, out, config, references, device, progress).items()
+    }
     # loaded after the references ran: they load their own, and two copies need not be held at once
     train, val = RunData(zoo, "train", device, train_features), RunData(zoo, "val", device)
 
@@ -161,8 +177,14 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
         save_state(path, encoder, emulator, optimizer if with_optimizer else None, metadata)
 
     augmenting = getattr(encoder, "augment", False)
-    bar = tqdm(total=config.steps, initial=log.step, unit="step", disable=not progress, dynamic_ncols=True,
-               desc=f"pretrain {config.encoder}")
+    bar = tqdm(
+        total=config.steps,
+        initial=log.step,
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+        desc=f"pretrain {config.encoder}",
+    )
     while not log.done:
         subjects, inputs, target = batch_for_step(train, config, log.step, augmenting)
         loss = _loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction).mean()
@@ -179,7 +201,9 @@ def pretrain(zoo_path, out, config: PretrainConfig, device="cpu", progress: bool
         bar.update(1)
         if log.evaluation_due():
             record = log.evaluated(_validation_loss(encoder, emulator, task, val, config), save)
-            bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{record['val_loss']:.4f}", best=f"{log.best:.4f}")
+            bar.set_postfix(
+                train=f"{record['train_loss']:.4f}", val=f"{record['val_loss']:.4f}", best=f"{log.best:.4f}"
+            )
     bar.close()
     log.close()
     return out

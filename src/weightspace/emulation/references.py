@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 #: reference name -> what it is, for reports
-REFERENCES = {"constant": "constant floor (one learned embedding for every network)",
-              "oracle": "oracle ceiling (an MLP from the table's task and performance columns)"}
+REFERENCES = {
+    "constant": "constant floor (one learned embedding for every network)",
+    "oracle": "oracle ceiling (an MLP from the table's task and performance columns)",
+}
 
 
 class _Reference(nn.Module):
@@ -44,15 +46,26 @@ class ConstantEmbedding(_Reference):
 class OracleEmbedding(_Reference):
     """A 2-hidden-layer MLP from standardised table features to the embedding."""
 
-    def __init__(self, num_features: int, embedding_size: int = 16, hidden: int = 64,
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None):
+    def __init__(
+        self,
+        num_features: int,
+        embedding_size: int = 16,
+        hidden: int = 64,
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+    ):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(np.zeros(num_features) if mean is None else mean,
-                                                     dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(np.ones(num_features) if std is None else std,
-                                                    dtype=torch.float32))
-        self.net = nn.Sequential(nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, embedding_size))
+        self.register_buffer(
+            "mean", torch.as_tensor(np.zeros(num_features) if mean is None else mean, dtype=torch.float32)
+        )
+        self.register_buffer("std", torch.as_tensor(np.ones(num_features) if std is None else std, dtype=torch.float32))
+        self.net = nn.Sequential(
+            nn.Linear(num_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, embedding_size),
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net((features - self.mean) / self.std)

@@ -26,8 +26,9 @@ from .emulator import Emulator
 from .references import REFERENCES, build_reference
 
 
-def build_models(config: PretrainConfig, architecture, task: TaskIO, device, num_features: int = 0,
-            train_features=None):
+def build_models(
+    config: PretrainConfig, architecture, task: TaskIO, device, num_features: int = 0, train_features=None
+):
     """The encoder (or reference) and the emulator of a run."""
     if not config.encoder:
         raise ConfigError("PretrainConfig.encoder is not set: name the encoder (or reference) to train")
@@ -35,11 +36,16 @@ def build_models(config: PretrainConfig, architecture, task: TaskIO, device, num
     if config.encoder in REFERENCES:
         encoder = build_reference(config.encoder, num_features, config.embedding_size, train_features).to(device)
     else:
-        encoder = build_encoder(config.encoder, architecture, task, embedding_size=config.embedding_size,
-                                **config.encoder_options).to(device)
-    emulator = Emulator(task, config.embedding_size, config.emulator_hidden,
-                        normalize_embedding=config.normalize_embedding,
-                        condition_at_width=config.condition_at_width).to(device)
+        encoder = build_encoder(
+            config.encoder, architecture, task, embedding_size=config.embedding_size, **config.encoder_options
+        ).to(device)
+    emulator = Emulator(
+        task,
+        config.embedding_size,
+        config.emulator_hidden,
+        normalize_embedding=config.normalize_embedding,
+        condition_at_width=config.condition_at_width,
+    ).to(device)
     return encoder, emulator
 
 
@@ -151,8 +157,10 @@ def check_out(out: Path, run_config: dict) -> None:
     if (out / "config.json").exists():
         stored = json.loads((out / "config.json").read_text())
         if stored["pretrain"] != run_config["pretrain"] or stored["zoo"] != run_config["zoo"]:
-            raise ConfigError(f"{out} holds a run with other settings; rerun with the same settings to resume, "
-                              "or choose another --out")
+            raise ConfigError(
+                f"{out} holds a run with other settings; rerun with the same settings to resume, "
+                "or choose another --out"
+            )
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but is not a pretraining run; choose another --out")
 
@@ -181,10 +189,17 @@ class RunLog:
         evaluations written after it are dropped."""
         if (self.out / "last.safetensors").exists():
             state = load_last(self.out / "last.safetensors")
-            self.step, self.best, self.since_best = state["step"], state["best_val_loss"], state["evaluations_since_best"]
+            self.step, self.best, self.since_best = (
+                state["step"],
+                state["best_val_loss"],
+                state["evaluations_since_best"],
+            )
         metrics_file = self.out / "metrics.jsonl"
-        lines = [l for l in (metrics_file.read_text().splitlines() if metrics_file.exists() else [])
-                 if json.loads(l)["step"] <= self.step]
+        lines = [
+            l
+            for l in (metrics_file.read_text().splitlines() if metrics_file.exists() else [])
+            if json.loads(l)["step"] <= self.step
+        ]
         storage.write_text(metrics_file, "".join(l + "\n" for l in lines))
         self.writer = _tensorboard(self.out)
 
@@ -197,8 +212,12 @@ class RunLog:
 
     def evaluated(self, val_loss: float, save) -> dict:
         """Record an evaluation; ``save(path, with_optimizer, metadata)`` writes the run's state."""
-        record = {"step": self.step, "train_loss": float(np.mean(self.running)), "val_loss": val_loss,
-                  "seconds": round(time.time() - self.started, 2)}
+        record = {
+            "step": self.step,
+            "train_loss": float(np.mean(self.running)),
+            "val_loss": val_loss,
+            "seconds": round(time.time() - self.started, 2),
+        }
         for name, curve in self.reference_curves.items():
             record[f"{name}_val_loss"] = _at_step(curve, self.step)
         self.running = []
@@ -209,8 +228,11 @@ class RunLog:
             save(self.out / "best.safetensors", False, {"step": self.step, "val_loss": val_loss})
         else:
             self.since_best += 1
-        save(self.out / "last.safetensors", True,
-             {"step": self.step, "best_val_loss": self.best, "evaluations_since_best": self.since_best})
+        save(
+            self.out / "last.safetensors",
+            True,
+            {"step": self.step, "best_val_loss": self.best, "evaluations_since_best": self.since_best},
+        )
         if self.writer is not None:
             self.writer.add_scalar("loss/train", record["train_loss"], self.step)
             self.writer.add_scalar("loss/val", val_loss, self.step)
@@ -227,7 +249,7 @@ def batch_for_step(train: "RunData", config: PretrainConfig, step: int, augmenti
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     n_stored = next(iter(train.rollouts.values())).shape[1]
     rows = torch.randint(len(train.indices), (config.batch_size,), generator=generator)
-    rollout_index = torch.randperm(n_stored, generator=generator)[:min(config.rollouts_per_network, n_stored)]
+    rollout_index = torch.randperm(n_stored, generator=generator)[: min(config.rollouts_per_network, n_stored)]
     subjects, inputs, target = train.batch(rows, rollout_index)
     if augmenting:
         subjects = (augment(subjects[0], generator), subjects[1])

@@ -61,8 +61,15 @@ def batching_problem(encoder: str) -> str | None:
     return None if encoder in REFERENCES else encoder_class(encoder).seed_batching_problem
 
 
-def pretrain_seeds(zoo_path, outs, configs: list[PretrainConfig], device="cpu", progress: bool = True,
-                   references: bool | list[dict] = True, log=print) -> list[Path]:
+def pretrain_seeds(
+    zoo_path,
+    outs,
+    configs: list[PretrainConfig],
+    device="cpu",
+    progress: bool = True,
+    references: bool | list[dict] = True,
+    log=print,
+) -> list[Path]:
     """Pretrain the seeds ``configs`` (one encoder, settings equal but for ``seed``) into ``outs``
     as one batched computation; see the module docstring. ``references``: True trains each seed's
     constant floor and oracle ceiling (batched as well), a list gives each seed's reference run
@@ -80,8 +87,10 @@ def pretrain_seeds(zoo_path, outs, configs: list[PretrainConfig], device="cpu", 
     if problem or len(configs) == 1:
         if problem:
             log(f"{configs[0].encoder}: seeds train one at a time ({problem})")
-        return [pretrain(zoo_path, out, config, device, progress, refs)
-                for out, config, refs in zip(outs, configs, per_seed_references)]
+        return [
+            pretrain(zoo_path, out, config, device, progress, refs)
+            for out, config, refs in zip(outs, configs, per_seed_references)
+        ]
     return _SeedPopulation(zoo_path, outs, configs, torch.device(device), progress, per_seed_references, log).run()
 
 
@@ -101,8 +110,9 @@ def _per_seed(module: nn.Module, method: str, params: dict, *args):
     tensors among ``args``; other arguments are shared)."""
     call = _Call(module, method)
     in_dims = (0, *(0 if isinstance(a, torch.Tensor) else None for a in args))
-    return vmap(lambda p, *a: functional_call(call, {f"module.{n}": t for n, t in p.items()}, a),
-                in_dims=in_dims)(params, *args)
+    return vmap(lambda p, *a: functional_call(call, {f"module.{n}": t for n, t in p.items()}, a), in_dims=in_dims)(
+        params, *args
+    )
 
 
 def _lstm(x, tensors: dict, prefix: str, readout: str, layers: int):
@@ -110,8 +120,11 @@ def _lstm(x, tensors: dict, prefix: str, readout: str, layers: int):
     followed by a linear ``readout``, on the population engine: x (S, B, T, I) -> (S, B, T, O)."""
     weight = tensors[f"{readout}weight"]
     architecture = LSTM(x.shape[-1], tensors[f"{prefix}weight_hh_l0"].shape[-1], layers, weight.shape[1])
-    population = {f"rnn.{name}_l{layer}": tensors[f"{prefix}{name}_l{layer}"]
-                  for layer in range(layers) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    population = {
+        f"rnn.{name}_l{layer}": tensors[f"{prefix}{name}_l{layer}"]
+        for layer in range(layers)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
     population.update({"readout.weight": weight, "readout.bias": tensors[f"{readout}bias"]})
     return architecture.forward(Population(architecture.spec, population), x)[0]
 
@@ -121,7 +134,13 @@ class _SeedPopulation:
 
     def __init__(self, zoo_path, outs, configs, device, progress, references, log):
         self.zoo_path, self.outs, self.configs, self.device, self.progress, self.log = (
-            zoo_path, outs, configs, device, progress, log)
+            zoo_path,
+            outs,
+            configs,
+            device,
+            progress,
+            log,
+        )
         self.config = configs[0]
         self.zoo = zoo = Zoo(zoo_path)
         self.task = zoo.task.task_io(zoo)
@@ -129,26 +148,44 @@ class _SeedPopulation:
         for out, run_config in zip(outs, run_configs):
             check_out(out, run_config)
         train_features = oracle_features(zoo, "train")
-        self.models = [build_models(c, zoo.architecture, self.task, device, train_features.shape[1], train_features)
-                       for c in configs]
+        self.models = [
+            build_models(c, zoo.architecture, self.task, device, train_features.shape[1], train_features)
+            for c in configs
+        ]
         for out, run_config, (encoder, emulator) in zip(outs, run_configs, self.models):
             write_config(out, run_config, encoder, emulator, train_features)
         if self.config.encoder not in REFERENCES:  # each seed's references, trained as one computation too
             wanted = [i for i, refs in enumerate(references) if refs is True]
             for name in REFERENCES if wanted else ():
-                pretrain_seeds(zoo_path, [outs[i] / "references" / name for i in wanted],
-                               [dataclasses.replace(configs[i], encoder=name, encoder_options={}) for i in wanted],
-                               device, progress, False, log)
-            references = [{name: out / "references" / name for name in REFERENCES} if refs is True else refs
-                          for out, refs in zip(outs, references)]
+                pretrain_seeds(
+                    zoo_path,
+                    [outs[i] / "references" / name for i in wanted],
+                    [dataclasses.replace(configs[i], encoder=name, encoder_options={}) for i in wanted],
+                    device,
+                    progress,
+                    False,
+                    log,
+                )
+            references = [
+                {name: out / "references" / name for name in REFERENCES} if refs is True else refs
+                for out, refs in zip(outs, references)
+            ]
         self.references = references
-        curves = [{name: best_so_far(directory) for name, directory in (refs or {}).items()}
-                  for refs in references] if self.config.encoder not in REFERENCES else [{} for _ in configs]
+        curves = (
+            [{name: best_so_far(directory) for name, directory in (refs or {}).items()} for refs in references]
+            if self.config.encoder not in REFERENCES
+            else [{} for _ in configs]
+        )
         self.train, self.val = RunData(zoo, "train", device, train_features), RunData(zoo, "val", device)
         # each seed's own optimizer: the resume and the saves go through it, in the format of a run alone
-        self.optimizers = [torch.optim.AdamW([*encoder.parameters(), *emulator.parameters()],
-                                             lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
-                           for encoder, emulator in self.models]
+        self.optimizers = [
+            torch.optim.AdamW(
+                [*encoder.parameters(), *emulator.parameters()],
+                lr=self.config.learning_rate,
+                weight_decay=self.config.weight_decay,
+            )
+            for encoder, emulator in self.models
+        ]
         self.logs = [RunLog(out, c, curve) for out, c, curve in zip(outs, configs, curves)]
         for run_log, (encoder, emulator), optimizer in zip(self.logs, self.models, self.optimizers):
             run_log.resume(lambda path, e=encoder, m=emulator, o=optimizer: load_state(path, e, m, o))
@@ -164,15 +201,17 @@ class _SeedPopulation:
         self.emulator_params, _ = stack_module_state([self.models[i][1] for i in active])
         self.parameters = [*self.encoder_params.values(), *self.emulator_params.values()]
         self.groups = [list(self.encoder_params.values()), list(self.emulator_params.values())]
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=self.config.learning_rate,
-                                           weight_decay=self.config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.parameters, lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
         single = [self.optimizers[i] for i in active]
         for index, parameter in enumerate(self.parameters):
             states = [optimizer.state[optimizer.param_groups[0]["params"][index]] for optimizer in single]
             if states[0]:
                 self.optimizer.state[parameter] = {
                     "step": states[0]["step"].clone(),
-                    **{key: torch.stack([s[key] for s in states]) for key in ("exp_avg", "exp_avg_sq")}}
+                    **{key: torch.stack([s[key] for s in states]) for key in ("exp_avg", "exp_avg_sq")},
+                }
 
     def _unstack(self) -> None:
         """Copy the stacked parameters and optimizer state back into each active seed's modules."""
@@ -188,8 +227,10 @@ class _SeedPopulation:
                     state = self.optimizer.state.get(stacked)
                     if state:
                         single.state[single.param_groups[0]["params"][index]] = {
-                            "step": state["step"].clone(), "exp_avg": state["exp_avg"][slot].clone(),
-                            "exp_avg_sq": state["exp_avg_sq"][slot].clone()}
+                            "step": state["step"].clone(),
+                            "exp_avg": state["exp_avg"][slot].clone(),
+                            "exp_avg_sq": state["exp_avg_sq"][slot].clone(),
+                        }
 
     # the batched computation --------------------------------------------------------------------
     def _embed(self, weights: dict, features: torch.Tensor) -> torch.Tensor:
@@ -249,8 +290,11 @@ class _SeedPopulation:
             rows = torch.arange(start, min(start + config.batch_size, len(val.indices)))
             (weights, features), inputs, target = val.batch(rows, torch.arange(n_rollouts))
             expand = lambda t: t.unsqueeze(0).expand(S, *t.shape)  # noqa: E731 - the same batch for every seed
-            losses.append(self._losses({n: expand(t) for n, t in weights.items()}, expand(features),
-                                       expand(inputs), expand(target)))
+            losses.append(
+                self._losses(
+                    {n: expand(t) for n, t in weights.items()}, expand(features), expand(inputs), expand(target)
+                )
+            )
         return torch.cat(losses, 1).mean(1).tolist()
 
     def _save(self, i: int):
@@ -264,14 +308,22 @@ class _SeedPopulation:
     def run(self) -> list[Path]:
         steps = {run_log.step for run_log in self.logs if not run_log.done}
         if len(steps) > 1:  # a kill between two seeds' saves: each resumes on its own
-            self.log(f"{self.config.encoder}: seeds resume from different steps {sorted(steps)}; "
-                     "they train one at a time")
-            return [pretrain(self.zoo_path, out, c, self.device, self.progress, refs or False)
-                    for out, c, refs in zip(self.outs, self.configs, self.references)]
+            self.log(
+                f"{self.config.encoder}: seeds resume from different steps {sorted(steps)}; they train one at a time"
+            )
+            return [
+                pretrain(self.zoo_path, out, c, self.device, self.progress, refs or False)
+                for out, c, refs in zip(self.outs, self.configs, self.references)
+            ]
         active = [i for i, run_log in enumerate(self.logs) if not run_log.done]
-        bar = tqdm(total=self.config.steps * len(self.configs), initial=sum(r.step for r in self.logs),
-                   unit="step", disable=not self.progress, dynamic_ncols=True,
-                   desc=f"pretrain {self.config.encoder} x {len(self.configs)} seeds")
+        bar = tqdm(
+            total=self.config.steps * len(self.configs),
+            initial=sum(r.step for r in self.logs),
+            unit="step",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            desc=f"pretrain {self.config.encoder} x {len(self.configs)} seeds",
+        )
         while active:
             self._stack(active)
             while all(not self.logs[i].done for i in active):
@@ -289,11 +341,9 @@ class _SeedPopulation:
         return self.outs
 
     def _train_step(self, bar) -> None:
-        samples = [batch_for_step(self.train, self.configs[i], self.logs[i].step, self.augmenting)
-                   for i in self.active]
+        samples = [batch_for_step(self.train, self.configs[i], self.logs[i].step, self.augmenting) for i in self.active]
         weights = {name: torch.stack([s[0][0][name] for s in samples]) for name in samples[0][0][0]}
-        features, inputs, target = (torch.stack(parts) for parts in
-                                    zip(*[(s[0][1], s[1], s[2]) for s in samples]))
+        features, inputs, target = (torch.stack(parts) for parts in zip(*[(s[0][1], s[1], s[2]) for s in samples]))
         losses = self._losses(weights, features, inputs, target).mean(1)
         self.optimizer.zero_grad()
         losses.sum().backward()  # each seed's gradient is that of its own loss

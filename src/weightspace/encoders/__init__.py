@@ -16,14 +16,21 @@ class UnknownEncoderError(ConfigError, ValueError):
 
 #: encoder name -> its class, imported on demand so one encoder's import cost is not everyone's;
 #: an installed package can add encoders through the ``weightspace.encoders`` entry-point group
-ENCODERS = Registry("encoder", __name__, {
-    "statistics": ("statistics", "LayerwiseStatistics"),
-    "flattened": ("flattened", "FlattenedWeights"),
-    "transformer": ("transformer", "ParameterTransformer"),
-    "dwsnet": ("dwsnet", "DWSNet"),
-    "probing": ("probing", "NonInteractiveProbing"),
-    "interactive": ("probing", "InteractiveProbing"),
-}, group="weightspace.encoders", instantiate=False, error=UnknownEncoderError)
+ENCODERS = Registry(
+    "encoder",
+    __name__,
+    {
+        "statistics": ("statistics", "LayerwiseStatistics"),
+        "flattened": ("flattened", "FlattenedWeights"),
+        "transformer": ("transformer", "ParameterTransformer"),
+        "dwsnet": ("dwsnet", "DWSNet"),
+        "probing": ("probing", "NonInteractiveProbing"),
+        "interactive": ("probing", "InteractiveProbing"),
+    },
+    group="weightspace.encoders",
+    instantiate=False,
+    error=UnknownEncoderError,
+)
 #: the paper's six, in its order
 ENCODER_NAMES = tuple(ENCODERS.built_in)
 

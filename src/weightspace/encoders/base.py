@@ -78,8 +78,10 @@ class WeightEncoder(nn.Module):
 
     def forward(self, weights: Population) -> torch.Tensor:
         if weights.spec != self.spec:
-            raise ValueError(f"encoder built for {self.spec.architecture} {dict(self.spec.config)}, "
-                             f"got weights of {weights.spec.architecture} {dict(weights.spec.config)}")
+            raise ValueError(
+                f"encoder built for {self.spec.architecture} {dict(self.spec.config)}, "
+                f"got weights of {weights.spec.architecture} {dict(weights.spec.config)}"
+            )
         return self.encode(weights)
 
     def encode(self, weights: Population) -> torch.Tensor:

@@ -144,12 +144,10 @@ def equivariant_terms(layouts: Sequence[FeatureLayout]) -> list[dict[tuple[int, 
             for size in range(min(k_in, m) + 1):
                 for kept in itertools.combinations(range(k_in), size):
                     for placed in itertools.permutations(range(m), size):
-                        if any(in_layout.permutations[a] != out_layout.permutations[b]
-                               for a, b in zip(kept, placed)):
+                        if any(in_layout.permutations[a] != out_layout.permutations[b] for a, b in zip(kept, placed)):
                             continue
                         order = sorted(range(size), key=lambda i: placed[i])
-                        term = Term(source, tuple(kept[i] for i in order),
-                                    tuple(placed[i] for i in order))
+                        term = Term(source, tuple(kept[i] for i in order), tuple(placed[i] for i in order))
                         groups.setdefault(term.target, []).append(term)
         result.append(groups)
     return result
@@ -158,8 +156,7 @@ def equivariant_terms(layouts: Sequence[FeatureLayout]) -> list[dict[tuple[int, 
 class EquivariantLayer(nn.Module):
     """One linear layer equivariant to the hidden permutations (see module docstring)."""
 
-    def __init__(self, layouts: Sequence[FeatureLayout], in_channels: Sequence[int],
-                 out_channels: int):
+    def __init__(self, layouts: Sequence[FeatureLayout], in_channels: Sequence[int], out_channels: int):
         super().__init__()
         self.layouts = tuple(layouts)
         self.in_channels = tuple(in_channels)
@@ -168,8 +165,7 @@ class EquivariantLayer(nn.Module):
         self.linears = nn.ModuleList(
             nn.ModuleList(
                 # one bias per output tensor, on the global-mean (broadcast-everywhere) group
-                nn.Linear(sum(self.in_channels[t.source] for t in terms), out_channels,
-                          bias=target == ())
+                nn.Linear(sum(self.in_channels[t.source] for t in terms), out_channels, bias=target == ())
                 for target, terms in groups
             )
             for groups in self.groups
@@ -198,8 +194,11 @@ class EquivariantLayer(nn.Module):
                 parts = [pooled(t) for t in terms]
                 x = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
                 y = linear(x)
-                shape = [N] + [layout.sizes[d] if d in target else 1
-                               for d in range(len(layout.sizes))] + [self.out_channels]
+                shape = (
+                    [N]
+                    + [layout.sizes[d] if d in target else 1 for d in range(len(layout.sizes))]
+                    + [self.out_channels]
+                )
                 y = y.reshape(shape)
                 out = y if out is None else out + y
             outputs.append(out.expand(N, *layout.sizes, self.out_channels))
@@ -208,8 +207,7 @@ class EquivariantLayer(nn.Module):
 
 def invariant_pool(features: Sequence[torch.Tensor]) -> torch.Tensor:
     """Mean over every spatial (permutable) dimension, concatenated over tensors: (N, sum C)."""
-    return torch.cat([x.mean(dim=tuple(range(1, x.ndim - 1))) if x.ndim > 2 else x
-                      for x in features], dim=1)
+    return torch.cat([x.mean(dim=tuple(range(1, x.ndim - 1))) if x.ndim > 2 else x for x in features], dim=1)
 
 
 class DWSNet(WeightEncoder):
@@ -225,9 +223,16 @@ class DWSNet(WeightEncoder):
     permutation_invariant = True
     paper_parameters = (1279736, 1282400)
 
-    def __init__(self, architecture, task: TaskIO, embedding_size: int = 16,
-                 channels: int = 48, layers: int = 4, head_hidden: int = 64,
-                 head_layers: int = 3):
+    def __init__(
+        self,
+        architecture,
+        task: TaskIO,
+        embedding_size: int = 16,
+        channels: int = 48,
+        layers: int = 4,
+        head_hidden: int = 64,
+        head_layers: int = 3,
+    ):
         super().__init__(architecture, task, embedding_size)
         self.layouts = feature_layouts(self.spec)
         in_channels = [layout.channels for layout in self.layouts]

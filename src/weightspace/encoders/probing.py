@@ -187,8 +187,7 @@ class InteractiveProbing(_ProbingEncoder):
 
     # how the subjects are evaluated: the population engine, N networks x M probes per call ------
     def start_subjects(self, weights: Population):
-        return self.architecture.initial_state(weights.size, self.probes, weights.device,
-                                               self._weights_dtype(weights))
+        return self.architecture.initial_state(weights.size, self.probes, weights.device, self._weights_dtype(weights))
 
     def step_subjects(self, weights: Population, probe: torch.Tensor, state):
         """One probing step: probe inputs (N, M, X) -> subject outputs (N, M, Y), new state."""
@@ -198,8 +197,10 @@ class InteractiveProbing(_ProbingEncoder):
     def interrogate(self, weights: Population) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (N, Z) and the probes (N, M, L, X) each subject was given."""
         if weights.spec != self.spec:
-            raise ValueError(f"encoder built for {dict(self.spec.config)}, got weights of "
-                             f"{weights.spec.architecture} {dict(weights.spec.config)}")
+            raise ValueError(
+                f"encoder built for {dict(self.spec.config)}, got weights of "
+                f"{weights.spec.architecture} {dict(weights.spec.config)}"
+            )
         N = weights.size
         query = self.initial_query.expand(N, -1)
         subject_state = self.start_subjects(weights)

@@ -36,12 +36,21 @@ class ParameterTransformer(WeightEncoder):
     name = "transformer"
     paper_parameters = (1276688, 1278480)
     # 2 seeds on the toy zoo of tests/test_pretrain_seeds.py: 6.0 s together against 5.2 s alone
-    seed_batching_problem = ("torch.func.vmap has no batching rule for CPU attention and loops over the seeds, "
-                             "slower than one at a time")
+    seed_batching_problem = (
+        "torch.func.vmap has no batching rule for CPU attention and loops over the seeds, slower than one at a time"
+    )
     augment = True
 
-    def __init__(self, architecture, task, embedding_size: int = 16, width: int = 128, layers: int = 6,
-                 heads: int = 2, mlp_hidden: int = 512):
+    def __init__(
+        self,
+        architecture,
+        task,
+        embedding_size: int = 16,
+        width: int = 128,
+        layers: int = 6,
+        heads: int = 2,
+        mlp_hidden: int = 512,
+    ):
         super().__init__(architecture, task, embedding_size)
         shapes = []
         for names in neuron_groups(self.spec):

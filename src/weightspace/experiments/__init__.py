@@ -9,5 +9,16 @@ from .family import Family, family_names, get_family, register_family
 from .runner import run_experiment
 from .steps import Finished, Step, StepContext, run_steps
 
-__all__ = ["Family", "Finished", "Step", "StepContext", "config_toml", "family_names", "get_family",
-           "load_experiment", "register_family", "run_experiment", "run_steps"]
+__all__ = [
+    "Family",
+    "Finished",
+    "Step",
+    "StepContext",
+    "config_toml",
+    "family_names",
+    "get_family",
+    "load_experiment",
+    "register_family",
+    "run_experiment",
+    "run_steps",
+]

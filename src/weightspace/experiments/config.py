@@ -58,7 +58,7 @@ def set_value(data: dict, dotted: str, value) -> None:
     parts = dotted.split(".")
     node = data
     for depth, part in enumerate(parts[:-1]):
-        where = ".".join(parts[:depth + 1])
+        where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
             node = _list_item(node, part, where)
         elif isinstance(node, dict):
@@ -158,12 +158,12 @@ def _items(config, skip=()) -> list[tuple[str, object, str, tuple]]:
 
 def _is_table(value) -> bool:
     return (dataclasses.is_dataclass(value) and not isinstance(value, type)) or (
-        isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values()))
+        isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
+    )
 
 
 def _is_array_of_tables(value) -> bool:
-    return isinstance(value, (list, tuple)) and bool(value) and all(
-        dataclasses.is_dataclass(v) for v in value)
+    return isinstance(value, (list, tuple)) and bool(value) and all(dataclasses.is_dataclass(v) for v in value)
 
 
 def _table(config, path: list[str], lines: list[str], array: bool, help_text: str = "", skip=()) -> None:
@@ -231,8 +231,9 @@ def library(cls, per_step=(), help: str = "", **defaults):
     table takes ``cls``'s fields except ``per_step``, which the experiment sets on each step
     (the encoder and seed of a pretraining run, a VAE's input size). Those are left out when the
     config is written and refused in the table (:func:`per_step_problems`)."""
-    return dataclasses.field(default_factory=lambda: cls(**defaults),
-                             metadata={"help": help, "per_step": tuple(per_step)})
+    return dataclasses.field(
+        default_factory=lambda: cls(**defaults), metadata={"help": help, "per_step": tuple(per_step)}
+    )
 
 
 def per_step_problems(config) -> list[str]:
@@ -255,4 +256,3 @@ def moved_keys(data: dict, moves: dict[tuple[str, str], str], where: str) -> Non
     for (table, key), new in moves.items():
         if isinstance(data.get(table), dict) and key in data[table]:
             raise ConfigError(f"{where}: [{table}] {key} has moved to {new}")
-

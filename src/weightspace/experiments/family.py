@@ -69,12 +69,17 @@ class Family:
         return f"<experiment family {self.name}>"
 
 
-_FAMILIES = Registry("experiment family", __package__, {
-    "representations": ("representations.family", "Representations"),
-    "agent-embeddings": ("agent_embeddings.family", "AgentEmbeddings"),
-    "degeneracy": ("degeneracy.family", "Degeneracy"),
-    "tipl": ("tipl.family", "TIPL"),
-}, group="weightspace.experiment_families")
+_FAMILIES = Registry(
+    "experiment family",
+    __package__,
+    {
+        "representations": ("representations.family", "Representations"),
+        "agent-embeddings": ("agent_embeddings.family", "AgentEmbeddings"),
+        "degeneracy": ("degeneracy.family", "Degeneracy"),
+        "tipl": ("tipl.family", "TIPL"),
+    },
+    group="weightspace.experiment_families",
+)
 
 
 def register_family(family: Family, replace: bool = False) -> Family:

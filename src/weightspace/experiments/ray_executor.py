@@ -61,8 +61,9 @@ class RayExecutor:
         resources = resources or {}
         options = {"num_cpus": resources.get("cpus", 1), "num_gpus": resources.get("gpus", 0)}
         runtime = {"runtime_env": {"env_vars": dict(self.env)}} if self.env else {}
-        return self._run.options(**options, **runtime).remote(function, None if log is None else str(log),
-                                                   options["num_cpus"], _user_registered())
+        return self._run.options(**options, **runtime).remote(
+            function, None if log is None else str(log), options["num_cpus"], _user_registered()
+        )
 
     def wait(self, handles: list, timeout: float | None = None) -> list:
         """The handles among ``handles`` that are done: at least one, or with a ``timeout`` all
@@ -92,8 +93,12 @@ def _registries():
 def _user_registered() -> list:
     """The task and experiment families registered in this process that are not built in (a
     worker process has only the built-in ones and the installed entry points)."""
-    return [(index, item) for index, registry in enumerate(_registries())
-            for name, item in registry.loaded.items() if name not in registry.built_in]
+    return [
+        (index, item)
+        for index, registry in enumerate(_registries())
+        for name, item in registry.loaded.items()
+        if name not in registry.built_in
+    ]
 
 
 def _run_in_worker(function, log: str | None, cpus: float, registered: list):
@@ -111,5 +116,3 @@ def _run_in_worker(function, log: str | None, cpus: float, registered: list):
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         return function()
-
-

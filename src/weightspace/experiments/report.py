@@ -42,9 +42,11 @@ def write_report(out) -> Path:
         if written_by == weightspace_version():
             raise
         # results of another version that this version's report cannot read (issue 27): one line
-        raise ConfigError(f"{out} was written by weightspace {written_by} and this is {weightspace_version()}, "
-                          f"whose report cannot read it ({type(error).__name__}: {error}); recompute it with "
-                          "`weightspace run CONFIG` (finished steps are reused where nothing changed)") from None
+        raise ConfigError(
+            f"{out} was written by weightspace {written_by} and this is {weightspace_version()}, "
+            f"whose report cannot read it ({type(error).__name__}: {error}); recompute it with "
+            "`weightspace run CONFIG` (finished steps are reused where nothing changed)"
+        ) from None
     storage.write_text(out / REPORT_FILE, "\n".join(lines))
     return out / REPORT_FILE
 
@@ -67,8 +69,11 @@ def publish_report(out, destination) -> Path:
         if "://" in path or not (out / path).is_file():
             return match.group(0)
         parts = Path(path).parts
-        target = path if parts[0] == "figures" else \
-            "figures/" + "-".join(p for p in parts[1:-1] if not _STEP_KEY.match(p)) + "-" + parts[-1]
+        target = (
+            path
+            if parts[0] == "figures"
+            else "figures/" + "-".join(p for p in parts[1:-1] if not _STEP_KEY.match(p)) + "-" + parts[-1]
+        )
         copied[target] = out / path
         return f"![{label}]({target})"
 
@@ -84,19 +89,25 @@ def steps_section(run: dict) -> list[str]:
     """Which steps the last run reused and which it computed, with seconds."""
     steps = run["steps"]
     computed = [s for s in steps if s["status"] == "computed"]
-    lines = ["## Steps of the last run", "",
-             f"{len(steps)} steps: {len(computed)} computed ({sum(s['seconds'] for s in computed):.1f} s), "
-             f"{len(steps) - len(computed)} reused; the run took {run['seconds']:.1f} s. A step is reused when "
-             "`steps/STEP/KEY/` holds its finished result; KEY hashes the step's settings and the keys of the steps "
-             "it reads, so a changed setting recomputes exactly the steps that depend on it. Seconds: computing the "
-             "step (for a reused step, in the run that computed it).", "",
-             "| step | key | this run | seconds |", "|---|---|---|---|"]
+    lines = [
+        "## Steps of the last run",
+        "",
+        f"{len(steps)} steps: {len(computed)} computed ({sum(s['seconds'] for s in computed):.1f} s), "
+        f"{len(steps) - len(computed)} reused; the run took {run['seconds']:.1f} s. A step is reused when "
+        "`steps/STEP/KEY/` holds its finished result; KEY hashes the step's settings and the keys of the steps "
+        "it reads, so a changed setting recomputes exactly the steps that depend on it. Seconds: computing the "
+        "step (for a reused step, in the run that computed it).",
+        "",
+        "| step | key | this run | seconds |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {s['name']} | `{s['key']}` | {s['status']} | {s['seconds']:.1f} |" for s in steps]
     return lines + [""]
 
 
 def markdown(frame: pd.DataFrame) -> str:
     """A DataFrame as a Markdown table (floats to 3 decimals, NaN as "undefined")."""
+
     def text(value):
         if isinstance(value, float):
             return "undefined" if value != value else f"{value:.3f}"

@@ -21,8 +21,9 @@ def experiment_directory(config) -> Path:
     return Path(config.results_dir) / config.name
 
 
-def run_experiment(config, device: str = "cpu", progress: bool = True, threads: int | None = None,
-                   executor=None) -> Path:
+def run_experiment(
+    config, device: str = "cpu", progress: bool = True, threads: int | None = None, executor=None
+) -> Path:
     """Run (or resume) the experiment ``config``; returns the path of its report.md. ``threads``
     (CPU only) overrides the family's own thread count (:attr:`Family.cpu_threads`). ``executor``
     (:class:`~weightspace.experiments.ray_executor.RayExecutor`) runs the steps as Ray tasks."""
@@ -35,8 +36,13 @@ def run_experiment(config, device: str = "cpu", progress: bool = True, threads: 
         records = run_steps(family.steps(config, finished), out, device, progress, finished, executor)
         results = family.results(config, finished, out)
     storage.write_json(out / EXPERIMENT_FILE, toml_data(config))
-    storage.write_json(out / RUN_FILE, {"weightspace": weightspace_version(),  # the version that wrote the results
-                                        "seconds": round(time.perf_counter() - started, 1),
-                                        "steps": [record.to_json() for record in records]})
+    storage.write_json(
+        out / RUN_FILE,
+        {
+            "weightspace": weightspace_version(),  # the version that wrote the results
+            "seconds": round(time.perf_counter() - started, 1),
+            "steps": [record.to_json() for record in records],
+        },
+    )
     storage.write_json(out / RESULTS_FILE, results)
     return write_report(out)

@@ -138,8 +138,12 @@ def reads_only_its_settings(function) -> bool:
     import inspect
 
     function = getattr(function, "__func__", function)
-    return (inspect.isfunction(function) and not function.__closure__ and "<" not in function.__qualname__
-            and "." not in function.__qualname__)
+    return (
+        inspect.isfunction(function)
+        and not function.__closure__
+        and "<" not in function.__qualname__
+        and "." not in function.__qualname__
+    )
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,11 @@ def canonical(value):
 
 
 def step_key(kind: str, settings: dict, input_keys: list[str]) -> str:
-    text = json.dumps({"kind": kind, "settings": canonical(settings), "inputs": list(input_keys)},
-                      sort_keys=True, separators=(",", ":"))
+    text = json.dumps(
+        {"kind": kind, "settings": canonical(settings), "inputs": list(input_keys)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -206,8 +213,14 @@ class _Done:
     value: list
 
 
-def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool = True,
-              finished: dict[str, Finished] | None = None, executor=None) -> list[StepRecord]:
+def run_steps(
+    steps: Iterable[Step],
+    root,
+    device: str = "cpu",
+    progress: bool = True,
+    finished: dict[str, Finished] | None = None,
+    executor=None,
+) -> list[StepRecord]:
     """Run (or reuse) each step under ``root/steps``; returns one record per step, in the order
     given. ``finished`` (filled as steps finish) is the dict a step generator reads earlier
     results from; as a :class:`Results`, reading a step still on its way waits for it.
@@ -229,8 +242,9 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
 
     def finish(w: _Waiting, stored: dict, status: str) -> None:
         finished[w.step.name] = Finished(w.step.name, w.key, w.directory, stored["result"])
-        records[w.step.name] = StepRecord(w.step.name, w.step.kind, w.key, status, stored["seconds"],
-                                          str(w.directory.relative_to(root)))
+        records[w.step.name] = StepRecord(
+            w.step.name, w.step.kind, w.key, status, stored["seconds"], str(w.directory.relative_to(root))
+        )
 
     def say_progress():
         if executor.concurrent:
@@ -247,12 +261,16 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
             for w in unit:
                 w.inputs = {role: finished[name] for role, name in w.step.roles.items()}
                 _write_step_file(w.step, w.inputs, w.directory)
-                _say(here, f"[{w.step.name}] computing" + (f" (with {len(unit) - 1} more of its group)"
-                                                           if len(unit) > 1 else ""))
+                _say(
+                    here,
+                    f"[{w.step.name}] computing"
+                    + (f" (with {len(unit) - 1} more of its group)" if len(unit) > 1 else ""),
+                )
             contexts = [StepContext(w.directory, w.inputs, device, here, w.step.location) for w in unit]
             if len(unit) > 1:
-                function = _Together(unit[0].step.compute_together,
-                                     [(canonical(w.step.settings), c) for w, c in zip(unit, contexts)])
+                function = _Together(
+                    unit[0].step.compute_together, [(canonical(w.step.settings), c) for w, c in zip(unit, contexts)]
+                )
             else:
                 function = _Single(unit[0].step.compute, canonical(unit[0].step.settings), contexts[0])
             handle = executor.submit(function, _resources(unit[0].step, device), unit[0].directory / LOG_FILE)
@@ -298,8 +316,11 @@ def run_steps(steps: Iterable[Step], root, device: str = "cpu", progress: bool =
         for step in steps:
             if step.name in known:
                 raise ValueError(f"two steps are named {step.name!r}")
-            if step.group is None or (grouping and grouping[0].step.group != step.group) or any(
-                    w.step.name in step.input_names for w in grouping):
+            if (
+                step.group is None
+                or (grouping and grouping[0].step.group != step.group)
+                or any(w.step.name in step.input_names for w in grouping)
+            ):
                 flush()
             missing = [name for name in step.input_names if name not in known]
             if missing:
@@ -371,9 +392,15 @@ def _progress_line(done: int, running: list[str], waiting: int) -> str:
 
 
 def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
-    storage.write_json(directory / STEP_FILE, {
-        "name": step.name, "kind": step.kind, "settings": canonical(step.settings),
-        "inputs": {name: inputs[role].key for role, name in step.roles.items()}})
+    storage.write_json(
+        directory / STEP_FILE,
+        {
+            "name": step.name,
+            "kind": step.kind,
+            "settings": canonical(step.settings),
+            "inputs": {name: inputs[role].key for role, name in step.roles.items()},
+        },
+    )
 
 
 def _finished_result(directory: Path) -> dict | None:

@@ -19,8 +19,9 @@ from .steps import Finished, Step, StepContext
 ZOO_DIRECTORY = "zoo"
 
 
-def zoo_step(name: str, task_name: str, config, path: str | None = None,
-             summary: Callable[[object], dict] | None = None) -> Step:
+def zoo_step(
+    name: str, task_name: str, config, path: str | None = None, summary: Callable[[object], dict] | None = None
+) -> Step:
     """The step ``name`` that builds the zoo of task ``task_name`` with ``config`` (the task's
     typed config) at ``path`` (None: in the step's directory). Its result records where the zoo
     is, its checkpoint count, and ``summary(zoo)`` if given (a module-level function)."""
@@ -36,8 +37,9 @@ def build_zoo_step(context: StepContext, settings: dict) -> dict:
 
     task = get_task(settings["task"])
     location = Path(context.location) if context.location else context.directory / ZOO_DIRECTORY
-    build_zoo(location, task, task.config_from_manifest(settings["config"]), device=context.device,
-              progress=context.progress)
+    build_zoo(
+        location, task, task.config_from_manifest(settings["config"]), device=context.device, progress=context.progress
+    )
     zoo = load_zoo(location)
     result = {"path": context.location, "kind": settings["task"], "checkpoints": len(zoo)}
     if settings.get("summary"):

@@ -5,6 +5,22 @@ from .interpolation import InterpolationResult, alpha_grid, interpolate_pairs, l
 from .repair import CRITERIA, RepairConfig, repair_experiment, summarize_repair
 from .vae import VAEConfig, VAETraining, WeightVAE, train_vae
 
-__all__ = ["CRITERIA", "InterpolationResult", "NetworkSet", "RepairConfig", "VAEConfig", "VAETraining", "WeightVAE",
-           "alpha_grid", "final_networks", "interpolate_pairs", "latent_walk", "load_networks", "repair_experiment",
-           "save_networks", "summarize_repair", "train_vae", "weight_walk"]
+__all__ = [
+    "CRITERIA",
+    "InterpolationResult",
+    "NetworkSet",
+    "RepairConfig",
+    "VAEConfig",
+    "VAETraining",
+    "WeightVAE",
+    "alpha_grid",
+    "final_networks",
+    "interpolate_pairs",
+    "latent_walk",
+    "load_networks",
+    "repair_experiment",
+    "save_networks",
+    "summarize_repair",
+    "train_vae",
+    "weight_walk",
+]

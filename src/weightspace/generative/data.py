@@ -36,8 +36,7 @@ class NetworkSet:
         return len(self.table)
 
 
-def final_networks(zoo: Zoo, step: int | None = None, split: str | None = None,
-                   groups=None) -> NetworkSet:
+def final_networks(zoo: Zoo, step: int | None = None, split: str | None = None, groups=None) -> NetworkSet:
     """The zoo's networks at ``step`` (default: its last checkpoint step, where every run has
     finished training), optionally only of ``split`` and survival-time ``groups``."""
     table = zoo.table
@@ -65,8 +64,9 @@ def final_networks(zoo: Zoo, step: int | None = None, split: str | None = None,
 ARCHITECTURE_KEY = "weightspace.architecture"
 
 
-def save_networks(path, weights: Population, extra: dict[str, torch.Tensor] | None = None,
-                  metadata: dict[str, str] | None = None) -> Path:
+def save_networks(
+    path, weights: Population, extra: dict[str, torch.Tensor] | None = None, metadata: dict[str, str] | None = None
+) -> Path:
     """Write a population as one safetensors file: a tensor per weight (leading network axis,
     torch's names), optional per-network ``extra`` tensors (e.g. ``survival_time``), and the
     weight layout as JSON in the metadata."""

@@ -32,8 +32,14 @@ def survival_histograms(panels, path, max_steps: int = 200) -> Path:
         for values, color, label in ((train, TRAIN_COLOR, "training set"), (generated, GENERATED_COLOR, "generated")):
             values = np.asarray(values, dtype=np.float64)
             if len(values):
-                ax.hist(values, bins=bins, weights=np.full(len(values), 100 / len(values)), color=color,
-                        alpha=0.45, label=label)
+                ax.hist(
+                    values,
+                    bins=bins,
+                    weights=np.full(len(values), 100 / len(values)),
+                    color=color,
+                    alpha=0.45,
+                    label=label,
+                )
                 _kde(ax, values, color, bins)
         ax.set_title(title)
         ax.set_xlabel("survival time")
@@ -58,15 +64,24 @@ def interpolation_panels(table, titles, endpoints, path, max_steps: int = 200) -
         latent = part[part["space"] == "latent"].sort_values("alpha")
         weight = part[part["space"] == "weight"].sort_values("alpha")
         ax.plot([0, 1], list(endpoints[pair]), color=LINE_COLOR, label="line between endpoints")
-        ax.scatter(latent["alpha"], latent["survival_time"], color=GENERATED_COLOR, s=18, label="latent space", zorder=3)
-        ax.scatter(weight["alpha"], weight["survival_time"], color=WEIGHT_COLOR, s=18, marker="s",
-                   label="weight space", zorder=3)
+        ax.scatter(
+            latent["alpha"], latent["survival_time"], color=GENERATED_COLOR, s=18, label="latent space", zorder=3
+        )
+        ax.scatter(
+            weight["alpha"],
+            weight["survival_time"],
+            color=WEIGHT_COLOR,
+            s=18,
+            marker="s",
+            label="weight space",
+            zorder=3,
+        )
         ax.axvline(1.0, color="0.7", linewidth=0.8, linestyle=":")
         ax.set_ylim(0, max_steps * 1.05)
         ax.set_title(titles[pair] if pair < len(titles) else f"pair {pair}", fontsize=10)
         ax.set_xlabel("alpha")
         ax.set_ylabel("survival time")
-    for ax in axes[len(pairs):]:
+    for ax in axes[len(pairs) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=110)
@@ -87,8 +102,14 @@ def repair_curves(summary, path, other=None) -> Path:
         variant = table["variant"].iloc[0] if "variant" in table.columns else ""
         for criterion, part in table.groupby("criterion"):
             part = part.sort_values("level")
-            ax.plot(part["level"] * 100, part["best_difference"], style, marker=markers.get(criterion, "^"),
-                    color=colors.get(criterion), label=f"{criterion} criterion{f', {variant}' if variant else suffix}")
+            ax.plot(
+                part["level"] * 100,
+                part["best_difference"],
+                style,
+                marker=markers.get(criterion, "^"),
+                color=colors.get(criterion),
+                label=f"{criterion} criterion{f', {variant}' if variant else suffix}",
+            )
     threshold = float(summary["threshold"].iloc[0])
     ax.axhline(threshold, color="0.3", linestyle=":", linewidth=1, label=f"threshold = {threshold:g}")
     ax.set_xlabel("degradation (% of weights zeroed)")

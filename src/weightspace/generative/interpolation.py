@@ -54,9 +54,15 @@ class InterpolationResult:
     endpoint_survival: np.ndarray  # (pairs, 2): their survival times
 
 
-def interpolate_pairs(model: WeightVAE, pairs: list[tuple[torch.Tensor, torch.Tensor]], alphas,
-                      episodes: int = PAPER_TEST_EPISODES, max_episode_steps: int = PAPER_MAX_EPISODE_STEPS,
-                      architecture=CARTPOLE_NET, progress: bool = False) -> InterpolationResult:
+def interpolate_pairs(
+    model: WeightVAE,
+    pairs: list[tuple[torch.Tensor, torch.Tensor]],
+    alphas,
+    episodes: int = PAPER_TEST_EPISODES,
+    max_episode_steps: int = PAPER_MAX_EPISODE_STEPS,
+    architecture=CARTPOLE_NET,
+    progress: bool = False,
+) -> InterpolationResult:
     """Both walks for every pair of flattened networks; survival times from one batched rollout."""
     alphas = np.asarray(alphas, dtype=np.float64)
     latent, weight, endpoints = [], [], []
@@ -70,11 +76,13 @@ def interpolate_pairs(model: WeightVAE, pairs: list[tuple[torch.Tensor, torch.Te
     ends = torch.stack(endpoints) if endpoints else torch.zeros(0, 2, model.config.input_size)
     flat = torch.cat(latent + weight + [ends.reshape(2 * n, -1)])
     survival = survival_time(architecture, model.population(flat), episodes, max_episode_steps).numpy()
-    survival, endpoint_survival = survival[: 2 * n * A], survival[2 * n * A:].reshape(n, 2)
-    table = pd.DataFrame({
-        "pair": np.tile(np.repeat(np.arange(n), A), 2),
-        "alpha": np.tile(alphas, 2 * n),
-        "space": np.repeat(["latent", "weight"], n * A),
-        "survival_time": survival,
-    })
+    survival, endpoint_survival = survival[: 2 * n * A], survival[2 * n * A :].reshape(n, 2)
+    table = pd.DataFrame(
+        {
+            "pair": np.tile(np.repeat(np.arange(n), A), 2),
+            "alpha": np.tile(alphas, 2 * n),
+            "space": np.repeat(["latent", "weight"], n * A),
+            "survival_time": survival,
+        }
+    )
     return InterpolationResult(table, ends, endpoint_survival)

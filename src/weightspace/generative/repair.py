@@ -37,10 +37,15 @@ class RepairConfig:
 
     candidates: int = field(default=200, metadata={"help": "Networks sampled per degradation level (gamma)."})
     keep: int = field(default=10, metadata={"help": "Candidates kept by the criterion (k)."})
-    threshold: float = field(default=5.0, metadata={
-        "help": "Success: survival time within this many steps of the original (epsilon)."})
-    fill_missing: bool = field(default=False, metadata={
-        "help": "false: algorithm 1's candidate replaces the network; true: it only fills the missing weights."})
+    threshold: float = field(
+        default=5.0, metadata={"help": "Success: survival time within this many steps of the original (epsilon)."}
+    )
+    fill_missing: bool = field(
+        default=False,
+        metadata={
+            "help": "false: algorithm 1's candidate replaces the network; true: it only fills the missing weights."
+        },
+    )
 
     def __post_init__(self):
         if self.candidates < 1 or not 1 <= self.keep <= self.candidates:
@@ -66,8 +71,9 @@ def degrade(flat: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     return torch.where(missing.to(flat.device), torch.zeros_like(flat), flat)
 
 
-def criterion_distance(damaged: torch.Tensor, missing: torch.Tensor, candidates: torch.Tensor,
-                       criterion: str) -> torch.Tensor:
+def criterion_distance(
+    damaged: torch.Tensor, missing: torch.Tensor, candidates: torch.Tensor, criterion: str
+) -> torch.Tensor:
     """Equation 10 ("missing": over Existing weights) or 11 ("whole": over all): (candidates,)."""
     if criterion not in CRITERIA:
         raise ConfigError(f"unknown criterion {criterion!r}; choose from {CRITERIA}")
@@ -89,10 +95,18 @@ def repaired_networks(damaged, missing, candidates, config: RepairConfig) -> tor
     return torch.where(missing.to(candidates.device), candidates, damaged)
 
 
-def repair_experiment(model: WeightVAE, network: torch.Tensor, levels, criteria=CRITERIA,
-                      config: RepairConfig = RepairConfig(), seed: int = 0,
-                      episodes: int = PAPER_TEST_EPISODES, max_episode_steps: int = PAPER_MAX_EPISODE_STEPS,
-                      architecture=CARTPOLE_NET, labels=None) -> pd.DataFrame:
+def repair_experiment(
+    model: WeightVAE,
+    network: torch.Tensor,
+    levels,
+    criteria=CRITERIA,
+    config: RepairConfig = RepairConfig(),
+    seed: int = 0,
+    episodes: int = PAPER_TEST_EPISODES,
+    max_episode_steps: int = PAPER_MAX_EPISODE_STEPS,
+    architecture=CARTPOLE_NET,
+    labels=None,
+) -> pd.DataFrame:
     """Algorithm 1 at each degradation level with each criterion, for one flattened ``network``.
 
     Returns one row per (level, criterion, kept candidate rank) with the repaired network's
@@ -108,8 +122,16 @@ def repair_experiment(model: WeightVAE, network: torch.Tensor, levels, criteria=
         for criterion in criteria:
             kept = select_candidates(damaged, missing, candidates, criterion, config.keep)
             networks.append(repaired_networks(damaged, missing, candidates[kept], config))
-            rows += [{"level": level, "criterion": criterion, "rank": r, "candidate": int(c),
-                      "missing_weights": int(missing.sum())} for r, c in enumerate(kept.tolist())]
+            rows += [
+                {
+                    "level": level,
+                    "criterion": criterion,
+                    "rank": r,
+                    "candidate": int(c),
+                    "missing_weights": int(missing.sum()),
+                }
+                for r, c in enumerate(kept.tolist())
+            ]
     survival = survival_time(architecture, model.population(torch.cat(networks)), episodes, max_episode_steps).numpy()
     table = pd.DataFrame(rows)
     table["survival_time"] = survival[1:]
@@ -122,8 +144,14 @@ def repair_experiment(model: WeightVAE, network: torch.Tensor, levels, criteria=
 def summarize_repair(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Per level and criterion: the best kept candidate's difference, and whether algorithm 1
     succeeds (some kept candidate within the threshold; it returns the first such in rank order)."""
-    best = table.groupby(["level", "criterion"], sort=True).agg(
-        best_difference=("difference", "min"), success=("success", "any"),
-        first_candidate_difference=("difference", "first")).reset_index()
+    best = (
+        table.groupby(["level", "criterion"], sort=True)
+        .agg(
+            best_difference=("difference", "min"),
+            success=("success", "any"),
+            first_candidate_difference=("difference", "first"),
+        )
+        .reset_index()
+    )
     best["threshold"] = threshold
     return best

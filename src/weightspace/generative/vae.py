@@ -62,17 +62,26 @@ class VAEConfig:
     hidden_size: int = field(default=256, metadata={"help": "Units per hidden layer."})
     hidden_layers: int = field(default=2, metadata={"help": "Hidden layers of the encoder and of the decoder."})
     num_classes: int = field(default=0, metadata={"help": "> 0: a conditional VAE on a one-hot class."})
-    likelihood_std: float = field(default=0.3, metadata={
-        "help": "Standard deviation of the Gaussian likelihood, in standardised weight units."})
-    standardize: bool = field(default=True, metadata={
-        "help": "Standardise each weight with the training set's mean and std."})
-    class_specific: bool = field(default=True, metadata={
-        "help": "Conditional only: one decoder output layer and one sampling prior per class "
-                "(False: the class is only an input, and samples come from N(0, I))."})
+    likelihood_std: float = field(
+        default=0.3, metadata={"help": "Standard deviation of the Gaussian likelihood, in standardised weight units."}
+    )
+    standardize: bool = field(
+        default=True, metadata={"help": "Standardise each weight with the training set's mean and std."}
+    )
+    class_specific: bool = field(
+        default=True,
+        metadata={
+            "help": "Conditional only: one decoder output layer and one sampling prior per class "
+            "(False: the class is only an input, and samples come from N(0, I))."
+        },
+    )
 
     def __post_init__(self):
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("input_size", "latent_size", "hidden_size") if getattr(self, name) < 1]
+        problems = [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in ("input_size", "latent_size", "hidden_size")
+            if getattr(self, name) < 1
+        ]
         if self.hidden_layers < 0 or self.num_classes < 0:
             problems.append("hidden_layers and num_classes must be >= 0")
         if not self.likelihood_std > 0:
@@ -101,8 +110,7 @@ class DenseSkipMLP(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, hidden_layers: int, output_size: int):
         super().__init__()
-        self.hidden = nn.ModuleList(nn.Linear(input_size + i * hidden_size, hidden_size)
-                                    for i in range(hidden_layers))
+        self.hidden = nn.ModuleList(nn.Linear(input_size + i * hidden_size, hidden_size) for i in range(hidden_layers))
         self.out = nn.Linear(input_size + hidden_layers * hidden_size, output_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +126,10 @@ class WeightVAE(nn.Module):
     def __init__(self, config: VAEConfig, spec: WeightSpec | None = None):
         super().__init__()
         if spec is not None and spec.num_parameters != config.input_size:
-            raise ConfigError(f"input_size {config.input_size} does not match the {spec.num_parameters} "
-                              "parameters of the weight layout")
+            raise ConfigError(
+                f"input_size {config.input_size} does not match the {spec.num_parameters} "
+                "parameters of the weight layout"
+            )
         self.config = config
         self.spec = spec
         self.info: dict = {}  # what it was trained on (filled by ``load``)
@@ -129,8 +139,9 @@ class WeightVAE(nn.Module):
         if self.heads > 1:  # the sampling prior of each class (N(0, I) until training fits it)
             self.register_buffer("prior_mean", torch.zeros(c.num_classes, c.latent_size))
             self.register_buffer("prior_log_var", torch.zeros(c.num_classes, c.latent_size))
-        self.decoder = DenseSkipMLP(c.latent_size + c.num_classes, c.hidden_size, c.hidden_layers,
-                                    c.input_size * self.heads)
+        self.decoder = DenseSkipMLP(
+            c.latent_size + c.num_classes, c.hidden_size, c.hidden_layers, c.input_size * self.heads
+        )
         self.register_buffer("weight_mean", torch.zeros(c.input_size))
         self.register_buffer("weight_std", torch.ones(c.input_size))
 
@@ -189,7 +200,9 @@ class WeightVAE(nn.Module):
         """Flattened weights (the likelihood's mean) for latents z (N, latent): (N, P)."""
         return self.destandardize(self._decoded(z, self._labels(labels, len(z), z.device)))
 
-    def loss(self, flat: torch.Tensor, labels=None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, flat: torch.Tensor, labels=None, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Negative ELBO per network (equation 3 with one noise sample), and its two terms: (N,) each."""
         labels = self._labels(labels, len(flat), flat.device)
         mean, log_var = self._encoded(flat, labels)
@@ -197,8 +210,9 @@ class WeightVAE(nn.Module):
         z = mean + torch.exp(0.5 * log_var) * noise
         reconstruction = self._decoded(z, labels)
         std = self.config.likelihood_std
-        nll = (0.5 * ((reconstruction - self.standardize(flat)) / std) ** 2).sum(-1) \
-            + self.config.input_size * (math.log(std) + 0.5 * math.log(2 * math.pi))
+        nll = (0.5 * ((reconstruction - self.standardize(flat)) / std) ** 2).sum(-1) + self.config.input_size * (
+            math.log(std) + 0.5 * math.log(2 * math.pi)
+        )
         kl = 0.5 * (mean**2 + log_var.exp() - 1 - log_var).sum(-1)
         return {"loss": nll + kl, "reconstruction": nll, "kl": kl}
 
@@ -222,20 +236,25 @@ class WeightVAE(nn.Module):
         """Write ``model.safetensors`` and ``vae.json`` (config, weight layout, ``info``) to ``directory``."""
         directory = Path(directory)
         storage.write_tensors(directory / MODEL_FILE, dict(self.state_dict()))
-        storage.write_json(directory / CONFIG_FILE, {
-            "model": "weightspace.generative.WeightVAE",
-            "config": dataclasses.asdict(self.config),
-            "architecture": self.spec.to_json() if self.spec is not None else None,
-            "info": info or {},
-        })
+        storage.write_json(
+            directory / CONFIG_FILE,
+            {
+                "model": "weightspace.generative.WeightVAE",
+                "config": dataclasses.asdict(self.config),
+                "architecture": self.spec.to_json() if self.spec is not None else None,
+                "info": info or {},
+            },
+        )
         return directory
 
     @classmethod
     def load(cls, directory, device="cpu") -> WeightVAE:
         directory = Path(directory)
         if not (directory / CONFIG_FILE).exists() or not (directory / MODEL_FILE).exists():
-            raise WeightspaceError(f"{directory} is not a saved VAE (it needs {CONFIG_FILE} and {MODEL_FILE}; "
-                                   "write one with `weightspace generative train`)")
+            raise WeightspaceError(
+                f"{directory} is not a saved VAE (it needs {CONFIG_FILE} and {MODEL_FILE}; "
+                "write one with `weightspace generative train`)"
+            )
         try:
             meta = json.loads((directory / CONFIG_FILE).read_text())
             # saved before the class heads existed: the plain CVAE
@@ -249,8 +268,14 @@ class WeightVAE(nn.Module):
         return model.to(device).eval()
 
 
-def train_vae(model: WeightVAE, flat: torch.Tensor, labels: torch.Tensor | None = None,
-              training: VAETraining = VAETraining(), progress: bool = False, threads: int | None = 1) -> list[float]:
+def train_vae(
+    model: WeightVAE,
+    flat: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    training: VAETraining = VAETraining(),
+    progress: bool = False,
+    threads: int | None = 1,
+) -> list[float]:
     """Fit ``model`` to flattened weights ``flat`` (N, P) (with classes ``labels`` (N,) if
     conditional) with Adam; sets the standardisation from ``flat``. Returns the mean loss of each
     epoch. Runs with ``threads`` torch threads (small batches; see :mod:`weightspace.threads`)."""
@@ -299,7 +324,7 @@ def _fit_class_prior(model: WeightVAE, flat: torch.Tensor, labels: torch.Tensor,
     """Set each class's sampling prior to the moments of its aggregate posterior; a class without
     networks keeps N(0, I)."""
     labels = labels.to(flat.device).long()
-    parts = [model.encode(flat[i:i + chunk], labels[i:i + chunk]) for i in range(0, len(flat), chunk)]
+    parts = [model.encode(flat[i : i + chunk], labels[i : i + chunk]) for i in range(0, len(flat), chunk)]
     mean, variance = torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts]).exp()
     for c in range(model.config.num_classes):
         members = labels == c

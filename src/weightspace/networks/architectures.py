@@ -7,14 +7,20 @@ from ..errors import WeightspaceError
 from ..registry import Registry
 
 #: WeightSpec.architecture -> the architecture class (imported on use)
-ARCHITECTURES = Registry("architecture", __package__, {
-    "lstm": ("recurrent", "LSTM"),
-    "gru": ("recurrent", "GRU"),
-    "rnn": ("recurrent", "RNN"),
-    "mlp": ("mlp", "MLP"),
-    "gaussian-mlp": ("policy", "GaussianMLP"),
-    "mean-field-rnn": ("mean_field", "MeanFieldRNN"),
-}, instantiate=False, error=WeightspaceError)
+ARCHITECTURES = Registry(
+    "architecture",
+    __package__,
+    {
+        "lstm": ("recurrent", "LSTM"),
+        "gru": ("recurrent", "GRU"),
+        "rnn": ("recurrent", "RNN"),
+        "mlp": ("mlp", "MLP"),
+        "gaussian-mlp": ("policy", "GaussianMLP"),
+        "mean-field-rnn": ("mean_field", "MeanFieldRNN"),
+    },
+    instantiate=False,
+    error=WeightspaceError,
+)
 
 
 def architecture_from_spec(spec_json: dict):

@@ -47,33 +47,95 @@ _c_ptr = ctypes.c_void_p
 
 
 class _ForwardArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("T", _c_long), ("I", _c_long), ("H", _c_long),
-                ("x", _c_ptr), ("x_sk", _c_long), ("x_sb", _c_long), ("x_st", _c_long),
-                ("w_ih", _c_ptr), ("w_hh", _c_ptr), ("bias", _c_ptr), ("h0", _c_ptr),
-                ("c0", _c_ptr), ("c_sk", _c_long), ("c_sb", _c_long),
-                ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
-                ("c_last", _c_ptr), ("factors", _c_ptr), ("cell_from_hidden", _c_ptr),
-                ("forget", _c_ptr)]
+    _fields_ = [
+        ("K", _c_long),
+        ("B", _c_long),
+        ("T", _c_long),
+        ("I", _c_long),
+        ("H", _c_long),
+        ("x", _c_ptr),
+        ("x_sk", _c_long),
+        ("x_sb", _c_long),
+        ("x_st", _c_long),
+        ("w_ih", _c_ptr),
+        ("w_hh", _c_ptr),
+        ("bias", _c_ptr),
+        ("h0", _c_ptr),
+        ("c0", _c_ptr),
+        ("c_sk", _c_long),
+        ("c_sb", _c_long),
+        ("h", _c_ptr),
+        ("h_sk", _c_long),
+        ("h_sb", _c_long),
+        ("h_st", _c_long),
+        ("c_last", _c_ptr),
+        ("factors", _c_ptr),
+        ("cell_from_hidden", _c_ptr),
+        ("forget", _c_ptr),
+    ]
 
 
 class _BackwardArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("T", _c_long), ("I", _c_long), ("H", _c_long),
-                ("x", _c_ptr), ("x_sk", _c_long), ("x_sb", _c_long), ("x_st", _c_long),
-                ("w_ih", _c_ptr), ("w_hh", _c_ptr), ("h0", _c_ptr),
-                ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
-                ("factors", _c_ptr), ("cell_from_hidden", _c_ptr), ("forget", _c_ptr),
-                ("grad_h", _c_ptr), ("g_sk", _c_long), ("g_sb", _c_long), ("g_st", _c_long),
-                ("dh", _c_ptr), ("dc", _c_ptr), ("dx", _c_ptr), ("dx_sk", _c_long),
-                ("dx_sb", _c_long), ("dx_st", _c_long), ("dw_ih", _c_ptr), ("dw_hh", _c_ptr),
-                ("dbias", _c_ptr)]
+    _fields_ = [
+        ("K", _c_long),
+        ("B", _c_long),
+        ("T", _c_long),
+        ("I", _c_long),
+        ("H", _c_long),
+        ("x", _c_ptr),
+        ("x_sk", _c_long),
+        ("x_sb", _c_long),
+        ("x_st", _c_long),
+        ("w_ih", _c_ptr),
+        ("w_hh", _c_ptr),
+        ("h0", _c_ptr),
+        ("h", _c_ptr),
+        ("h_sk", _c_long),
+        ("h_sb", _c_long),
+        ("h_st", _c_long),
+        ("factors", _c_ptr),
+        ("cell_from_hidden", _c_ptr),
+        ("forget", _c_ptr),
+        ("grad_h", _c_ptr),
+        ("g_sk", _c_long),
+        ("g_sb", _c_long),
+        ("g_st", _c_long),
+        ("dh", _c_ptr),
+        ("dc", _c_ptr),
+        ("dx", _c_ptr),
+        ("dx_sk", _c_long),
+        ("dx_sb", _c_long),
+        ("dx_st", _c_long),
+        ("dw_ih", _c_ptr),
+        ("dw_hh", _c_ptr),
+        ("dbias", _c_ptr),
+    ]
 
 
 class _ReadoutArgs(ctypes.Structure):
-    _fields_ = [("K", _c_long), ("B", _c_long), ("T", _c_long), ("H", _c_long), ("O", _c_long),
-                ("h", _c_ptr), ("h_sk", _c_long), ("h_sb", _c_long), ("h_st", _c_long),
-                ("w", _c_ptr), ("bias", _c_ptr), ("targets", _c_ptr), ("loss", _c_ptr), ("probs", _c_ptr),
-                ("grad_loss", _c_ptr), ("dh", _c_ptr), ("dh_sk", _c_long), ("dh_sb", _c_long),
-                ("dh_st", _c_long), ("dw", _c_ptr), ("dbias", _c_ptr)]
+    _fields_ = [
+        ("K", _c_long),
+        ("B", _c_long),
+        ("T", _c_long),
+        ("H", _c_long),
+        ("O", _c_long),
+        ("h", _c_ptr),
+        ("h_sk", _c_long),
+        ("h_sb", _c_long),
+        ("h_st", _c_long),
+        ("w", _c_ptr),
+        ("bias", _c_ptr),
+        ("targets", _c_ptr),
+        ("loss", _c_ptr),
+        ("probs", _c_ptr),
+        ("grad_loss", _c_ptr),
+        ("dh", _c_ptr),
+        ("dh_sk", _c_long),
+        ("dh_sb", _c_long),
+        ("dh_st", _c_long),
+        ("dw", _c_ptr),
+        ("dbias", _c_ptr),
+    ]
 
 
 # Instruction-set levels, best first: name -> compiler flags. Elsewhere than x86-64 one build
@@ -119,8 +181,12 @@ def _current():
                 except _SlowerHere:
                     _builds[requested] = (None, None, None)
                 except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-                    warnings.warn(f"weightspace: could not build the fused LSTM kernel ({error}); "
-                                  "using the slower pure-PyTorch path", RuntimeWarning, stacklevel=3)
+                    warnings.warn(
+                        f"weightspace: could not build the fused LSTM kernel ({error}); "
+                        "using the slower pure-PyTorch path",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
                     _builds[requested] = (None, None, None)
     library, level, error = _builds[requested]
     if error is not None:
@@ -140,8 +206,10 @@ def requested_level() -> str | None:
         return None
     value = _ALIASES.get(value, value)
     if value not in levels():
-        raise KernelISAError(f"{ISA_VARIABLE}={value!r} is not one of {', '.join(levels())} on this "
-                             f"{platform.machine()} machine (or 'auto')")
+        raise KernelISAError(
+            f"{ISA_VARIABLE}={value!r} is not one of {', '.join(levels())} on this "
+            f"{platform.machine()} machine (or 'auto')"
+        )
     return value
 
 
@@ -206,8 +274,10 @@ def _load(level: str | None):
         if library.weightspace_cpu_supports_build():
             return library, name
         if level is not None:
-            raise KernelISAError(f"{ISA_VARIABLE}={level}: this CPU cannot run {level} instructions "
-                                 f"(it runs {', '.join(supported_levels()) or 'none of them'})")
+            raise KernelISAError(
+                f"{ISA_VARIABLE}={level}: this CPU cannot run {level} instructions "
+                f"(it runs {', '.join(supported_levels()) or 'none of them'})"
+            )
     if not errors:
         raise _SlowerHere(f"the fused kernel is measured faster only on {' or '.join(_AUTO)} CPUs")
     raise RuntimeError("; ".join(errors) or "no C compiler found (cc, gcc or $CC)")
@@ -220,8 +290,9 @@ def _build(level: str, errors: list):
     source = _SOURCE.read_bytes()
     for compiler in _compilers():
         for flags in ((*_FLAGS, *target_flags, _OPENMP), (*_FLAGS, *target_flags)):
-            key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(),
-                                             platform.machine().encode()])).hexdigest()[:16]
+            key = hashlib.sha256(
+                b"\0".join([source, compiler.encode(), " ".join(flags).encode(), platform.machine().encode()])
+            ).hexdigest()[:16]
             target = _cache_dir() / f"lstm_pointwise-{key}.so"
             if not target.exists():
                 error = _compile(compiler, flags, target)
@@ -229,14 +300,21 @@ def _build(level: str, errors: list):
                     errors.append(error)
                     continue
             library = ctypes.CDLL(str(target))
-            for name, args in (("lstm_forward_layer", _ForwardArgs), ("lstm_backward_layer", _BackwardArgs),
-                               ("readout_cross_entropy_forward", _ReadoutArgs),
-                               ("readout_cross_entropy_backward", _ReadoutArgs)):
+            for name, args in (
+                ("lstm_forward_layer", _ForwardArgs),
+                ("lstm_backward_layer", _BackwardArgs),
+                ("readout_cross_entropy_forward", _ReadoutArgs),
+                ("readout_cross_entropy_backward", _ReadoutArgs),
+            ):
                 function = getattr(library, name)
                 function.argtypes = [ctypes.POINTER(args), ctypes.c_int]
                 function.restype = ctypes.c_int
-            for name in ("weightspace_cpu_supports_build", "weightspace_vector_floats",
-                         "weightspace_tile_registers", "weightspace_vector_registers"):
+            for name in (
+                "weightspace_cpu_supports_build",
+                "weightspace_vector_floats",
+                "weightspace_tile_registers",
+                "weightspace_vector_registers",
+            ):
                 getattr(library, name).restype = ctypes.c_int
             return library
     return None
@@ -248,8 +326,9 @@ def _compile(compiler: str, flags, target: Path) -> str | None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".tmp")
     os.close(handle)
     try:
-        result = subprocess.run([compiler, *flags, "-o", temporary, str(_SOURCE), "-lm"],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [compiler, *flags, "-o", temporary, str(_SOURCE), "-lm"], capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             return f"{compiler} exited with {result.returncode}: {result.stderr.strip()[-500:]}"
         os.replace(temporary, target)
@@ -278,8 +357,7 @@ def _strided(name, tensor, shape):
     return _check(name, tensor, shape, False), *tensor.stride()[:3]
 
 
-def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, cell_from_hidden,
-                  forget):
+def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, cell_from_hidden, forget):
     """One layer forward over all T steps; see ``LSTMLayer`` in ``lstm_kernel``.
 
     Reads the input ``x`` (K, B, T, I), ``weight_ih`` (K, 4H, I), ``weight_hh`` (K, 4H, H),
@@ -292,18 +370,30 @@ def forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, ce
     H = h0.shape[-1]
     G, rows, saved = 4 * H, (K, B, H), (K, T, B, H)
     args = _ForwardArgs(
-        K, B, T, I, H, *_strided("x", x, (K, B, T, I)),
-        _check("weight_ih", weight_ih, (K, G, I)), _check("weight_hh", weight_hh, (K, G, H)),
-        _check("bias", bias, (K, G)), _check("h0", h0, rows),
-        _check("c0", c0, rows, False), *c0.stride()[:2],
-        *_strided("hs", hs, (K, B, T, H)), _check("c_last", c_last, rows),
+        K,
+        B,
+        T,
+        I,
+        H,
+        *_strided("x", x, (K, B, T, I)),
+        _check("weight_ih", weight_ih, (K, G, I)),
+        _check("weight_hh", weight_hh, (K, G, H)),
+        _check("bias", bias, (K, G)),
+        _check("h0", h0, rows),
+        _check("c0", c0, rows, False),
+        *c0.stride()[:2],
+        *_strided("hs", hs, (K, B, T, H)),
+        _check("c_last", c_last, rows),
         _check("factors", factors, (K, T, B, 4, H)),
-        _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved))
+        _check("cell_from_hidden", cell_from_hidden, saved),
+        _check("forget", forget, saved),
+    )
     _call(_current()[0].lstm_forward_layer, args)
 
 
-def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget, grad_hs,
-                   dh, dc, dx, dw_ih, dw_hh, dbias):
+def backward_layer(
+    x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget, grad_hs, dh, dc, dx, dw_ih, dw_hh, dbias
+):
     """One layer backward over all T steps, from the forward's input, outputs and saved factors.
 
     ``grad_hs`` (K, B, T, H; may be None or a strided view) is the gradient of the outputs.
@@ -316,15 +406,27 @@ def backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, f
     H = h0.shape[-1]
     G, rows, saved = 4 * H, (K, B, H), (K, T, B, H)
     args = _BackwardArgs(
-        K, B, T, I, H, *_strided("x", x, (K, B, T, I)),
-        _check("weight_ih", weight_ih, (K, G, I)), _check("weight_hh", weight_hh, (K, G, H)),
-        _check("h0", h0, rows), *_strided("hs", hs, (K, B, T, H)),
+        K,
+        B,
+        T,
+        I,
+        H,
+        *_strided("x", x, (K, B, T, I)),
+        _check("weight_ih", weight_ih, (K, G, I)),
+        _check("weight_hh", weight_hh, (K, G, H)),
+        _check("h0", h0, rows),
+        *_strided("hs", hs, (K, B, T, H)),
         _check("factors", factors, (K, T, B, 4, H)),
-        _check("cell_from_hidden", cell_from_hidden, saved), _check("forget", forget, saved),
-        *_strided("grad_hs", grad_hs, (K, B, T, H)), _check("dh", dh, rows), _check("dc", dc, rows),
+        _check("cell_from_hidden", cell_from_hidden, saved),
+        _check("forget", forget, saved),
+        *_strided("grad_hs", grad_hs, (K, B, T, H)),
+        _check("dh", dh, rows),
+        _check("dc", dc, rows),
         *_strided("dx", dx, (K, B, T, I)),
-        _check("dw_ih", dw_ih, (K, G, I)), _check("dw_hh", dw_hh, (K, G, H)),
-        _check("dbias", dbias, (K, G)))
+        _check("dw_ih", dw_ih, (K, G, I)),
+        _check("dw_hh", dw_hh, (K, G, H)),
+        _check("dbias", dbias, (K, G)),
+    )
     _call(_current()[0].lstm_backward_layer, args)
 
 
@@ -334,10 +436,19 @@ def readout_cross_entropy_forward(hs, weight, bias, targets, loss, probs):
     int64; writes ``loss`` (K) and the softmax ``probs`` (K, T, B, O) the backward pass reads."""
     K, B, T, H = hs.shape
     O = weight.shape[1]
-    args = _ReadoutArgs(K, B, T, H, O, *_strided("hs", hs, (K, B, T, H)),
-                        _check("weight", weight, (K, O, H)), _check("bias", bias, (K, O)),
-                        _check_targets(targets, (K, B, T)), _check("loss", loss, (K,)),
-                        _check("probs", probs, (K, T, B, O)))
+    args = _ReadoutArgs(
+        K,
+        B,
+        T,
+        H,
+        O,
+        *_strided("hs", hs, (K, B, T, H)),
+        _check("weight", weight, (K, O, H)),
+        _check("bias", bias, (K, O)),
+        _check_targets(targets, (K, B, T)),
+        _check("loss", loss, (K,)),
+        _check("probs", probs, (K, T, B, O)),
+    )
     _call(_current()[0].readout_cross_entropy_forward, args)
 
 
@@ -346,11 +457,23 @@ def readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss, dh, dw
     (K, B, T, H; may be strided), ``dw`` (K, O, H) and ``dbias`` (K, O)."""
     K, B, T, H = hs.shape
     O = weight.shape[1]
-    args = _ReadoutArgs(K, B, T, H, O, *_strided("hs", hs, (K, B, T, H)),
-                        _check("weight", weight, (K, O, H)), None, _check_targets(targets, (K, B, T)), None,
-                        _check("probs", probs, (K, T, B, O)), _check("grad_loss", grad_loss, (K,)),
-                        *_strided("dh", dh, (K, B, T, H)), _check("dw", dw, (K, O, H)),
-                        _check("dbias", dbias, (K, O)))
+    args = _ReadoutArgs(
+        K,
+        B,
+        T,
+        H,
+        O,
+        *_strided("hs", hs, (K, B, T, H)),
+        _check("weight", weight, (K, O, H)),
+        None,
+        _check_targets(targets, (K, B, T)),
+        None,
+        _check("probs", probs, (K, T, B, O)),
+        _check("grad_loss", grad_loss, (K,)),
+        *_strided("dh", dh, (K, B, T, H)),
+        _check("dw", dw, (K, O, H)),
+        _check("dbias", dbias, (K, O)),
+    )
     _call(_current()[0].readout_cross_entropy_backward, args)
 
 

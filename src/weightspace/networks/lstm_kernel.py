@@ -67,13 +67,10 @@ class LSTMRecurrence(torch.autograd.Function):
         for t in range(T - 1, -1, -1):
             grad_step = grad_projected[:, :, t]
             grad_h = grad_hs[:, :, t] if grad_hs is not None else None
-            _backward_step(dh, grad_h, dc, gate_factors[t], cell_from_hidden[t], forget[t],
-                           grad_step)
+            _backward_step(dh, grad_h, dc, gate_factors[t], cell_from_hidden[t], forget[t], grad_step)
             dh = torch.bmm(grad_step, weight_hh)
         h_prev = torch.cat([h0.unsqueeze(2), hs[:, :, :-1]], dim=2)
-        grad_weight_hh = torch.bmm(
-            grad_projected.view(K, B * T, G).transpose(1, 2), h_prev.view(K, B * T, H)
-        )
+        grad_weight_hh = torch.bmm(grad_projected.view(K, B * T, G).transpose(1, 2), h_prev.view(K, B * T, H))
         return grad_projected, grad_weight_hh, dh, dc
 
 
@@ -98,8 +95,7 @@ class LSTMLayer(torch.autograd.Function):
         factors = x.new_empty(K, T, B, 4, H)  # network-major, as the C side works
         cell_from_hidden = x.new_empty(K, T, B, H)
         forget = x.new_empty(K, T, B, H)
-        fused_cpu.forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors,
-                                cell_from_hidden, forget)
+        fused_cpu.forward_layer(x, weight_ih, weight_hh, bias, h0, c0, hs, c_last, factors, cell_from_hidden, forget)
         if T == 0:
             c_last.copy_(c0)
         ctx.save_for_backward(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget)
@@ -117,8 +113,9 @@ class LSTMLayer(torch.autograd.Function):
         dx = x.new_empty(K, T, B, I).transpose(1, 2) if ctx.needs_input_grad[0] else None
         dw_ih, dw_hh = torch.empty_like(weight_ih), torch.empty_like(weight_hh)
         dbias = x.new_empty(weight_hh.shape[:2])
-        fused_cpu.backward_layer(x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget,
-                                 grad_hs, dh, dc, dx, dw_ih, dw_hh, dbias)
+        fused_cpu.backward_layer(
+            x, weight_ih, weight_hh, h0, hs, factors, cell_from_hidden, forget, grad_hs, dh, dc, dx, dw_ih, dw_hh, dbias
+        )
         return dx, dw_ih, dw_hh, dbias, dh, dc
 
 
@@ -142,8 +139,11 @@ def _initial_cell_gradient(grad_c_last, h0):
 def fused_applies(weight_hh, *tensors) -> bool:
     """Whether :class:`LSTMLayer` runs a layer with recurrent weights ``weight_hh`` (K, 4H, H):
     float32 CPU tensors, a built library, and a shape where it is the faster path (:func:`fused_wins`)."""
-    return (all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (weight_hh, *tensors))
-            and fused_cpu.available() and fused_wins(weight_hh.shape[0], weight_hh.shape[-1]))
+    return (
+        all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (weight_hh, *tensors))
+        and fused_cpu.available()
+        and fused_wins(weight_hh.shape[0], weight_hh.shape[-1])
+    )
 
 
 #: Hidden sizes up to this run on the compiled kernel whatever the population's size.

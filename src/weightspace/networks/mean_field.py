@@ -41,8 +41,9 @@ class MeanFieldRNN:
 
     def __post_init__(self):
         if self.gamma <= 0 or not 0 < self.tau <= 1:
-            raise WeightspaceError(f"mean-field RNN needs gamma > 0 and 0 < tau <= 1 (got gamma={self.gamma}, "
-                                   f"tau={self.tau})")
+            raise WeightspaceError(
+                f"mean-field RNN needs gamma > 0 and 0 < tau <= 1 (got gamma={self.gamma}, tau={self.tau})"
+            )
 
     @cached_property
     def spec(self) -> WeightSpec:
@@ -53,10 +54,18 @@ class MeanFieldRNN:
             TensorSpec("rnn.weight_hh_l0", (hidden, Axis(N, "h0")), UNIT_VARIANCE_BOUND, 0),
             TensorSpec("readout.weight", (Axis(self.output_size), Axis(N, "h0")), UNIT_VARIANCE_BOUND, 1),
         )
-        return WeightSpec(architecture=self.kind,
-                          config={"input_size": self.input_size, "hidden_size": N,
-                                  "output_size": self.output_size, "gamma": self.gamma, "tau": self.tau},
-                          tensors=tensors, permutations={"h0": N})
+        return WeightSpec(
+            architecture=self.kind,
+            config={
+                "input_size": self.input_size,
+                "hidden_size": N,
+                "output_size": self.output_size,
+                "gamma": self.gamma,
+                "tau": self.tau,
+            },
+            tensors=tensors,
+            permutations={"h0": N},
+        )
 
     def init(self, seeds, device="cpu") -> Population:
         return initialize(self.spec, seeds, device)
@@ -65,8 +74,9 @@ class MeanFieldRNN:
         """Outputs (K, B, T, O) and the final state (1, K, B, N); with ``return_hidden`` also the
         hidden sequence (K, B, T, N)."""
         if x.ndim != 4 or x.shape[0] != weights.size or x.shape[3] != self.input_size:
-            raise WeightspaceError(f"expected inputs of shape (K={weights.size}, B, T, {self.input_size}), "
-                                   f"got {tuple(x.shape)}")
+            raise WeightspaceError(
+                f"expected inputs of shape (K={weights.size}, B, T, {self.input_size}), got {tuple(x.shape)}"
+            )
         K, B, T, _ = x.shape
         N = self.hidden_size
         h = torch.zeros(K, B, N, device=x.device, dtype=x.dtype) if state is None else state[0]
@@ -77,7 +87,8 @@ class MeanFieldRNN:
             h = h + self.tau * (torch.bmm(torch.tanh(h), recurrent) + driven[:, :, t] - h)
             hidden.append(h)
         hidden = torch.stack(hidden, dim=2)
-        outputs = torch.bmm(torch.tanh(hidden).reshape(K, B * T, N),
-                            weights["readout.weight"].transpose(1, 2)).view(K, B, T, -1) / (self.gamma * N)
+        outputs = torch.bmm(torch.tanh(hidden).reshape(K, B * T, N), weights["readout.weight"].transpose(1, 2)).view(
+            K, B, T, -1
+        ) / (self.gamma * N)
         final = h.unsqueeze(0)
         return (outputs, final, hidden) if return_hidden else (outputs, final)

@@ -15,8 +15,7 @@ from torch import nn
 from ..errors import WeightspaceError
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
-ACTIVATIONS = {"elu": (nn.ELU, torch.nn.functional.elu), "relu": (nn.ReLU, torch.relu),
-               "tanh": (nn.Tanh, torch.tanh)}
+ACTIVATIONS = {"elu": (nn.ELU, torch.nn.functional.elu), "relu": (nn.ReLU, torch.relu), "tanh": (nn.Tanh, torch.tanh)}
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,10 @@ class MLP:
             rows = Axis(fan_out, None if last else f"h{layer}")
             cols = Axis(fan_in, None if layer == 0 else f"h{layer - 1}")
             bound = 1.0 / fan_in**0.5
-            tensors += [TensorSpec(f"{2 * layer}.weight", (rows, cols), bound, layer),
-                        TensorSpec(f"{2 * layer}.bias", (rows,), bound, layer)]
+            tensors += [
+                TensorSpec(f"{2 * layer}.weight", (rows, cols), bound, layer),
+                TensorSpec(f"{2 * layer}.bias", (rows,), bound, layer),
+            ]
         return WeightSpec(
             architecture="mlp",
             config={"sizes": list(self.sizes), "activation": self.activation},
@@ -61,8 +62,9 @@ class MLP:
         hidden = []
         n_layers = len(self.sizes) - 1
         for layer in range(n_layers):
-            x = torch.baddbmm(weights[f"{2 * layer}.bias"].unsqueeze(1), x,
-                              weights[f"{2 * layer}.weight"].transpose(1, 2))
+            x = torch.baddbmm(
+                weights[f"{2 * layer}.bias"].unsqueeze(1), x, weights[f"{2 * layer}.weight"].transpose(1, 2)
+            )
             if layer < n_layers - 1:
                 x = act(x)
                 hidden.append(x)

@@ -39,8 +39,12 @@ class GaussianMLP:
     def spec(self) -> WeightSpec:
         base = self.mean_network.spec
         log_std = TensorSpec("log_std", (Axis(self.action_size),), 0.0, len(self.sizes) - 2)
-        return WeightSpec(architecture=self.kind, config={"sizes": list(self.sizes), "activation": self.activation},
-                          tensors=(*base.tensors, log_std), permutations=dict(base.permutations))
+        return WeightSpec(
+            architecture=self.kind,
+            config={"sizes": list(self.sizes), "activation": self.activation},
+            tensors=(*base.tensors, log_std),
+            permutations=dict(base.permutations),
+        )
 
     def init(self, seeds, device="cpu") -> Population:
         return initialize(self.spec, seeds, device)
@@ -57,8 +61,7 @@ class GaussianMLP:
         """Log-density of ``action`` under N(mean, exp(log_std)^2), summed over action dimensions:
         ``torch.distributions.Normal(mean, std).log_prob(action).sum(-1)``, written out so that a
         log-std of shape (K, 1, action) broadcasts over a population."""
-        return (-((action - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std
-                - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return (-((action - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     @staticmethod
     def entropy(log_std: torch.Tensor) -> torch.Tensor:

@@ -38,8 +38,7 @@ class ReadoutCrossEntropy(torch.autograd.Function):
         K, B, T, H = hs.shape
         dh = hs.new_empty(K, T, B, H).transpose(1, 2)  # time-major, as the LSTM layers read it
         dw, dbias = torch.empty_like(weight), hs.new_empty(weight.shape[:2])
-        fused_cpu.readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss.contiguous(), dh, dw,
-                                                 dbias)
+        fused_cpu.readout_cross_entropy_backward(hs, weight, targets, probs, grad_loss.contiguous(), dh, dw, dbias)
         return dh, dw, dbias, None
 
 

@@ -97,8 +97,10 @@ class RecurrentArchitecture:
 
     def _check(self, weights: Population, x: torch.Tensor) -> None:
         if weights.spec != self.spec:
-            raise WeightspaceError(f"weights are {weights.spec.architecture} {dict(weights.spec.config)}, "
-                                   f"not {self.kind} {dict(self.spec.config)}")
+            raise WeightspaceError(
+                f"weights are {weights.spec.architecture} {dict(weights.spec.config)}, "
+                f"not {self.kind} {dict(self.spec.config)}"
+            )
         if x.ndim != 4 or x.shape[0] != weights.size or x.shape[3] != self.input_size:
             raise WeightspaceError(
                 f"expected inputs of shape (K={weights.size}, B, T, {self.input_size}), got {tuple(x.shape)}"
@@ -133,12 +135,16 @@ class RecurrentArchitecture:
         layer_input = x_t
         finals = []
         for layer in range(self.num_layers):
-            projected = torch.baddbmm(self._input_bias(weights, layer).unsqueeze(1), layer_input,
-                                      weights[f"rnn.weight_ih_l{layer}"].transpose(1, 2))
+            projected = torch.baddbmm(
+                self._input_bias(weights, layer).unsqueeze(1),
+                layer_input,
+                weights[f"rnn.weight_ih_l{layer}"].transpose(1, 2),
+            )
             layer_input, final = self._cell(weights, layer, projected, _layer_state(state, layer))
             finals.append(final)
-        out = torch.baddbmm(weights["readout.bias"].unsqueeze(1), layer_input,
-                            weights["readout.weight"].transpose(1, 2))
+        out = torch.baddbmm(
+            weights["readout.bias"].unsqueeze(1), layer_input, weights["readout.weight"].transpose(1, 2)
+        )
         return out, _stack_states(finals)
 
     def runs_compiled(self, weights: Population) -> bool:
@@ -215,8 +221,7 @@ class LSTM(RecurrentArchitecture):
 
     def _cell(self, weights, layer, projected_t, state):
         h, c = state
-        gates = torch.baddbmm(projected_t, h,
-                              weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2))
+        gates = torch.baddbmm(projected_t, h, weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2))
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -232,8 +237,9 @@ class GRU(RecurrentArchitecture):
         return weights[f"rnn.bias_ih_l{layer}"]  # b_hn sits inside r * (W_hn h + b_hn)
 
     def _cell(self, weights, layer, projected_t, h):
-        hidden = torch.baddbmm(weights[f"rnn.bias_hh_l{layer}"].unsqueeze(1), h,
-                               weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2))
+        hidden = torch.baddbmm(
+            weights[f"rnn.bias_hh_l{layer}"].unsqueeze(1), h, weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2)
+        )
         x_r, x_z, x_n = projected_t.chunk(3, dim=-1)
         h_r, h_z, h_n = hidden.chunk(3, dim=-1)
         r = torch.sigmoid(x_r + h_r)
@@ -251,6 +257,5 @@ class RNN(RecurrentArchitecture):
     gates = 1
 
     def _cell(self, weights, layer, projected_t, h):
-        h = torch.tanh(torch.baddbmm(projected_t, h,
-                                     weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2)))
+        h = torch.tanh(torch.baddbmm(projected_t, h, weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2)))
         return h, h

@@ -60,9 +60,7 @@ def _axis_index(axis: Axis, perm: torch.Tensor, separate_gates: bool) -> torch.T
     return torch.cat(blocks, dim=1)
 
 
-def permute(
-    weights: Population, permutations: Mapping[str, torch.Tensor], variant: str = CORRECT
-) -> Population:
+def permute(weights: Population, permutations: Mapping[str, torch.Tensor], variant: str = CORRECT) -> Population:
     """Apply hidden-neuron ``permutations`` (id -> (K, n) or (n,) index tensor) to ``weights``.
 
     ``variant`` is ``"correct"`` or one of :data:`INCORRECT_VARIANTS`.
@@ -98,8 +96,7 @@ def applicable_variants(spec: WeightSpec) -> list[str]:
     ``gates_separately`` needs gate blocks, a skipped role needs axes of that role."""
     roles = {_axis_role(t, a) for t in spec.tensors for a, axis in enumerate(t.axes) if axis.permutation}
     gated = any(axis.blocks > 1 for t in spec.tensors for axis in t.axes if axis.permutation)
-    return [v for v in INCORRECT_VARIANTS
-            if (gated if v == "gates_separately" else bool(_SKIPPED_ROLES[v] & roles))]
+    return [v for v in INCORRECT_VARIANTS if (gated if v == "gates_separately" else bool(_SKIPPED_ROLES[v] & roles))]
 
 
 def random_permutations(

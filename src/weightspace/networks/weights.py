@@ -190,9 +190,7 @@ class Population(Mapping[str, torch.Tensor]):
         return {n: t[k] for n, t in self._tensors.items()}
 
     @classmethod
-    def from_state_dicts(
-        cls, spec: WeightSpec, states: Sequence[Mapping[str, torch.Tensor]]
-    ) -> Population:
+    def from_state_dicts(cls, spec: WeightSpec, states: Sequence[Mapping[str, torch.Tensor]]) -> Population:
         for state in states:
             spec.check_state_dict(state, batched=False)
         return cls(spec, {n: torch.stack([s[n] for s in states]) for n in spec.names})
@@ -208,9 +206,7 @@ class Population(Mapping[str, torch.Tensor]):
                 f"expected flat weights of shape (K, {spec.num_parameters}), got {tuple(flat.shape)}"
             )
         pieces = torch.split(flat, [t.numel for t in spec.tensors], dim=1)
-        return cls(
-            spec, {t.name: p.reshape(len(flat), *t.shape) for t, p in zip(spec.tensors, pieces)}
-        )
+        return cls(spec, {t.name: p.reshape(len(flat), *t.shape) for t, p in zip(spec.tensors, pieces)})
 
 
 def initialize(spec: WeightSpec, seeds, device="cpu") -> Population:

@@ -13,6 +13,19 @@ from .evaluation import (
     survival_time,
 )
 
-__all__ = ["CARTPOLE_NET", "GROUP_EDGES", "GROUP_NAMES", "PAPER_MAX_EPISODE_STEPS", "PAPER_TEST_EPISODES",
-           "CartPoleBatch", "DQNRuns", "DQNSettings", "PopulationDQN", "episode_lengths", "greedy_policy",
-           "survival_group", "survival_time", "test_initial_states"]
+__all__ = [
+    "CARTPOLE_NET",
+    "GROUP_EDGES",
+    "GROUP_NAMES",
+    "PAPER_MAX_EPISODE_STEPS",
+    "PAPER_TEST_EPISODES",
+    "CartPoleBatch",
+    "DQNRuns",
+    "DQNSettings",
+    "PopulationDQN",
+    "episode_lengths",
+    "greedy_policy",
+    "survival_group",
+    "survival_time",
+    "test_initial_states",
+]

@@ -56,8 +56,9 @@ class CartPoleBatch:
     def episode_steps(self) -> np.ndarray:
         return self.env.steps
 
-    def set_state(self, states: np.ndarray, which: np.ndarray | None = None,
-                  episode_steps: np.ndarray | int = 0) -> None:
+    def set_state(
+        self, states: np.ndarray, which: np.ndarray | None = None, episode_steps: np.ndarray | int = 0
+    ) -> None:
         """Start (or restore) environments ``which`` (a bool mask or indices; default all) in ``states``."""
         which = slice(None) if which is None else which
         self.env.state[:, which] = np.asarray(states, dtype=np.float64).T

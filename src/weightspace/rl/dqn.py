@@ -63,8 +63,16 @@ class DQNSettings:
 
 
 #: Per-network hyperparameters, the columns of a zoo plan that :class:`PopulationDQN` reads.
-RUN_COLUMNS = ("seed", "learning_rate", "weight_decay", "gamma", "epsilon_final", "exploration_steps",
-               "target_update", "train_steps")
+RUN_COLUMNS = (
+    "seed",
+    "learning_rate",
+    "weight_decay",
+    "gamma",
+    "epsilon_final",
+    "exploration_steps",
+    "target_update",
+    "train_steps",
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,15 @@ class PopulationDQN:
     torch threads (default 1, see :mod:`weightspace.threads`; None: torch's setting).
     """
 
-    def __init__(self, architecture, runs: DQNRuns, total_steps: int, settings: DQNSettings = DQNSettings(),
-                 device="cpu", threads: int | None = 1):
+    def __init__(
+        self,
+        architecture,
+        runs: DQNRuns,
+        total_steps: int,
+        settings: DQNSettings = DQNSettings(),
+        device="cpu",
+        threads: int | None = 1,
+    ):
         self.threads = threads
         self.architecture = architecture
         self.runs = runs
@@ -140,8 +155,11 @@ class PopulationDQN:
     # Pieces of one step ------------------------------------------------------------------
     def _initial_states(self, envs: np.ndarray, step: int) -> np.ndarray:
         """Initial states for environments ``envs`` (flat indices) that start before ``step``."""
-        draws = counter_rng.uniform(self.keys, counter_rng.stream_id("episode-start", step),
-                                    (self.E, OBSERVATION_SIZE)).numpy().astype(np.float64)
+        draws = (
+            counter_rng.uniform(self.keys, counter_rng.stream_id("episode-start", step), (self.E, OBSERVATION_SIZE))
+            .numpy()
+            .astype(np.float64)
+        )
         draws = draws.reshape(self.K * self.E, OBSERVATION_SIZE)[envs]
         return (draws * 2 - 1) * RESET_BOUND
 
@@ -189,9 +207,16 @@ class PopulationDQN:
         # 2. store the transitions (every active network has made exactly t * E before these)
         slots = (t * E + torch.arange(E, device=self.device)) % s.replay_capacity
         done = torch.from_numpy(terminated.reshape(K, E)[active].astype(np.float32)).to(self.device)
-        transitions = torch.cat([observation[active], chosen.unsqueeze(-1).float(),
-                                 torch.ones(A, E, 1, device=self.device),  # CartPole rewards every step
-                                 next_observation[active], done.unsqueeze(-1)], dim=-1)
+        transitions = torch.cat(
+            [
+                observation[active],
+                chosen.unsqueeze(-1).float(),
+                torch.ones(A, E, 1, device=self.device),  # CartPole rewards every step
+                next_observation[active],
+                done.unsqueeze(-1),
+            ],
+            dim=-1,
+        )
         self.replay[torch.as_tensor(active, device=self.device).unsqueeze(1), slots] = transitions
 
         # episode ends: count them, start new episodes from counter-based initial states
@@ -205,17 +230,20 @@ class PopulationDQN:
         stored = min((t + 1) * E, s.replay_capacity)
         if stored >= s.learning_starts:
             updates = t + 2 - -(-s.learning_starts // E)  # this network's updates so far, this one included
-            samples = counter_rng.integers(self.keys[active], counter_rng.stream_id("replay", t), 0, stored,
-                                           (s.batch_size,), self.device)
+            samples = counter_rng.integers(
+                self.keys[active], counter_rng.stream_id("replay", t), 0, stored, (s.batch_size,), self.device
+            )
             rows = torch.as_tensor(active * s.replay_capacity, device=self.device).unsqueeze(1)
             flat = (rows + samples).view(-1)  # one gather from the flattened buffers is much faster
             batch = self.replay.view(K * s.replay_capacity, TRANSITION_SIZE).index_select(0, flat)
             batch = batch.view(A, s.batch_size, TRANSITION_SIZE)
             s_batch, a_batch, r_batch, next_s_batch, terminal_batch = torch.split(
-                batch, [OBSERVATION_SIZE, 1, 1, OBSERVATION_SIZE, 1], dim=-1)
+                batch, [OBSERVATION_SIZE, 1, 1, OBSERVATION_SIZE, 1], dim=-1
+            )
             with torch.no_grad():
-                next_q = self.architecture.forward(Population(self.spec, pick(self.target)),
-                                                   next_s_batch).amax(-1, keepdim=True)
+                next_q = self.architecture.forward(Population(self.spec, pick(self.target)), next_s_batch).amax(
+                    -1, keepdim=True
+                )
                 gamma = self.gamma[active].view(A, 1, 1)
                 target_q = r_batch + gamma * (1 - terminal_batch) * next_q
             q = self.architecture.forward(online, s_batch).gather(-1, a_batch.long())
@@ -242,12 +270,25 @@ class PopulationDQN:
         this one included."""
         lr = self.learning_rate if index is None else self.learning_rate[index]
         weight_decay = self.weight_decay if index is None else self.weight_decay[index]
-        adamw_update(self.params, self.exp_avg, self.exp_avg_sq, lr, weight_decay, updates,
-                     self.settings.adam_betas, self.settings.adam_eps, rows=index)
+        adamw_update(
+            self.params,
+            self.exp_avg,
+            self.exp_avg_sq,
+            lr,
+            weight_decay,
+            updates,
+            self.settings.adam_betas,
+            self.settings.adam_eps,
+            rows=index,
+        )
 
     # The zoo builder's interface ---------------------------------------------------------
-    def run(self, checkpoints, on_checkpoint: Callable[[int, Population], None],
-            on_step: Callable[[int], None] | None = None) -> None:
+    def run(
+        self,
+        checkpoints,
+        on_checkpoint: Callable[[int, Population], None],
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
         """Train up to ``total_steps``, calling ``on_checkpoint(step, weights)`` at each checkpoint
         step not yet passed (0 is the initialisation) and ``on_step(step)`` after every step."""
         with intra_op_threads(self.threads if self.device.type == "cpu" else None):

@@ -25,9 +25,14 @@ DEFAULT_CHUNK = 4096
 Policy = Callable[[torch.Tensor], torch.Tensor]  # observations (K, E, 4) -> actions (K, E)
 
 
-def episode_lengths(policy: Policy, num_policies: int, episodes: int = PAPER_TEST_EPISODES,
-                    max_episode_steps: int = PAPER_MAX_EPISODE_STEPS, first_seed: int = 0,
-                    device="cpu") -> torch.Tensor:
+def episode_lengths(
+    policy: Policy,
+    num_policies: int,
+    episodes: int = PAPER_TEST_EPISODES,
+    max_episode_steps: int = PAPER_MAX_EPISODE_STEPS,
+    first_seed: int = 0,
+    device="cpu",
+) -> torch.Tensor:
     """Length of each test episode of each of ``num_policies`` batched policies: (K, episodes) int64.
 
     ``policy(observations (K, E, 4) float32) -> actions (K, E)`` in {0, 1}. An episode ends when
@@ -55,9 +60,16 @@ def greedy_policy(architecture, weights: Population) -> Policy:
     return lambda observations: architecture.forward(weights, observations).argmax(-1)
 
 
-def survival_time(architecture, weights: Population, episodes: int = PAPER_TEST_EPISODES,
-                  max_episode_steps: int = PAPER_MAX_EPISODE_STEPS, first_seed: int = 0,
-                  chunk: int = DEFAULT_CHUNK, return_lengths: bool = False, threads: int | None = 1):
+def survival_time(
+    architecture,
+    weights: Population,
+    episodes: int = PAPER_TEST_EPISODES,
+    max_episode_steps: int = PAPER_MAX_EPISODE_STEPS,
+    first_seed: int = 0,
+    chunk: int = DEFAULT_CHUNK,
+    return_lengths: bool = False,
+    threads: int | None = 1,
+):
     """Mean episode length of each network's greedy policy over the fixed test episodes: (K,) float.
 
     With ``return_lengths`` also every episode's length, (K, episodes) int64. Runs with
@@ -68,8 +80,16 @@ def survival_time(architecture, weights: Population, episodes: int = PAPER_TEST_
     with intra_op_threads(threads if weights.device.type == "cpu" else None):
         for start in range(0, weights.size, chunk):
             part = weights.select(slice(start, start + chunk))
-            parts.append(episode_lengths(greedy_policy(architecture, part), part.size, episodes,
-                                         max_episode_steps, first_seed, weights.device))
+            parts.append(
+                episode_lengths(
+                    greedy_policy(architecture, part),
+                    part.size,
+                    episodes,
+                    max_episode_steps,
+                    first_seed,
+                    weights.device,
+                )
+            )
     lengths = torch.cat(parts) if parts else torch.zeros(0, episodes, dtype=torch.int64)
     mean = lengths.double().mean(1)
     return (mean, lengths) if return_lengths else mean

@@ -70,8 +70,11 @@ def make_env(env_id: str):
 
 def episode_seeds(seeds: np.ndarray, episodes: np.ndarray) -> np.ndarray:
     """The reset seed of episode ``episodes[k]`` of trial ``seeds[k]``."""
-    bits = counter_rng._random_bits(np.asarray(seeds, dtype=np.int64) ^ (np.asarray(episodes, dtype=np.int64) << 40),
-                                    counter_rng.stream_id("episode-reset"), (1,))[:, 0]
+    bits = counter_rng._random_bits(
+        np.asarray(seeds, dtype=np.int64) ^ (np.asarray(episodes, dtype=np.int64) << 40),
+        counter_rng.stream_id("episode-reset"),
+        (1,),
+    )[:, 0]
     return (bits >> np.uint64(33)).astype(np.int64)
 
 
@@ -98,8 +101,15 @@ class MujocoEnvs:
     :meth:`step` also the normalised rewards and the done flags. Raw episode returns of finished
     episodes are appended to :attr:`finished` as (trial, return, length) triples."""
 
-    def __init__(self, env_id: str, seeds, gamma: float, max_episode_steps: int | None = None,
-                 observation_clip: float = 10.0, reward_clip: float = 10.0):
+    def __init__(
+        self,
+        env_id: str,
+        seeds,
+        gamma: float,
+        max_episode_steps: int | None = None,
+        observation_clip: float = 10.0,
+        reward_clip: float = 10.0,
+    ):
         self.env, default_cap = make_env(env_id)
         self.env_id = env_id
         self.max_episode_steps = int(max_episode_steps or default_cap)
@@ -108,7 +118,10 @@ class MujocoEnvs:
         K = len(self.seeds)
         self.observation_size = self.env.observation_space.shape[0]
         self.action_size = self.env.action_space.shape[0]
-        self.low, self.high = self.env.action_space.low.astype(np.float64), self.env.action_space.high.astype(np.float64)
+        self.low, self.high = (
+            self.env.action_space.low.astype(np.float64),
+            self.env.action_space.high.astype(np.float64),
+        )
         self.datas = [mujoco.MjData(self.env.model) for _ in range(K)]
         self.obs_mean = np.zeros((K, self.observation_size))
         self.obs_var = np.ones((K, self.observation_size))
@@ -139,8 +152,9 @@ class MujocoEnvs:
         return self._normalized(raw)
 
     def _normalized(self, raw) -> torch.Tensor:
-        return torch.from_numpy(normalize_observations(raw, self.obs_mean, self.obs_var,
-                                                       self.observation_clip).astype(np.float32))
+        return torch.from_numpy(
+            normalize_observations(raw, self.obs_mean, self.obs_var, self.observation_clip).astype(np.float32)
+        )
 
     def step(self, actions: np.ndarray):
         """One step of every trial: ``actions`` (K, A) as sampled (clipped here, as ClipAction)."""
@@ -158,16 +172,16 @@ class MujocoEnvs:
         update_moments(self.obs_mean, self.obs_var, self.obs_count, raw)
         self.discounted = self.discounted * self.gamma * (1 - terminated) + reward
         update_moments(self.return_mean, self.return_var, self.return_count, self.discounted)
-        normalized_reward = np.clip(reward / np.sqrt(self.return_var + NORMALIZE_EPSILON),
-                                    -self.reward_clip, self.reward_clip)
+        normalized_reward = np.clip(
+            reward / np.sqrt(self.return_var + NORMALIZE_EPSILON), -self.reward_clip, self.reward_clip
+        )
         done = terminated | truncated
         trials = np.flatnonzero(done)
         if len(trials):  # same-step autoreset; the reset observation updates the statistics too
             self.finished += [(int(k), float(self.episode_return[k]), int(self.elapsed[k])) for k in trials]
             self.episode[trials] += 1
             self._reset(trials, raw)
-        return (self._normalized(raw), torch.from_numpy(normalized_reward.astype(np.float32)),
-                torch.from_numpy(done))
+        return (self._normalized(raw), torch.from_numpy(normalized_reward.astype(np.float32)), torch.from_numpy(done))
 
     # resume ------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -175,14 +189,23 @@ class MujocoEnvs:
         physics = np.empty((self.size, size))
         for k, data in enumerate(self.datas):
             mujoco.mj_getState(self.env.model, data, physics[k], STATE_SPEC)
-        arrays = {"physics": physics, "obs_mean": self.obs_mean, "obs_var": self.obs_var, "obs_count": self.obs_count,
-                  "return_mean": self.return_mean, "return_var": self.return_var,
-                  "return_count": self.return_count, "discounted": self.discounted, "episode": self.episode,
-                  "elapsed": self.elapsed, "episode_return": self.episode_return}
+        arrays = {
+            "physics": physics,
+            "obs_mean": self.obs_mean,
+            "obs_var": self.obs_var,
+            "obs_count": self.obs_count,
+            "return_mean": self.return_mean,
+            "return_var": self.return_var,
+            "return_count": self.return_count,
+            "discounted": self.discounted,
+            "episode": self.episode,
+            "elapsed": self.elapsed,
+            "episode_return": self.episode_return,
+        }
         return {f"env.{n}": torch.from_numpy(np.array(a)) for n, a in arrays.items()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        arrays = {n[len("env."):]: t.numpy().copy() for n, t in tensors.items() if n.startswith("env.")}
+        arrays = {n[len("env.") :]: t.numpy().copy() for n, t in tensors.items() if n.startswith("env.")}
         for k, data in enumerate(self.datas):
             mujoco.mj_setState(self.env.model, data, arrays["physics"][k], STATE_SPEC)
             mujoco.mj_forward(self.env.model, data)
@@ -192,9 +215,18 @@ class MujocoEnvs:
 
 
 @torch.no_grad()
-def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor, obs_var: torch.Tensor,
-                      episodes: int, seed=0, max_episode_steps: int | None = None,
-                      observation_clip: float = 10.0, progress: bool = False) -> torch.Tensor:
+def evaluate_policies(
+    env_id: str,
+    architecture,
+    weights,
+    obs_mean: torch.Tensor,
+    obs_var: torch.Tensor,
+    episodes: int,
+    seed=0,
+    max_episode_steps: int | None = None,
+    observation_clip: float = 10.0,
+    progress: bool = False,
+) -> torch.Tensor:
     """Raw returns (M, E) of M Gaussian policies (``weights``: a population of ``architecture``,
     a :class:`~weightspace.networks.policy.GaussianMLP`) over E fixed episodes (reset seeds
     ``episode_seeds(seed, 0..E-1)``; ``seed`` an int, the same episodes for every policy, or one
@@ -216,8 +248,9 @@ def evaluate_policies(env_id: str, architecture, weights, obs_mean: torch.Tensor
         raw[i], _ = env.reset(seed=int(reset_seeds[i]))
     returns = np.zeros(M * E)
     alive = np.ones(M * E, dtype=bool)
-    bar = tqdm(total=cap, desc=f"evaluate {M} policies x {E} episodes", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=cap, desc=f"evaluate {M} policies x {E} episodes", unit="step", disable=not progress, dynamic_ncols=True
+    )
     for _ in range(cap):
         bar.update(1)
         bar.set_postfix(running=int(alive.sum()))

@@ -101,8 +101,16 @@ class PopulationPPO:
     """K PPO trials of one environment (see the module docstring). ``run_iteration`` does one
     rollout and its updates, calling ``on_update(update)`` after every gradient step."""
 
-    def __init__(self, env_id: str, seeds, total_steps: int, policy_hidden=(64, 64), critic_hidden=(64, 64),
-                 settings: PPOSettings = PPOSettings(), max_episode_steps: int | None = None):
+    def __init__(
+        self,
+        env_id: str,
+        seeds,
+        total_steps: int,
+        policy_hidden=(64, 64),
+        critic_hidden=(64, 64),
+        settings: PPOSettings = PPOSettings(),
+        max_episode_steps: int | None = None,
+    ):
         self.seeds = np.asarray(seeds, dtype=np.int64)
         self.settings = s = settings
         self.envs = MujocoEnvs(env_id, self.seeds, s.gamma, max_episode_steps)
@@ -114,8 +122,10 @@ class PopulationPPO:
         actor = layer_init(self.policy.mean_network, self.seeds, "actor", 0.01)
         actor["log_std"] = torch.zeros(K, A)
         critic = layer_init(self.critic, self.seeds, "critic", 1.0)
-        self.parameters = {**{f"actor.{n}": t for n, t in actor.items()},
-                           **{f"critic.{n}": t for n, t in critic.items()}}
+        self.parameters = {
+            **{f"actor.{n}": t for n, t in actor.items()},
+            **{f"critic.{n}": t for n, t in critic.items()},
+        }
         for tensor in self.parameters.values():
             tensor.requires_grad_(True)
         self.optimizer = torch.optim.Adam(list(self.parameters.values()), lr=s.learning_rate, eps=s.adam_eps)
@@ -132,12 +142,14 @@ class PopulationPPO:
         return len(self.seeds)
 
     def actor(self) -> Population:
-        return Population(self.policy.spec, {n[len("actor."):]: t for n, t in self.parameters.items()
-                                             if n.startswith("actor.")})
+        return Population(
+            self.policy.spec, {n[len("actor.") :]: t for n, t in self.parameters.items() if n.startswith("actor.")}
+        )
 
     def critic_weights(self) -> Population:
-        return Population(self.critic.spec, {n[len("critic."):]: t for n, t in self.parameters.items()
-                                             if n.startswith("critic.")})
+        return Population(
+            self.critic.spec, {n[len("critic.") :]: t for n, t in self.parameters.items() if n.startswith("critic.")}
+        )
 
     @property
     def env_steps(self) -> int:
@@ -210,7 +222,9 @@ class PopulationPPO:
         ratio = torch.exp(new_logprob - old_logprobs)
         if s.norm_adv:
             advantages = (advantages - advantages.mean(1, keepdim=True)) / (advantages.std(1, keepdim=True) + 1e-8)
-        pg_loss = torch.max(-advantages * ratio, -advantages * torch.clamp(ratio, 1 - s.clip_coef, 1 + s.clip_coef)).mean(1)
+        pg_loss = torch.max(
+            -advantages * ratio, -advantages * torch.clamp(ratio, 1 - s.clip_coef, 1 + s.clip_coef)
+        ).mean(1)
         if s.clip_vloss:
             clipped = old_values + torch.clamp(new_value - old_values, -s.clip_coef, s.clip_coef)
             v_loss = 0.5 * torch.max((new_value - returns) ** 2, (clipped - returns) ** 2).mean(1)
@@ -225,11 +239,15 @@ class PopulationPPO:
         batch = self._collect()
         rows = torch.arange(K).unsqueeze(1)
         for epoch in range(s.update_epochs):
-            order = torch.argsort(counter_rng.uniform(
-                self.seeds, counter_rng.stream_id("minibatch-order", self.iteration, epoch), (s.num_steps,)), dim=1)
+            order = torch.argsort(
+                counter_rng.uniform(
+                    self.seeds, counter_rng.stream_id("minibatch-order", self.iteration, epoch), (s.num_steps,)
+                ),
+                dim=1,
+            )
             shuffled = [part[rows, order] for part in batch]  # each minibatch is then a slice
             for start in range(0, s.num_steps, s.minibatch_size):
-                loss = self._loss(*(part[:, start:start + s.minibatch_size] for part in shuffled))
+                loss = self._loss(*(part[:, start : start + s.minibatch_size] for part in shuffled))
                 self.optimizer.zero_grad(set_to_none=False)
                 loss.sum().backward()
                 clip_grad_norm_per_network(self.parameters.values(), s.max_grad_norm)
@@ -248,10 +266,15 @@ class PopulationPPO:
                 tensors[f"adam.{n}.exp_avg"], tensors[f"adam.{n}.exp_avg_sq"] = state["exp_avg"], state["exp_avg_sq"]
                 tensors["adam.step"] = state["step"].reshape(1)
         tensors.update(self.envs.state_tensors())
-        tensors.update({"next_obs": self.next_obs, "next_done": self.next_done,
-                        "recent": torch.from_numpy(self.recent),
-                        "episodes_finished": torch.from_numpy(self.episodes_finished),
-                        "counters": torch.tensor([self.iteration, self.update])})
+        tensors.update(
+            {
+                "next_obs": self.next_obs,
+                "next_done": self.next_done,
+                "recent": torch.from_numpy(self.recent),
+                "episodes_finished": torch.from_numpy(self.episodes_finished),
+                "counters": torch.tensor([self.iteration, self.update]),
+            }
+        )
         return tensors
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -259,9 +282,11 @@ class PopulationPPO:
             for n, p in self.parameters.items():
                 p.copy_(tensors[f"param.{n}"])
                 if f"adam.{n}.exp_avg" in tensors:
-                    self.optimizer.state[p] = {"step": tensors["adam.step"].reshape(()).clone(),
-                                               "exp_avg": tensors[f"adam.{n}.exp_avg"].clone(),
-                                               "exp_avg_sq": tensors[f"adam.{n}.exp_avg_sq"].clone()}
+                    self.optimizer.state[p] = {
+                        "step": tensors["adam.step"].reshape(()).clone(),
+                        "exp_avg": tensors[f"adam.{n}.exp_avg"].clone(),
+                        "exp_avg_sq": tensors[f"adam.{n}.exp_avg_sq"].clone(),
+                    }
         self.envs.load_state_tensors(tensors)
         self.next_obs, self.next_done = tensors["next_obs"].clone(), tensors["next_done"].clone()
         self.recent = tensors["recent"].numpy().copy()

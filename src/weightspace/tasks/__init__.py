@@ -19,16 +19,21 @@ from ..registry import Registry
 if TYPE_CHECKING:
     from .base import ShardTask, Task, TaskConfig
 
-_TASKS = Registry("task family", __name__, {
-    "formal-languages": ("formal_languages", "FormalLanguages"),
-    "digits": ("digits", "RotatedDigits"),
-    "cartpole": ("cartpole", "CartPole"),
-    "flip-flop": ("neuroscience", "FlipFlop"),
-    "delayed-discrimination": ("neuroscience", "DelayedDiscrimination"),
-    "sine-generation": ("neuroscience", "SineGeneration"),
-    "path-integration": ("neuroscience", "PathIntegration"),
-    "ppo-trajectories": ("ppo_trajectories", "PPOTrajectories"),
-}, group="weightspace.tasks")
+_TASKS = Registry(
+    "task family",
+    __name__,
+    {
+        "formal-languages": ("formal_languages", "FormalLanguages"),
+        "digits": ("digits", "RotatedDigits"),
+        "cartpole": ("cartpole", "CartPole"),
+        "flip-flop": ("neuroscience", "FlipFlop"),
+        "delayed-discrimination": ("neuroscience", "DelayedDiscrimination"),
+        "sine-generation": ("neuroscience", "SineGeneration"),
+        "path-integration": ("neuroscience", "PathIntegration"),
+        "ppo-trajectories": ("ppo_trajectories", "PPOTrajectories"),
+    },
+    group="weightspace.tasks",
+)
 
 
 def register_task(task: Task, replace: bool = False) -> Task:

@@ -48,15 +48,22 @@ class TaskConfig:
 
     models: int = field(default=1000, metadata={"help": "Number of training runs (networks)."})
     steps: int = field(default=20000, metadata={"help": "Training steps per run."})
-    checkpoints: tuple[int, ...] | None = field(default=None, metadata={
-        "help": "Steps to save (0 = the initialisation); default: the paper's steps up to --steps, plus --steps."})
+    checkpoints: tuple[int, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "Steps to save (0 = the initialisation); default: the paper's steps up to --steps, plus --steps."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Zoo seed: fixes every run's task, initialisation and data."})
     population: int = field(default=64, metadata={"help": "Networks trained together in one batched computation."})
     save_every: int = field(default=1000, metadata={"help": "Steps between progress saves inside a shard."})
 
     def __post_init__(self):
-        checkpoints = (default_checkpoints(self.steps) if self.checkpoints is None
-                       else sorted(set(int(c) for c in self.checkpoints)))
+        checkpoints = (
+            default_checkpoints(self.steps)
+            if self.checkpoints is None
+            else sorted(set(int(c) for c in self.checkpoints))
+        )
         object.__setattr__(self, "checkpoints", tuple(checkpoints))
         problems = []
         for name in ("models", "population", "save_every"):
@@ -86,7 +93,9 @@ class LSTMTaskConfig(TaskConfig):
     trainer (AdamW with the paper's piecewise-linear schedule; paper 000's defaults)."""
 
     batch_size: int = field(default=32, metadata={"help": "Training sequences per network and step."})
-    learning_rate: float = field(default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."})
+    learning_rate: float = field(
+        default=0.01, metadata={"help": "AdamW peak learning rate (piecewise-linear schedule)."}
+    )
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     hidden_size: int = field(default=32, metadata={"help": "LSTM hidden units per layer."})
     num_layers: int = field(default=2, metadata={"help": "LSTM layers."})
@@ -94,8 +103,11 @@ class LSTMTaskConfig(TaskConfig):
     rollouts: int = field(default=100, metadata={"help": "Rollouts stored per checkpoint."})
 
     def problems(self) -> list[str]:
-        return [f"{name} must be >= 1 (got {getattr(self, name)})"
-                for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts") if getattr(self, name) < 1]
+        return [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in ("batch_size", "hidden_size", "num_layers", "samples", "rollouts")
+            if getattr(self, name) < 1
+        ]
 
 
 @dataclass(frozen=True)
@@ -118,8 +130,12 @@ class ShardTask:
         if self.trainer is not None:
             return self.trainer(architecture, runs, config, device)
         return PopulationTrainer(
-            architecture, architecture.init(runs["seed"].to_numpy(), device), self.batch, config.steps,
-            lr=runs["learning_rate"].to_numpy(), weight_decay=runs["weight_decay"].to_numpy(),
+            architecture,
+            architecture.init(runs["seed"].to_numpy(), device),
+            self.batch,
+            config.steps,
+            lr=runs["learning_rate"].to_numpy(),
+            weight_decay=runs["weight_decay"].to_numpy(),
         )
 
 
@@ -240,8 +256,10 @@ class Task:
     # ---- reading -------------------------------------------------------------------------
     def task_io(self, zoo):
         """How the subject networks are fed and read (:class:`~weightspace.encoders.TaskIO`)."""
-        raise WeightspaceError(f"{zoo.path} is a {self.name} zoo: its networks are not sequence models, "
-                               "so the encoders and the emulator do not apply to it")
+        raise WeightspaceError(
+            f"{zoo.path} is a {self.name} zoo: its networks are not sequence models, "
+            "so the encoders and the emulator do not apply to it"
+        )
 
     def emulation_data(self, zoo, rollouts: dict[str, torch.Tensor]):
         """(emulator inputs (..., T, input_size), target log-distributions or values (..., T, out))."""

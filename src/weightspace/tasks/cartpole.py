@@ -38,36 +38,56 @@ LEARNING_STARTS = 100
 class CartPoleConfig(TaskConfig):
     """A CartPole policy zoo: every run draws its own training length and DQN hyperparameters."""
 
-    steps: int = field(default=8000, metadata={
-        "help": "Longest training length (environment steps = updates); each run draws its own, "
-                "log-uniform from steps/50."})
-    population: int = field(default=1024, metadata={
-        "help": "Networks trained together (1024: ~90 MB of replay buffers, ~75k network-steps/s on one core)."})
+    steps: int = field(
+        default=8000,
+        metadata={
+            "help": "Longest training length (environment steps = updates); each run draws its own, "
+            "log-uniform from steps/50."
+        },
+    )
+    population: int = field(
+        default=1024,
+        metadata={
+            "help": "Networks trained together (1024: ~90 MB of replay buffers, ~75k network-steps/s on one core)."
+        },
+    )
     replay_batch_size: int = field(default=32, metadata={"help": "Replay minibatch per update."})
-    learning_rate: float = field(default=0.02, metadata={
-        "help": "Top of the learning-rate range (log-uniform down to it / learning_rate_span)."})
+    learning_rate: float = field(
+        default=0.02, metadata={"help": "Top of the learning-rate range (log-uniform down to it / learning_rate_span)."}
+    )
     # The shortest training length and the learning-rate range (0.005-0.02) are calibrated toward
     # paper 004's survival-time group shares (35/13/14/39%) with experiments/cartpole_calibration.py:
     # the former 1/20 and 0.0025-0.01 gave 26/20/19/35%.
-    min_train_fraction: float = field(default=1 / 50, metadata={
-        "help": "Shortest training length as a fraction of steps (training lengths are log-uniform in between)."})
-    learning_rate_span: float = field(default=4.0, metadata={
-        "help": "Learning rates are log-uniform in [learning_rate / this, learning_rate]."})
+    min_train_fraction: float = field(
+        default=1 / 50,
+        metadata={
+            "help": "Shortest training length as a fraction of steps (training lengths are log-uniform in between)."
+        },
+    )
+    learning_rate_span: float = field(
+        default=4.0, metadata={"help": "Learning rates are log-uniform in [learning_rate / this, learning_rate]."}
+    )
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
-    test_episodes: int = field(default=100, metadata={
-        "help": "Fixed test episodes per survival time (paper 004: 100)."})
-    stored_episodes: int = field(default=100, metadata={
-        "help": "Test-episode lengths stored per checkpoint (at most test_episodes)."})
-    max_episode_steps: int = field(default=200, metadata={
-        "help": "Episode cap (200 as in paper 004, CartPole-v0; v1 uses 500)."})
+    test_episodes: int = field(
+        default=100, metadata={"help": "Fixed test episodes per survival time (paper 004: 100)."}
+    )
+    stored_episodes: int = field(
+        default=100, metadata={"help": "Test-episode lengths stored per checkpoint (at most test_episodes)."}
+    )
+    max_episode_steps: int = field(
+        default=200, metadata={"help": "Episode cap (200 as in paper 004, CartPole-v0; v1 uses 500)."}
+    )
 
     def problems(self) -> list[str]:
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("replay_batch_size", "test_episodes", "stored_episodes", "max_episode_steps")
-                    if getattr(self, name) < 1]
+        problems = [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in ("replay_batch_size", "test_episodes", "stored_episodes", "max_episode_steps")
+            if getattr(self, name) < 1
+        ]
         if self.stored_episodes > self.test_episodes:
-            problems.append(f"stored_episodes ({self.stored_episodes}) cannot exceed test_episodes "
-                            f"({self.test_episodes})")
+            problems.append(
+                f"stored_episodes ({self.stored_episodes}) cannot exceed test_episodes ({self.test_episodes})"
+            )
         if not 0 < self.min_train_fraction <= 1:
             problems.append(f"min_train_fraction must be in (0, 1] (got {self.min_train_fraction})")
         if not self.learning_rate_span >= 1:
@@ -76,8 +96,12 @@ class CartPoleConfig(TaskConfig):
 
 
 def _settings(config) -> DQNSettings:
-    return DQNSettings(batch_size=config.replay_batch_size, replay_capacity=REPLAY_CAPACITY,
-                       learning_starts=LEARNING_STARTS, max_episode_steps=config.max_episode_steps)
+    return DQNSettings(
+        batch_size=config.replay_batch_size,
+        replay_capacity=REPLAY_CAPACITY,
+        learning_starts=LEARNING_STARTS,
+        max_episode_steps=config.max_episode_steps,
+    )
 
 
 class CartPole(Task):
@@ -87,8 +111,15 @@ class CartPole(Task):
     summary = "CartPoleNet (4-30-2 ELU) Q-networks trained by DQN for varying times (paper 004)"
     config_class = CartPoleConfig
     plot_columns = ("group", "survival_time")
-    legacy_config_keys = {"samples": "test_episodes", "rollouts": "stored_episodes", "batch_size": "replay_batch_size",
-                          "hidden_size": None, "num_layers": None, "data_dir": None, "tile_size": None}
+    legacy_config_keys = {
+        "samples": "test_episodes",
+        "rollouts": "stored_episodes",
+        "batch_size": "replay_batch_size",
+        "hidden_size": None,
+        "num_layers": None,
+        "data_dir": None,
+        "tile_size": None,
+    }
 
     def architecture(self, config):
         return CARTPOLE_NET
@@ -104,30 +135,38 @@ class CartPole(Task):
             return np.exp(np.log(low) + draw(name) * (np.log(high) - np.log(low)))
 
         shortest = max(1.0, config.steps * config.min_train_fraction)
-        train_steps = np.minimum(np.round(log_uniform("train_steps", shortest, config.steps + 1) - 0.5),
-                                 config.steps).astype(np.int64)
+        train_steps = np.minimum(
+            np.round(log_uniform("train_steps", shortest, config.steps + 1) - 0.5), config.steps
+        ).astype(np.int64)
         train_steps = np.maximum(train_steps, 0)
-        exploration = EXPLORATION_FRACTION_RANGE[0] + draw("exploration") * np.subtract(*EXPLORATION_FRACTION_RANGE[::-1])
-        return pd.DataFrame({
-            "run_id": np.arange(n),
-            "split": np.where(draw("split") < VALIDATION_FRACTION, "val", "train"),
-            "seed": counter_rng.derive_seeds(config.seed, n),
-            "learning_rate": log_uniform("learning_rate", config.learning_rate / config.learning_rate_span,
-                                         config.learning_rate),
-            "weight_decay": np.full(n, config.weight_decay),
-            "train_steps": train_steps,
-            "gamma": GAMMA_RANGE[0] + draw("gamma") * (GAMMA_RANGE[1] - GAMMA_RANGE[0]),
-            "epsilon_final": EPSILON_FINAL_RANGE[0] + draw("epsilon") * (EPSILON_FINAL_RANGE[1] - EPSILON_FINAL_RANGE[0]),
-            "exploration_steps": np.maximum(np.round(exploration * train_steps), 1).astype(np.int64),
-            "target_update": np.round(log_uniform("target_update", *TARGET_UPDATE_RANGE)).astype(np.int64),
-        })
+        exploration = EXPLORATION_FRACTION_RANGE[0] + draw("exploration") * np.subtract(
+            *EXPLORATION_FRACTION_RANGE[::-1]
+        )
+        return pd.DataFrame(
+            {
+                "run_id": np.arange(n),
+                "split": np.where(draw("split") < VALIDATION_FRACTION, "val", "train"),
+                "seed": counter_rng.derive_seeds(config.seed, n),
+                "learning_rate": log_uniform(
+                    "learning_rate", config.learning_rate / config.learning_rate_span, config.learning_rate
+                ),
+                "weight_decay": np.full(n, config.weight_decay),
+                "train_steps": train_steps,
+                "gamma": GAMMA_RANGE[0] + draw("gamma") * (GAMMA_RANGE[1] - GAMMA_RANGE[0]),
+                "epsilon_final": EPSILON_FINAL_RANGE[0]
+                + draw("epsilon") * (EPSILON_FINAL_RANGE[1] - EPSILON_FINAL_RANGE[0]),
+                "exploration_steps": np.maximum(np.round(exploration * train_steps), 1).astype(np.int64),
+                "target_update": np.round(log_uniform("target_update", *TARGET_UPDATE_RANGE)).astype(np.int64),
+            }
+        )
 
     def shard_task(self, runs, config, device) -> ShardTask:
         train_steps = torch.as_tensor(runs["train_steps"].to_numpy(copy=True))
 
         def evaluate(architecture, weights, step):
-            survival, lengths = survival_time(architecture, weights, config.test_episodes, config.max_episode_steps,
-                                              return_lengths=True)
+            survival, lengths = survival_time(
+                architecture, weights, config.test_episodes, config.max_episode_steps, return_lengths=True
+            )
             metrics = {
                 "survival_time": survival,
                 "group": torch.from_numpy(survival_group(survival)),
@@ -151,13 +190,13 @@ class CartPole(Task):
             "max_episode_steps": config.max_episode_steps,
             "episode_start": f"every state variable uniform in (-{RESET_BOUND}, {RESET_BOUND})",
             "survival_time": f"mean episode length of the greedy policy over {config.test_episodes} test episodes "
-                             f"starting at gymnasium CartPoleEnv().reset(seed=s), s = 0..{config.test_episodes - 1}",
+            f"starting at gymnasium CartPoleEnv().reset(seed=s), s = 0..{config.test_episodes - 1}",
             "group": {str(i + 1): name for i, name in enumerate(GROUP_NAMES)},
             "group_rule": f"survival time <= {GROUP_EDGES[0]:g}: 1, <= {GROUP_EDGES[1]:g}: 2, "
-                          f"<= {GROUP_EDGES[2]:g}: 3, else 4",
+            f"<= {GROUP_EDGES[2]:g}: 3, else 4",
             "training": {
                 "algorithm": "DQN: epsilon-greedy with linearly decreasing epsilon, experience replay, "
-                             "target network, Huber loss, AdamW; one environment step and one update per step",
+                "target network, Huber loss, AdamW; one environment step and one update per step",
                 "batch_size": settings.batch_size,
                 "replay_capacity": settings.replay_capacity,
                 "learning_starts": settings.learning_starts,
@@ -171,14 +210,18 @@ class CartPole(Task):
             },
             "checkpoint_rule": "a row at step s holds the network after min(s, train_steps) updates (trained_steps)",
         }
-        splits = {"rule": f"by run: a fixed {VALIDATION_FRACTION:.0%} draw keyed to the zoo seed is val, "
-                          "the rest train; no ood split"}
+        splits = {
+            "rule": f"by run: a fixed {VALIDATION_FRACTION:.0%} draw keyed to the zoo seed is val, "
+            "the rest train; no ood split"
+        }
         rollouts = {
             "count": config.stored_episodes,
             "tensors": {
-                "episode_lengths": {"shape": [config.stored_episodes], "stored_dtype": "int16",
-                                    "meaning": "lengths of the first test episodes (seeds 0, 1, ...) "
-                                               "of the greedy policy"},
+                "episode_lengths": {
+                    "shape": [config.stored_episodes],
+                    "stored_dtype": "int16",
+                    "meaning": "lengths of the first test episodes (seeds 0, 1, ...) of the greedy policy",
+                },
             },
         }
         return {"task": task, "splits": splits, "rollouts": rollouts}
@@ -187,15 +230,19 @@ class CartPole(Task):
         """Survival time (regression) and its group (paper 004's four classes)."""
         from ..downstream.targets import Classification, Regression
 
-        return [Regression("survival_time", ("survival_time",)),
-                Classification("group", ("group",), (1, 2, 3, 4), chance={"accuracy": 0.25})]
+        return [
+            Regression("survival_time", ("survival_time",)),
+            Classification("group", ("group",), (1, 2, 3, 4), chance={"accuracy": 0.25}),
+        ]
 
 
 def require_cartpole_networks(weights) -> None:
     """One clear error unless ``weights`` are CartPoleNets, the networks a survival time is measured for."""
     if weights.spec.to_json() != CARTPOLE_NET.spec.to_json():
-        raise WeightspaceError("survival time needs CartPoleNets (4-30-2 ELU MLPs); these networks are "
-                               f"{weights.spec.architecture} {dict(weights.spec.config)}")
+        raise WeightspaceError(
+            "survival time needs CartPoleNets (4-30-2 ELU MLPs); these networks are "
+            f"{weights.spec.architecture} {dict(weights.spec.config)}"
+        )
 
 
 def survival_summary(values) -> str:
@@ -203,5 +250,7 @@ def survival_summary(values) -> str:
     values = np.asarray(values, dtype=np.float64)
     counts = np.bincount(survival_group(values), minlength=5)[1:]
     groups = ", ".join(f"{name}: {c}" for name, c in zip(GROUP_NAMES, counts))
-    return (f"survival time mean {values.mean():.1f}, std {values.std(ddof=1) if len(values) > 1 else 0:.1f} "
-            f"(min {values.min():.1f}, max {values.max():.1f}); by group {groups}")
+    return (
+        f"survival time mean {values.mean():.1f}, std {values.std(ddof=1) if len(values) > 1 else 0:.1f} "
+        f"(min {values.min():.1f}, max {values.max():.1f}); by group {groups}"
+    )

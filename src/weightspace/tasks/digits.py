@@ -78,8 +78,9 @@ def read_idx(path) -> np.ndarray:
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = math.prod(shape)
     if len(data) - header < expected:
-        raise WeightspaceError(f"{path} is truncated: expected {expected} bytes of data for shape {shape}, "
-                               f"found {len(data) - header}")
+        raise WeightspaceError(
+            f"{path} is truncated: expected {expected} bytes of data for shape {shape}, found {len(data) - header}"
+        )
     return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
 
 
@@ -225,12 +226,17 @@ class RotatedDigitsShard:
         """Validation accuracy (last step) and loss, train loss on a fixed subset, rollouts."""
         val_loss, accuracy = self._loss_and_accuracy(architecture, weights, self.val_inputs, self.val_labels)
         train_loss, _ = self._loss_and_accuracy(
-            architecture, weights, self.train_inputs[:, self.train_eval_index], self.train_labels[self.train_eval_index])
+            architecture, weights, self.train_inputs[:, self.train_eval_index], self.train_labels[self.train_eval_index]
+        )
         inputs = self.val_inputs[:, :rollouts].float()
         with torch.no_grad():
             logprobs = torch.log_softmax(architecture.forward(weights, inputs)[0], -1)
-        metrics = {"accuracy": accuracy, "val_loss": val_loss, "train_loss": train_loss,
-                   "generalization_gap": val_loss - train_loss}
+        metrics = {
+            "accuracy": accuracy,
+            "val_loss": val_loss,
+            "train_loss": train_loss,
+            "generalization_gap": val_loss - train_loss,
+        }
         return metrics, {"inputs": inputs, "logprobs": logprobs}
 
 
@@ -244,15 +250,22 @@ def _cached_data(data_dir):
 class DigitsConfig(LSTMTaskConfig):
     """A rotated-digits zoo; without ``data_dir`` the built-in 8x8 digits stand in for MNIST."""
 
-    population: int = field(default=32, metadata={
-        "help": "Networks trained together (each holds its own rotated copy of the images)."})
+    population: int = field(
+        default=32, metadata={"help": "Networks trained together (each holds its own rotated copy of the images)."}
+    )
     samples: int = field(default=1000, metadata={"help": "Training images scored for train_loss at each checkpoint."})
     rollouts: int = field(default=100, metadata={"help": "Validation images stored as rollouts per checkpoint."})
-    data_dir: str | None = field(default=None, metadata={
-        "help": "Directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); "
-                "default: scikit-learn's bundled 8x8 digits.", "flag": "--mnist-dir"})
-    tile_size: int | None = field(default=None, metadata={
-        "help": "Tile side in pixels; default: 4 for MNIST, 2 for the 8x8 digits."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); "
+            "default: scikit-learn's bundled 8x8 digits.",
+            "flag": "--mnist-dir",
+        },
+    )
+    tile_size: int | None = field(
+        default=None, metadata={"help": "Tile side in pixels; default: 4 for MNIST, 2 for the 8x8 digits."}
+    )
 
     def __post_init__(self):
         if self.data_dir is not None:  # one spelling of the path, so a resume from elsewhere matches
@@ -297,20 +310,30 @@ class RotatedDigits(Task):
         angles = counter_rng.uniform(key, counter_rng.stream_id("angle"), (config.models,))[0].double().numpy() * 360
         draw = counter_rng.uniform(key, counter_rng.stream_id("split"), (config.models,))[0].numpy()
         split = np.where(angles >= OOD_ANGLE, "ood", np.where(draw < VALIDATION_FRACTION, "val", "train"))
-        return pd.DataFrame({
-            "run_id": np.arange(config.models),
-            "split": split,
-            "seed": counter_rng.derive_seeds(config.seed, config.models),
-            "learning_rate": np.full(config.models, config.learning_rate),
-            "weight_decay": np.full(config.models, config.weight_decay),
-            "angle": angles,
-        })
+        return pd.DataFrame(
+            {
+                "run_id": np.arange(config.models),
+                "split": split,
+                "seed": counter_rng.derive_seeds(config.seed, config.models),
+                "learning_rate": np.full(config.models, config.learning_rate),
+                "weight_decay": np.full(config.models, config.weight_decay),
+                "angle": angles,
+            }
+        )
 
     def shard_task(self, runs, config, device) -> ShardTask:
-        shard = RotatedDigitsShard(self.data(config), runs["angle"].to_numpy(), runs["seed"].to_numpy(),
-                                   config.tile, device, train_eval_images=config.samples)
-        return ShardTask(lambda step: shard.batch(step, config.batch_size),
-                         lambda architecture, weights, step: shard.evaluate(architecture, weights, config.rollouts))
+        shard = RotatedDigitsShard(
+            self.data(config),
+            runs["angle"].to_numpy(),
+            runs["seed"].to_numpy(),
+            config.tile,
+            device,
+            train_eval_images=config.samples,
+        )
+        return ShardTask(
+            lambda step: shard.batch(step, config.batch_size),
+            lambda architecture, weights, step: shard.evaluate(architecture, weights, config.rollouts),
+        )
 
     def store_rollout(self, name, tensor):
         return tensor.to(torch.float16)
@@ -318,8 +341,9 @@ class RotatedDigits(Task):
     def oracle_features(self, table) -> np.ndarray:
         """The angle as (cos, sin), so that 359 degrees sits next to 0, and accuracy."""
         angle = np.deg2rad(table["angle"].to_numpy(dtype=np.float64))
-        return np.stack([np.cos(angle), np.sin(angle), table["accuracy"].to_numpy(dtype=np.float64)],
-                        1).astype(np.float32)
+        return np.stack([np.cos(angle), np.sin(angle), table["accuracy"].to_numpy(dtype=np.float64)], 1).astype(
+            np.float32
+        )
 
     def notices(self, config) -> list[str]:
         if config.data_dir is None:
@@ -347,15 +371,23 @@ class RotatedDigits(Task):
                 "accuracy": "validation accuracy of the prediction after EOS",
                 "rotation": "counter-clockwise about the image centre, bilinear, zeros outside",
             },
-            "splits": {"rule": f"by run angle: ood = [{OOD_ANGLE:g}, 360); of the rest {VALIDATION_FRACTION:.0%} "
-                               "val (fixed draw keyed to the zoo seed), others train"},
+            "splits": {
+                "rule": f"by run angle: ood = [{OOD_ANGLE:g}, 360); of the rest {VALIDATION_FRACTION:.0%} "
+                "val (fixed draw keyed to the zoo seed), others train"
+            },
             "rollouts": {
                 "count": config.rollouts,
                 "tensors": {
-                    "inputs": {"shape": [config.rollouts, length, tile * tile], "stored_dtype": "float16",
-                               "meaning": "the first validation images, rotated by the run's angle, framed by BOS/EOS"},
-                    "logprobs": {"shape": [config.rollouts, length, NUM_CLASSES], "stored_dtype": "float16",
-                                 "meaning": "logprobs[r, t] = the network's log-distribution over digits after input t"},
+                    "inputs": {
+                        "shape": [config.rollouts, length, tile * tile],
+                        "stored_dtype": "float16",
+                        "meaning": "the first validation images, rotated by the run's angle, framed by BOS/EOS",
+                    },
+                    "logprobs": {
+                        "shape": [config.rollouts, length, NUM_CLASSES],
+                        "stored_dtype": "float16",
+                        "meaning": "logprobs[r, t] = the network's log-distribution over digits after input t",
+                    },
                 },
             },
         }
@@ -387,6 +419,9 @@ class RotatedDigits(Task):
         from ..downstream.targets import Classification, Regression
 
         steps = tuple(sorted(int(s) for s in zoo.table["step"].unique()))
-        return [Regression("angle", ("angle",)), Regression("accuracy", ("accuracy",)),
-                Regression("generalization_gap", ("generalization_gap",)),
-                Classification("step", ("step",), steps, chance={"accuracy": 1 / max(1, len(steps))})]
+        return [
+            Regression("angle", ("angle",)),
+            Regression("accuracy", ("accuracy",)),
+            Regression("generalization_gap", ("generalization_gap",)),
+            Classification("step", ("step",), steps, chance={"accuracy": 1 / max(1, len(steps))}),
+        ]

@@ -109,9 +109,9 @@ def sample_from_model(architecture, weights, keys, stream: int, count: int, keep
 
 def evaluate(architecture, weights, params, keys, step: int, samples: int = 1000, rollouts: int = 100):
     """Performance (fraction of ``samples`` sampled strings in the language) and stored rollouts."""
-    tokens, logprobs = sample_from_model(architecture, weights, keys,
-                                         counter_rng.stream_id("evaluate", step), samples,
-                                         keep_logprobs=rollouts)
+    tokens, logprobs = sample_from_model(
+        architecture, weights, keys, counter_rng.stream_id("evaluate", step), samples, keep_logprobs=rollouts
+    )
     performance = is_member(params, tokens).float().mean(-1)
     return {"performance": performance}, {
         "tokens": tokens[:, :rollouts].contiguous(),
@@ -146,9 +146,13 @@ class FormalLanguagesConfig(LSTMTaskConfig):
 
     samples: int = field(default=1000, metadata={"help": "Sampled strings per checkpoint for performance."})
     rollouts: int = field(default=100, metadata={"help": "Rollouts stored per checkpoint (at most samples)."})
-    languages: str = field(default="uniform", metadata={
-        "help": "How runs get their language: uniform (drawn independently, the paper) or each "
-                "(every language once per 216 runs, in a seeded order)."})
+    languages: str = field(
+        default="uniform",
+        metadata={
+            "help": "How runs get their language: uniform (drawn independently, the paper) or each "
+            "(every language once per 216 runs, in a seeded order)."
+        },
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -183,19 +187,24 @@ class FormalLanguages(Task):
             draw = counter_rng.uniform([config.seed], counter_rng.stream_id("language order"), (len(languages),))
             task_ids = np.argsort(draw[0].numpy(), kind="stable")[np.arange(config.models) % len(languages)]
         else:
-            task_ids = counter_rng.integers([config.seed], counter_rng.stream_id("task"), 0, len(languages),
-                                            (config.models,))[0].numpy()
+            task_ids = counter_rng.integers(
+                [config.seed], counter_rng.stream_id("task"), 0, len(languages), (config.models,)
+            )[0].numpy()
         splits = language_splits()
         params = np.array([languages[t] for t in task_ids]).reshape(-1, 3)
-        return pd.DataFrame({
-            "run_id": np.arange(config.models),
-            "split": [splits[languages[t]] for t in task_ids],
-            "seed": counter_rng.derive_seeds(config.seed, config.models),
-            "learning_rate": np.full(config.models, config.learning_rate),
-            "weight_decay": np.full(config.models, config.weight_decay),
-            "task_id": task_ids.astype(np.int64),
-            "m_b": params[:, 0], "m_c": params[:, 1], "m_d": params[:, 2],
-        })
+        return pd.DataFrame(
+            {
+                "run_id": np.arange(config.models),
+                "split": [splits[languages[t]] for t in task_ids],
+                "seed": counter_rng.derive_seeds(config.seed, config.models),
+                "learning_rate": np.full(config.models, config.learning_rate),
+                "weight_decay": np.full(config.models, config.weight_decay),
+                "task_id": task_ids.astype(np.int64),
+                "m_b": params[:, 0],
+                "m_c": params[:, 1],
+                "m_d": params[:, 2],
+            }
+        )
 
     @staticmethod
     def _params(table, device=None):
@@ -230,17 +239,22 @@ class FormalLanguages(Task):
             },
             "splits": {
                 "rule": f"by language: ood = |m_b|+|m_c|+|m_d| <= {OOD_MAX_ABS_SUM}; of the rest "
-                        f"{VALIDATION_FRACTION:.0%} val (fixed permutation, seed {SPLIT_SEED}), others train",
+                f"{VALIDATION_FRACTION:.0%} val (fixed permutation, seed {SPLIT_SEED}), others train",
                 **{name: [list(m) for m, s in splits.items() if s == name] for name in ("train", "val", "ood")},
             },
             "rollouts": {
                 "count": config.rollouts,
                 "tensors": {
-                    "tokens": {"shape": [config.rollouts, SEQUENCE_LENGTH], "stored_dtype": "uint8",
-                               "meaning": "sampled sequences, BOS first"},
-                    "logprobs": {"shape": [config.rollouts, SEQUENCE_LENGTH - 1, VOCAB_SIZE],
-                                 "stored_dtype": "float16",
-                                 "meaning": "logprobs[r, t] = log-distribution of tokens[r, t+1] given tokens[r, :t+1]"},
+                    "tokens": {
+                        "shape": [config.rollouts, SEQUENCE_LENGTH],
+                        "stored_dtype": "uint8",
+                        "meaning": "sampled sequences, BOS first",
+                    },
+                    "logprobs": {
+                        "shape": [config.rollouts, SEQUENCE_LENGTH - 1, VOCAB_SIZE],
+                        "stored_dtype": "float16",
+                        "meaning": "logprobs[r, t] = log-distribution of tokens[r, t+1] given tokens[r, :t+1]",
+                    },
                 },
             },
         }
@@ -250,8 +264,9 @@ class FormalLanguages(Task):
         from ..encoders.base import TaskIO
 
         config = zoo.spec.config
-        return TaskIO("categorical", config["input_size"], "categorical", config["output_size"],
-                      probe_length=PROBE_LENGTH)
+        return TaskIO(
+            "categorical", config["input_size"], "categorical", config["output_size"], probe_length=PROBE_LENGTH
+        )
 
     def emulation_data(self, zoo, rollouts):
         """The subject read ``tokens[:, :-1]`` (one-hot) and produced ``logprobs[:, t]`` for the next token."""
@@ -269,6 +284,12 @@ class FormalLanguages(Task):
         """The task as a three-hot vector over (m_b, m_c, m_d), and performance (paper 000, section 6.2)."""
         from ..downstream.targets import Regression, ThreeHot
 
-        return [ThreeHot("task", ("m_b", "m_c", "m_d"), M_VALUES,
-                       chance={"exact_accuracy": 1 / len(all_languages()), "parameter_accuracy": 1 / len(M_VALUES)}),
-                Regression("performance", ("performance",))]
+        return [
+            ThreeHot(
+                "task",
+                ("m_b", "m_c", "m_d"),
+                M_VALUES,
+                chance={"exact_accuracy": 1 / len(all_languages()), "parameter_accuracy": 1 / len(M_VALUES)},
+            ),
+            Regression("performance", ("performance",)),
+        ]

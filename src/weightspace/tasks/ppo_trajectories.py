@@ -51,19 +51,29 @@ class PPOTrajectoryConfig(TaskConfig):
 
     models: int = field(default=50, metadata={"help": "PPO trials (paper: 50)."})
     population: int = field(default=50, metadata={"help": "Trials trained together in one batched computation."})
-    steps: int = field(default=0, metadata={
-        "help": "Gradient updates per trial: derived from env_steps (leave at 0)."})
-    save_every: int = field(default=10, metadata={
-        "help": "PPO iterations per stored segment (a killed build resumes after the last finished one)."})
-    env: str = field(default="InvertedPendulum", metadata={
-        "help": "gymnasium MuJoCo task; -v4 (the paper's) if installed, else -v5; or a full id."})
-    env_steps: int = field(default=800_000, metadata={
-        "help": "Environment steps per trial (paper: 800k InvertedPendulum, 2M HalfCheetah)."})
-    policy_hidden: tuple[int, ...] = field(default=(8, 8), metadata={
-        "help": "Actor hidden sizes (paper: 8,8 InvertedPendulum; 256,256 HalfCheetah)."})
+    steps: int = field(default=0, metadata={"help": "Gradient updates per trial: derived from env_steps (leave at 0)."})
+    save_every: int = field(
+        default=10,
+        metadata={"help": "PPO iterations per stored segment (a killed build resumes after the last finished one)."},
+    )
+    env: str = field(
+        default="InvertedPendulum",
+        metadata={"help": "gymnasium MuJoCo task; -v4 (the paper's) if installed, else -v5; or a full id."},
+    )
+    env_steps: int = field(
+        default=800_000,
+        metadata={"help": "Environment steps per trial (paper: 800k InvertedPendulum, 2M HalfCheetah)."},
+    )
+    policy_hidden: tuple[int, ...] = field(
+        default=(8, 8), metadata={"help": "Actor hidden sizes (paper: 8,8 InvertedPendulum; 256,256 HalfCheetah)."}
+    )
     critic_hidden: tuple[int, ...] = field(default=(64, 64), metadata={"help": "Critic hidden sizes (CleanRL's)."})
-    snapshots: int = field(default=2000, metadata={
-        "help": "Snapshots per trial after the initial policy: one every total_updates // snapshots updates."})
+    snapshots: int = field(
+        default=2000,
+        metadata={
+            "help": "Snapshots per trial after the initial policy: one every total_updates // snapshots updates."
+        },
+    )
     learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate, annealed linearly to 0."})
     num_steps: int = field(default=2048, metadata={"help": "Environment steps per trial and rollout."})
     num_minibatches: int = field(default=32, metadata={"help": "Minibatches per epoch."})
@@ -75,17 +85,22 @@ class PPOTrajectoryConfig(TaskConfig):
     vf_coef: float = field(default=0.5, metadata={"help": "Value-loss coefficient."})
     max_grad_norm: float = field(default=0.5, metadata={"help": "Gradient-norm clip."})
     eval_episodes: int = field(default=10, metadata={"help": "Fixed episodes of a recorded evaluation return."})
-    evaluate_every: int = field(default=100, metadata={
-        "help": "Snapshots between recorded evaluation returns (the last is always evaluated; 0: only it)."})
+    evaluate_every: int = field(
+        default=100,
+        metadata={"help": "Snapshots between recorded evaluation returns (the last is always evaluated; 0: only it)."},
+    )
     max_episode_steps: int = field(default=0, metadata={"help": "Episode cap (0: the environment's, 1000)."})
 
     def __post_init__(self):
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("env_steps", "snapshots", "num_steps", "num_minibatches", "update_epochs",
-                                 "eval_episodes") if getattr(self, name) < 1]
+        problems = [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in ("env_steps", "snapshots", "num_steps", "num_minibatches", "update_epochs", "eval_episodes")
+            if getattr(self, name) < 1
+        ]
         if self.num_steps >= 1 and self.num_minibatches >= 1 and self.num_steps % self.num_minibatches:
-            problems.append(f"num_steps ({self.num_steps}) must be a multiple of num_minibatches "
-                            f"({self.num_minibatches})")
+            problems.append(
+                f"num_steps ({self.num_steps}) must be a multiple of num_minibatches ({self.num_minibatches})"
+            )
         if self.env_steps >= 1 and self.num_steps >= 1 and self.env_steps < self.num_steps:
             problems.append(f"env_steps ({self.env_steps}) must be at least one rollout (num_steps {self.num_steps})")
         if problems:
@@ -118,10 +133,18 @@ class PPOTrajectoryConfig(TaskConfig):
         return math.ceil(self.iterations / self.save_every)
 
     def ppo_settings(self) -> PPOSettings:
-        return PPOSettings(num_steps=self.num_steps, num_minibatches=self.num_minibatches,
-                           update_epochs=self.update_epochs, learning_rate=self.learning_rate, gamma=self.gamma,
-                           gae_lambda=self.gae_lambda, clip_coef=self.clip_coef, ent_coef=self.ent_coef,
-                           vf_coef=self.vf_coef, max_grad_norm=self.max_grad_norm)
+        return PPOSettings(
+            num_steps=self.num_steps,
+            num_minibatches=self.num_minibatches,
+            update_epochs=self.update_epochs,
+            learning_rate=self.learning_rate,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            clip_coef=self.clip_coef,
+            ent_coef=self.ent_coef,
+            vf_coef=self.vf_coef,
+            max_grad_norm=self.max_grad_norm,
+        )
 
 
 @lru_cache(maxsize=None)
@@ -157,8 +180,9 @@ class PPOTrajectories(Task):
 
     def plan(self, config) -> pd.DataFrame:
         n = config.models
-        return pd.DataFrame({"run_id": np.arange(n), "split": np.full(n, "train"),
-                             "seed": counter_rng.derive_seeds(config.seed, n)})
+        return pd.DataFrame(
+            {"run_id": np.arange(n), "split": np.full(n, "train"), "seed": counter_rng.derive_seeds(config.seed, n)}
+        )
 
     def describe(self, config) -> dict:
         env_id = self.env_id(config)
@@ -170,26 +194,39 @@ class PPOTrajectories(Task):
             "versions": {"gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__},
             "max_episode_steps": self.max_episode_steps(config),
             "wrappers": "ClipAction, NormalizeObservation (clip +-10), NormalizeReward(gamma) (clip +-10); "
-                        "same-step autoreset; episode e of trial k resets with seed episode_seeds(seed_k, e)",
+            "same-step autoreset; episode e of trial k resets with seed episode_seeds(seed_k, e)",
             "policy": f"tanh MLP {list(self.architecture(config).sizes)} for the action mean, state-independent "
-                      "log_std; orthogonal init (gain sqrt 2, last layer 0.01), zero biases",
+            "log_std; orthogonal init (gain sqrt 2, last layer 0.01), zero biases",
             "critic": f"tanh MLP {[observations, *config.critic_hidden, 1]} (orthogonal init, last layer gain 1)",
-            "ppo": {**dataclasses.asdict(config.ppo_settings()), "iterations": config.iterations,
-                    "total_updates": config.total_updates},
+            "ppo": {
+                **dataclasses.asdict(config.ppo_settings()),
+                "iterations": config.iterations,
+                "total_updates": config.total_updates,
+            },
             "snapshot_every_updates": config.snapshot_every,
             "step": "gradient updates (minibatch steps) before the snapshot; 0 is the initial policy",
             "train_return": f"mean raw return of the trial's last {RECENT_EPISODES} finished training episodes",
             "eval_return": f"mean raw return over {config.eval_episodes} fixed episodes (reset seeds from "
-                           f"EVALUATION_SEED={EVALUATION_SEED}) with the mean action and the snapshot's "
-                           "observation statistics (float32, as stored); NaN where not evaluated",
+            f"EVALUATION_SEED={EVALUATION_SEED}) with the mean action and the snapshot's "
+            "observation statistics (float32, as stored); NaN where not evaluated",
         }
         splits = {"rule": "every trial is 'train' in the zoo; experiments choose their test trials"}
-        rollouts = {"count": 1, "tensors": {
-            "obs_mean": {"shape": [observations], "stored_dtype": "float32",
-                         "meaning": "observation running mean at the snapshot (NormalizeObservation)"},
-            "obs_var": {"shape": [observations], "stored_dtype": "float32", "meaning": "observation running variance"},
-            "obs_count": {"shape": [1], "stored_dtype": "float32", "meaning": "samples in the running statistics"},
-        }}
+        rollouts = {
+            "count": 1,
+            "tensors": {
+                "obs_mean": {
+                    "shape": [observations],
+                    "stored_dtype": "float32",
+                    "meaning": "observation running mean at the snapshot (NormalizeObservation)",
+                },
+                "obs_var": {
+                    "shape": [observations],
+                    "stored_dtype": "float32",
+                    "meaning": "observation running variance",
+                },
+                "obs_count": {"shape": [1], "stored_dtype": "float32", "meaning": "samples in the running statistics"},
+            },
+        }
         return {"task": task, "splits": splits, "rollouts": rollouts}
 
     def targets(self, zoo) -> list:
@@ -205,8 +242,15 @@ class PPOSegments(SegmentTrainer):
         self.task, self.config, self.runs = task, config, runs
         self.env_id = task.env_id(config)
         self.architecture = task.architecture(config)
-        self.trainer = PopulationPPO(self.env_id, runs["seed"].to_numpy(), config.env_steps, config.policy_hidden,
-                                     config.critic_hidden, config.ppo_settings(), task.max_episode_steps(config))
+        self.trainer = PopulationPPO(
+            self.env_id,
+            runs["seed"].to_numpy(),
+            config.env_steps,
+            config.policy_hidden,
+            config.critic_hidden,
+            config.ppo_settings(),
+            task.max_episode_steps(config),
+        )
         self.snapshot_updates = set(config.checkpoints)
 
     @property
@@ -237,15 +281,31 @@ class PPOSegments(SegmentTrainer):
             evaluation = torch.full((trainer.size,), float("nan"))
             if evaluate:
                 weights = trainer.actor().detach()
-                evaluation = evaluate_policies(
-                    self.env_id, self.architecture, weights, tensors["statistics.obs_mean"],
-                    tensors["statistics.obs_var"], config.eval_episodes, EVALUATION_SEED,
-                    self.task.max_episode_steps(config)).mean(1).float()
+                evaluation = (
+                    evaluate_policies(
+                        self.env_id,
+                        self.architecture,
+                        weights,
+                        tensors["statistics.obs_mean"],
+                        tensors["statistics.obs_var"],
+                        config.eval_episodes,
+                        EVALUATION_SEED,
+                        self.task.max_episode_steps(config),
+                    )
+                    .mean(1)
+                    .float()
+                )
             snapshots.append(tensors)
-            rows.append({"step": update, "iteration": trainer.iteration,
-                         "env_step": (trainer.iteration + 1) * config.num_steps if update else 0,
-                         "train_return": trainer.training_return().tolist(),
-                         "episodes": trainer.episodes_finished.tolist(), "eval_return": evaluation.tolist()})
+            rows.append(
+                {
+                    "step": update,
+                    "iteration": trainer.iteration,
+                    "env_step": (trainer.iteration + 1) * config.num_steps if update else 0,
+                    "train_return": trainer.training_return().tolist(),
+                    "episodes": trainer.episodes_finished.tolist(),
+                    "eval_return": evaluation.tolist(),
+                }
+            )
 
         if segment == 0:
             take(0)
@@ -264,8 +324,8 @@ class PPOSegments(SegmentTrainer):
         runs = self.runs
         K, C = len(runs), len(rows)
         stack = lambda t: t.transpose(0, 1).reshape(K * C, *t.shape[2:])  # noqa: E731 - (C, K, ...) -> (K C, ...)
-        weights = {n[len("weights."):]: stack(t) for n, t in records.items() if n.startswith("weights.")}
-        statistics = {n[len("statistics."):]: stack(t) for n, t in records.items() if n.startswith("statistics.")}
+        weights = {n[len("weights.") :]: stack(t) for n, t in records.items() if n.startswith("weights.")}
+        statistics = {n[len("statistics.") :]: stack(t) for n, t in records.items() if n.startswith("statistics.")}
         if "obs_count" in statistics:
             statistics["obs_count"] = statistics["obs_count"].reshape(-1, 1)
         table = runs.loc[np.repeat(np.arange(K), C)].reset_index(drop=True)

@@ -47,8 +47,7 @@ def _uniform(keys, stream: int, name: str, shape) -> torch.Tensor:
     return counter_rng.uniform(keys, counter_rng.stream_id(stream, name), tuple(shape))
 
 
-def flip_flop(keys, stream: int, batch: int, steps: int = 100, channels: int = 3,
-              p_switch: float = 0.05) -> Trials:
+def flip_flop(keys, stream: int, batch: int, steps: int = 100, channels: int = 3, p_switch: float = 0.05) -> Trials:
     """N-bit flip-flop (Sussillo & Barak 2013): each output holds the last nonzero input of its
     channel (0 before the channel's first pulse)."""
     shape = (batch, steps, channels)
@@ -68,16 +67,18 @@ FIXATION, PULSE, RESPONSE = 5, 5, 10
 FREQUENCY_RANGE = (2.0, 10.0)
 
 
-def delayed_discrimination(keys, stream: int, batch: int, delay_range: tuple[int, int] = (5, 20),
-                           auxiliary: bool = False) -> Trials:
+def delayed_discrimination(
+    keys, stream: int, batch: int, delay_range: tuple[int, int] = (5, 20), auxiliary: bool = False
+) -> Trials:
     """Two pulses f1, f2 separated by a delay; respond sign(f2 - f1) (and |f2 - f1| / 8 on an
     auxiliary output). Trials of one batch share the longest possible length (shorter delays end
     with padding the mask leaves out)."""
     low, high = FREQUENCY_RANGE
     f1 = low + (high - low) * _uniform(keys, stream, "f1", (batch,))
     f2 = low + (high - low) * _uniform(keys, stream, "f2", (batch,))
-    delay = counter_rng.integers(keys, counter_rng.stream_id(stream, "delay"), delay_range[0],
-                                 delay_range[1] + 1, (batch,))
+    delay = counter_rng.integers(
+        keys, counter_rng.stream_id(stream, "delay"), delay_range[0], delay_range[1] + 1, (batch,)
+    )
     steps = FIXATION + 2 * PULSE + delay_range[1] + RESPONSE
     t = torch.arange(steps).view(1, 1, steps)
     first = (t >= FIXATION) & (t < FIXATION + PULSE)
@@ -98,8 +99,9 @@ def sine_frequencies(count: int) -> torch.Tensor:
     return torch.linspace(*SINE_FREQUENCY_RANGE, count)
 
 
-def sine_generation(keys, stream: int, batch: int, steps: int = 250, frequencies: int = 10,
-                    dt: float = 0.004) -> Trials:
+def sine_generation(
+    keys, stream: int, batch: int, steps: int = 250, frequencies: int = 10, dt: float = 0.004
+) -> Trials:
     """A static input f / 30 selects one of ``frequencies`` frequencies; the target is
     sin(2 pi f t) at t = dt, 2 dt, ..."""
     choice = counter_rng.integers(keys, counter_rng.stream_id(stream, "frequency"), 0, frequencies, (batch,))
@@ -131,8 +133,9 @@ def path_integration(keys, stream: int, batch: int, steps: int = 100, dimensions
         direction = torch.stack([torch.cos(theta), torch.sin(theta)], -1)
     else:
         phi = heading[..., 1]
-        direction = torch.stack([torch.sin(phi) * torch.cos(theta), torch.sin(phi) * torch.sin(theta),
-                                 torch.cos(phi)], -1)
+        direction = torch.stack(
+            [torch.sin(phi) * torch.cos(theta), torch.sin(phi) * torch.sin(theta), torch.cos(phi)], -1
+        )
     speed = MAX_SPEED * _uniform(keys, stream, "speed", (batch, steps))
     # the walk, cut at the walls; what enters the network is the step actually taken
     intended = direction * speed.unsqueeze(-1)

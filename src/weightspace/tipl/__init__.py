@@ -5,6 +5,19 @@ from .baselines import FORECASTERS, ParameterMLPForecaster, copy_last, linear_ex
 from .model import CausalTransformer, TIPLConfig, rollout, train_tipl, weight_space_mse
 from .svd import Basis, fit_basis, per_run_bases, pooled_basis, tokens
 
-__all__ = ["Basis", "CausalTransformer", "FORECASTERS", "ParameterMLPForecaster", "TIPLConfig", "copy_last",
-           "fit_basis", "linear_extrapolation", "per_run_bases", "pooled_basis", "rollout", "tokens", "train_tipl",
-           "weight_space_mse"]
+__all__ = [
+    "Basis",
+    "CausalTransformer",
+    "FORECASTERS",
+    "ParameterMLPForecaster",
+    "TIPLConfig",
+    "copy_last",
+    "fit_basis",
+    "linear_extrapolation",
+    "per_run_bases",
+    "pooled_basis",
+    "rollout",
+    "tokens",
+    "train_tipl",
+    "weight_space_mse",
+]

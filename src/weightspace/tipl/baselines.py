@@ -26,8 +26,7 @@ from ..errors import ConfigError
 def _batched(history: torch.Tensor, needed: int, name: str) -> tuple[torch.Tensor, bool]:
     """``history`` as (B, t, P), and whether it came without the batch axis."""
     if history.ndim not in (2, 3) or history.shape[-2] < needed:
-        raise ConfigError(f"{name} needs a history (t, P) or (B, t, P) with t >= {needed}, "
-                          f"got {tuple(history.shape)}")
+        raise ConfigError(f"{name} needs a history (t, P) or (B, t, P) with t >= {needed}, got {tuple(history.shape)}")
     return (history[None], True) if history.ndim == 2 else (history, False)
 
 
@@ -79,8 +78,14 @@ class ParameterMLPForecaster(nn.Module):
         offsets = (windows[..., :-1, :] - windows[..., -1:, :]).flip(-2) / self.scale  # k = 1 first
         return self.network(offsets.transpose(-1, -2))[..., 0] * self.scale
 
-    def fit(self, train_trajectories: Sequence[torch.Tensor], steps: int = 2000, batch_size: int = 4096,
-            lr: float = 1e-3, seed: int = 0) -> list[float]:
+    def fit(
+        self,
+        train_trajectories: Sequence[torch.Tensor],
+        steps: int = 2000,
+        batch_size: int = 4096,
+        lr: float = 1e-3,
+        seed: int = 0,
+    ) -> list[float]:
         """Adam on the squared error of the scaled next step. Each example is one (trajectory,
         time, parameter), drawn uniformly in that order. Initialisation and sampling follow
         ``seed`` alone. Returns each step's loss (in scaled units)."""
@@ -123,7 +128,7 @@ class ParameterMLPForecaster(nn.Module):
     def forecast(self, history: torch.Tensor, horizon: int) -> torch.Tensor:
         """The next ``horizon`` snapshots after ``history`` (t, P) or (B, t, P), t >= window."""
         batch, single = _batched(history, self.window, "ParameterMLPForecaster")
-        windows = batch[:, -self.window:].to(self.scale.device, self.scale.dtype)
+        windows = batch[:, -self.window :].to(self.scale.device, self.scale.dtype)
         predictions = []
         for _ in range(horizon):
             following = windows[:, -1] + self.step(windows)

@@ -45,26 +45,34 @@ class TIPLConfig:
     width: int = field(default=128, metadata={"help": "Embedding width of the transformer."})
     layers: int = field(default=3, metadata={"help": "Transformer blocks."})
     heads: int = field(default=1, metadata={"help": "Attention heads per block (must divide width)."})
-    context: int = field(default=20, metadata={"help": "Tokens the model reads (DT's K); training segments "
-                                                       "have this length."})
+    context: int = field(
+        default=20, metadata={"help": "Tokens the model reads (DT's K); training segments have this length."}
+    )
     dropout: float = field(default=0.1, metadata={"help": "Dropout on embeddings, attention and residuals."})
-    activation: str = field(default="relu", metadata={"help": "MLP nonlinearity: relu (DT's gym experiment) "
-                                                              "or gelu (GPT-2)."})
+    activation: str = field(
+        default="relu", metadata={"help": "MLP nonlinearity: relu (DT's gym experiment) or gelu (GPT-2)."}
+    )
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW peak learning rate."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay (on every parameter, as DT)."})
     batch_size: int = field(default=64, metadata={"help": "Trajectory segments per gradient step."})
     steps: int = field(default=2000, metadata={"help": "Gradient steps."})
     warmup: int = field(default=200, metadata={"help": "Steps of linear learning-rate warmup (DT's LambdaLR)."})
     gradient_clip: float = field(default=0.25, metadata={"help": "Maximum gradient norm (DT's)."})
-    target: str = field(default="next", metadata={
-        "help": "next: the head outputs the next token (the paper); change: it outputs the change from the "
-                "current token, which is added to it (a residual forecaster)."})
+    target: str = field(
+        default="next",
+        metadata={
+            "help": "next: the head outputs the next token (the paper); change: it outputs the change from the "
+            "current token, which is added to it (a residual forecaster)."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Initialisation, segment sampling and dropout."})
 
     def __post_init__(self):
-        problems = [f"{name} must be >= 1 (got {getattr(self, name)})"
-                    for name in ("width", "layers", "heads", "context", "batch_size", "warmup")
-                    if getattr(self, name) < 1]
+        problems = [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in ("width", "layers", "heads", "context", "batch_size", "warmup")
+            if getattr(self, name) < 1
+        ]
         if self.steps < 0:
             problems.append(f"steps must be >= 0 (got {self.steps})")
         if self.heads >= 1 and self.width % self.heads:
@@ -92,10 +100,13 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
-        query, key, value = (part.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
-                             for part in self.query_key_value(x).split(width, dim=-1))
+        query, key, value = (
+            part.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+            for part in self.query_key_value(x).split(width, dim=-1)
+        )
         attended = nn.functional.scaled_dot_product_attention(
-            query, key, value, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+            query, key, value, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.residual_dropout(self.projection(attended.transpose(1, 2).reshape(batch, length, width)))
 
 
@@ -107,8 +118,12 @@ class Block(nn.Module):
         self.attention_norm = nn.LayerNorm(config.width)
         self.attention = CausalSelfAttention(config)
         self.mlp_norm = nn.LayerNorm(config.width)
-        self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), ACTIVATIONS[config.activation](),
-                                 nn.Linear(4 * config.width, config.width), nn.Dropout(config.dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(config.width, 4 * config.width),
+            ACTIVATIONS[config.activation](),
+            nn.Linear(4 * config.width, config.width),
+            nn.Dropout(config.dropout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x))
@@ -148,10 +163,11 @@ class CausalTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.ndim != 3 or tokens.shape[2] != self.token_size or not 1 <= tokens.shape[1] <= self.config.context:
-            raise ConfigError(f"expected tokens (B, 1..{self.config.context}, {self.token_size}), "
-                              f"got {tuple(tokens.shape)}")
+            raise ConfigError(
+                f"expected tokens (B, 1..{self.config.context}, {self.token_size}), got {tuple(tokens.shape)}"
+            )
         x = self.embed_token((tokens - self.token_mean) / self.token_scale)
-        x = self.embed_dropout(self.embed_norm(x + self.embed_position.weight[:tokens.shape[1]]))
+        x = self.embed_dropout(self.embed_norm(x + self.embed_position.weight[: tokens.shape[1]]))
         for block in self.blocks:
             x = block(x)
         if self.config.target == "change":
@@ -167,8 +183,9 @@ def _gpt2_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def weight_space_mse(predicted_u: torch.Tensor, true_u: torch.Tensor, singular_values: torch.Tensor,
-                     num_parameters: int) -> torch.Tensor:
+def weight_space_mse(
+    predicted_u: torch.Tensor, true_u: torch.Tensor, singular_values: torch.Tensor, num_parameters: int
+) -> torch.Tensor:
     """Mean squared error per parameter between the decoded weights u S V^T of two token tensors (..., d).
 
     V has orthonormal columns, so ``||(u_hat - u) S V^T||^2 = ||(u_hat - u) * S||^2``: the decoded
@@ -181,9 +198,14 @@ def weight_space_mse(predicted_u: torch.Tensor, true_u: torch.Tensor, singular_v
     return squared.mean() / num_parameters
 
 
-def train_tipl(sequences: Sequence[torch.Tensor], scales: Sequence[torch.Tensor], num_parameters: int,
-               config: TIPLConfig = TIPLConfig(), progress: bool = True, device="cpu",
-               ) -> tuple[CausalTransformer, list[float]]:
+def train_tipl(
+    sequences: Sequence[torch.Tensor],
+    scales: Sequence[torch.Tensor],
+    num_parameters: int,
+    config: TIPLConfig = TIPLConfig(),
+    progress: bool = True,
+    device="cpu",
+) -> tuple[CausalTransformer, list[float]]:
     """Fit a :class:`CausalTransformer` to token trajectories ``sequences`` (T_i, d) whose bases
     have singular values ``scales`` (d,) each (the same tensor repeated for a pooled basis).
 
@@ -215,8 +237,9 @@ def train_tipl(sequences: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]
             starts = (torch.rand(config.batch_size, generator=generator) * starts_available[which]).long()
             segments = padded[which.to(device)[:, None], (starts[:, None] + offsets).to(device)]
             predicted = model(segments[:, :-1])
-            loss = weight_space_mse(predicted, segments[:, 1:], stacked_scales[which.to(device)][:, None],
-                                    num_parameters)
+            loss = weight_space_mse(
+                predicted, segments[:, 1:], stacked_scales[which.to(device)][:, None], num_parameters
+            )
             optimizer.zero_grad(set_to_none=True)
             (loss / reference).backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
@@ -229,8 +252,9 @@ def train_tipl(sequences: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]
 
 def copy_last_error(sequences: Sequence[torch.Tensor], scales: Sequence[torch.Tensor], num_parameters: int) -> float:
     """Weight-space MSE of predicting each token by the one before it, over all consecutive pairs."""
-    total = sum(float(((sequence[1:] - sequence[:-1]) * scale).square().sum()) for sequence, scale in
-                zip(sequences, scales))
+    total = sum(
+        float(((sequence[1:] - sequence[:-1]) * scale).square().sum()) for sequence, scale in zip(sequences, scales)
+    )
     return total / sum(len(sequence) - 1 for sequence in sequences) / num_parameters
 
 
@@ -242,13 +266,19 @@ def _checked(sequences, scales, config: TIPLConfig) -> tuple[list[torch.Tensor],
     token_size = sequences[0].shape[-1]
     for i, (sequence, scale) in enumerate(zip(sequences, scales)):
         if sequence.ndim != 2 or sequence.shape[1] != token_size or tuple(scale.shape) != (token_size,):
-            raise ConfigError(f"trajectory {i}: expected tokens (T, {token_size}) and singular values "
-                              f"({token_size},), got {tuple(sequence.shape)} and {tuple(scale.shape)}")
+            raise ConfigError(
+                f"trajectory {i}: expected tokens (T, {token_size}) and singular values "
+                f"({token_size},), got {tuple(sequence.shape)} and {tuple(scale.shape)}"
+            )
         if len(sequence) < config.context + 1:
-            raise ConfigError(f"trajectory {i} has {len(sequence)} tokens; training segments need context + 1 = "
-                              f"{config.context + 1} (lower the context or drop short trajectories)")
-    return ([sequence.detach().float().cpu() for sequence in sequences],
-            [scale.detach().float().cpu() for scale in scales])
+            raise ConfigError(
+                f"trajectory {i} has {len(sequence)} tokens; training segments need context + 1 = "
+                f"{config.context + 1} (lower the context or drop short trajectories)"
+            )
+    return (
+        [sequence.detach().float().cpu() for sequence in sequences],
+        [scale.detach().float().cpu() for scale in scales],
+    )
 
 
 @torch.no_grad()
@@ -265,7 +295,7 @@ def rollout(model: CausalTransformer, history: torch.Tensor, horizon: int) -> to
     tokens = tokens.to(parameter.device, parameter.dtype)
     predictions = []
     for _ in range(horizon):
-        following = model(tokens[:, -model.config.context:])[:, -1:]
+        following = model(tokens[:, -model.config.context :])[:, -1:]
         predictions.append(following)
         tokens = torch.cat([tokens, following], dim=1)
     model.train(was_training)

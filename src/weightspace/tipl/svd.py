@@ -54,8 +54,9 @@ class Basis:
     def encode(self, phi: torch.Tensor) -> torch.Tensor:
         """Weights (..., P) -> tokens (..., d): u = phi V S^{-1}; for a fitted row, its row of U[:, :d]."""
         if phi.shape[-1] != self.num_parameters:
-            raise ConfigError(f"this basis encodes {self.num_parameters} parameters, got weights of shape "
-                              f"{tuple(phi.shape)}")
+            raise ConfigError(
+                f"this basis encodes {self.num_parameters} parameters, got weights of shape {tuple(phi.shape)}"
+            )
         components = self.components.to(phi.device, phi.dtype)
         return (phi @ components) / self.singular_values.to(phi.device, phi.dtype)
 
@@ -68,8 +69,11 @@ class Basis:
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """For safetensors: the two factors and the energy as a 0-dim tensor."""
-        return {"singular_values": self.singular_values, "components": self.components,
-                "energy": torch.tensor(self.energy, dtype=torch.float64)}
+        return {
+            "singular_values": self.singular_values,
+            "components": self.components,
+            "energy": torch.tensor(self.energy, dtype=torch.float64),
+        }
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> Basis:
@@ -92,8 +96,10 @@ def fit_basis(rows: torch.Tensor, d: int) -> Basis:
     count, num_parameters = rows.shape
     rank_limit = min(count, num_parameters)
     if not 1 <= d <= rank_limit:
-        raise ConfigError(f"token size d={d} must lie in 1..min(snapshots, parameters) = {rank_limit} "
-                          f"for {count} snapshots of {num_parameters} parameters")
+        raise ConfigError(
+            f"token size d={d} must lie in 1..min(snapshots, parameters) = {rank_limit} "
+            f"for {count} snapshots of {num_parameters} parameters"
+        )
     total = float(rows.double().square().sum())
     if rank_limit <= EXACT_SVD_LIMIT:
         u, s, vh = torch.linalg.svd(rows.double(), full_matrices=False)
@@ -109,8 +115,9 @@ def fit_basis(rows: torch.Tensor, d: int) -> Basis:
     tolerance = float(s[0]) * max(count, num_parameters) * precision
     if float(s[-1]) <= tolerance:
         rank = int((s > tolerance).sum())
-        raise ConfigError(f"token size d={d} keeps zero singular values: these {count} snapshots span only "
-                          f"{rank} dimension(s)")
+        raise ConfigError(
+            f"token size d={d} keeps zero singular values: these {count} snapshots span only {rank} dimension(s)"
+        )
     signs = torch.where(u.sum(0) < 0, -1.0, 1.0).to(v.dtype)
     return Basis(s.float(), (v * signs).float(), sum(float(x) ** 2 for x in s) / total)
 
@@ -133,6 +140,8 @@ def tokens(trajectories: Sequence[torch.Tensor], bases: Basis | Sequence[Basis])
     if isinstance(bases, Basis):
         return [bases.encode(trajectory) for trajectory in trajectories]
     if len(bases) != len(trajectories):
-        raise ConfigError(f"{len(trajectories)} trajectories but {len(bases)} bases; give one basis per "
-                          "trajectory, or one pooled basis")
+        raise ConfigError(
+            f"{len(trajectories)} trajectories but {len(bases)} bases; give one basis per "
+            "trajectory, or one pooled basis"
+        )
     return [basis.encode(trajectory) for basis, trajectory in zip(bases, trajectories)]

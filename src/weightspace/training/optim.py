@@ -32,9 +32,17 @@ def clip_grad_norm_per_network(parameters, max_norm: float) -> None:
 
 
 @torch.no_grad()
-def adamw_update(params: dict[str, torch.Tensor], exp_avg: dict[str, torch.Tensor],
-                 exp_avg_sq: dict[str, torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
-                 step: int, betas=(0.9, 0.999), eps: float = 1e-8, rows: torch.Tensor | None = None) -> None:
+def adamw_update(
+    params: dict[str, torch.Tensor],
+    exp_avg: dict[str, torch.Tensor],
+    exp_avg_sq: dict[str, torch.Tensor],
+    lr: torch.Tensor,
+    weight_decay: torch.Tensor,
+    step: int,
+    betas=(0.9, 0.999),
+    eps: float = 1e-8,
+    rows: torch.Tensor | None = None,
+) -> None:
     """``torch.optim.AdamW``'s update of tensors with a leading network axis, each network with its
     own learning rate and weight decay (``lr``, ``weight_decay``: one value per updated network).
     ``rows`` restricts the update to some networks (None: all, in place); ``step`` counts this
@@ -80,8 +88,16 @@ class PopulationAdamW:
 
     def step(self, lr_factor: float = 1.0) -> None:
         self.step_count += 1
-        adamw_update(self.params, self.exp_avg, self.exp_avg_sq, self.lr * lr_factor, self.weight_decay,
-                     self.step_count, self.betas, self.eps)
+        adamw_update(
+            self.params,
+            self.exp_avg,
+            self.exp_avg_sq,
+            self.lr * lr_factor,
+            self.weight_decay,
+            self.step_count,
+            self.betas,
+            self.eps,
+        )
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {f"exp_avg.{n}": t for n, t in self.exp_avg.items()}

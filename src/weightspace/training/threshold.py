@@ -73,8 +73,16 @@ TrialsFn = Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch
 class ThresholdTrainer:
     """See the module docstring. ``lr`` and ``strength`` give one value per network."""
 
-    def __init__(self, architecture, weights: Population, trials: TrialsFn, rule: StoppingRule, lr,
-                 regularizer: str = "none", strength=0.0):
+    def __init__(
+        self,
+        architecture,
+        weights: Population,
+        trials: TrialsFn,
+        rule: StoppingRule,
+        lr,
+        regularizer: str = "none",
+        strength=0.0,
+    ):
         if regularizer not in REGULARIZERS:
             raise ValueError(f"unknown regulariser {regularizer!r}; choose from {REGULARIZERS}")
         self.architecture = architecture
@@ -125,9 +133,15 @@ class ThresholdTrainer:
                 p.grad = None
             loss.sum().backward()
             # every network still training has taken exactly self.step updates before this one
-            adamw_update(self.params, self.exp_avg, self.exp_avg_sq, self.lr[networks],
-                         torch.zeros_like(self.lr[networks]), self.step + 1,
-                         rows=None if everyone else networks)
+            adamw_update(
+                self.params,
+                self.exp_avg,
+                self.exp_avg_sq,
+                self.lr[networks],
+                torch.zeros_like(self.lr[networks]),
+                self.step + 1,
+                rows=None if everyone else networks,
+            )
             self.epoch_loss[networks] += mse.detach()
         self.step += 1
         if self.step % self.rule.steps_per_epoch == 0:
@@ -155,8 +169,12 @@ class ThresholdTrainer:
         self.active = active & ~stop
         self.epoch_loss.zero_()
 
-    def run(self, checkpoints, on_checkpoint: Callable[[int, Population], None],
-            on_step: Callable[[int], None] | None = None) -> None:
+    def run(
+        self,
+        checkpoints,
+        on_checkpoint: Callable[[int, Population], None],
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
         """Train to ``total_steps`` (or until every network has stopped; then the remaining steps
         are skipped, since nothing changes), calling ``on_checkpoint(step, weights)`` at each
         checkpoint not yet passed and ``on_step(step)`` after every step trained."""

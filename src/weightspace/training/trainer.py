@@ -39,8 +39,9 @@ def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch
     return (torch.logsumexp(logits, dim=-1) - target_logits).reshape(K, -1).mean(1)
 
 
-def run_with_checkpoints(trainer, checkpoints, on_checkpoint: Callable[[int, Population], None],
-                         on_step: Callable[[int], None] | None = None) -> None:
+def run_with_checkpoints(
+    trainer, checkpoints, on_checkpoint: Callable[[int, Population], None], on_step: Callable[[int], None] | None = None
+) -> None:
     """Train ``trainer`` (anything with ``step``, ``total_steps``, ``train_step()`` and ``weights``)
     up to ``total_steps``, calling ``on_checkpoint(step, weights)`` at each checkpoint step not yet
     passed (step 0 is the initialisation) and ``on_step(step)`` after every training step."""
@@ -64,8 +65,17 @@ class PopulationTrainer:
     ``step``; it must be a pure function of the step for resume to be exact.
     """
 
-    def __init__(self, architecture, weights: Population, batch_fn: BatchFn, total_steps: int,
-                 lr, weight_decay, schedule=PAPER_SCHEDULE, loss_fn=sequence_cross_entropy):
+    def __init__(
+        self,
+        architecture,
+        weights: Population,
+        batch_fn: BatchFn,
+        total_steps: int,
+        lr,
+        weight_decay,
+        schedule=PAPER_SCHEDULE,
+        loss_fn=sequence_cross_entropy,
+    ):
         self.architecture = architecture
         self.params = {n: t.detach().clone().requires_grad_() for n, t in weights.items()}
         self.spec = weights.spec
@@ -104,8 +114,12 @@ class PopulationTrainer:
         self.last_loss = losses.detach()
         return self.last_loss
 
-    def run(self, checkpoints, on_checkpoint: Callable[[int, Population], None],
-            on_step: Callable[[int], None] | None = None) -> None:
+    def run(
+        self,
+        checkpoints,
+        on_checkpoint: Callable[[int, Population], None],
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
         run_with_checkpoints(self, checkpoints, on_checkpoint, on_step)
 
     # Resume ------------------------------------------------------------------------------

@@ -52,9 +52,11 @@ def _check_kernel(out: Path, manifest: dict, kernel: str | None) -> None:
     started = manifest.get("created_with", {}).get("lstm_kernel")
     if kernel is None or started is None or started == kernel or os.environ.get(ALLOW_KERNEL_CHANGE) == "1":
         return
-    raise ConfigError(f"{out} was started with the LSTM kernel path '{started}' and would resume with '{kernel}', "
-                      "which can change its numbers midway; resume where it started (WEIGHTSPACE_KERNEL_ISA or "
-                      f"WEIGHTSPACE_FUSED=0 choose the path), or set {ALLOW_KERNEL_CHANGE}=1 to resume anyway")
+    raise ConfigError(
+        f"{out} was started with the LSTM kernel path '{started}' and would resume with '{kernel}', "
+        "which can change its numbers midway; resume where it started (WEIGHTSPACE_KERNEL_ISA or "
+        f"WEIGHTSPACE_FUSED=0 choose the path), or set {ALLOW_KERNEL_CHANGE}=1 to resume anyway"
+    )
 
 
 def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
@@ -70,8 +72,10 @@ def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
         wanted = config.to_json()
         diffs = [f"{k}: {stored.get(k)} there vs {v} now" for k, v in wanted.items() if stored.get(k) != v]
         if diffs:
-            raise ConfigError(f"{out} holds a zoo built with other settings ({'; '.join(diffs)}); "
-                              "rerun with the same settings to resume, or choose another --out")
+            raise ConfigError(
+                f"{out} holds a zoo built with other settings ({'; '.join(diffs)}); "
+                "rerun with the same settings to resume, or choose another --out"
+            )
         _check_kernel(out, manifest, kernel)
         return manifest
     if out.exists() and any(p.name != "progress" for p in out.iterdir()):
@@ -95,8 +99,15 @@ def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
     return manifest
 
 
-def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, device: str = "cpu",
-              progress: bool = True, executor=None, processes: int | None = None) -> Path:
+def build_zoo(
+    out,
+    task: Task | str,
+    config: TaskConfig | dict | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    executor=None,
+    processes: int | None = None,
+) -> Path:
     """Build (or resume building) a zoo of ``task`` (a Task or its registered name) with ``config``
     (the task's config, or a dict of its settings; default: the task's defaults) in ``out``.
     ``executor`` (:class:`~weightspace.experiments.ray_executor.RayExecutor`) trains the shards as
@@ -109,8 +120,9 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     if config is None or isinstance(config, dict):
         config = task.config(config)
     elif not isinstance(config, task.config_class):
-        raise ConfigError(f"a {task.name} zoo is built from a {task.config_class.__name__}, "
-                          f"not a {type(config).__name__}")
+        raise ConfigError(
+            f"a {task.name} zoo is built from a {task.config_class.__name__}, not a {type(config).__name__}"
+        )
     if task.segmented and executor is not None:
         raise ConfigError(f"{task.name} zoos train in local worker processes; --executor ray does not apply to them")
     manifest = _prepare(out, task, config, device)
@@ -123,8 +135,15 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
     zoo_table = ZooTable(out, manifest)
     completed = zoo_table.completed
     done_runs = int(plan["shard"].isin(completed).sum())
-    bar = tqdm(total=config.models * config.steps, initial=done_runs * config.steps, unit="net·step",
-               unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{task.name} zoo")
+    bar = tqdm(
+        total=config.models * config.steps,
+        initial=done_runs * config.steps,
+        unit="net·step",
+        unit_scale=True,
+        disable=not progress,
+        dynamic_ncols=True,
+        desc=f"{task.name} zoo",
+    )
     shards = [shard for shard in range(manifest["shards"]["total"]) if shard not in completed]
     runs_of = {shard: plan[plan["shard"] == shard].reset_index(drop=True) for shard in shards}
 
@@ -137,8 +156,9 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
             bar.set_postfix_str(f"shard {shard + 1}/{manifest['shards']['total']}")
             add(shard, _ShardJob(out, shard, runs_of[shard], task, config, device, bar)())
     else:
-        running = {executor.submit(_ShardJob(out, shard, runs_of[shard], task, config, device)): shard
-                   for shard in shards}
+        running = {
+            executor.submit(_ShardJob(out, shard, runs_of[shard], task, config, device)): shard for shard in shards
+        }
         done = {}
         while running:
             for handle in executor.wait(list(running)):
@@ -157,15 +177,22 @@ def build_zoo(out, task: Task | str, config: TaskConfig | dict | None = None, de
 class _ShardJob:
     """Train one shard and write its weights and rollouts; returns its table rows."""
 
-    def __init__(self, out: Path, shard: int, runs: pd.DataFrame, task: Task, config: TaskConfig, device,
-                 bar=None):
+    def __init__(self, out: Path, shard: int, runs: pd.DataFrame, task: Task, config: TaskConfig, device, bar=None):
         self.out, self.shard, self.runs, self.task, self.config, self.device, self.bar = (
-            out, shard, runs, task, config, device, bar)
+            out,
+            shard,
+            runs,
+            task,
+            config,
+            device,
+            bar,
+        )
 
     def __call__(self) -> pd.DataFrame:
         bar = self.bar if self.bar is not None else tqdm(disable=True)
-        rows, weights, rollouts = _train_shard(self.out, self.shard, self.runs, self.task, self.config,
-                                               self.device, bar)
+        rows, weights, rollouts = _train_shard(
+            self.out, self.shard, self.runs, self.task, self.config, self.device, bar
+        )
         storage.write_tensors(self.out / shard_file("weights", self.shard), weights)
         storage.write_tensors(self.out / shard_file("rollouts", self.shard), rollouts)
         return rows
@@ -191,8 +218,9 @@ def _train_shard(out: Path, shard: int, runs: pd.DataFrame, task: Task, config: 
         tensors["last_loss"] = trainer.last_loss
         for step, record in records.items():
             tensors.update({f"checkpoint.{step}.{name}": t for name, t in record.items()})
-        storage.write_tensors(progress_path, tensors, {
-            "step": str(trainer.step), "recorded": json.dumps(sorted(records))})
+        storage.write_tensors(
+            progress_path, tensors, {"step": str(trainer.step), "recorded": json.dumps(sorted(records))}
+        )
 
     def on_checkpoint(step, weights):
         metrics, rollouts = shard_task.evaluate(architecture, weights, step)
@@ -222,7 +250,7 @@ def _load_progress(path: Path, trainer: PopulationTrainer, records: dict) -> int
     trainer.last_loss = tensors["last_loss"]
     for recorded in json.loads(metadata["recorded"]):
         prefix = f"checkpoint.{recorded}."
-        records[recorded] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        records[recorded] = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     return step
 
 
@@ -236,13 +264,16 @@ def _assemble(runs: pd.DataFrame, records: dict, task: Task):
         return stacked.reshape(K * C, *stacked.shape[2:])
 
     names = records[steps[0]].keys()
-    weights = {n[len("weights."):]: stack(n) for n in names if n.startswith("weights.")}
-    rollouts = {n[len("rollout."):]: task.store_rollout(n[len("rollout."):], stack(n))
-                for n in names if n.startswith("rollout.")}
+    weights = {n[len("weights.") :]: stack(n) for n in names if n.startswith("weights.")}
+    rollouts = {
+        n[len("rollout.") :]: task.store_rollout(n[len("rollout.") :], stack(n))
+        for n in names
+        if n.startswith("rollout.")
+    }
     rows = runs.loc[np.repeat(np.arange(K), C)].reset_index(drop=True)
     rows.insert(1, "step", np.tile(np.array(steps, dtype=np.int64), K))
     rows.insert(rows.columns.get_loc("shard") + 1, "shard_row", np.arange(K * C))
     for n in sorted(names):  # sorted: a resumed build reads records back in sorted key order
         if n.startswith("metric."):
-            rows[n[len("metric."):]] = stack(n).numpy().astype(np.float64)
+            rows[n[len("metric.") :]] = stack(n).numpy().astype(np.float64)
     return rows, weights, rollouts

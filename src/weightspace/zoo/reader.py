@@ -82,13 +82,17 @@ class Zoo:
                 with safe_open(self.path / shard_file("weights", int(shard)), framework="pt") as f:
                     names = set(f.keys())
                     if names != set(self.spec.names):
-                        raise ZooFormatError(f"{self.path}: weights of shard {shard} have tensors {sorted(names)}, "
-                                             f"expected {self.spec.names}")
+                        raise ZooFormatError(
+                            f"{self.path}: weights of shard {shard} have tensors {sorted(names)}, "
+                            f"expected {self.spec.names}"
+                        )
                     for t in self.spec.tensors:
                         shape = tuple(f.get_slice(t.name).get_shape())
                         if shape != (len(rows), *t.shape):
-                            raise ZooFormatError(f"{self.path}: shard {shard} tensor {t.name} has shape {shape}, "
-                                                 f"expected {(len(rows), *t.shape)}")
+                            raise ZooFormatError(
+                                f"{self.path}: shard {shard} tensor {t.name} has shape {shape}, "
+                                f"expected {(len(rows), *t.shape)}"
+                            )
             except SafetensorError as error:
                 raise ZooFormatError(f"{self.path}: shard {shard} weights are unreadable ({error})") from None
 
@@ -173,8 +177,9 @@ class Zoo:
         """Row indices of run ``run_id``'s checkpoints in training order."""
         rows = self.table[self.table["run_id"] == run_id]
         if not len(rows):
-            raise ConfigError(f"{self.path} has no run {run_id} (runs {self.table['run_id'].min()}.."
-                              f"{self.table['run_id'].max()})")
+            raise ConfigError(
+                f"{self.path} has no run {run_id} (runs {self.table['run_id'].min()}..{self.table['run_id'].max()})"
+            )
         return rows.sort_values("step", kind="stable").index.to_numpy()
 
     def trajectory(self, run_id: int) -> torch.Tensor:
@@ -208,8 +213,11 @@ class ZooDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, j: int) -> dict:
         i = int(self.indices[j])
-        item = {"index": i, "weights": self._weights.state_dict(j),
-                "rollouts": {n: self.zoo._decode(n, t[j]) for n, t in self._rollouts.items()}}
+        item = {
+            "index": i,
+            "weights": self._weights.state_dict(j),
+            "rollouts": {n: self.zoo._decode(n, t[j]) for n, t in self._rollouts.items()},
+        }
         row = self.zoo.table.iloc[i]
         for c in self.columns:
             item[c] = torch.as_tensor(row[c])

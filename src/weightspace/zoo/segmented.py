@@ -64,8 +64,9 @@ def _committed_segment(out: Path, group: int) -> int:
     return int(metadata["committed"])
 
 
-def build_segmented(out: Path, task, config, manifest: dict, device, progress: bool,
-                    processes: int | None = None) -> None:
+def build_segmented(
+    out: Path, task, config, manifest: dict, device, progress: bool, processes: int | None = None
+) -> None:
     """Build (or resume) the zoo in ``out`` of a segmented ``task``, in up to ``processes``
     worker processes (None: one per available core, at most one per unfinished group; 1: here)."""
     groups, segments = task.groups(config), task.segments(config)
@@ -82,13 +83,21 @@ def build_segmented(out: Path, task, config, manifest: dict, device, progress: b
         if all(shard in table.completed for shard in shards):
             (out / _state_file(group)).unlink(missing_ok=True)
         elif committed < 0 and any(shard in table.completed for shard in shards):
-            raise ZooFormatError(f"{out}: group {group} has finished segments but no saved trainer state; "
-                                 "rebuild it in a new directory")
+            raise ZooFormatError(
+                f"{out}: group {group} has finished segments but no saved trainer state; rebuild it in a new directory"
+            )
         else:
             pending.append(group)
     done = len(table.completed) / max(1, groups * segments)
-    bar = tqdm(total=config.models * config.steps, initial=int(done * config.models * config.steps), unit="net·step",
-               unit_scale=True, disable=not progress, dynamic_ncols=True, desc=f"{task.name} zoo")
+    bar = tqdm(
+        total=config.models * config.steps,
+        initial=int(done * config.models * config.steps),
+        unit="net·step",
+        unit_scale=True,
+        disable=not progress,
+        dynamic_ncols=True,
+        desc=f"{task.name} zoo",
+    )
 
     def publish(shard: int) -> None:
         table.add(shard, pd.read_parquet(out / _rows_file(shard)))
@@ -111,7 +120,7 @@ def train_group(out: Path, task, config, group: int, device, committed, on_updat
     """Train ``group`` from its last committed segment to its last, writing each segment;
     ``committed(shard)`` is called once a segment's shard may be listed."""
     segments = task.segments(config)
-    runs = task.plan(config).iloc[group * config.population:(group + 1) * config.population].reset_index(drop=True)
+    runs = task.plan(config).iloc[group * config.population : (group + 1) * config.population].reset_index(drop=True)
     trainer = task.segment_trainer(config, runs, device)
     state_path = out / _state_file(group)
     start = _committed_segment(out, group) + 1
@@ -172,8 +181,9 @@ def _in_processes(out: Path, task, config, groups: list[int], device, processes:
     """Each group in a worker process; this process lists the shards the workers commit."""
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    pool = concurrent.futures.ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker,
-                                                  initargs=(events,))
+    pool = concurrent.futures.ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_start_worker, initargs=(events,)
+    )
     workers, finished = [], False
     try:
         with _main_not_rerun(task):  # the workers start at submit
@@ -232,8 +242,10 @@ def _raise_for(future, group: int, out: Path, workers) -> None:
         future.result()
     except concurrent.futures.process.BrokenProcessPool:
         codes = sorted({w.exitcode for w in workers if w.exitcode not in (None, 0)})
-        raise WeightspaceError(f"a worker process training group {group} of {out} stopped (exit code "
-                               f"{', '.join(map(str, codes)) or 'unknown'}); rerun the build to resume it") from None
+        raise WeightspaceError(
+            f"a worker process training group {group} of {out} stopped (exit code "
+            f"{', '.join(map(str, codes)) or 'unknown'}); rerun the build to resume it"
+        ) from None
 
 
 def _stop(workers) -> None:

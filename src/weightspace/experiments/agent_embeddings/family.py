@@ -45,8 +45,8 @@ TASK = "cartpole"
 #: the zoo step's name
 ZOO = "zoo"
 #: CartPoleGen models trained per seed: name -> (survival-time groups learned (None: all), conditional)
-MODELS = {"combined": (None, False), **{f"group-{g}": ([g], False) for g in range(1, 5)},
-          "conditional": (None, True)}
+MODELS = {"combined": (None, False), **{f"group-{g}": ([g], False) for g in range(1, 5)}, "conditional": (None, True)}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Table1Settings:
@@ -59,8 +59,10 @@ class Table1Settings:
 class ConvergenceSettings:
     """Table 2 and figures 5, 6: convergent learning within good and within bad networks."""
 
-    reference_states: int = field(default=PAPER_REFERENCE_STATES, metadata={
-        "help": "States the activations are correlated over (also for figure 7's endpoint CDs)."})
+    reference_states: int = field(
+        default=PAPER_REFERENCE_STATES,
+        metadata={"help": "States the activations are correlated over (also for figure 7's endpoint CDs)."},
+    )
     networks: int = field(default=10, metadata={"help": "Good and bad networks each."})
 
 
@@ -77,12 +79,16 @@ class InterpolationSettings:
 class RepairSettings:
     """Figure 8: algorithm 1 at each degradation level; the report shows both variants."""
 
-    levels: tuple[float, ...] = field(default=tuple(round(0.1 * i, 1) for i in range(11)), metadata={
-        "help": "Fractions of weights zeroed."})
-    network: int | None = field(default=None, metadata={
-        "help": "Zoo model_id of the network to repair; default: the best final network."})
-    algorithm: RepairConfig = library(RepairConfig, help="Algorithm 1's budget and threshold (its configured "
-                                                          "variant comes first; the other is run too).")
+    levels: tuple[float, ...] = field(
+        default=tuple(round(0.1 * i, 1) for i in range(11)), metadata={"help": "Fractions of weights zeroed."}
+    )
+    network: int | None = field(
+        default=None, metadata={"help": "Zoo model_id of the network to repair; default: the best final network."}
+    )
+    algorithm: RepairConfig = library(
+        RepairConfig,
+        help="Algorithm 1's budget and threshold (its configured variant comes first; the other is run too).",
+    )
 
 
 def _cartpole_config(values=None, where: str = "[zoo]"):
@@ -98,14 +104,22 @@ class AgentEmbeddingsExperiment:
     family: str = field(default=FAMILY, metadata={"help": "The experiment family (paper 004)."})
     name: str = field(metadata={"help": "Results go to RESULTS_DIR/NAME."})
     description: str = field(default="", metadata={"help": "A line for the report."})
-    seeds: tuple[int, ...] = field(default=(0,), metadata={
-        "help": "Seeds of CartPoleGen and every analysis after the zoo; one set of steps per seed."})
+    seeds: tuple[int, ...] = field(
+        default=(0,),
+        metadata={"help": "Seeds of CartPoleGen and every analysis after the zoo; one set of steps per seed."},
+    )
     results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
-    zoo: object = field(default_factory=_cartpole_config, metadata={"help": "The CartPole zoo (the cartpole task's settings)."})
-    vae: VAEConfig = library(VAEConfig, per_step=("input_size", "num_classes"), help=(
-        "CartPoleGen's model (its input size and classes follow from the network and the model)."))
-    vae_training: VAETraining = library(VAETraining, per_step=("seed",), help=(
-        "CartPoleGen's training (the seed comes from seeds)."))
+    zoo: object = field(
+        default_factory=_cartpole_config, metadata={"help": "The CartPole zoo (the cartpole task's settings)."}
+    )
+    vae: VAEConfig = library(
+        VAEConfig,
+        per_step=("input_size", "num_classes"),
+        help=("CartPoleGen's model (its input size and classes follow from the network and the model)."),
+    )
+    vae_training: VAETraining = library(
+        VAETraining, per_step=("seed",), help=("CartPoleGen's training (the seed comes from seeds).")
+    )
     table1: Table1Settings = field(default_factory=Table1Settings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
     interpolation: InterpolationSettings = field(default_factory=InterpolationSettings)
@@ -125,8 +139,9 @@ class AgentEmbeddingsExperiment:
     def vae_model(self, conditional: bool) -> VAEConfig:
         from ...rl.cartpole import CARTPOLE_NET
 
-        return dataclasses.replace(self.vae, input_size=CARTPOLE_NET.spec.num_parameters,
-                                   num_classes=4 if conditional else 0)
+        return dataclasses.replace(
+            self.vae, input_size=CARTPOLE_NET.spec.num_parameters, num_classes=4 if conditional else 0
+        )
 
 
 # ---- the steps' computations ---------------------------------------------------------------
@@ -180,9 +195,13 @@ def train_model(context: StepContext, settings: dict) -> dict:
     labels = torch.as_tensor(table_groups - 1) if conditional else None
     model = WeightVAE(model_config, CARTPOLE_NET.spec).to(context.device)
     history = train_vae(model, flat.to(context.device), labels, training, progress=context.progress)
-    info = {"networks": len(flat), "groups": groups if groups is not None else
-            ("all, as the class (group - 1)" if conditional else "all")}
-    model.save(context.directory / "model", {**info, "training": dataclasses.asdict(training), "loss_by_epoch": history})
+    info = {
+        "networks": len(flat),
+        "groups": groups if groups is not None else ("all, as the class (group - 1)" if conditional else "all"),
+    }
+    model.save(
+        context.directory / "model", {**info, "training": dataclasses.asdict(training), "loss_by_epoch": history}
+    )
     return {"model": "model", "networks": len(flat), "loss_by_epoch": history}
 
 
@@ -223,26 +242,50 @@ def table1(context: StepContext, step_settings: dict) -> dict:
     survival = zoo.survival(torch.cat(samples))  # one batched rollout for every generated network
     by_owner = {}
     for i, (name, flat) in enumerate(zip(owners, samples)):
-        values = survival[i * settings.generated:(i + 1) * settings.generated]
+        values = survival[i * settings.generated : (i + 1) * settings.generated]
         by_owner[name] = values
-        save_networks(context.directory / "samples" / f"{name}.safetensors", Population.unflatten(CARTPOLE_NET.spec, flat),
-                      {"survival_time": torch.as_tensor(values)}, {"model": name})
+        save_networks(
+            context.directory / "samples" / f"{name}.safetensors",
+            Population.unflatten(CARTPOLE_NET.spec, flat),
+            {"survival_time": torch.as_tensor(values)},
+            {"model": name},
+        )
     rows = []
-    for group, label in [(1, GROUP_NAMES[0]), (2, GROUP_NAMES[1]), (3, GROUP_NAMES[2]), (4, GROUP_NAMES[3]),
-                         (None, "combined")]:
-        train = table["survival_time"].to_numpy() if group is None else \
-            table.loc[table["group"] == group, "survival_time"].to_numpy()
+    for group, label in [
+        (1, GROUP_NAMES[0]),
+        (2, GROUP_NAMES[1]),
+        (3, GROUP_NAMES[2]),
+        (4, GROUP_NAMES[3]),
+        (None, "combined"),
+    ]:
+        train = (
+            table["survival_time"].to_numpy()
+            if group is None
+            else table.loc[table["group"] == group, "survival_time"].to_numpy()
+        )
         separate = by_owner.get("combined" if group is None else f"group-{group}", np.array([]))
-        conditional = np.concatenate([by_owner[f"conditional-{g}"] for g in range(1, 5)]) if group is None \
+        conditional = (
+            np.concatenate([by_owner[f"conditional-{g}"] for g in range(1, 5)])
+            if group is None
             else by_owner[f"conditional-{group}"]
-        rows.append({
-            "group": label, "train_size": int(len(train)),
-            "train": stats(train), "generated": stats(separate), "conditional": stats(conditional),
-            "train_values": train.tolist(), "generated_values": np.asarray(separate).tolist(),
-            "conditional_values": np.asarray(conditional).tolist(),
-        })
-    survival_histograms([(row["group"], row["train_values"], row["generated_values"]) for row in rows],
-                        context.directory / "figure4.png", zoo.cap)
+        )
+        rows.append(
+            {
+                "group": label,
+                "train_size": int(len(train)),
+                "train": stats(train),
+                "generated": stats(separate),
+                "conditional": stats(conditional),
+                "train_values": train.tolist(),
+                "generated_values": np.asarray(separate).tolist(),
+                "conditional_values": np.asarray(conditional).tolist(),
+            }
+        )
+    survival_histograms(
+        [(row["group"], row["train_values"], row["generated_values"]) for row in rows],
+        context.directory / "figure4.png",
+        zoo.cap,
+    )
     return {"generated_per_model": settings.generated, "rows": rows, "figures": ["figure4.png"]}
 
 
@@ -256,8 +299,11 @@ def _pick(zoo: _Zoo, sample_file: Path, group: int, count: int) -> tuple[torch.T
     networks = zoo.networks
     table = networks.table
     in_group = table["group"] == group
-    target = float(table.loc[in_group, "survival_time"].mean()) if in_group.any() else \
-        float(np.mean([0, GROUP_EDGES[0]] if group == 1 else [GROUP_EDGES[-1], zoo.cap]))
+    target = (
+        float(table.loc[in_group, "survival_time"].mean())
+        if in_group.any()
+        else float(np.mean([0, GROUP_EDGES[0]] if group == 1 else [GROUP_EDGES[-1], zoo.cap]))
+    )
     flats, values, sources = [], [], []
     if sample_file.exists():
         weights, info = load_networks(sample_file)
@@ -281,7 +327,10 @@ def _pick(zoo: _Zoo, sample_file: Path, group: int, count: int) -> tuple[torch.T
 def convergence(context: StepContext, step_settings: dict) -> dict:
     """Table 2 and figures 5, 6: convergence distances within good and within bad networks
     (generated ones of table 1 where they landed in the group, else zoo networks)."""
-    settings, seed = typed.from_dict(ConvergenceSettings, step_settings, "[convergence]", ignore=("seed",)), step_settings["seed"]
+    settings, seed = (
+        typed.from_dict(ConvergenceSettings, step_settings, "[convergence]", ignore=("seed",)),
+        step_settings["seed"],
+    )
     from ...analysis.convergence import (
         all_pairs,
         bipartite_matching,
@@ -297,8 +346,9 @@ def convergence(context: StepContext, step_settings: dict) -> dict:
     good, good_st, good_src = _pick(zoo, samples / "group-4.safetensors", 4, settings.networks)
     bad, bad_st, bad_src = _pick(zoo, samples / "group-1.safetensors", 1, settings.networks)
     if len(good) < 2 or len(bad) < 2:
-        raise WeightspaceError("convergence needs at least two good (group 4) and two bad (group 1) networks; "
-                               "build a larger zoo")
+        raise WeightspaceError(
+            "convergence needs at least two good (group 4) and two bad (group 1) networks; build a larger zoo"
+        )
     states = reference_states(settings.reference_states, seed, zoo.cap)
     n_good = len(good)
     pairs_good, pairs_bad = all_pairs(n_good), all_pairs(len(bad)) + n_good
@@ -306,31 +356,50 @@ def convergence(context: StepContext, step_settings: dict) -> dict:
     population = Population.unflatten(CARTPOLE_NET.spec, torch.cat([good, bad]).to(context.device))
     comparison = compare_pairs(CARTPOLE_NET, population, pairs, states)
     rows = {}
-    for name, select, st, src in (("good", slice(0, len(pairs_good)), good_st, good_src),
-                                  ("bad", slice(len(pairs_good), len(pairs_good) + len(pairs_bad)), bad_st, bad_src)):
-        rows[name] = {"networks": len(st), "survival_time": stats(st), "sources": {s: src.count(s) for s in set(src)},
-                      "hidden": stats(comparison.distances["hidden"][select]),
-                      "output": stats(comparison.distances["output"][select]),
-                      "pairs": int(select.stop - select.start)}
+    for name, select, st, src in (
+        ("good", slice(0, len(pairs_good)), good_st, good_src),
+        ("bad", slice(len(pairs_good), len(pairs_good) + len(pairs_bad)), bad_st, bad_src),
+    ):
+        rows[name] = {
+            "networks": len(st),
+            "survival_time": stats(st),
+            "sources": {s: src.count(s) for s in set(src)},
+            "hidden": stats(comparison.distances["hidden"][select]),
+            "output": stats(comparison.distances["output"][select]),
+            "pairs": int(select.stop - select.start),
+        }
     panels = {}
     for layer, figure in (("hidden", "figure5.png"), ("output", "figure6.png")):
         panels[layer] = []
         for title, index in (("good vs good", 0), ("bad vs bad", len(pairs_good)), ("good vs bad", len(pairs) - 1)):
             matrix = comparison.correlations[layer][index]
-            panels[layer].append({"title": title, "matrix": matrix.tolist(),
-                                  "distance": float(comparison.distances[layer][index]),
-                                  "partner": bipartite_matching(matrix).tolist()})
-        plot_correlation_matrices([(p["title"], p["matrix"], p["distance"], p["partner"]) for p in panels[layer]],
-                                  context.directory / figure, layer)
-    return {"reference_states": settings.reference_states, "rows": rows, "panels": panels,
-            "figures": ["figure5.png", "figure6.png"]}
+            panels[layer].append(
+                {
+                    "title": title,
+                    "matrix": matrix.tolist(),
+                    "distance": float(comparison.distances[layer][index]),
+                    "partner": bipartite_matching(matrix).tolist(),
+                }
+            )
+        plot_correlation_matrices(
+            [(p["title"], p["matrix"], p["distance"], p["partner"]) for p in panels[layer]],
+            context.directory / figure,
+            layer,
+        )
+    return {
+        "reference_states": settings.reference_states,
+        "rows": rows,
+        "panels": panels,
+        "figures": ["figure5.png", "figure6.png"],
+    }
 
 
 def interpolation(context: StepContext, step_settings: dict) -> dict:
     """Figure 7: survival times along the latent walk between two zoo networks' embeddings, and
     along the straight weight-space walk between the decoded endpoints."""
-    settings = typed.from_dict(InterpolationSettings, step_settings, "[interpolation]",
-                               ignore=("seed", "reference_states"))
+    settings = typed.from_dict(
+        InterpolationSettings, step_settings, "[interpolation]", ignore=("seed", "reference_states")
+    )
     seed, reference_count = step_settings["seed"], step_settings["reference_states"]
     import pandas as pd
 
@@ -359,24 +428,31 @@ def interpolation(context: StepContext, step_settings: dict) -> dict:
     result = interpolate_pairs(model, [(flat[a], flat[b]) for a, b in chosen], alphas, zoo.episodes, zoo.cap)
     ends = result.endpoints.reshape(-1, result.endpoints.shape[-1])
     states = reference_states(reference_count, seed, zoo.cap)
-    comparison = compare_pairs(CARTPOLE_NET, Population.unflatten(CARTPOLE_NET.spec, ends),
-                               np.arange(len(ends)).reshape(-1, 2), states)
+    comparison = compare_pairs(
+        CARTPOLE_NET, Population.unflatten(CARTPOLE_NET.spec, ends), np.arange(len(ends)).reshape(-1, 2), states
+    )
     table = networks.table
     pairs = []
     for p, (a, b) in enumerate(chosen):
         part = result.table[result.table["pair"] == p]
         latent = part[part["space"] == "latent"]
-        pairs.append({"first_model_id": int(table["model_id"].iloc[a]), "second_model_id": int(table["model_id"].iloc[b]),
-                      "first_zoo_survival": float(table["survival_time"].iloc[a]),
-                      "second_zoo_survival": float(table["survival_time"].iloc[b]),
-                      "hidden_cd": float(comparison.distances["hidden"][p]),
-                      "endpoint_survival": result.endpoint_survival[p].tolist(),
-                      "latent_max": float(latent["survival_time"].max()),
-                      "latent_at_max_alpha": float(latent["survival_time"].iloc[-1])})
+        pairs.append(
+            {
+                "first_model_id": int(table["model_id"].iloc[a]),
+                "second_model_id": int(table["model_id"].iloc[b]),
+                "first_zoo_survival": float(table["survival_time"].iloc[a]),
+                "second_zoo_survival": float(table["survival_time"].iloc[b]),
+                "hidden_cd": float(comparison.distances["hidden"][p]),
+                "endpoint_survival": result.endpoint_survival[p].tolist(),
+                "latent_max": float(latent["survival_time"].max()),
+                "latent_at_max_alpha": float(latent["survival_time"].iloc[-1]),
+            }
+        )
     walks = result.table.to_dict(orient="list")
     titles = [f"zoo {p['first_model_id']} -> {p['second_model_id']}, hidden CD {p['hidden_cd']:.2f}" for p in pairs]
-    interpolation_panels(pd.DataFrame(walks), titles, [p["endpoint_survival"] for p in pairs],
-                         context.directory / "figure7.png", zoo.cap)
+    interpolation_panels(
+        pd.DataFrame(walks), titles, [p["endpoint_survival"] for p in pairs], context.directory / "figure7.png", zoo.cap
+    )
     return {"alphas": alphas.tolist(), "pairs": pairs, "table": walks, "figures": ["figure7.png"]}
 
 
@@ -400,20 +476,32 @@ def repair(context: StepContext, step_settings: dict) -> dict:
     runs = {}
     for fill in (repair_config.fill_missing, not repair_config.fill_missing):  # the configured variant first
         config = dataclasses.replace(repair_config, fill_missing=fill)
-        result = repair_experiment(model, zoo.networks.flat[row].to(context.device), settings.levels, CRITERIA, config,
-                                   seed, zoo.episodes, zoo.cap)
+        result = repair_experiment(
+            model,
+            zoo.networks.flat[row].to(context.device),
+            settings.levels,
+            CRITERIA,
+            config,
+            seed,
+            zoo.episodes,
+            zoo.cap,
+        )
         summary = summarize_repair(result, repair_config.threshold)
         summary["variant"] = "fill missing" if fill else "replace"
         runs["fill" if fill else "replace"] = (config, result, summary)
     config, result, summary = runs["fill" if repair_config.fill_missing else "replace"]
     _, other_result, other = runs["replace" if repair_config.fill_missing else "fill"]
     repair_curves(summary, context.directory / "figure8.png", other)
-    return {"model_id": int(table["model_id"].iloc[row]),
-            "original_survival_time": float(result["original_survival_time"].iloc[0]),
-            "config": dataclasses.asdict(config), "summary": summary.to_dict(orient="list"),
-            "other_variant_summary": other.to_dict(orient="list"),
-            "candidates": result.to_dict(orient="list"), "other_variant_candidates": other_result.to_dict(orient="list"),
-            "figures": ["figure8.png"]}
+    return {
+        "model_id": int(table["model_id"].iloc[row]),
+        "original_survival_time": float(result["original_survival_time"].iloc[0]),
+        "config": dataclasses.asdict(config),
+        "summary": summary.to_dict(orient="list"),
+        "other_variant_summary": other.to_dict(orient="list"),
+        "candidates": result.to_dict(orient="list"),
+        "other_variant_candidates": other_result.to_dict(orient="list"),
+        "figures": ["figure8.png"],
+    }
 
 
 # ---- the pipeline ------------------------------------------------------------------------
@@ -421,8 +509,11 @@ def _zoo_summary(zoo) -> dict:
     from ...generative.data import final_networks
 
     networks = final_networks(zoo)
-    return {"networks": len(networks), "groups": {str(g): int((networks.groups == g).sum()) for g in range(1, 5)},
-            "survival_time": stats(networks.table["survival_time"])}
+    return {
+        "networks": len(networks),
+        "groups": {str(g): int((networks.groups == g).sum()) for g in range(1, 5)},
+        "survival_time": stats(networks.table["survival_time"]),
+    }
 
 
 def experiment_steps(config: AgentEmbeddingsExperiment):
@@ -431,21 +522,43 @@ def experiment_steps(config: AgentEmbeddingsExperiment):
         models = []
         for name, (groups, conditional) in MODELS.items():
             model, training = config.vae_model(conditional), dataclasses.replace(config.vae_training, seed=seed)
-            settings = {"model": dataclasses.asdict(model), "training": dataclasses.asdict(training),
-                        "groups": groups, "conditional": conditional}
+            settings = {
+                "model": dataclasses.asdict(model),
+                "training": dataclasses.asdict(training),
+                "groups": groups,
+                "conditional": conditional,
+            }
             models.append(f"vae/{name}/seed-{seed}")
             yield Step(models[-1], "vae", settings, train_model, (ZOO,))
         combined = f"vae/combined/seed-{seed}"
-        yield Step(f"table1/seed-{seed}", "table1", {**dataclasses.asdict(config.table1), "seed": seed},
-                   table1, (ZOO, *models))
-        yield Step(f"convergence/seed-{seed}", "convergence", {**dataclasses.asdict(config.convergence), "seed": seed},
-                   convergence, (ZOO, f"table1/seed-{seed}"))
-        yield Step(f"interpolation/seed-{seed}", "interpolation",
-                   {**dataclasses.asdict(config.interpolation), "reference_states": config.convergence.reference_states,
-                    "seed": seed},
-                   interpolation, (ZOO, combined))
-        yield Step(f"repair/seed-{seed}", "repair", {**dataclasses.asdict(config.repair), "seed": seed},
-                   repair, (ZOO, combined))
+        yield Step(
+            f"table1/seed-{seed}", "table1", {**dataclasses.asdict(config.table1), "seed": seed}, table1, (ZOO, *models)
+        )
+        yield Step(
+            f"convergence/seed-{seed}",
+            "convergence",
+            {**dataclasses.asdict(config.convergence), "seed": seed},
+            convergence,
+            (ZOO, f"table1/seed-{seed}"),
+        )
+        yield Step(
+            f"interpolation/seed-{seed}",
+            "interpolation",
+            {
+                **dataclasses.asdict(config.interpolation),
+                "reference_states": config.convergence.reference_states,
+                "seed": seed,
+            },
+            interpolation,
+            (ZOO, combined),
+        )
+        yield Step(
+            f"repair/seed-{seed}",
+            "repair",
+            {**dataclasses.asdict(config.repair), "seed": seed},
+            repair,
+            (ZOO, combined),
+        )
 
 
 class AgentEmbeddings(Family):
@@ -457,9 +570,14 @@ class AgentEmbeddings(Family):
     def config(self, data: dict, where: str) -> AgentEmbeddingsExperiment:
         data = dict(data)
         data["zoo"] = _cartpole_config(data.get("zoo"), f"{where}: [zoo]")
-        moved_keys(data, {**{("vae", f.name): f"[vae_training] {f.name}" for f in dataclasses.fields(VAETraining)},
-                          **{("repair", f.name): f"[repair.algorithm] {f.name}" for f in dataclasses.fields(RepairConfig)}},
-                   where)
+        moved_keys(
+            data,
+            {
+                **{("vae", f.name): f"[vae_training] {f.name}" for f in dataclasses.fields(VAETraining)},
+                **{("repair", f.name): f"[repair.algorithm] {f.name}" for f in dataclasses.fields(RepairConfig)},
+            },
+            where,
+        )
         return typed.from_dict(AgentEmbeddingsExperiment, data, where)
 
     def steps(self, config, finished):

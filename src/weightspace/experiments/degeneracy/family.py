@@ -48,15 +48,18 @@ class Sweep:
 
     name: str = field(metadata={"help": "A name for the report."})
     knob: str = field(metadata={"help": f"Which knob of paper 002's table 1: {', '.join(PAPER_DIRECTIONS)}."})
-    task: str = field(metadata={"help": "The task family (flip-flop, delayed-discrimination, sine-generation, "
-                                        "path-integration)."})
+    task: str = field(
+        metadata={"help": "The task family (flip-flop, delayed-discrimination, sine-generation, path-integration)."}
+    )
     settings: dict = field(default_factory=dict, metadata={"help": "This sweep's settings on top of [base]."})
     vary: str = field(default="", metadata={"help": "The setting that changes (with values)."})
     values: tuple[int | float, ...] = field(default=(), metadata={"help": "Its values, one condition each."})
-    conditions: tuple[dict, ...] = field(default=(), metadata={
-        "help": "Or: each condition's settings, when more than one setting changes."})
-    levels: tuple[float, ...] = field(default=(), metadata={
-        "help": "The knob's size at each condition, for the trend (default: values)."})
+    conditions: tuple[dict, ...] = field(
+        default=(), metadata={"help": "Or: each condition's settings, when more than one setting changes."}
+    )
+    levels: tuple[float, ...] = field(
+        default=(), metadata={"help": "The knob's size at each condition, for the trend (default: values)."}
+    )
 
     def __post_init__(self):
         if self.knob not in PAPER_DIRECTIONS:
@@ -80,19 +83,25 @@ class Sweep:
 class AnalysisSettings:
     """How the three levels are measured on each condition's converged networks."""
 
-    trials: int = field(default=32, metadata={"help": "Trials whose hidden states DSA compares (each half for the null)."})
+    trials: int = field(
+        default=32, metadata={"help": "Trials whose hidden states DSA compares (each half for the null)."}
+    )
     n_delays: int = field(default=10, metadata={"help": "DSA: delays of the HAVOK embedding."})
     rank: int = field(default=30, metadata={"help": "DSA: rank of the DMD operator."})
-    tasks: dict = field(default_factory=dict, metadata={
-        "help": "Per-task DSA overrides, e.g. { flip-flop = { n_delays = 5, rank = 20 } }."})
+    tasks: dict = field(
+        default_factory=dict,
+        metadata={"help": "Per-task DSA overrides, e.g. { flip-flop = { n_delays = 5, rank = 20 } }."},
+    )
     weight_restarts: int = field(default=3, metadata={"help": "Random QAP starts besides the barycentre."})
     ntk_trials: int = field(default=4, metadata={"help": "Probe trials of the NTK alignment."})
     ntk_every: int = field(default=10, metadata={"help": "The NTK reads the outputs at every n-th time step."})
 
     def __post_init__(self):
         if self.trials < 2 or min(self.ntk_trials, self.ntk_every, self.weight_restarts + 1) < 1:
-            raise ValueError("[analysis] needs trials >= 2 (two halves for the DSA null), ntk_trials >= 1, "
-                             "ntk_every >= 1 and weight_restarts >= 0")
+            raise ValueError(
+                "[analysis] needs trials >= 2 (two halves for the DSA null), ntk_trials >= 1, "
+                "ntk_every >= 1 and weight_restarts >= 0"
+            )
 
     def dsa(self, task: str) -> dict:
         return {"n_delays": self.n_delays, "rank": self.rank, **dict(self.tasks.get(task, {}))}
@@ -108,8 +117,10 @@ class DegeneracyExperiment:
     seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "Seeds of the analyses; one measure step per seed."})
     results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
     base: dict = field(default_factory=dict, metadata={"help": "Settings every condition shares."})
-    tasks: dict = field(default_factory=dict, metadata={
-        "help": "Each task's own settings on top of base, e.g. [tasks.flip-flop] trial_steps = 50."})
+    tasks: dict = field(
+        default_factory=dict,
+        metadata={"help": "Each task's own settings on top of base, e.g. [tasks.flip-flop] trial_steps = 50."},
+    )
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     sweeps: tuple[Sweep, ...] = field(default=(), metadata={"help": "The knobs and their conditions."})
 
@@ -173,9 +184,13 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     final = table[table["step"] == final_step]
     initial = table[table["step"] == 0]
     converged = final["converged"].to_numpy() > 0.5
-    result = {"networks": int(len(final)), "converged": int(converged.sum()),
-              "stop_step": final["stop_step"].tolist(), "test_mse": final["test_mse"].tolist(),
-              "ood_mse_all": final["ood_mse"].tolist()}
+    result = {
+        "networks": int(len(final)),
+        "converged": int(converged.sum()),
+        "stop_step": final["stop_step"].tolist(),
+        "test_mse": final["test_mse"].tolist(),
+        "ood_mse_all": final["ood_mse"].tolist(),
+    }
     if converged.sum() < 2:
         return {**result, "measured": False}
     rows, first = final.index.to_numpy()[converged], initial.index.to_numpy()[converged]
@@ -188,25 +203,39 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
     recurrent = weights["rnn.weight_hh_l0"]
     weight_distances = measures.pairwise_weight_distances(recurrent, settings.weight_restarts, seed)
-    probe = zoo.task.trials(zoo.config, np.arange(1), counter_rng.stream_id("degeneracy", "ntk", seed),
-                            settings.ntk_trials).inputs.expand(weights.size, -1, -1, -1)
+    probe = zoo.task.trials(
+        zoo.config, np.arange(1), counter_rng.stream_id("degeneracy", "ntk", seed), settings.ntk_trials
+    ).inputs.expand(weights.size, -1, -1, -1)
     alignment = measures.kernel_alignment(
         measures.tangent_kernels(zoo.architecture, initial_weights, probe, settings.ntk_every),
-        measures.tangent_kernels(zoo.architecture, weights, probe, settings.ntk_every))
-    storage.write_tensors(context.directory / "distances.safetensors", {
-        "dynamics": torch.as_tensor(dynamics, dtype=torch.float32),
-        "weights": torch.as_tensor(weight_distances, dtype=torch.float32)})
+        measures.tangent_kernels(zoo.architecture, weights, probe, settings.ntk_every),
+    )
+    storage.write_tensors(
+        context.directory / "distances.safetensors",
+        {
+            "dynamics": torch.as_tensor(dynamics, dtype=torch.float32),
+            "weights": torch.as_tensor(weight_distances, dtype=torch.float32),
+        },
+    )
     ood = final["ood_mse"].to_numpy()[converged]
-    example = {"inputs": trials.inputs[0, :2].tolist(), "targets": trials.targets[0, :2].tolist(),
-               "outputs": outputs[0, :2].tolist()}
-    return {**result, "measured": True, "dsa": dsa.to_json(),
-            "behaviour_values": ood.tolist(),
-            "dynamics_values": measures.upper_triangle(np.asarray(dynamics)).tolist(),
-            "weights_values": measures.upper_triangle(weight_distances).tolist(),
-            "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
-            "weight_change": measures.weight_change(initial_weights, weights).tolist(),
-            "kernel_alignment": alignment.tolist(), "example": example,
-            "distances": "distances.safetensors"}
+    example = {
+        "inputs": trials.inputs[0, :2].tolist(),
+        "targets": trials.targets[0, :2].tolist(),
+        "outputs": outputs[0, :2].tolist(),
+    }
+    return {
+        **result,
+        "measured": True,
+        "dsa": dsa.to_json(),
+        "behaviour_values": ood.tolist(),
+        "dynamics_values": measures.upper_triangle(np.asarray(dynamics)).tolist(),
+        "weights_values": measures.upper_triangle(weight_distances).tolist(),
+        "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
+        "weight_change": measures.weight_change(initial_weights, weights).tolist(),
+        "kernel_alignment": alignment.tolist(),
+        "example": example,
+        "distances": "distances.safetensors",
+    }
 
 
 # ---- the pipeline ---------------------------------------------------------------------------------
@@ -239,8 +268,13 @@ def experiment_steps(config: DegeneracyExperiment):
         yielded.add(name)
         yield zoo_step(name, task, task_config)
         for seed in config.seeds:
-            yield Step(measure_name(name, seed), "degeneracy-measure", {**dataclasses.asdict(config.analysis), "seed": seed},
-                       measure, {"zoo": name})
+            yield Step(
+                measure_name(name, seed),
+                "degeneracy-measure",
+                {**dataclasses.asdict(config.analysis), "seed": seed},
+                measure,
+                {"zoo": name},
+            )
 
 
 class Degeneracy(Family):

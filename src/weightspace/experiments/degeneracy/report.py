@@ -13,8 +13,11 @@ from ...stats import bootstrap_difference
 from ..report import markdown
 from .family import LEVELS, PAPER_DIRECTIONS, DegeneracyExperiment, condition_steps, measure_name
 
-MEANING = {"behaviour": "sigma_OOD: s.d. of the OOD MSE over converged networks",
-           "dynamics": "mean DSA distance over pairs", "weights": "mean permutation-minimised ||W1 - P^T W2 P||_F / N^2 over pairs"}
+MEANING = {
+    "behaviour": "sigma_OOD: s.d. of the OOD MSE over converged networks",
+    "dynamics": "mean DSA distance over pairs",
+    "weights": "mean permutation-minimised ||W1 - P^T W2 P||_F / N^2 over pairs",
+}
 
 
 def _effect(conditions: list[dict], level: str, seed: int) -> dict:
@@ -26,11 +29,17 @@ def _effect(conditions: list[dict], level: str, seed: int) -> dict:
         return {"value": None, "low": None, "high": None, "direction": "not measured", "levels": None}
     low = min(measured, key=lambda c: c["level"])
     high = max(measured, key=lambda c: c["level"])
-    value, lower, upper = bootstrap_difference(low[f"{level}_values"], high[f"{level}_values"],
-                                               LEVEL_STATISTICS[level], resamples=RESAMPLES, seed=seed)
+    value, lower, upper = bootstrap_difference(
+        low[f"{level}_values"], high[f"{level}_values"], LEVEL_STATISTICS[level], resamples=RESAMPLES, seed=seed
+    )
     direction = "up" if lower > 0 else "down" if upper < 0 else "no clear change"
-    return {"value": value, "low": lower, "high": upper, "direction": direction,
-            "levels": [low["level"], high["level"]]}
+    return {
+        "value": value,
+        "low": lower,
+        "high": upper,
+        "direction": direction,
+        "levels": [low["level"], high["level"]],
+    }
 
 
 def _mds(directory: Path, result: dict) -> list[list[float]]:
@@ -51,9 +60,15 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
         for label, _, level in items:
             name = zoos[(sweep.name, label)][0]
             result = finished[measure_name(name, seed)].result
-            row = {"label": label, "level": level, "zoo": name, "networks": result["networks"],
-                   "converged": result["converged"], "measured": result.get("measured", False),
-                   "median_stop_step": float(np.median(result["stop_step"]))}
+            row = {
+                "label": label,
+                "level": level,
+                "zoo": name,
+                "networks": result["networks"],
+                "converged": result["converged"],
+                "measured": result.get("measured", False),
+                "median_stop_step": float(np.median(result["stop_step"])),
+            }
             if row["measured"]:
                 for level_name in LEVELS:
                     row[level_name] = interval(result[f"{level_name}_values"], LEVEL_STATISTICS[level_name], seed)
@@ -65,8 +80,16 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
                 row["example"] = result["example"]
             conditions.append(row)
         effects = {level_name: _effect(conditions, level_name, seed) for level_name in LEVELS}
-        sweeps.append({"name": sweep.name, "knob": sweep.knob, "task": sweep.task, "conditions": conditions,
-                       "effects": effects, "paper": PAPER_DIRECTIONS[sweep.knob]})
+        sweeps.append(
+            {
+                "name": sweep.name,
+                "knob": sweep.knob,
+                "task": sweep.task,
+                "conditions": conditions,
+                "effects": effects,
+                "paper": PAPER_DIRECTIONS[sweep.knob],
+            }
+        )
     # the MDS picture: the first measured condition of the first sweep that has one
     shown = next(((s, c) for s in sweeps for c in s["conditions"] if c["measured"]), None)
     mds = None
@@ -98,58 +121,100 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
         row = {"knob": sweep["knob"], "sweep": sweep["name"], "task": sweep["task"]}
         for level_name in LEVELS:
             effect = sweep["effects"][level_name]
-            measured = effect["direction"] if effect["value"] is None else \
-                f"{effect['direction']} ({effect['value']:+.3g} [{effect['low']:+.3g}, {effect['high']:+.3g}]; " \
+            measured = (
+                effect["direction"]
+                if effect["value"] is None
+                else f"{effect['direction']} ({effect['value']:+.3g} [{effect['low']:+.3g}, {effect['high']:+.3g}]; "
                 f"{effect['levels'][0]:g} -> {effect['levels'][1]:g})"
+            )
             row[f"{level_name}: measured"] = measured
             row[f"{level_name}: paper"] = sweep["paper"][level_name]
         table1.append(row)
-    lines += ["## Table 1: how each knob moves degeneracy", "",
-              "Measured: the change from the sweep's smallest to its largest knob setting where the level was "
-              "measured (a condition needs two converged networks, and three for the pairwise levels), with a "
-              "bootstrap 95% interval (networks resampled for behaviour, pairs for dynamics and weights; pairs are treated as "
-              "independent, so the intervals of the pairwise levels are optimistic). A direction is claimed only "
-              "where the interval excludes 0. Paper: the direction of paper 002's table 1 (from its abstract: "
-              "complexity and feature learning lower dynamics degeneracy and raise weight degeneracy, with mixed "
-              "effects on behaviour; width and regularisation lower all three).", "",
-              markdown(pd.DataFrame(table1)), ""]
+    lines += [
+        "## Table 1: how each knob moves degeneracy",
+        "",
+        "Measured: the change from the sweep's smallest to its largest knob setting where the level was "
+        "measured (a condition needs two converged networks, and three for the pairwise levels), with a "
+        "bootstrap 95% interval (networks resampled for behaviour, pairs for dynamics and weights; pairs are treated as "
+        "independent, so the intervals of the pairwise levels are optimistic). A direction is claimed only "
+        "where the interval excludes 0. Paper: the direction of paper 002's table 1 (from its abstract: "
+        "complexity and feature learning lower dynamics degeneracy and raise weight degeneracy, with mixed "
+        "effects on behaviour; width and regularisation lower all three).",
+        "",
+        markdown(pd.DataFrame(table1)),
+        "",
+    ]
     for level_name in LEVELS:
         lines.append(f"- **{level_name}**: {MEANING[level_name]}")
-    lines += ["", "Across widths the weight distance divides by N^2 (the paper's normalisation by parameter "
-              "count), so its fall with width is partly that division. The DSA null (each network's two halves of "
-              "the trials against each other) says how much of a dynamics distance is estimation noise.", ""]
+    lines += [
+        "",
+        "Across widths the weight distance divides by N^2 (the paper's normalisation by parameter "
+        "count), so its fall with width is partly that division. The DSA null (each network's two halves of "
+        "the trials against each other) says how much of a dynamics distance is estimation noise.",
+        "",
+    ]
     for index, sweep in enumerate(results["sweeps"]):
         lines += [f"## Sweep: {sweep['name']} ({sweep['knob']}, {sweep['task']})", ""]
         rows = []
         for c in sweep["conditions"]:
-            rows.append({"condition": c["label"], "level": c["level"], "converged": f"{c['converged']}/{c['networks']}",
-                         "median stop step": c["median_stop_step"],
-                         **{level_name: _cell(c.get(level_name)) for level_name in LEVELS},
-                         "DSA null": _cell(c.get("dsa_null")), "||W_T - W_0||_F": _cell(c.get("weight_change")),
-                         "NTK alignment": _cell(c.get("kernel_alignment"))})
+            rows.append(
+                {
+                    "condition": c["label"],
+                    "level": c["level"],
+                    "converged": f"{c['converged']}/{c['networks']}",
+                    "median stop step": c["median_stop_step"],
+                    **{level_name: _cell(c.get(level_name)) for level_name in LEVELS},
+                    "DSA null": _cell(c.get("dsa_null")),
+                    "||W_T - W_0||_F": _cell(c.get("weight_change")),
+                    "NTK alignment": _cell(c.get("kernel_alignment")),
+                }
+            )
         lines += [markdown(pd.DataFrame(rows)), ""]
         unconverged = sum(c["networks"] - c["converged"] for c in sweep["conditions"])
         if unconverged:
-            lines += [f"{unconverged} network(s) of this sweep never reached the threshold; they are left out of "
-                      "every measure.", ""]
+            lines += [
+                f"{unconverged} network(s) of this sweep never reached the threshold; they are left out of "
+                "every measure.",
+                "",
+            ]
         path = sweep_figure(sweep, figures / f"sweep-{index}.png")
         lines += [f"![{sweep['name']}](figures/{path.name})", ""]
     mds = results["mds"]
     if mds:
         path = mds_figure(mds, figures / "mds.png")
-        lines += ["## DSA distances of one condition, in two dimensions (MDS)", "",
-                  f"{mds['task']}, {mds['label']}: each point a converged network.", "",
-                  f"![MDS](figures/{path.name})", ""]
-    examples = [(s["task"], c["label"], c["example"]) for s in results["sweeps"] for c in s["conditions"][:1]
-                if c.get("example")]
+        lines += [
+            "## DSA distances of one condition, in two dimensions (MDS)",
+            "",
+            f"{mds['task']}, {mds['label']}: each point a converged network.",
+            "",
+            f"![MDS](figures/{path.name})",
+            "",
+        ]
+    examples = [
+        (s["task"], c["label"], c["example"])
+        for s in results["sweeps"]
+        for c in s["conditions"][:1]
+        if c.get("example")
+    ]
     if examples:
         path = example_figure(examples, figures / "examples.png")
-        lines += ["## Trained networks at work", "", "Two fixed trials of the first converged network of each "
-                  "sweep's first condition: targets dashed, outputs solid (path integration: the path in the plane).",
-                  "", f"![examples](figures/{path.name})", ""]
+        lines += [
+            "## Trained networks at work",
+            "",
+            "Two fixed trials of the first converged network of each "
+            "sweep's first condition: targets dashed, outputs solid (path integration: the path in the plane).",
+            "",
+            f"![examples](figures/{path.name})",
+            "",
+        ]
     first = next((c for s in results["sweeps"] for c in s["conditions"] if c.get("dsa")), None)
     if first:
-        lines += ["## Settings of the measures", "", f"DSA: `{first['dsa']}` (per task; stored with every measure "
-                  "step's result). Weights: scipy's quadratic_assignment (FAQ) from the barycentre and "
-                  f"{config.analysis.weight_restarts} random starts.", ""]
+        lines += [
+            "## Settings of the measures",
+            "",
+            f"DSA: `{first['dsa']}` (per task; stored with every measure "
+            "step's result). Weights: scipy's quadratic_assignment (FAQ) from the barycentre and "
+            f"{config.analysis.weight_restarts} random starts.",
+            "",
+        ]
     return lines

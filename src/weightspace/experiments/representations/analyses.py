@@ -21,6 +21,7 @@ def probing_encoders() -> tuple[str, ...]:
     """The probing encoders: the ones with learned probes to draw and ablate."""
     return tuple(name for name in ENCODER_NAMES if encoder_class(name).probing)
 
+
 #: networks (from the last checkpoint step) whose embeddings the invariance analysis perturbs
 INVARIANCE_NETWORKS = 32
 
@@ -41,12 +42,16 @@ def invariance(zoo, runs: dict, encoder_options: dict, directory: Path, title: s
     trained = {e: run.encoder.cpu() for e, run in runs.items()}
     result = {}
     for label, encoders in (("untrained", untrained), ("trained", trained)):
-        matrix = invariance_matrix(zoo.architecture, weights, others, encoders, task,
-                                   torch.Generator().manual_seed(0))
-        plot_invariance(matrix, directory / f"invariance-{label}.png",
-                        f"{title}: {label} encoders (figure {17 if label == 'untrained' else 18})")
-        result[label] = {"figure": f"invariance-{label}.png",
-                         "matrix": {r: {c: _number(v) for c, v in row.items()} for r, row in matrix.iterrows()}}
+        matrix = invariance_matrix(zoo.architecture, weights, others, encoders, task, torch.Generator().manual_seed(0))
+        plot_invariance(
+            matrix,
+            directory / f"invariance-{label}.png",
+            f"{title}: {label} encoders (figure {17 if label == 'untrained' else 18})",
+        )
+        result[label] = {
+            "figure": f"invariance-{label}.png",
+            "matrix": {r: {c: _number(v) for c, v in row.items()} for r, row in matrix.iterrows()},
+        }
     return result
 
 
@@ -60,8 +65,9 @@ def embeddings(zoo, embedding_files: dict[str, Path], directory: Path, title: st
     for encoder, file in embedding_files.items():
         z = pd.read_parquet(file).filter(like="z_").to_numpy()[rows]
         figure = f"embedding-{encoder}.png"
-        plot_embedding_figure(z, context, directory / figure, color_by=zoo.task.plot_columns,
-                              title=f"{title}: {encoder}")
+        plot_embedding_figure(
+            z, context, directory / figure, color_by=zoo.task.plot_columns, title=f"{title}: {encoder}"
+        )
         result[encoder] = {"figure": figure, "points": int(len(rows))}
     return result
 
@@ -75,8 +81,12 @@ def fidelity(zoo, runs: dict, samples: int, directory: Path, title: str) -> dict
     for encoder, run in runs.items():
         scores = emulated_performance(run, zoo, rows, samples=samples)
         r = plot_fidelity(scores, directory / f"fidelity-{encoder}.png", f"{title}: {encoder}")
-        result[encoder] = {"pearson_r": _number(r), "networks": int(len(scores)), "figure": f"fidelity-{encoder}.png",
-                           "mean_abs_error": float((scores["original"] - scores["emulated"]).abs().mean())}
+        result[encoder] = {
+            "pearson_r": _number(r),
+            "networks": int(len(scores)),
+            "figure": f"fidelity-{encoder}.png",
+            "mean_abs_error": float((scores["original"] - scores["emulated"]).abs().mean()),
+        }
     return result
 
 

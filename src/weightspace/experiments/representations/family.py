@@ -44,6 +44,7 @@ from . import analyses
 
 FAMILY = DEFAULT_FAMILY
 
+
 @dataclass(frozen=True, kw_only=True)
 class ZooSection:
     """A ``[[zoos]]`` table: a name, the task family (``kind``), where the zoo lives, and that
@@ -51,8 +52,12 @@ class ZooSection:
 
     name: str = field(metadata={"help": "The zoo's name in step names and the report."})
     kind: str = field(metadata={"help": "The task family (formal-languages, digits, ...)."})
-    path: str | None = field(default=None, metadata={
-        "help": "Directory of the zoo (built there, or reused if it holds it); default: inside the zoo step's directory."})
+    path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Directory of the zoo (built there, or reused if it holds it); default: inside the zoo step's directory."
+        },
+    )
     config: object = field(default=None, metadata={"flatten": True})
 
     @classmethod
@@ -64,7 +69,7 @@ class ZooSection:
         data = dict(data)
         kind = data.pop("kind", None)
         if not isinstance(kind, str):
-            raise ConfigError(f"{where}: give the zoo's task family as kind = \"...\" (a string)")
+            raise ConfigError(f'{where}: give the zoo\'s task family as kind = "..." (a string)')
         name, path = data.pop("name", kind), data.pop("path", None)
         if not isinstance(name, str) or not (path is None or isinstance(path, str)):
             raise ConfigError(f"{where}: name and path must be strings")
@@ -79,10 +84,13 @@ class ProbingAblation:
     encoder: str = field(default="interactive", metadata={"help": "The probing encoder to ablate."})
     probes: tuple[int, ...] = field(default=(1, 2, 4, 8, 16), metadata={"help": "Numbers of parallel probes."})
     lengths: tuple[int, ...] = field(default=(), metadata={"help": "Probe lengths (task-specific)."})
-    steps: int | None = field(default=None, metadata={
-        "help": "Pretraining steps of each ablation run; default: [pretrain] steps."})
-    eval_every: int | None = field(default=None, metadata={
-        "help": "Steps between evaluations of each ablation run; default: [pretrain] eval_every."})
+    steps: int | None = field(
+        default=None, metadata={"help": "Pretraining steps of each ablation run; default: [pretrain] steps."}
+    )
+    eval_every: int | None = field(
+        default=None,
+        metadata={"help": "Steps between evaluations of each ablation run; default: [pretrain] eval_every."},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +99,9 @@ class AnalysesSection:
     embeddings: bool = field(default=True, metadata={"help": "Figures 6, 7, 21-23: PCA and t-SNE of embeddings."})
     fidelity: bool = field(default=True, metadata={"help": "Figure 5: original vs emulated performance."})
     probes: bool = field(default=True, metadata={"help": "Figure 16: the learned probes."})
-    probing_ablation: bool | ProbingAblation = field(default=False, metadata={
-        "help": "Figures 13-15: false, true (the default grid) or a table of settings."})
+    probing_ablation: bool | ProbingAblation = field(
+        default=False, metadata={"help": "Figures 13-15: false, true (the default grid) or a table of settings."}
+    )
     fidelity_samples: int = field(default=100, metadata={"help": "Emulator samples per network for figure 5."})
 
 
@@ -102,19 +111,27 @@ class RepresentationsExperiment:
 
     family: str = field(default=FAMILY, metadata={"help": "The experiment family (paper 000)."})
     name: str = field(metadata={"help": "Results go to RESULTS_DIR/NAME."})
-    seeds: tuple[int, ...] = field(default=(0,), metadata={
-        "help": "Seeds of pretraining, prediction and the baselines; the analyses use the first."})
+    seeds: tuple[int, ...] = field(
+        default=(0,),
+        metadata={"help": "Seeds of pretraining, prediction and the baselines; the analyses use the first."},
+    )
     encoders: tuple[str, ...] = field(default=ENCODER_NAMES, metadata={"help": "Weight encoders to compare."})
     results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
     zoos: tuple[ZooSection, ...] = field(metadata={"help": "The zoos."})
-    pretrain: PretrainConfig = library(PretrainConfig, per_step=("encoder", "seed", "encoder_options"), help=(
-        "The emulation pretraining of every encoder (the encoder, its options and the seed are set per step)."))
+    pretrain: PretrainConfig = library(
+        PretrainConfig,
+        per_step=("encoder", "seed", "encoder_options"),
+        help=("The emulation pretraining of every encoder (the encoder, its options and the seed are set per step)."),
+    )
     predictor: PredictorConfig = library(PredictorConfig, help="The MLP trained on frozen embeddings.")
     supervised: PredictorConfig = library(PredictorConfig, help="The baseline trained end to end.")
-    supervised_targets: str | tuple[str, ...] = field(default="all", metadata={
-        "help": "Targets with a supervised baseline: \"all\" or a list of target names."})
-    encoder_options: dict[str, dict] = field(default_factory=dict, metadata={
-        "help": "Per encoder, hyperparameters that replace the paper's (e.g. statistics = { hidden = 64 })."})
+    supervised_targets: str | tuple[str, ...] = field(
+        default="all", metadata={"help": 'Targets with a supervised baseline: "all" or a list of target names.'}
+    )
+    encoder_options: dict[str, dict] = field(
+        default_factory=dict,
+        metadata={"help": "Per encoder, hyperparameters that replace the paper's (e.g. statistics = { hidden = 64 })."},
+    )
     analyses: AnalysesSection = field(default_factory=AnalysesSection)
 
     def __post_init__(self):
@@ -133,7 +150,7 @@ class RepresentationsExperiment:
         if len(set(names)) != len(names):
             problems.append(f"zoo names must differ (got {names})")
         if isinstance(self.supervised_targets, str) and self.supervised_targets != "all":
-            problems.append(f"supervised_targets must be \"all\" or a list of names (got {self.supervised_targets!r})")
+            problems.append(f'supervised_targets must be "all" or a list of names (got {self.supervised_targets!r})')
         problems += per_step_problems(self)
         ablation = self.ablation
         if ablation is not None and ablation.encoder not in analyses.probing_encoders():
@@ -160,9 +177,18 @@ class RepresentationsExperiment:
 def _zoo_summary(zoo) -> dict:
     from ...downstream import downstream_splits
 
-    return {"split_sizes": {k: int(len(v)) for k, v in downstream_splits(zoo).items()},
-            "targets": {t.name: {"kind": t.kind, "main_metric": t.main_metric, "higher_is_better": t.higher_is_better,
-                                 "chance": dict(t.chance)} for t in zoo.task.targets(zoo)}}
+    return {
+        "split_sizes": {k: int(len(v)) for k, v in downstream_splits(zoo).items()},
+        "targets": {
+            t.name: {
+                "kind": t.kind,
+                "main_metric": t.main_metric,
+                "higher_is_better": t.higher_is_better,
+                "chance": dict(t.chance),
+            }
+            for t in zoo.task.targets(zoo)
+        },
+    }
 
 
 def _target(zoo, name: str):
@@ -177,7 +203,7 @@ def _load_run(finished: Finished, device):
 
 def _inputs(context, prefix: str) -> dict[str, Finished]:
     """The inputs whose role starts with ``prefix`` (``run/``), by the rest of their role."""
-    return {role[len(prefix):]: finished for role, finished in context.inputs.items() if role.startswith(prefix)}
+    return {role[len(prefix) :]: finished for role, finished in context.inputs.items() if role.startswith(prefix)}
 
 
 def _runs(context, device) -> dict:
@@ -193,12 +219,20 @@ def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: 
     of one encoder that differ only in the seed, given one after another, train as one batched
     computation (:func:`~weightspace.emulation.seeds.pretrain_seeds`), each in its own step."""
     references = references or {}
-    group = json.dumps({"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None},
-                        "references": sorted(references)}, sort_keys=True)
-    return Step(name, "pretrain", config.to_json(), compute_pretrain,
-                {"zoo": zoo_name, **{f"reference/{r}": n for r, n in references.items()}},
-                group=f"pretrain {group}", compute_together=compute_pretrain_together,
-                resources={"cpus": 1, "gpus": "device"})
+    group = json.dumps(
+        {"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None}, "references": sorted(references)},
+        sort_keys=True,
+    )
+    return Step(
+        name,
+        "pretrain",
+        config.to_json(),
+        compute_pretrain,
+        {"zoo": zoo_name, **{f"reference/{r}": n for r, n in references.items()}},
+        group=f"pretrain {group}",
+        compute_together=compute_pretrain_together,
+        resources={"cpus": 1, "gpus": "device"},
+    )
 
 
 def compute_pretrain(context, settings: dict) -> dict:
@@ -213,15 +247,25 @@ def compute_pretrain_together(items) -> list[dict]:
     first = items[0][1]
     runs = [context.directory / "run" for _, context in items]
     references = [{r: f.directory / "run" for r, f in _inputs(context, "reference/").items()} for _, context in items]
-    pretrain_seeds(zoo_location(first.input("zoo")), runs,
-                   [typed.from_dict(PretrainConfig, settings, "pretrain") for settings, _ in items],
-                   device=first.device, progress=first.progress, references=references,
-                   log=lambda message: _say(first.progress, message))
+    pretrain_seeds(
+        zoo_location(first.input("zoo")),
+        runs,
+        [typed.from_dict(PretrainConfig, settings, "pretrain") for settings, _ in items],
+        device=first.device,
+        progress=first.progress,
+        references=references,
+        log=lambda message: _say(first.progress, message),
+    )
     results = []
     for run, refs in zip(runs, references):
         summary = run_summary(run)
-        results.append({"run": "run", "best_val_loss": summary["val_loss"],
-                        "references": {r: summary[r] for r in refs if r in summary}})
+        results.append(
+            {
+                "run": "run",
+                "best_val_loss": summary["val_loss"],
+                "references": {r: summary[r] for r in refs if r in summary},
+            }
+        )
     return results
 
 
@@ -268,8 +312,13 @@ def compute_embed(context, settings: dict) -> dict:
     from ...emulation.embed import embed_zoo
 
     run = _load_run(context.input("run"), context.device)
-    table = embed_zoo(run, open_zoo(context.input("zoo")), context.directory / "embeddings.parquet",
-                      device=context.device, progress=False)
+    table = embed_zoo(
+        run,
+        open_zoo(context.input("zoo")),
+        context.directory / "embeddings.parquet",
+        device=context.device,
+        progress=False,
+    )
     return {"file": "embeddings.parquet", "rows": len(table)}
 
 
@@ -285,14 +334,21 @@ def compute_predict(context, settings: dict) -> dict:
     embedded = context.input("embeddings")
     z = pd.read_parquet(embedded.directory / embedded.result["file"]).filter(like="z_").to_numpy()
     predictor = typed.from_dict(PredictorConfig, settings["predictor"], "predictor")
-    return evaluate_frozen(z, zoo.table, downstream_splits(zoo), _target(zoo, settings["target"]), predictor,
-                           settings["seed"])
+    return evaluate_frozen(
+        z, zoo.table, downstream_splits(zoo), _target(zoo, settings["target"]), predictor, settings["seed"]
+    )
 
 
-def supervised_step(name: str, zoo_name: str, encoder: str, options: dict, target: str, seed: int,
-                    predictor: PredictorConfig) -> Step:
-    settings = {"encoder": encoder, "encoder_options": options, "target": target, "seed": seed,
-                "predictor": dataclasses.asdict(predictor)}
+def supervised_step(
+    name: str, zoo_name: str, encoder: str, options: dict, target: str, seed: int, predictor: PredictorConfig
+) -> Step:
+    settings = {
+        "encoder": encoder,
+        "encoder_options": options,
+        "target": target,
+        "seed": seed,
+        "predictor": dataclasses.asdict(predictor),
+    }
     return Step(name, "supervised", settings, compute_supervised, {"zoo": zoo_name})
 
 
@@ -304,13 +360,25 @@ def compute_supervised(context, settings: dict) -> dict:
     torch.manual_seed(settings["seed"])
     model = build_encoder(settings["encoder"], zoo.architecture, zoo.task.task_io(zoo), **settings["encoder_options"])
     predictor = typed.from_dict(PredictorConfig, settings["predictor"], "supervised")
-    return evaluate_supervised(model, zoo, downstream_splits(zoo), _target(zoo, settings["target"]), predictor,
-                               settings["seed"], context.device)
+    return evaluate_supervised(
+        model,
+        zoo,
+        downstream_splits(zoo),
+        _target(zoo, settings["target"]),
+        predictor,
+        settings["seed"],
+        context.device,
+    )
 
 
 def compute_invariance(context, settings: dict) -> dict:
-    return analyses.invariance(open_zoo(context.input("zoo")), _runs(context, context.device), settings["untrained"],
-                               context.directory, settings["title"])
+    return analyses.invariance(
+        open_zoo(context.input("zoo")),
+        _runs(context, context.device),
+        settings["untrained"],
+        context.directory,
+        settings["title"],
+    )
 
 
 def compute_embeddings(context, settings: dict) -> dict:
@@ -319,8 +387,13 @@ def compute_embeddings(context, settings: dict) -> dict:
 
 
 def compute_fidelity(context, settings: dict) -> dict:
-    return analyses.fidelity(open_zoo(context.input("zoo")), _runs(context, context.device), settings["samples"],
-                             context.directory, settings["title"])
+    return analyses.fidelity(
+        open_zoo(context.input("zoo")),
+        _runs(context, context.device),
+        settings["samples"],
+        context.directory,
+        settings["title"],
+    )
 
 
 def compute_probes(context, settings: dict) -> dict:
@@ -329,8 +402,12 @@ def compute_probes(context, settings: dict) -> dict:
 
 def compute_probing_ablation(context, settings: dict) -> dict:
     return analyses.probing_ablation(
-        [{"option": o, "value": v, "seed": s, "val_loss": context.input(f"run/{i}").result["best_val_loss"]}
-         for i, (o, v, s) in enumerate(settings["runs"])], context.directory)
+        [
+            {"option": o, "value": v, "seed": s, "val_loss": context.input(f"run/{i}").result["best_val_loss"]}
+            for i, (o, v, s) in enumerate(settings["runs"])
+        ],
+        context.directory,
+    )
 
 
 def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Step]:
@@ -343,19 +420,46 @@ def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Ste
     steps = []
     if wanted.invariance:
         options = {e: config.encoder_options.get(e, {}) for e in config.encoders}
-        steps.append(Step(StepNames.analysis("invariance", zoo_name), "invariance",
-                          {"untrained": options, "networks": analyses.INVARIANCE_NETWORKS, "title": zoo_name},
-                          compute_invariance, {"zoo": zoo_step_name, **pretrained}))
+        steps.append(
+            Step(
+                StepNames.analysis("invariance", zoo_name),
+                "invariance",
+                {"untrained": options, "networks": analyses.INVARIANCE_NETWORKS, "title": zoo_name},
+                compute_invariance,
+                {"zoo": zoo_step_name, **pretrained},
+            )
+        )
     if wanted.embeddings:
-        steps.append(Step(StepNames.analysis("embeddings", zoo_name), "embeddings", {"title": zoo_name}, compute_embeddings,
-                          {"zoo": zoo_step_name, **embedded}))
+        steps.append(
+            Step(
+                StepNames.analysis("embeddings", zoo_name),
+                "embeddings",
+                {"title": zoo_name},
+                compute_embeddings,
+                {"zoo": zoo_step_name, **embedded},
+            )
+        )
     if wanted.fidelity:
-        steps.append(Step(StepNames.analysis("fidelity", zoo_name), "fidelity", {"samples": wanted.fidelity_samples, "title": zoo_name},
-                          compute_fidelity, {"zoo": zoo_step_name, **pretrained}))
-    probing = {f"run/{e}": n for e, n in ((e, pretrained[f"run/{e}"]) for e in config.encoders)
-               if e in analyses.probing_encoders()}
+        steps.append(
+            Step(
+                StepNames.analysis("fidelity", zoo_name),
+                "fidelity",
+                {"samples": wanted.fidelity_samples, "title": zoo_name},
+                compute_fidelity,
+                {"zoo": zoo_step_name, **pretrained},
+            )
+        )
+    probing = {
+        f"run/{e}": n
+        for e, n in ((e, pretrained[f"run/{e}"]) for e in config.encoders)
+        if e in analyses.probing_encoders()
+    }
     if wanted.probes and probing:
-        steps.append(Step(StepNames.analysis("probes", zoo_name), "probes", {}, compute_probes, {"zoo": zoo_step_name, **probing}))
+        steps.append(
+            Step(
+                StepNames.analysis("probes", zoo_name), "probes", {}, compute_probes, {"zoo": zoo_step_name, **probing}
+            )
+        )
     ablation = config.ablation
     if ablation is not None:
         runs_of = []  # (option, value, seed, step name)
@@ -364,14 +468,21 @@ def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Ste
             for value in getattr(ablation, key):
                 for s in config.seeds:
                     name = StepNames.ablation(zoo_name, ablation.encoder, option, value, s)
-                    run_config = dataclasses.replace(config.pretrain_config(ablation.encoder, s, **{option: value}),
-                                                     **overrides)
+                    run_config = dataclasses.replace(
+                        config.pretrain_config(ablation.encoder, s, **{option: value}), **overrides
+                    )
                     steps.append(pretrain_step(name, zoo_step_name, run_config))
                     runs_of.append((option, value, s, name))
         if runs_of:
-            steps.append(Step(StepNames.analysis("probing_ablation", zoo_name), "probing_ablation",
-                              {"runs": [[o, v, s] for o, v, s, _ in runs_of]}, compute_probing_ablation,
-                              {f"run/{i}": n for i, (*_, n) in enumerate(runs_of)}))
+            steps.append(
+                Step(
+                    StepNames.analysis("probing_ablation", zoo_name),
+                    "probing_ablation",
+                    {"runs": [[o, v, s] for o, v, s, _ in runs_of]},
+                    compute_probing_ablation,
+                    {f"run/{i}": n for i, (*_, n) in enumerate(runs_of)},
+                )
+            )
     return steps
 
 
@@ -383,23 +494,39 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
         supervised = config.supervised_for(targets)
         for reference in REFERENCES:  # the references every encoder's loss is read against
             for seed in config.seeds:
-                yield pretrain_step(StepNames.references(zoo.name, seed)[reference], zoo_name,
-                                    config.pretrain_config(reference, seed))
+                yield pretrain_step(
+                    StepNames.references(zoo.name, seed)[reference], zoo_name, config.pretrain_config(reference, seed)
+                )
         for encoder in config.encoders:
             for seed in config.seeds:  # one after another: the seeds train as one computation
-                yield pretrain_step(StepNames.pretrain(zoo.name, encoder, seed), zoo_name,
-                                    config.pretrain_config(encoder, seed), StepNames.references(zoo.name, seed))
+                yield pretrain_step(
+                    StepNames.pretrain(zoo.name, encoder, seed),
+                    zoo_name,
+                    config.pretrain_config(encoder, seed),
+                    StepNames.references(zoo.name, seed),
+                )
             for seed in config.seeds:
                 embedded = StepNames.embed(zoo.name, encoder, seed)
                 yield embed_step(embedded, zoo_name, StepNames.pretrain(zoo.name, encoder, seed))
                 for target in targets:
-                    yield predict_step(StepNames.prediction("predict", zoo.name, encoder, seed, target), zoo_name,
-                                       embedded, target, seed, config.predictor)
+                    yield predict_step(
+                        StepNames.prediction("predict", zoo.name, encoder, seed, target),
+                        zoo_name,
+                        embedded,
+                        target,
+                        seed,
+                        config.predictor,
+                    )
                 for target in supervised:
-                    yield supervised_step(StepNames.prediction("supervised", zoo.name, encoder, seed, target), zoo_name,
-                                          encoder,
-                                          config.encoder_options.get(encoder, {}), target, seed,
-                                          config.supervised)
+                    yield supervised_step(
+                        StepNames.prediction("supervised", zoo.name, encoder, seed, target),
+                        zoo_name,
+                        encoder,
+                        config.encoder_options.get(encoder, {}),
+                        target,
+                        seed,
+                        config.supervised,
+                    )
         yield from analysis_steps(config, zoo.name)
 
 
@@ -417,8 +544,10 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
         summary = finished[StepNames.zoo(zoo.name)].result
         record = {k: summary[k] for k in ("kind", "path", "checkpoints", "split_sizes", "targets")}
         record["encoders"] = {}
-        record["references"] = {r: [finished[StepNames.references(zoo.name, seed)[r]].result["best_val_loss"]
-                                    for seed in config.seeds] for r in REFERENCES}
+        record["references"] = {
+            r: [finished[StepNames.references(zoo.name, seed)[r]].result["best_val_loss"] for seed in config.seeds]
+            for r in REFERENCES
+        }
         record["loss_units"] = config.pretrain.loss_reduction
         for encoder in config.encoders:
             per_seed = []
@@ -430,8 +559,9 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
                         if name in finished:
                             predictions[f"{mode}/{target}"] = finished[name].result
                 pretrained = finished[StepNames.pretrain(zoo.name, encoder, seed)]
-                per_seed.append({"seed": seed, "pretrain_val_loss": pretrained.result["best_val_loss"],
-                                 "predictions": predictions})
+                per_seed.append(
+                    {"seed": seed, "pretrain_val_loss": pretrained.result["best_val_loss"], "predictions": predictions}
+                )
             record["encoders"][encoder] = per_seed
         record["analyses"], record["figures"] = {}, {}
         for analysis in ANALYSES:

@@ -35,10 +35,22 @@ def aggregate(results: dict) -> list[dict]:
                 for split in SPLITS:
                     metrics = sorted({m for s in seeds for m in s["predictions"].get(key, {}).get(split, {})})
                     for metric in metrics:
-                        values = [s["predictions"][key][split][metric] for s in seeds
-                                  if split in s["predictions"].get(key, {})]
-                        rows.append({"zoo": zoo, "encoder": encoder, "mode": mode, "target": target, "split": split,
-                                     "metric": metric, **_over_seeds(values)})
+                        values = [
+                            s["predictions"][key][split][metric]
+                            for s in seeds
+                            if split in s["predictions"].get(key, {})
+                        ]
+                        rows.append(
+                            {
+                                "zoo": zoo,
+                                "encoder": encoder,
+                                "mode": mode,
+                                "target": target,
+                                "split": split,
+                                "metric": metric,
+                                **_over_seeds(values),
+                            }
+                        )
     return rows
 
 
@@ -53,8 +65,12 @@ def _cell(row, digits: int = 3) -> str:
 def main_metric_table(rows: pd.DataFrame, zoo: str, target: str, metric: str) -> str:
     """Markdown: encoders x (pretrained, supervised) x (validation, OOD test) for one target."""
     sub = rows[(rows["zoo"] == zoo) & (rows["target"] == target) & (rows["metric"] == metric)]
-    columns = [(mode, split) for mode in ("pretrained", "supervised") for split in SPLITS
-               if len(sub[(sub["mode"] == mode) & (sub["split"] == split)])]
+    columns = [
+        (mode, split)
+        for mode in ("pretrained", "supervised")
+        for split in SPLITS
+        if len(sub[(sub["mode"] == mode) & (sub["split"] == split)])
+    ]
     header = "| encoder | " + " | ".join(f"{mode} {SPLITS[split]}" for mode, split in columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
     for encoder in dict.fromkeys(sub["encoder"]):
@@ -70,7 +86,9 @@ def plot_target(rows: pd.DataFrame, zoo: str, target: str, metric: str, split: s
     """Figure 8: the metric per encoder, pretrained next to supervised, with 95% intervals."""
     plt = pyplot()
 
-    sub = rows[(rows["zoo"] == zoo) & (rows["target"] == target) & (rows["metric"] == metric) & (rows["split"] == split)]
+    sub = rows[
+        (rows["zoo"] == zoo) & (rows["target"] == target) & (rows["metric"] == metric) & (rows["split"] == split)
+    ]
     encoders = list(dict.fromkeys(sub["encoder"]))
     fig, ax = plt.subplots(figsize=(1.1 * len(encoders) + 2, 3.6))
     width = 0.38
@@ -89,18 +107,38 @@ def plot_target(rows: pd.DataFrame, zoo: str, target: str, metric: str, split: s
     plt.close(fig)
 
 
-LOSS_UNITS = {"mean": "reverse KL averaged over the output classes (the paper's and the authors' units)",
-              "sum": "reverse KL summed over the output classes (the paper's units times the number of classes)"}
+LOSS_UNITS = {
+    "mean": "reverse KL averaged over the output classes (the paper's and the authors' units)",
+    "sum": "reverse KL summed over the output classes (the paper's units times the number of classes)",
+}
 
 
 #: Paper 000's Table 2 (self-supervised validation losses, mean over 15 seeds, the authors' units), by
 #: zoo kind: its formal-language zoo (1,000 LSTMs) and its tiled sequential MNIST zoo, which our
 #: 8x8 rotated-digits zoo stands in for.
 PAPER_TABLE2 = {
-    "formal-languages": ("formal languages", {"statistics": 0.051, "flattened": 0.045, "transformer": 0.043,
-                                              "dwsnet": 0.046, "probing": 0.023, "interactive": 0.015}),
-    "digits": ("sequential MNIST", {"statistics": 0.039, "flattened": 0.024, "transformer": 0.067,
-                                    "dwsnet": 0.024, "probing": 0.017, "interactive": 0.017}),
+    "formal-languages": (
+        "formal languages",
+        {
+            "statistics": 0.051,
+            "flattened": 0.045,
+            "transformer": 0.043,
+            "dwsnet": 0.046,
+            "probing": 0.023,
+            "interactive": 0.015,
+        },
+    ),
+    "digits": (
+        "sequential MNIST",
+        {
+            "statistics": 0.039,
+            "flattened": 0.024,
+            "transformer": 0.067,
+            "dwsnet": 0.024,
+            "probing": 0.017,
+            "interactive": 0.017,
+        },
+    ),
 }
 
 
@@ -112,22 +150,32 @@ def emulation_section(zoo: str, record: dict, out: Path) -> list[str]:
         return []
     encoders = {e: _over_seeds([s["pretrain_val_loss"] for s in seeds]) for e, seeds in record["encoders"].items()}
     floor, ceiling = (_over_seeds(references[r]) for r in ("constant", "oracle"))
-    lines = [f"### Emulation: did the encoders learn? ({zoo})", "",
-             f"Best validation emulation loss ({LOSS_UNITS.get(record.get('loss_units', 'mean'), '')}; lower is "
-             "better), next to two references trained with the same emulator, data and budget: the **constant "
-             "floor** (one learned embedding for every network: what an encoder that learned nothing reaches) and "
-             "the **oracle ceiling** (an MLP embedding of the table's task and performance columns). The ceiling is "
-             "a reference, not a bound: the weights say more than the task and the performance (the training "
-             "stage, the seed's quirks), so an encoder can pass it.", ""]
+    lines = [
+        f"### Emulation: did the encoders learn? ({zoo})",
+        "",
+        f"Best validation emulation loss ({LOSS_UNITS.get(record.get('loss_units', 'mean'), '')}; lower is "
+        "better), next to two references trained with the same emulator, data and budget: the **constant "
+        "floor** (one learned embedding for every network: what an encoder that learned nothing reaches) and "
+        "the **oracle ceiling** (an MLP embedding of the table's task and performance columns). The ceiling is "
+        "a reference, not a bound: the weights say more than the task and the performance (the training "
+        "stage, the seed's quirks), so an encoder can pass it.",
+        "",
+    ]
     paper_zoo, paper = PAPER_TABLE2.get(record.get("kind"), (None, {}))
     if paper and record.get("loss_units", "mean") == "mean":
-        lines += [f"The last column is paper 000's Table 2 ({paper_zoo}: 1,000 networks trained 20,000 steps, 100k "
-                  "pretraining steps, full-size encoders, 15 seeds), in the same units: a scale reference, not a "
-                  "measurement on this zoo.", ""]
+        lines += [
+            f"The last column is paper 000's Table 2 ({paper_zoo}: 1,000 networks trained 20,000 steps, 100k "
+            "pretraining steps, full-size encoders, 15 seeds), in the same units: a scale reference, not a "
+            "measurement on this zoo.",
+            "",
+        ]
     else:
         paper = {}
-    lines += ["| encoder | best validation loss | below the floor | share of the floor-to-ceiling gap closed |"
-              + (" paper, Table 2 |" if paper else ""), "|---|---|---|---|" + ("---|" if paper else "")]
+    lines += [
+        "| encoder | best validation loss | below the floor | share of the floor-to-ceiling gap closed |"
+        + (" paper, Table 2 |" if paper else ""),
+        "|---|---|---|---|" + ("---|" if paper else ""),
+    ]
     gap = floor["mean"] - ceiling["mean"]
     for encoder, row in encoders.items():
         mean = row["mean"]
@@ -138,8 +186,10 @@ def emulation_section(zoo: str, record: dict, out: Path) -> list[str]:
             closed = "beyond the ceiling"
         else:
             closed = f"{100 * (floor['mean'] - mean) / gap:.0f}%"
-        lines.append(f"| {encoder} | {_cell(row, 4)} | {below} | {closed} |"
-                     + (f" {paper[encoder]:.3f} |" if encoder in paper else (" - |" if paper else "")))
+        lines.append(
+            f"| {encoder} | {_cell(row, 4)} | {below} | {closed} |"
+            + (f" {paper[encoder]:.3f} |" if encoder in paper else (" - |" if paper else ""))
+        )
     for label, row in (("constant floor", floor), ("oracle ceiling", ceiling)):
         lines.append(f"| *{label}* | {_cell(row, 4)} | | |" + (" |" if paper else ""))
     figure = f"figures/{zoo}/emulation.png"
@@ -188,10 +238,14 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
 
     rows = pd.DataFrame(results["rows"])
     storage.write_text(out / "table.csv", rows.to_csv(index=False))
-    lines = [f"# Experiment `{results['name']}`", "",
-             f"Seeds: {list(config.seeds)}; encoders: {', '.join(config.encoders)}. Values are means over seeds with "
-             "bootstrapped 95% intervals in brackets (one seed: no interval). Regression targets are standardised "
-             "with the predictor's training rows, so their MSE is in units of the target's variance.", ""]
+    lines = [
+        f"# Experiment `{results['name']}`",
+        "",
+        f"Seeds: {list(config.seeds)}; encoders: {', '.join(config.encoders)}. Values are means over seeds with "
+        "bootstrapped 95% intervals in brackets (one seed: no interval). Regression targets are standardised "
+        "with the predictor's training rows, so their MSE is in units of the target's variance.",
+        "",
+    ]
     tables = []
     for zoo, record in results["zoos"].items():
         lines += [f"## {zoo} ({record['kind']}, {record['checkpoints']} checkpoints)", ""]
@@ -206,41 +260,66 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
             tables.append(f"### {zoo}: {target} ({metric}, {better} is better)\n\n{table}\n")
             lines += [f"### {target}: {metric.replace('_', ' ')} ({better} is better)", "", table, ""]
             figure = f"figures/{zoo}/prediction-{target}.png"
-            plot_target(rows, zoo, target, metric, "ood_test" if "ood_test" in set(rows["split"]) else "val",
-                        out / figure)
+            plot_target(
+                rows, zoo, target, metric, "ood_test" if "ood_test" in set(rows["split"]) else "val", out / figure
+            )
             lines += [f"![{target}]({figure})", ""]
             if info["kind"] == "three_hot":
                 chance = info.get("chance", {})
-                exact, parameter = chance.get("exact_accuracy", float("nan")), chance.get("parameter_accuracy", float("nan"))
-                lines += [f"Chance: exact accuracy {exact:.4f} (1 of {1 / exact:.0f} languages), per-parameter "
-                          f"accuracy {parameter:.3f}. Validation and OOD-test "
-                          "languages never occur in the predictor's training rows, so this measures generalisation "
-                          "to unseen languages.", "",
-                          "Per-parameter accuracy:", "", main_metric_table(rows, zoo, target, "parameter_accuracy"), ""]
+                exact, parameter = (
+                    chance.get("exact_accuracy", float("nan")),
+                    chance.get("parameter_accuracy", float("nan")),
+                )
+                lines += [
+                    f"Chance: exact accuracy {exact:.4f} (1 of {1 / exact:.0f} languages), per-parameter "
+                    f"accuracy {parameter:.3f}. Validation and OOD-test "
+                    "languages never occur in the predictor's training rows, so this measures generalisation "
+                    "to unseen languages.",
+                    "",
+                    "Per-parameter accuracy:",
+                    "",
+                    main_metric_table(rows, zoo, target, "parameter_accuracy"),
+                    "",
+                ]
         lines += _analysis_section(record.get("analyses", {}), record.get("figures", {}))
     correlations = loss_correlations(loss_correlation_rows(results).drop(columns=["zoo"])).reset_index()
-    lines += ["## Pretraining loss vs downstream loss (table 11)", "",
-              "Pearson correlation, across encoders and seeds, of the best pretraining validation loss with each "
-              "downstream validation loss (frozen embeddings).", "", markdown(correlations), ""]
+    lines += [
+        "## Pretraining loss vs downstream loss (table 11)",
+        "",
+        "Pearson correlation, across encoders and seeds, of the best pretraining validation loss with each "
+        "downstream validation loss (frozen embeddings).",
+        "",
+        markdown(correlations),
+        "",
+    ]
     storage.write_text(out / "table.md", "\n".join(tables))
     return lines
 
 
 def _analysis_section(analyses: dict, figures: dict) -> list[str]:
     """The analyses' figures (each in its step's directory) and numbers."""
+
     def image(label, analysis, item):
         return f"![{label}]({figures[analysis]}/{item['figure']})"
 
     lines = []
     if "invariance" in analyses:
-        lines += ["### Permutation invariance (figures 17, 18)", "",
-                  "`|E(permuted) - E(original)| / |E(other network) - E(original)|` (norms): 0 = unchanged, 1 = as "
-                  "different as another network.", ""]
+        lines += [
+            "### Permutation invariance (figures 17, 18)",
+            "",
+            "`|E(permuted) - E(original)| / |E(other network) - E(original)|` (norms): 0 = unchanged, 1 = as "
+            "different as another network.",
+            "",
+        ]
         for label, item in analyses["invariance"].items():
             lines += [image(f"invariance {label}", "invariance", item), ""]
     if analyses.get("fidelity"):
-        lines += ["### Emulation fidelity (figure 5)", "", "| encoder | Pearson r | mean abs. error | networks |",
-                  "|---|---|---|---|"]
+        lines += [
+            "### Emulation fidelity (figure 5)",
+            "",
+            "| encoder | Pearson r | mean abs. error | networks |",
+            "|---|---|---|---|",
+        ]
         for encoder, item in analyses["fidelity"].items():
             r = "undefined" if item["pearson_r"] is None else f"{item['pearson_r']:.3f}"
             lines.append(f"| {encoder} | {r} | {item['mean_abs_error']:.3f} | {item['networks']} |")
@@ -255,6 +334,5 @@ def _analysis_section(analyses: dict, figures: dict) -> list[str]:
         lines += [" ".join(image(e, "probes", item) for e, item in analyses["probes"].items()), ""]
     if analyses.get("probing_ablation"):
         lines += ["### Probing ablations (figures 13-15)", ""]
-        lines += [" ".join(image(k, "probing_ablation", item)
-                           for k, item in analyses["probing_ablation"].items()), ""]
+        lines += [" ".join(image(k, "probing_ablation", item) for k, item in analyses["probing_ablation"].items()), ""]
     return lines

@@ -58,21 +58,37 @@ class SVDSettings:
     """One Temporal SVD variant: ``[phi_0 ... phi_n]^T = U S V^T``, tokens are rows of ``U[:, :d]``.
     Each variant trains its own transformer; all are evaluated side by side."""
 
-    mode: str = field(default="per_run", metadata={
-        "help": "per_run: one basis per trajectory, the paper's literal reading (a test trial's basis has seen "
-                "its future); pooled: one basis from the training trials only (nothing leaks)."})
+    mode: str = field(
+        default="per_run",
+        metadata={
+            "help": "per_run: one basis per trajectory, the paper's literal reading (a test trial's basis has seen "
+            "its future); pooled: one basis from the training trials only (nothing leaks)."
+        },
+    )
     rank: int = field(default=32, metadata={"help": "d, the token size."})
-    anchor: bool = field(default=False, metadata={
-        "help": "Factor phi_t - phi_0 of each trial (its own initial policy, known at any point of its "
-                "history): a new seed's initial weights otherwise lie outside a pooled basis."})
-    reconstruction: str = field(default="paper", metadata={
-        "help": "paper: predicted phi = u S V^T (+ phi_0 if anchored); last: phi_t + (u - u_t) S V^T, the "
-                "predicted move inside the basis added to the last known policy, whose part outside the "
-                "basis is kept."})
+    anchor: bool = field(
+        default=False,
+        metadata={
+            "help": "Factor phi_t - phi_0 of each trial (its own initial policy, known at any point of its "
+            "history): a new seed's initial weights otherwise lie outside a pooled basis."
+        },
+    )
+    reconstruction: str = field(
+        default="paper",
+        metadata={
+            "help": "paper: predicted phi = u S V^T (+ phi_0 if anchored); last: phi_t + (u - u_t) S V^T, the "
+            "predicted move inside the basis added to the last known policy, whose part outside the "
+            "basis is kept."
+        },
+    )
 
-    target: str = field(default="", metadata={
-        "help": "The transformer's target for this variant: next (the paper) or change (residual); "
-                "empty: [model] target."})
+    target: str = field(
+        default="",
+        metadata={
+            "help": "The transformer's target for this variant: next (the paper) or change (residual); "
+            "empty: [model] target."
+        },
+    )
 
     def __post_init__(self):
         if self.target not in ("", "next", "change"):
@@ -86,9 +102,12 @@ class SVDSettings:
 
     @property
     def label(self) -> str:
-        return "-".join([self.mode.replace("_", "-"), f"d{self.rank}"] + (["anchored"] if self.anchor else [])
-                        + (["from-last"] if self.reconstruction == "last" else [])
-                        + ([f"{self.target}"] if self.target else []))
+        return "-".join(
+            [self.mode.replace("_", "-"), f"d{self.rank}"]
+            + (["anchored"] if self.anchor else [])
+            + (["from-last"] if self.reconstruction == "last" else [])
+            + ([f"{self.target}"] if self.target else [])
+        )
 
     def model(self, config: TIPLConfig, seed: int) -> TIPLConfig:
         """The transformer's settings for this variant and seed."""
@@ -121,17 +140,25 @@ class TIPLExperiment:
     family: str = field(default=FAMILY, metadata={"help": "The experiment family (papers 001/003)."})
     name: str = field(metadata={"help": "Results go to RESULTS_DIR/NAME."})
     description: str = field(default="", metadata={"help": "A line for the report."})
-    seeds: tuple[int, ...] = field(default=(0,), metadata={
-        "help": "Seeds of the transformer and the MLP forecaster; one set of steps per seed."})
+    seeds: tuple[int, ...] = field(
+        default=(0,), metadata={"help": "Seeds of the transformer and the MLP forecaster; one set of steps per seed."}
+    )
     results_dir: str = field(default="results", metadata={"help": "Where results go (RESULTS_DIR/NAME)."})
     base: dict = field(default_factory=dict, metadata={"help": "Settings of every environment's trajectory zoo."})
-    environments: dict = field(default_factory=dict, metadata={
-        "help": "Each environment's own settings on top of base, e.g. [environments.InvertedPendulum]."})
+    environments: dict = field(
+        default_factory=dict,
+        metadata={"help": "Each environment's own settings on top of base, e.g. [environments.InvertedPendulum]."},
+    )
     test_trials: int = field(default=4, metadata={"help": "The last trials of each zoo, held out."})
-    svd: tuple[SVDSettings, ...] = field(default=(SVDSettings(),), metadata={
-        "help": "Temporal SVD variants ([[svd]] tables), one transformer each, evaluated side by side."})
-    model: TIPLConfig = library(TIPLConfig, per_step=("seed",), help=(
-        "The causal transformer (the transformer's and the forecaster's seeds are the experiment's seeds)."))
+    svd: tuple[SVDSettings, ...] = field(
+        default=(SVDSettings(),),
+        metadata={"help": "Temporal SVD variants ([[svd]] tables), one transformer each, evaluated side by side."},
+    )
+    model: TIPLConfig = library(
+        TIPLConfig,
+        per_step=("seed",),
+        help=("The causal transformer (the transformer's and the forecaster's seeds are the experiment's seeds)."),
+    )
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
     def __post_init__(self):
@@ -162,8 +189,10 @@ class TIPLExperiment:
             values = {"env": name, **self.base, **dict(own)}
             config = task.config(values, f"[environments.{name}]")
             if config.models <= self.test_trials:
-                raise ValueError(f"[environments.{name}]: {config.models} trials leave none to train on with "
-                                 f"test_trials = {self.test_trials}")
+                raise ValueError(
+                    f"[environments.{name}]: {config.models} trials leave none to train on with "
+                    f"test_trials = {self.test_trials}"
+                )
             out[name] = config
         return out
 
@@ -223,46 +252,65 @@ def train_step(context: StepContext, settings: dict) -> dict:
     train_bases, test_bases = _bases(train, test, svd)
     sequences = [_encode(t, b, svd) for t, b in zip(train, train_bases)]
     model_config = svd.model(_model(settings["model"]), settings["model"]["seed"])
-    model, losses = train_tipl(sequences, [b.singular_values for b in train_bases], zoo.spec.num_parameters,
-                               model_config, progress=context.progress, device=context.device)
-    storage.write_tensors(context.directory / "model.safetensors",
-                          {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    model, losses = train_tipl(
+        sequences,
+        [b.singular_values for b in train_bases],
+        zoo.spec.num_parameters,
+        model_config,
+        progress=context.progress,
+        device=context.device,
+    )
+    storage.write_tensors(
+        context.directory / "model.safetensors",
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+    )
     if svd.mode == "pooled":
         storage.write_tensors(context.directory / "basis.safetensors", train_bases[0].to_tensors())
     from ...tipl.model import copy_last_error
 
     every = max(1, len(losses) // 200)
-    return {"train_trials": train_runs, "test_trials": test_runs, "snapshots": len(train[0]),
-            "num_parameters": zoo.spec.num_parameters, "rank": svd.rank, "label": svd.label,
-            "energy_train": _kept_energy(train, train_bases, svd),
-            "energy_test": _kept_energy(test, test_bases, svd),
-            "copy_last_train_error": copy_last_error(sequences, [b.singular_values for b in train_bases],
-                                                     zoo.spec.num_parameters),
-            "final_loss": float(np.mean(losses[-max(1, len(losses) // 20):])) if losses else None,
-            "losses": losses[::every]}
+    return {
+        "train_trials": train_runs,
+        "test_trials": test_runs,
+        "snapshots": len(train[0]),
+        "num_parameters": zoo.spec.num_parameters,
+        "rank": svd.rank,
+        "label": svd.label,
+        "energy_train": _kept_energy(train, train_bases, svd),
+        "energy_test": _kept_energy(test, test_bases, svd),
+        "copy_last_train_error": copy_last_error(
+            sequences, [b.singular_values for b in train_bases], zoo.spec.num_parameters
+        ),
+        "final_loss": float(np.mean(losses[-max(1, len(losses) // 20) :])) if losses else None,
+        "losses": losses[::every],
+    }
 
 
 def mlp_step(context: StepContext, settings: dict) -> dict:
     zoo = open_zoo(context.input("zoo"))
     train_runs, _ = _split(zoo, settings["test_trials"])
     forecaster = ParameterMLPForecaster(window=settings["mlp_window"], hidden=settings["mlp_hidden"])
-    losses = forecaster.fit([t.float() for t in _trajectories(zoo, train_runs)], steps=settings["mlp_steps"],
-                            seed=settings["seed"])
+    losses = forecaster.fit(
+        [t.float() for t in _trajectories(zoo, train_runs)], steps=settings["mlp_steps"], seed=settings["seed"]
+    )
     storage.write_tensors(context.directory / "forecaster.safetensors", forecaster.to_tensors())
-    return {"final_loss": float(np.mean(losses[-max(1, len(losses) // 20):]))}
+    return {"final_loss": float(np.mean(losses[-max(1, len(losses) // 20) :]))}
 
 
 def _starts(length: int, first: int, horizon: int, count: int) -> list[int]:
     """``count`` evenly spaced snapshot indices t with t >= first and t + horizon < length."""
     last = length - 1 - horizon
     if last < first:
-        raise ConfigError(f"trajectories of {length} snapshots leave no start point for a context of {first + 1} "
-                          f"and a horizon of {horizon}; store more snapshots or shorten them")
+        raise ConfigError(
+            f"trajectories of {length} snapshots leave no start point for a context of {first + 1} "
+            f"and a horizon of {horizon}; store more snapshots or shorten them"
+        )
     return sorted(set(np.linspace(first, last, count).round().astype(int).tolist()))
 
 
-def _tipl_forecasts(directory, svd: SVDSettings, model_config: TIPLConfig, horizon: int, seed: int, test,
-                    starts) -> torch.Tensor:
+def _tipl_forecasts(
+    directory, svd: SVDSettings, model_config: TIPLConfig, horizon: int, seed: int, test, starts
+) -> torch.Tensor:
     """(B, H, P) forecasts of one TIPL variant from every (test trial, start) pair."""
     saved = load_file(directory / "basis.safetensors") if svd.mode == "pooled" else None
     _, bases = _bases([], test, svd, saved)
@@ -273,7 +321,7 @@ def _tipl_forecasts(directory, svd: SVDSettings, model_config: TIPLConfig, horiz
     for trajectory, basis, trial_starts in zip(test, bases, starts):
         tokens = _encode(trajectory, basis, svd)
         anchor = _anchor(trajectory, svd).float()
-        histories = torch.stack([tokens[t + 1 - C:t + 1] for t in trial_starts])
+        histories = torch.stack([tokens[t + 1 - C : t + 1] for t in trial_starts])
         predicted = rollout(model, histories, H)  # (starts, H, d)
         if svd.reconstruction == "last":
             last = torch.stack([tokens[t] for t in trial_starts])[:, None]
@@ -296,7 +344,8 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
     _, test_runs = _split(zoo, settings["test_trials"])
     test = _trajectories(zoo, test_runs)
     forecaster = ParameterMLPForecaster.from_tensors(
-        load_file(context.input("mlp").directory / "forecaster.safetensors"))
+        load_file(context.input("mlp").directory / "forecaster.safetensors")
+    )
     f = typed.from_dict(ForecastSettings, settings, "[forecast]", ignore=("test_trials", "svd", "model", "seed"))
     model_config, svds, seed = _model(settings["model"]), [_svd(v) for v in settings["svd"]], settings["seed"]
     H, C = f.horizon, model_config.context
@@ -306,11 +355,15 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
     for trial, trajectory, trial_starts in zip(test_runs, test, starts):
         indices = zoo.trajectory_indices(trial)
         for t in trial_starts:
-            pairs.append({"trial": trial, "start": t, "rows": indices[t + 1:t + 1 + H].tolist()})
-            truths.append(trajectory[t + 1:t + 1 + H].float())
-            histories.append(trajectory[t + 1 - C:t + 1].float())
-    predictions = {f"tipl-{svd.label}": _tipl_forecasts(context.input(f"tipl-{svd.label}").directory, svd,
-                                                         model_config, H, seed, test, starts) for svd in svds}
+            pairs.append({"trial": trial, "start": t, "rows": indices[t + 1 : t + 1 + H].tolist()})
+            truths.append(trajectory[t + 1 : t + 1 + H].float())
+            histories.append(trajectory[t + 1 - C : t + 1].float())
+    predictions = {
+        f"tipl-{svd.label}": _tipl_forecasts(
+            context.input(f"tipl-{svd.label}").directory, svd, model_config, H, seed, test, starts
+        )
+        for svd in svds
+    }
     histories = torch.stack(histories)
     predictions["copy_last"] = copy_last(histories, H)
     predictions["linear"] = linear_extrapolation(histories, H)
@@ -322,32 +375,57 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
     rows = np.array([r for pair in pairs for r in pair["rows"]])
     statistics = zoo.rollout_batch(rows)
     methods = [f"tipl-{v.label}" for v in svds] + list(BASELINES)
-    policies = torch.cat([truth.reshape(B * H, P)] + [predictions[m].reshape(B * H, P) for m in methods]
-                         + [truth.reshape(B * H, P)])
+    policies = torch.cat(
+        [truth.reshape(B * H, P)] + [predictions[m].reshape(B * H, P) for m in methods] + [truth.reshape(B * H, P)]
+    )
     groups = 2 + len(methods)
     seeds = np.concatenate([np.full(B * H * (groups - 1), EPISODES_FIRST), np.full(B * H, EPISODES_SECOND)])
     with intra_op_threads(1):
-        returns = evaluate_policies(
-            zoo.task.env_id(zoo.config), zoo.architecture, Population.unflatten(zoo.spec, policies),
-            statistics["obs_mean"].repeat(groups, 1), statistics["obs_var"].repeat(groups, 1), f.episodes, seeds,
-            zoo.task.max_episode_steps(zoo.config), progress=context.progress).mean(1).reshape(groups, B, H)
-    storage.write_tensors(context.directory / "forecasts.safetensors",
-                          {**{f"prediction.{m}": p.contiguous() for m, p in predictions.items()},
-                           "truth": truth.contiguous(), "returns": returns.float()})
+        returns = (
+            evaluate_policies(
+                zoo.task.env_id(zoo.config),
+                zoo.architecture,
+                Population.unflatten(zoo.spec, policies),
+                statistics["obs_mean"].repeat(groups, 1),
+                statistics["obs_var"].repeat(groups, 1),
+                f.episodes,
+                seeds,
+                zoo.task.max_episode_steps(zoo.config),
+                progress=context.progress,
+            )
+            .mean(1)
+            .reshape(groups, B, H)
+        )
+    storage.write_tensors(
+        context.directory / "forecasts.safetensors",
+        {
+            **{f"prediction.{m}": p.contiguous() for m, p in predictions.items()},
+            "truth": truth.contiguous(),
+            "returns": returns.float(),
+        },
+    )
     j_true = returns[0]
-    return {"pairs": [{"trial": p["trial"], "start": p["start"]} for p in pairs], "horizon": H,
-            "wpe": {m: w.tolist() for m, w in wpe.items()},
-            "j_true": j_true.tolist(),
-            "j_predicted": {m: returns[1 + i].tolist() for i, m in enumerate(methods)},
-            "repw": {m: (returns[1 + i] - j_true).abs().tolist() for i, m in enumerate(methods)},
-            "noise_floor": (returns[-1] - j_true).abs().tolist(),
-            "episodes": f.episodes, "forecasts": "forecasts.safetensors"}
+    return {
+        "pairs": [{"trial": p["trial"], "start": p["start"]} for p in pairs],
+        "horizon": H,
+        "wpe": {m: w.tolist() for m, w in wpe.items()},
+        "j_true": j_true.tolist(),
+        "j_predicted": {m: returns[1 + i].tolist() for i, m in enumerate(methods)},
+        "repw": {m: (returns[1 + i] - j_true).abs().tolist() for i, m in enumerate(methods)},
+        "noise_floor": (returns[-1] - j_true).abs().tolist(),
+        "episodes": f.episodes,
+        "forecasts": "forecasts.safetensors",
+    }
 
 
 # ---- the pipeline ---------------------------------------------------------------------------------
 def step_names(config: TIPLExperiment, env: str, seed: int) -> dict[str, str]:
-    return {"zoo": f"zoo/{env}", "mlp": f"mlp/{env}/seed-{seed}", "forecast": f"forecast/{env}/seed-{seed}",
-            **{f"tipl-{v.label}": f"tipl/{env}/{v.label}/seed-{seed}" for v in config.svd}}
+    return {
+        "zoo": f"zoo/{env}",
+        "mlp": f"mlp/{env}/seed-{seed}",
+        "forecast": f"forecast/{env}/seed-{seed}",
+        **{f"tipl-{v.label}": f"tipl/{env}/{v.label}/seed-{seed}" for v in config.svd},
+    }
 
 
 def experiment_steps(config: TIPLExperiment):
@@ -358,16 +436,27 @@ def experiment_steps(config: TIPLExperiment):
         for seed in config.seeds:
             n = step_names(config, env, seed)
             for svd in config.svd:
-                yield Step(n[f"tipl-{svd.label}"], "tipl-train",
-                           {**split, "svd": dataclasses.asdict(svd), "model": {**model, "seed": seed}},
-                           train_step, {"zoo": n["zoo"]})
-            yield Step(n["mlp"], "tipl-mlp-forecaster",
-                       {**split, **{k: v for k, v in forecast.items() if k.startswith("mlp_")}, "seed": seed},
-                       mlp_step, {"zoo": n["zoo"]})
-            yield Step(n["forecast"], "tipl-forecast",
-                       {**split, **forecast, "svd": [dataclasses.asdict(v) for v in config.svd], "model": model,
-                        "seed": seed},
-                       forecast_step, {role: n[role] for role in ("zoo", "mlp", *(f"tipl-{v.label}" for v in config.svd))})
+                yield Step(
+                    n[f"tipl-{svd.label}"],
+                    "tipl-train",
+                    {**split, "svd": dataclasses.asdict(svd), "model": {**model, "seed": seed}},
+                    train_step,
+                    {"zoo": n["zoo"]},
+                )
+            yield Step(
+                n["mlp"],
+                "tipl-mlp-forecaster",
+                {**split, **{k: v for k, v in forecast.items() if k.startswith("mlp_")}, "seed": seed},
+                mlp_step,
+                {"zoo": n["zoo"]},
+            )
+            yield Step(
+                n["forecast"],
+                "tipl-forecast",
+                {**split, **forecast, "svd": [dataclasses.asdict(v) for v in config.svd], "model": model, "seed": seed},
+                forecast_step,
+                {role: n[role] for role in ("zoo", "mlp", *(f"tipl-{v.label}" for v in config.svd))},
+            )
 
 
 class TIPL(Family):

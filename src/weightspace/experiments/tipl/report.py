@@ -24,6 +24,8 @@ def _label(method: str) -> str:
 
 def _color(method: str, methods: list[str]) -> str:
     return BASELINE_COLORS.get(method) or TIPL_COLORS[methods.index(method) % len(TIPL_COLORS)]
+
+
 TABLE_HORIZONS = (1, 5, 10)
 
 
@@ -61,8 +63,10 @@ def gather_results(config: TIPLExperiment, finished: dict, out: Path) -> dict:
         names = step_names(config, env, seed)
         zoo = open_zoo(finished[names["zoo"]])
         table = zoo.table
-        curves = {int(run): {"env_step": rows["env_step"].tolist(), "train_return": rows["train_return"].tolist()}
-                  for run, rows in table.sort_values("step").groupby("run_id")}
+        curves = {
+            int(run): {"env_step": rows["env_step"].tolist(), "train_return": rows["train_return"].tolist()}
+            for run, rows in table.sort_values("step").groupby("run_id")
+        }
         final = table[table["step"] == table["step"].max()]
         variants = [finished[names[m]].result for m in methods if m not in BASELINES]
         forecast = finished[names["forecast"]].result
@@ -71,25 +75,40 @@ def gather_results(config: TIPLExperiment, finished: dict, out: Path) -> dict:
         repw = {m: _per_trial(forecast["repw"][m], pairs) for m in methods}
         floor = _per_trial(forecast["noise_floor"], pairs)
         environments[env] = {
-            "environment": zoo.manifest["task"]["environment"], "trials": int(zoo_config.models),
-            "env_steps": int(zoo_config.env_steps), "snapshots": variants[0]["snapshots"],
-            "snapshot_every": int(zoo_config.snapshot_every), "num_parameters": variants[0]["num_parameters"],
+            "environment": zoo.manifest["task"]["environment"],
+            "trials": int(zoo_config.models),
+            "env_steps": int(zoo_config.env_steps),
+            "snapshots": variants[0]["snapshots"],
+            "snapshot_every": int(zoo_config.snapshot_every),
+            "num_parameters": variants[0]["num_parameters"],
             "policy": list(zoo.architecture.sizes),
-            "final_eval_return": {"mean": float(final["eval_return"].mean()), "min": float(final["eval_return"].min()),
-                                  "max": float(final["eval_return"].max()),
-                                  "reached_cap": int((final["eval_return"] >= zoo.task.max_episode_steps(zoo.config)
-                                                      - 1e-9).sum())},
+            "final_eval_return": {
+                "mean": float(final["eval_return"].mean()),
+                "min": float(final["eval_return"].min()),
+                "max": float(final["eval_return"].max()),
+                "reached_cap": int((final["eval_return"] >= zoo.task.max_episode_steps(zoo.config) - 1e-9).sum()),
+            },
             "curves": curves,
-            "test_trials": variants[0]["test_trials"], "methods": methods,
-            "variants": {f"tipl-{v['label']}": {k: v[k] for k in ("energy_train", "energy_test", "final_loss",
-                                                                  "copy_last_train_error")} for v in variants},
+            "test_trials": variants[0]["test_trials"],
+            "methods": methods,
+            "variants": {
+                f"tipl-{v['label']}": {
+                    k: v[k] for k in ("energy_train", "energy_test", "final_loss", "copy_last_train_error")
+                }
+                for v in variants
+            },
             "wpe": {m: _summary(v) for m, v in wpe.items()},
             "repw": {m: _summary(v) for m, v in repw.items()},
             "noise_floor": _summary(floor),
-            "minus_copy_last": {m: {"wpe": _paired(wpe[m], wpe["copy_last"]), "repw": _paired(repw[m], repw["copy_last"])}
-                                for m in methods if m != "copy_last"},
+            "minus_copy_last": {
+                m: {"wpe": _paired(wpe[m], wpe["copy_last"]), "repw": _paired(repw[m], repw["copy_last"])}
+                for m in methods
+                if m != "copy_last"
+            },
             "scatter": {"j_true": forecast["j_true"], "j_predicted": forecast["j_predicted"]},
-            "pairs": len(pairs), "episodes": forecast["episodes"], "horizon": forecast["horizon"],
+            "pairs": len(pairs),
+            "episodes": forecast["episodes"],
+            "horizon": forecast["horizon"],
         }
     return {"seed": seed, "environments": environments}
 
@@ -121,15 +140,24 @@ def _figure(env: str, result: dict, out: Path) -> tuple[str, str]:
     for m in methods:
         j_pred = np.asarray(result["scatter"]["j_predicted"][m]).ravel()
         tipl = m not in BASELINES
-        ax.scatter(j_true, j_pred, s=14 if tipl else 8, alpha=0.7 if tipl else 0.35,
-                   color=_color(m, methods), label=_label(m), marker="o" if tipl else "x")
+        ax.scatter(
+            j_true,
+            j_pred,
+            s=14 if tipl else 8,
+            alpha=0.7 if tipl else 0.35,
+            color=_color(m, methods),
+            label=_label(m),
+            marker="o" if tipl else "x",
+        )
     top = max(1.0, float(np.max(j_true)))
     ax.plot([0, top], [0, top], color="k", lw=1)
     ax.set_xlabel("J(true policy)")
     ax.set_ylabel("J(predicted policy)")
     ax.set_title(f"h = 1..{H}, {result['pairs']} start points")
     ax.legend(fontsize=7)
-    fig.suptitle(f"{result['environment']}: {len(result['test_trials'])} test trials (intervals: bootstrap 95% over trials)")
+    fig.suptitle(
+        f"{result['environment']}: {len(result['test_trials'])} test trials (intervals: bootstrap 95% over trials)"
+    )
     fig.tight_layout()
     path = out / "figures" / f"tipl-{env}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +167,13 @@ def _figure(env: str, result: dict, out: Path) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(7, 4))
     for run, curve in result["curves"].items():
         test = int(run) in result["test_trials"]
-        ax.plot(np.asarray(curve["env_step"]) / 1e3, curve["train_return"], lw=0.8,
-                color="tab:red" if test else "tab:blue", alpha=0.8)
+        ax.plot(
+            np.asarray(curve["env_step"]) / 1e3,
+            curve["train_return"],
+            lw=0.8,
+            color="tab:red" if test else "tab:blue",
+            alpha=0.8,
+        )
     ax.set_xlabel("environment steps (thousands)")
     ax.set_ylabel("training return (last 10 episodes)")
     ax.set_title(f"{result['environment']}: {result['trials']} PPO trials (red: test trials)")
@@ -161,56 +194,109 @@ def _cell(summary: dict, h: int) -> str:
 def report_lines(config: TIPLExperiment, results: dict, out: Path) -> list[str]:
     import pandas as pd
 
-    lines = [f"# TIPL: {config.name}", "", config.description, "",
-             "Papers 001/003 (*Can We Optimize Deep RL Policy Weights as Trajectory Modeling?*): PPO policy-weight "
-             "trajectories, Temporal SVD, a causal transformer that predicts the next policy. TIPL variants "
-             "(one transformer each):", ""]
+    lines = [
+        f"# TIPL: {config.name}",
+        "",
+        config.description,
+        "",
+        "Papers 001/003 (*Can We Optimize Deep RL Policy Weights as Trajectory Modeling?*): PPO policy-weight "
+        "trajectories, Temporal SVD, a causal transformer that predicts the next policy. TIPL variants "
+        "(one transformer each):",
+        "",
+    ]
     for v in config.svd:
-        basis = ("one basis per trajectory (the paper; a test trial's basis has seen its future)"
-                 if v.mode == "per_run" else "one basis fitted on the training trials only")
-        lines.append(f"- **{v.label}**: {basis}"
-                     f", d = {v.rank}" + (", each trial anchored at its initial policy" if v.anchor else "")
-                     + (", predicted move added to the last known policy" if v.reconstruction == "last"
-                        else ", reconstruction u S V^T as the paper")
-                     + (", the transformer predicts the change from the current token" if
-                        (v.target or config.model.target) == "change" else
-                        ", the transformer predicts the next token (the paper)") + ".")
+        basis = (
+            "one basis per trajectory (the paper; a test trial's basis has seen its future)"
+            if v.mode == "per_run"
+            else "one basis fitted on the training trials only"
+        )
+        lines.append(
+            f"- **{v.label}**: {basis}"
+            f", d = {v.rank}"
+            + (", each trial anchored at its initial policy" if v.anchor else "")
+            + (
+                ", predicted move added to the last known policy"
+                if v.reconstruction == "last"
+                else ", reconstruction u S V^T as the paper"
+            )
+            + (
+                ", the transformer predicts the change from the current token"
+                if (v.target or config.model.target) == "change"
+                else ", the transformer predicts the next token (the paper)"
+            )
+            + "."
+        )
     lines.append("")
     for env, r in results["environments"].items():
         figure, curves = _figure(env, r, out)
         f = r["final_eval_return"]
-        lines += [f"## {r['environment']}", "",
-                  f"{r['trials']} PPO trials of {r['env_steps']:,} environment steps, policy {r['policy']} "
-                  f"({r['num_parameters']} parameters), {r['snapshots']} snapshots per trial (one every "
-                  f"{r['snapshot_every']} updates). Final policies: mean evaluation return {f['mean']:.1f} "
-                  f"(min {f['min']:.1f}, max {f['max']:.1f}); {f['reached_cap']} of {r['trials']} at the episode cap.",
-                  "", f"![learning curves]({curves})", ""]
+        lines += [
+            f"## {r['environment']}",
+            "",
+            f"{r['trials']} PPO trials of {r['env_steps']:,} environment steps, policy {r['policy']} "
+            f"({r['num_parameters']} parameters), {r['snapshots']} snapshots per trial (one every "
+            f"{r['snapshot_every']} updates). Final policies: mean evaluation return {f['mean']:.1f} "
+            f"(min {f['min']:.1f}, max {f['max']:.1f}); {f['reached_cap']} of {r['trials']} at the episode cap.",
+            "",
+            f"![learning curves]({curves})",
+            "",
+        ]
         for method, v in r["variants"].items():
-            lines.append(f"- {_label(method)}: the SVD keeps {v['energy_train']:.4f} of the training trajectories' "
-                         f"energy and {v['energy_test']:.4f} of the test trajectories'; final training loss "
-                         f"{v['final_loss']:.3g} against copy-last's {v['copy_last_train_error']:.3g} on the same "
-                         "tokens (weight-space MSE per parameter).")
-        lines += ["", f"![figure 2]({figure})", "",
-                  f"WPE and REPW over {len(r['test_trials'])} test trials ({r['pairs']} start points, J over "
-                  f"{r['episodes']} fixed episodes with the mean action); mean [bootstrap 95% interval over trials]:", ""]
-        rows = [{"method": _label(m), **{f"WPE h={h}": _cell(r["wpe"][m], h) for h in TABLE_HORIZONS},
-                 **{f"REPW h={h}": _cell(r["repw"][m], h) for h in TABLE_HORIZONS}} for m in r["methods"]]
-        rows.append({"method": "noise floor", **{f"WPE h={h}": "-" for h in TABLE_HORIZONS},
-                     **{f"REPW h={h}": _cell(r["noise_floor"], h) for h in TABLE_HORIZONS}})
+            lines.append(
+                f"- {_label(method)}: the SVD keeps {v['energy_train']:.4f} of the training trajectories' "
+                f"energy and {v['energy_test']:.4f} of the test trajectories'; final training loss "
+                f"{v['final_loss']:.3g} against copy-last's {v['copy_last_train_error']:.3g} on the same "
+                "tokens (weight-space MSE per parameter)."
+            )
+        lines += [
+            "",
+            f"![figure 2]({figure})",
+            "",
+            f"WPE and REPW over {len(r['test_trials'])} test trials ({r['pairs']} start points, J over "
+            f"{r['episodes']} fixed episodes with the mean action); mean [bootstrap 95% interval over trials]:",
+            "",
+        ]
+        rows = [
+            {
+                "method": _label(m),
+                **{f"WPE h={h}": _cell(r["wpe"][m], h) for h in TABLE_HORIZONS},
+                **{f"REPW h={h}": _cell(r["repw"][m], h) for h in TABLE_HORIZONS},
+            }
+            for m in r["methods"]
+        ]
+        rows.append(
+            {
+                "method": "noise floor",
+                **{f"WPE h={h}": "-" for h in TABLE_HORIZONS},
+                **{f"REPW h={h}": _cell(r["noise_floor"], h) for h in TABLE_HORIZONS},
+            }
+        )
         lines += [markdown(pd.DataFrame(rows)), "", "Against the paper's findings:", ""]
         for m in r["methods"]:
             if m in BASELINES:
                 continue
             wpe, repw, d = r["wpe"][m]["mean"], r["repw"][m]["mean"], r["minus_copy_last"][m]
-            verdict = {k: ("TIPL is better" if d[k]["high"] < 0 else "copy-last is better" if d[k]["low"] > 0
-                           else "no clear difference") for k in ("wpe", "repw")}
+            verdict = {
+                k: (
+                    "TIPL is better"
+                    if d[k]["high"] < 0
+                    else "copy-last is better"
+                    if d[k]["low"] > 0
+                    else "no clear difference"
+                )
+                for k in ("wpe", "repw")
+            }
             lines += [
                 f"- {_label(m)}: *WPE grows with h*: WPE at h = {r['horizon']} is {wpe[-1] / max(wpe[0], 1e-30):.2f}x "
                 f"its value at h = 1. *REPW stays about flat*: {repw[0]:.3g} at h = 1, {repw[-1]:.3g} at "
                 f"h = {r['horizon']} (noise floor {np.mean(r['noise_floor']['mean']):.3g} on average). "
                 f"*Against copy-last* (never checked by the paper), TIPL minus copy-last averaged over h: WPE "
                 f"{d['wpe']['mean']:.3g} [{d['wpe']['low']:.3g}, {d['wpe']['high']:.3g}]: {verdict['wpe']}; REPW "
-                f"{d['repw']['mean']:.3g} [{d['repw']['low']:.3g}, {d['repw']['high']:.3g}]: {verdict['repw']}."]
-        lines += ["- The scatter of J(true) against J(predicted) (right panel) shows how near the diagonal each "
-                  "forecaster's policies lie.", ""]
+                f"{d['repw']['mean']:.3g} [{d['repw']['low']:.3g}, {d['repw']['high']:.3g}]: {verdict['repw']}."
+            ]
+        lines += [
+            "- The scatter of J(true) against J(predicted) (right panel) shows how near the diagonal each "
+            "forecaster's policies lie.",
+            "",
+        ]
     return lines
