@@ -43,7 +43,8 @@ class RepairConfig:
     fill_missing: bool = field(
         default=False,
         metadata={
-            "help": "false: algorithm 1's candidate replaces the network; true: it only fills the missing weights."
+            "help": "false: algorithm 1's candidate replaces the network; true: it only fills the missing weights.",
+            "flag": "--fill",
         },
     )
 
