@@ -32,15 +32,24 @@ from .options import device_option, executor_options, make_executor
     is_flag=True,
     help="Print the resolved config (every default, each field's help as a comment) as TOML and exit.",
 )
+@click.option(
+    "--recompute",
+    multiple=True,
+    metavar="PATTERN",
+    help="Compute the steps whose names match (shell pattern: 'predict/*', 'pretrain/fl/probing/*') afresh, "
+    "whatever their cache holds. Repeatable.",
+)
 @click.option("--device", default="cpu", show_default=True, callback=device_option)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
-def run_command(ctx, config_file, seeds, results_dir, assignments, print_config, device, quiet, executor, address):
+def run_command(
+    ctx, config_file, seeds, results_dir, assignments, print_config, recompute, device, quiet, executor, address
+):
     """Run the experiment in CONFIG_FILE (TOML) end to end and write RESULTS/NAME/report.md.
 
-    Every step's output is cached under a key of its settings and inputs: a rerun reuses finished
-    steps, a changed setting recomputes exactly the steps that depend on it, and a killed run
-    resumes. The command line wins over the file. The file's top-level `family` picks the
+    Every step's output is cached under a key of its settings, its inputs and the code it runs: a
+    rerun reuses finished steps, a changed setting or a changed source file recomputes exactly the
+    steps that depend on it (the report says which and why), and a killed run resumes. The command line wins over the file. The file's top-level `family` picks the
     pipeline: representations (paper 000; the default), tipl (papers 001/003), degeneracy
     (paper 002) or agent-embeddings (paper 004); a family an installed package registers too.
     """
@@ -56,7 +65,10 @@ def run_command(ctx, config_file, seeds, results_dir, assignments, print_config,
         return
     threads = (ctx.obj or {}).get("threads")
     runner = make_executor(executor, address)
-    click.echo(f"report: {run_experiment(config, device=device, progress=not quiet, threads=threads, executor=runner)}")
+    report = run_experiment(
+        config, device=device, progress=not quiet, threads=threads, executor=runner, recompute=recompute
+    )
+    click.echo(f"report: {report}")
 
 
 run_command.params.extend(executor_options("the steps as Ray tasks, as many at once as the cluster allows"))

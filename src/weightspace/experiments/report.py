@@ -94,14 +94,16 @@ def steps_section(run: dict) -> list[str]:
         "",
         f"{len(steps)} steps: {len(computed)} computed ({sum(s['seconds'] for s in computed):.1f} s), "
         f"{len(steps) - len(computed)} reused; the run took {run['seconds']:.1f} s. A step is reused when "
-        "`steps/STEP/KEY/` holds its finished result; KEY hashes the step's settings and the keys of the steps "
-        "it reads, so a changed setting recomputes exactly the steps that depend on it. Seconds: computing the "
-        "step (for a reused step, in the run that computed it).",
+        "`steps/STEP/KEY/` holds its finished result; KEY hashes the step's settings, the keys of the steps "
+        "it reads and the source of the code it runs, so a changed setting or source file recomputes exactly the "
+        "steps that depend on it. Seconds: computing the step (for a reused step, in the run that computed it).",
         "",
-        "| step | key | this run | seconds |",
-        "|---|---|---|---|",
+        "| step | key | this run | why computed | seconds |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {s['name']} | `{s['key']}` | {s['status']} | {s['seconds']:.1f} |" for s in steps]
+    lines += [
+        f"| {s['name']} | `{s['key']}` | {s['status']} | {s.get('reason', '')} | {s['seconds']:.1f} |" for s in steps
+    ]
     return lines + [""]
 
 

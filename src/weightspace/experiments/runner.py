@@ -22,18 +22,19 @@ def experiment_directory(config) -> Path:
 
 
 def run_experiment(
-    config, device: str = "cpu", progress: bool = True, threads: int | None = None, executor=None
+    config, device: str = "cpu", progress: bool = True, threads: int | None = None, executor=None, recompute=()
 ) -> Path:
     """Run (or resume) the experiment ``config``; returns the path of its report.md. ``threads``
     (CPU only) overrides the family's own thread count (:attr:`Family.cpu_threads`). ``executor``
-    (:class:`~weightspace.experiments.ray_executor.RayExecutor`) runs the steps as Ray tasks."""
+    (:class:`~weightspace.experiments.ray_executor.RayExecutor`) runs the steps as Ray tasks.
+    ``recompute``: patterns of step names to compute afresh (:func:`.steps.run_steps`)."""
     family = get_family(config.family)
     out = experiment_directory(config)
     finished = Results()
     started = time.perf_counter()
     cpu = torch.device(device).type == "cpu"
     with intra_op_threads((threads or family.cpu_threads) if cpu else None):
-        records = run_steps(family.steps(config, finished), out, device, progress, finished, executor)
+        records = run_steps(family.steps(config, finished), out, device, progress, finished, executor, tuple(recompute))
         results = family.results(config, finished, out)
     storage.write_json(out / EXPERIMENT_FILE, toml_data(config))
     storage.write_json(

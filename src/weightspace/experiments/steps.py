@@ -7,13 +7,18 @@ on besides its inputs), the steps it reads (by role: ``{"zoo": "zoo/digits"}``),
 function ``compute(context, settings)`` that writes files into its own directory and returns a
 JSON-able result. Its key is::
 
-    sha256(kind, settings, [key of each input])[:16]
+    sha256(kind, settings, [key of each input], code)[:16]
 
-so changing one setting changes the key of that step and of every step that reads it, directly
-or not, and nothing else. A step whose key directory holds a finished result is reused and never
+where ``code`` fingerprints the source the step's computation can run (:mod:`.code`: its compute
+function, the helpers beside it that it uses, and every weightspace module they reach). So
+changing one setting, or the code behind a step, changes the key of that step and of every step
+that reads it, directly or not, and nothing else. A step whose key directory holds a finished result is reused and never
 recomputed; a step killed mid-way has no result and is computed again by the next run (in the
 same directory, so a step that resumes its own work, like a pretraining run or a zoo build, picks
-up where it stopped). Going back to an earlier setting reuses the result computed with it.
+up where it stopped). Going back to an earlier setting (or code) reuses the result computed with it.
+Each computed step's record says why: "new", "settings changed", "code changed (FILES)", "an input
+changed", "unfinished" (a killed run's step) or "asked" (``--recompute PATTERN``, which computes
+the matching steps afresh in an emptied directory whatever their cache holds).
 
 The compute function receives the settings the key hashes, as they read back from JSON, and
 nothing else: the library's families pass module-level functions that close over nothing, so a
@@ -30,7 +35,8 @@ Layout of an experiment's results (``RESULTS/NAME``)::
     table.csv, table.md       (paper 000) the prediction table
     figures/                  figures drawn by the report from results.json
     steps/STEP/KEY/           one step's output; STEP is its name, so it may be nested
-        step.json             kind, settings and input keys (written before computing)
+        step.json             kind, settings, input keys and code fingerprint (written before
+                              computing)
         result.json           {"result": ..., "seconds": ...}: written atomically and last,
                               its presence is what "finished" means
         ...                   the files the step wrote (a zoo, a pretraining run, embeddings,
@@ -43,16 +49,21 @@ depends on an earlier result (one prediction step per target of a zoo).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from .. import storage
+from .code import digest as code_digest
+from .code import step_fingerprint
 
 RESULT_FILE = "result.json"
 LOG_FILE = "log.txt"  # a step's output when it runs as a task (--executor ray)
@@ -121,6 +132,14 @@ class Step:
     #: what one computation of the step (or of its group) needs on a cluster: {"cpus": n, "gpus": n};
     #: "gpus": "device" asks for one GPU when the run's device is CUDA and none otherwise
     resources: dict | None = None
+    #: modules the computation picks by name at run time (its task family, its encoder): their
+    #: code counts in the key beside what the compute function imports (see :mod:`.code`)
+    code: tuple[str, ...] = ()
+
+    @property
+    def code_fingerprint(self) -> dict[str, str]:
+        functions = (self.compute,) + ((self.compute_together,) if self.compute_together else ())
+        return _fingerprint(functions, tuple(sorted(self.code)))
 
     @property
     def roles(self) -> dict[str, str]:
@@ -156,6 +175,7 @@ class StepRecord:
     status: str  # "computed" or "reused"
     seconds: float  # computing it (in the run that computed it, for a reused step)
     directory: str  # relative to the experiment's directory
+    reason: str = ""  # why a computed step was computed (see the module's docstring)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -166,13 +186,42 @@ def canonical(value):
     return json.loads(json.dumps(value))
 
 
-def step_key(kind: str, settings: dict, input_keys: list[str]) -> str:
+def step_key(kind: str, settings: dict, input_keys: list[str], code: dict[str, str] | None = None) -> str:
+    """``code``: the step's code fingerprint (:func:`.code.step_fingerprint`)."""
     text = json.dumps(
-        {"kind": kind, "settings": canonical(settings), "inputs": list(input_keys)},
+        {"kind": kind, "settings": canonical(settings), "inputs": list(input_keys), "code": code_digest(code or {})},
         sort_keys=True,
         separators=(",", ":"),
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def _fingerprint(functions: tuple, modules: tuple) -> dict[str, str]:
+    return step_fingerprint(functions, modules)
+
+
+def _reason(step: Step, directory: Path, input_keys: dict[str, str], code: dict[str, str]) -> str:
+    """Why ``step`` is computed: how it differs from the last finished result of a step of its
+    name (another key's directory beside its own)."""
+    if (directory / STEP_FILE).exists():
+        return "unfinished"
+    earlier = []
+    for other in directory.parent.glob(f"*/{RESULT_FILE}"):
+        try:
+            earlier.append((other.stat().st_mtime, json.loads((other.parent / STEP_FILE).read_text())))
+        except (OSError, ValueError):
+            continue
+    if not earlier:
+        return "new"
+    last = max(earlier, key=lambda item: item[0])[1]
+    if last.get("kind") != step.kind or last.get("settings") != canonical(step.settings):
+        return "settings changed"
+    if last.get("inputs") != input_keys:
+        return "an input changed"
+    changed = sorted(f for f in set(code) | set(last.get("code", {})) if code.get(f) != last.get("code", {}).get(f))
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"code changed ({shown})" if changed else "code changed"
 
 
 def step_directory(root, name: str, key: str) -> Path:
@@ -187,6 +236,8 @@ class _Waiting:
     key: str
     directory: Path
     stored: dict | None
+    code: dict
+    reason: str = ""
     inputs: dict | None = None  # the finished inputs, once it starts
 
 
@@ -220,6 +271,7 @@ def run_steps(
     progress: bool = True,
     finished: dict[str, Finished] | None = None,
     executor=None,
+    recompute: tuple[str, ...] = (),
 ) -> list[StepRecord]:
     """Run (or reuse) each step under ``root/steps``; returns one record per step, in the order
     given. ``finished`` (filled as steps finish) is the dict a step generator reads earlier
@@ -228,7 +280,10 @@ def run_steps(
     ``executor``: the default (:class:`LocalExecutor`) computes each step here as soon as it can;
     a :class:`~weightspace.experiments.ray_executor.RayExecutor` runs each step (or group computed
     together) as a task as soon as the steps it reads have finished, while the generator goes on
-    giving the next ones. Either way the results are written and recorded the same way."""
+    giving the next ones. Either way the results are written and recorded the same way.
+
+    ``recompute``: name patterns (``fnmatch``: ``predict/*``) of steps to compute afresh, in an
+    emptied directory, whatever their cache holds."""
     root = Path(root)
     finished = Results() if finished is None else finished
     executor = LocalExecutor() if executor is None else executor
@@ -243,7 +298,13 @@ def run_steps(
     def finish(w: _Waiting, stored: dict, status: str) -> None:
         finished[w.step.name] = Finished(w.step.name, w.key, w.directory, stored["result"])
         records[w.step.name] = StepRecord(
-            w.step.name, w.step.kind, w.key, status, stored["seconds"], str(w.directory.relative_to(root))
+            w.step.name,
+            w.step.kind,
+            w.key,
+            status,
+            stored["seconds"],
+            str(w.directory.relative_to(root)),
+            w.reason if status == "computed" else "",
         )
 
     def say_progress():
@@ -260,7 +321,9 @@ def run_steps(
             pending.remove(unit)
             for w in unit:
                 w.inputs = {role: finished[name] for role, name in w.step.roles.items()}
-                _write_step_file(w.step, w.inputs, w.directory)
+                if w.reason == "asked" and w.directory.exists():
+                    shutil.rmtree(w.directory)  # afresh: nothing of the earlier computation resumes
+                _write_step_file(w.step, w.inputs, w.directory, w.code)
                 _say(
                     here,
                     f"[{w.step.name}] computing"
@@ -325,12 +388,19 @@ def run_steps(
             missing = [name for name in step.input_names if name not in known]
             if missing:
                 raise ValueError(f"step {step.name!r} reads {missing}, which no earlier step produces")
-            key = step_key(step.kind, step.settings, [known[name].key for name in step.input_names])
+            code = step.code_fingerprint
+            key = step_key(step.kind, step.settings, [known[name].key for name in step.input_names], code)
             directory = step_directory(root, step.name, key)
             stored = _finished_result(directory)
-            if stored is not None and step.relocatable and stored["result"].get("path") != step.location:
-                stored = None
-            slot = _Waiting(step, key, directory, stored)
+            reason = ""
+            if any(fnmatch.fnmatchcase(step.name, pattern) for pattern in recompute):
+                stored, reason = None, "asked"
+            elif stored is not None and step.relocatable and stored["result"].get("path") != step.location:
+                stored, reason = None, "moved"
+            elif stored is None:
+                input_keys = {name: known[name].key for name in step.input_names}
+                reason = _reason(step, directory, input_keys, code)
+            slot = _Waiting(step, key, directory, stored, code, reason)
             slots.append(slot)
             known[step.name] = slot
             if stored is not None:
@@ -391,7 +461,7 @@ def _progress_line(done: int, running: list[str], waiting: int) -> str:
     return f"steps: {done} done, {len(running)} running{': ' + shown if running else ''}, {waiting} waiting"
 
 
-def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
+def _write_step_file(step: Step, inputs: dict, directory: Path, code: dict) -> None:
     storage.write_json(
         directory / STEP_FILE,
         {
@@ -399,6 +469,7 @@ def _write_step_file(step: Step, inputs: dict, directory: Path) -> None:
             "kind": step.kind,
             "settings": canonical(step.settings),
             "inputs": {name: inputs[role].key for role, name in step.roles.items()},
+            "code": code,
         },
     )
 

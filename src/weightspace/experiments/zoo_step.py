@@ -25,10 +25,15 @@ def zoo_step(
     """The step ``name`` that builds the zoo of task ``task_name`` with ``config`` (the task's
     typed config) at ``path`` (None: in the step's directory). Its result records where the zoo
     is, its checkpoint count, and ``summary(zoo)`` if given (a module-level function)."""
+    from ..tasks import get_task
+    from .code import module_of
+
     settings = {"task": task_name, "config": config.to_json()}
     if summary is not None:
         settings["summary"] = f"{summary.__module__}:{summary.__qualname__}"
-    return Step(name, "zoo", settings, build_zoo_step, location=path, relocatable=True)
+    return Step(
+        name, "zoo", settings, build_zoo_step, location=path, relocatable=True, code=(module_of(get_task(task_name)),)
+    )
 
 
 def build_zoo_step(context: StepContext, settings: dict) -> dict:

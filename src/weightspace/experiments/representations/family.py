@@ -232,7 +232,15 @@ def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: 
         group=f"pretrain {group}",
         compute_together=compute_pretrain_together,
         resources={"cpus": 1, "gpus": "device"},
+        code=_encoder_code(config.encoder),
     )
+
+
+def _encoder_code(encoder: str) -> tuple[str, ...]:
+    """The encoder's module, which a step picks by name (a reference's is imported anyway)."""
+    from ...encoders import encoder_class
+
+    return () if encoder in REFERENCES else (encoder_class(encoder).__module__,)
 
 
 def compute_pretrain(context, settings: dict) -> dict:
@@ -349,7 +357,7 @@ def supervised_step(
         "seed": seed,
         "predictor": dataclasses.asdict(predictor),
     }
-    return Step(name, "supervised", settings, compute_supervised, {"zoo": zoo_name})
+    return Step(name, "supervised", settings, compute_supervised, {"zoo": zoo_name}, code=_encoder_code(encoder))
 
 
 def compute_supervised(context, settings: dict) -> dict:
@@ -427,6 +435,7 @@ def analysis_steps(config: RepresentationsExperiment, zoo_name: str) -> list[Ste
                 {"untrained": options, "networks": analyses.INVARIANCE_NETWORKS, "title": zoo_name},
                 compute_invariance,
                 {"zoo": zoo_step_name, **pretrained},
+                code=tuple(sorted({m for e in options for m in _encoder_code(e)})),
             )
         )
     if wanted.embeddings:

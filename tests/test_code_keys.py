@@ -1,0 +1,124 @@
+"""A step's key knows its code: an edit of the source behind a step recomputes that step (and what
+reads it) and nothing else, and the run says why each step was computed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import weightspace
+from weightspace.experiments import code
+from weightspace.experiments.representations import family as representations
+from weightspace.experiments.zoo_step import build_zoo_step
+
+TOML = """
+name = "code"
+seeds = [0]
+encoders = ["statistics"]
+supervised_targets = []
+results_dir = "{results}"
+
+[[zoos]]
+name = "fl"
+kind = "formal-languages"
+models = 8
+population = 8
+steps = 20
+checkpoints = [0, 20]
+samples = 40
+rollouts = 8
+hidden_size = 8
+seed = 1
+
+[pretrain]
+steps = 4
+batch_size = 8
+rollouts_per_network = 2
+val_rollouts = 2
+eval_every = 2
+emulator_hidden = 16
+
+[predictor]
+steps = 20
+eval_every = 10
+
+[encoder_options]
+statistics = {{ hidden = 16 }}
+
+[analyses]
+invariance = false
+embeddings = false
+fidelity = false
+probes = false
+"""
+
+
+def _run(package: Path, config: Path, *extra: str) -> dict:
+    """``weightspace run`` with the package copy at ``package``; {step: (status, reason)}."""
+    env = {**os.environ, "PYTHONPATH": str(package), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", "from weightspace.cli import main; main()", "run", str(config), "--quiet", *extra]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((config.parent / "results" / "code" / "run.json").read_text())
+    return {s["name"]: (s["status"], s["reason"]) for s in run["steps"]}
+
+
+def _prediction(config: Path) -> dict:
+    """The last run's result of the performance prediction (a regression: its losses move with the code)."""
+    out = config.parent / "results" / "code"
+    run = json.loads((out / "run.json").read_text())
+    step = next(s for s in run["steps"] if s["name"] == "predict/fl/statistics/seed-0/performance")
+    return json.loads((out / step["directory"] / "result.json").read_text())["result"]
+
+
+def test_a_changed_constant_behind_the_predictor_recomputes_the_predictions(tmp_path):
+    package = tmp_path / "src"
+    shutil.copytree(
+        Path(weightspace.__file__).parent, package / "weightspace", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    config = tmp_path / "code.toml"
+    config.write_text(TOML.format(results=tmp_path / "results"))
+
+    first = _run(package, config)
+    assert {status for status, _ in first.values()} == {"computed"} and first["zoo/fl"][1] == "new"
+    before = _prediction(config)
+
+    predictor = package / "weightspace" / "downstream" / "predictor.py"
+    text = predictor.read_text()
+    assert "z_train.std(0) + 1e-6" in text
+    predictor.write_text(text.replace("z_train.std(0) + 1e-6", "z_train.std(0) + 1e3"))  # embeddings squashed
+    second = _run(package, config)
+    predictions = {name for name in second if name.startswith("predict/")}
+    assert predictions == {"predict/fl/statistics/seed-0/task", "predict/fl/statistics/seed-0/performance"}
+    for name, (status, reason) in second.items():
+        if name in predictions:
+            assert status == "computed" and reason == "code changed (downstream/predictor.py)", (name, reason)
+        else:
+            assert status == "reused", name  # the zoo, the pretraining runs and the embeddings
+    assert _prediction(config) != before  # the new number
+
+    third = _run(package, config, "--set", "predictor.steps=30", "--recompute", "embed/*")
+    assert third["embed/fl/statistics/seed-0"] == ("computed", "asked")
+    assert third["predict/fl/statistics/seed-0/task"] == ("computed", "settings changed")
+    assert third["pretrain/fl/statistics/seed-0"][0] == "reused"
+
+
+def test_the_code_behind_a_step_is_what_it_runs():
+    zoo = code.step_fingerprint([build_zoo_step], ["weightspace.tasks.formal_languages"])
+    pretrain = code.step_fingerprint([representations.compute_pretrain], ["weightspace.encoders.statistics"])
+    predict = code.step_fingerprint([representations.compute_predict])
+    assert "tasks/formal_languages.py" in zoo and "networks/_lstm_pointwise.c" in zoo
+    # a zoo runs its task's code (targets, TaskIO) but no encoder, emulation or predictor
+    assert "downstream/targets.py" in zoo and "encoders/base.py" in zoo
+    assert not any(f.startswith(("encoders/statistics", "encoders/dwsnet", "emulation/", "downstream/pre")) for f in zoo)
+    assert "encoders/statistics.py" in pretrain and "emulation/pretrain.py" in pretrain
+    assert "encoders/dwsnet.py" not in pretrain and "downstream/predictor.py" not in pretrain
+    assert "downstream/predictor.py" in predict and "emulation/pretrain.py" not in predict
+    # a family module counts only by what the step uses of it (its report helpers do not)
+    assert "experiments/representations/family.py::compute_predict" in predict
+    assert "experiments/representations/family.py" not in predict
+    assert "experiments/steps.py" not in predict  # the runner computes nothing
