@@ -114,7 +114,9 @@ def test_the_code_behind_a_step_is_what_it_runs():
     assert "tasks/formal_languages.py" in zoo and "networks/_lstm_pointwise.c" in zoo
     # a zoo runs its task's code (targets, TaskIO) but no encoder, emulation or predictor
     assert "downstream/targets.py" in zoo and "encoders/base.py" in zoo
-    assert not any(f.startswith(("encoders/statistics", "encoders/dwsnet", "emulation/", "downstream/pre")) for f in zoo)
+    assert not any(
+        f.startswith(("encoders/statistics", "encoders/dwsnet", "emulation/", "downstream/pre")) for f in zoo
+    )
     assert "encoders/statistics.py" in pretrain and "emulation/pretrain.py" in pretrain
     assert "encoders/dwsnet.py" not in pretrain and "downstream/predictor.py" not in pretrain
     assert "downstream/predictor.py" in predict and "emulation/pretrain.py" not in predict
