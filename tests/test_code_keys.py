@@ -124,3 +124,65 @@ def test_the_code_behind_a_step_is_what_it_runs():
     assert "experiments/representations/family.py::compute_predict" in predict
     assert "experiments/representations/family.py" not in predict
     assert "experiments/steps.py" not in predict  # the runner computes nothing
+
+
+# ---- two runs at once -----------------------------------------------------------------------
+def _start(*args: str) -> subprocess.Popen:
+    """``weightspace ARGS`` in a process of its own, its output (progress included) captured."""
+    command = [sys.executable, "-c", "from weightspace.cli import main; main()", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_two_runs_at_once_compute_each_step_once(tmp_path):
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    for folder in (together, alone):
+        folder.mkdir()
+        (folder / "code.toml").write_text(TOML.format(results=folder / "results"))
+    runs = [_start("run", str(together / "code.toml")) for _ in range(2)]
+    outputs = [run.communicate()[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    sequential = _start("run", str(alone / "code.toml"))
+    assert sequential.wait() == 0
+    run = json.loads((together / "results" / "code" / "run.json").read_text())
+    names = [s["name"] for s in run["steps"]]
+    computed = [line.split("]")[0][1:] for out in outputs for line in out.splitlines() if "] computed in " in line]
+    assert sorted(computed) == sorted(names)  # every step computed, once, by one of the two runs
+    same = [alone / "results" / "code" / "results.json", together / "results" / "code" / "results.json"]
+    assert json.loads(same[0].read_text()) == json.loads(same[1].read_text())
+    metrics = next((together / "results" / "code" / "steps" / "pretrain").rglob("metrics.jsonl")).read_text()
+    assert len(set(metrics.splitlines())) == len(metrics.splitlines())  # no step logged twice
+
+
+def test_two_zoo_builds_at_once_build_one_zoo(tmp_path):
+    args = [
+        "zoo",
+        "build",
+        "formal-languages",
+        "--out",
+        str(tmp_path / "zoo"),
+        "--models",
+        "8",
+        "--population",
+        "4",
+        "--steps",
+        "20",
+        "--checkpoints",
+        "0,20",
+        "--samples",
+        "40",
+        "--rollouts",
+        "8",
+        "--hidden-size",
+        "8",
+    ]
+    builds = [_start(*args) for _ in range(2)]
+    outputs = [build.communicate()[0] for build in builds]
+    assert [build.returncode for build in builds] == [0, 0], outputs
+    alone = _start(*args[:3], "--out", str(tmp_path / "alone"), *args[5:])
+    assert alone.wait() == 0
+    for name in ("checkpoints.parquet", "weights/shard-00000.safetensors", "weights/shard-00001.safetensors"):
+        assert (tmp_path / "zoo" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes(), name
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == sorted(
+        p.name for p in (tmp_path / "alone").iterdir()
+    )

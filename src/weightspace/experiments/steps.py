@@ -42,6 +42,11 @@ Layout of an experiment's results (``RESULTS/NAME``)::
         ...                   the files the step wrote (a zoo, a pretraining run, embeddings,
                               figures, models)
 
+Two runs on one results directory (two ``weightspace run`` processes on a shared node) compute
+each step once: a run locks a step while it computes it (a ``filelock`` file under ``.locks/``),
+goes on with other steps while another run holds one, and reuses that run's result once it is
+written.
+
 Steps are run in the order given; each step's inputs must come earlier. The sequence may be a
 generator that reads the results of the steps run so far (``finished``), for steps whose list
 depends on an earlier result (one prediction step per target of a zoo).
@@ -59,6 +64,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import filelock
 from tqdm.auto import tqdm
 
 from .. import storage
@@ -66,6 +72,7 @@ from .code import digest as code_digest
 from .code import step_fingerprint
 
 RESULT_FILE = "result.json"
+LOCKS = ".locks"  # a lock file per step being computed (see _step_lock)
 LOG_FILE = "log.txt"  # a step's output when it runs as a task (--executor ray)
 STEP_FILE = "step.json"
 
@@ -293,6 +300,7 @@ def run_steps(
     pending: list[list[_Waiting]] = []  # units (a step, or a group) waiting for their inputs
     running: dict = {}  # task handle -> the unit it computes
     grouping: list[_Waiting] = []
+    locks: dict[str, filelock.FileLock] = {}  # step name -> this run's lock on it, while computing
     here = progress and not executor.concurrent  # a step's own progress output: here, or its log
 
     def finish(w: _Waiting, stored: dict, status: str) -> None:
@@ -313,12 +321,26 @@ def run_steps(
             _say(progress, _progress_line(len(records), names, len(slots) - len(records) - len(names)))
 
     def submit_ready():
-        """Start every unit whose inputs have finished (the local executor computes it now)."""
+        """Start every unit whose inputs have finished (the local executor computes it now). A
+        unit another process is computing waits while this run has other work; with nothing else
+        to do, this run waits for that process and then reuses its results."""
         while True:
-            unit = next((u for u in pending if all(n in finished for w in u for n in w.step.input_names)), None)
+            ready = [u for u in pending if all(n in finished for w in u for n in w.step.input_names)]
+            unit = next((u for u in ready if claim(u)), None)
             if unit is None:
-                return
+                if not ready or running:
+                    return
+                _say(progress, f"[{ready[0][0].step.name}] another run is computing it; waiting for it")
+                with _step_lock(root, ready[0][0].directory):  # holding no lock while waiting: no deadlock
+                    pass
+                continue
             pending.remove(unit)
+            for w in [w for w in unit if w.stored is not None]:  # finished meanwhile by another run
+                finish(w, w.stored, "reused")
+                locks.pop(w.step.name).release()
+            unit = [w for w in unit if w.stored is None]
+            if not unit:
+                continue
             for w in unit:
                 w.inputs = {role: finished[name] for role, name in w.step.roles.items()}
                 if w.reason == "asked" and w.directory.exists():
@@ -342,6 +364,24 @@ def run_steps(
             if not executor.concurrent:
                 collect(handle)
 
+    def claim(unit) -> bool:
+        """Lock every step of ``unit`` for this run, or none if another run holds one; a step
+        another run finished meanwhile gets its result."""
+        taken = []
+        for w in unit:
+            lock = _step_lock(root, w.directory)
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                for other in taken:
+                    locks.pop(other).release()
+                return False
+            locks[w.step.name] = lock
+            taken.append(w.step.name)
+            if w.reason != "asked":
+                w.stored = _finished_result(w.directory)
+        return True
+
     def collect(handle) -> None:
         unit = running.pop(handle)
         outcomes = executor.result(handle)  # a step's own error stops the run here
@@ -349,6 +389,7 @@ def run_steps(
             stored = {"result": result, "seconds": seconds}
             storage.write_json(w.directory / RESULT_FILE, stored)
             finish(w, stored, "computed")
+            locks.pop(w.step.name).release()
             _say(here, f"[{w.step.name}] computed in {seconds:g} s")
         say_progress()
 
@@ -418,7 +459,18 @@ def run_steps(
     finally:
         if isinstance(finished, Results):
             finished.waiter = None
+        for lock in locks.values():
+            lock.release()
     return [records[w.step.name] for w in slots]
+
+
+def _step_lock(root: Path, directory: Path) -> filelock.FileLock:
+    """The lock a run holds on a step while it computes it, so that two runs on one results
+    directory compute each step once (``RESULTS/NAME/.locks/``; the step's own directory may be
+    emptied by ``--recompute``)."""
+    name = hashlib.sha256(str(directory.relative_to(root)).encode()).hexdigest()[:24]
+    (root / LOCKS).mkdir(parents=True, exist_ok=True)
+    return filelock.FileLock(root / LOCKS / f"{name}.lock")
 
 
 @dataclass

@@ -12,10 +12,12 @@ an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pandas as pd
 import torch
@@ -125,11 +127,35 @@ def build_zoo(
         )
     if task.segmented and executor is not None:
         raise ConfigError(f"{task.name} zoos train in local worker processes; --executor ray does not apply to them")
+    with _build_lock(out, progress):  # two builds of one zoo: the second waits, then resumes (or finds it done)
+        _build(out, task, config, device, progress, executor, processes)
+    return out
+
+
+@contextlib.contextmanager
+def _build_lock(out: Path, progress: bool):
+    """The lock of a zoo's build, beside it (``.NAME.lock`` in its parent directory, so that the
+    zoo's own directory holds only the zoo); a second process waits for the first, saying so."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(out.parent / f".{out.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if progress:
+            tqdm.write(f"another process is building {out}; waiting for it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _build(out: Path, task: Task, config: TaskConfig, device, progress: bool, executor, processes) -> None:
     manifest = _prepare(out, task, config, device)
     storage.remove_temporaries(out)  # left by atomic writes of a build killed outright
     if task.segmented:  # a family with its own training loop, one shard per segment (PPO trajectories)
         build_segmented(out, task, config, manifest, device, progress, processes)
-        return out
+        return
     plan = task.plan(config)
     plan["shard"] = plan["run_id"] // config.population
     zoo_table = ZooTable(out, manifest)
@@ -171,7 +197,6 @@ def build_zoo(
     bar.close()
     if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
         (out / "progress").rmdir()
-    return out
 
 
 class _ShardJob:
