@@ -1,4 +1,6 @@
 import numpy as np
+import pytest
+import torch
 
 from weightspace import counter_rng
 
@@ -19,3 +21,17 @@ def test_integers_respect_per_key_bounds_and_derived_seeds_differ():
     seeds = counter_rng.derive_seeds(0, 100)
     assert len(set(seeds.tolist())) == 100 and (seeds >= 0).all()
     assert np.array_equal(counter_rng.derive_seeds(0, 10), seeds[:10])
+
+
+def test_streams_depend_on_values_not_their_types():
+    import hashlib
+
+    plain = counter_rng.stream_id("batch", 3, 0.5)
+    assert counter_rng.stream_id("batch", np.int64(3), np.float64(0.5)) == plain
+    assert counter_rng.stream_id(np.str_("batch"), torch.tensor(3), torch.tensor(0.5)) == plain
+    assert counter_rng.stream_id("batch", 4, 0.5) != plain
+    # plain values name the streams they always did (zoos built before stay the same)
+    digest = hashlib.blake2b(repr(("batch", 3, 0.5)).encode(), digest_size=8).digest()
+    assert plain == int.from_bytes(digest, "little")
+    with pytest.raises(TypeError, match="not dict"):
+        counter_rng.stream_id({"a": 1})

@@ -27,9 +27,27 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def stream_id(*parts: object) -> int:
-    """A stable 64-bit id for a named stream, e.g. ``stream_id("batch", step)``."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    """A stable 64-bit id for a named stream, e.g. ``stream_id("batch", step)``. It depends on the
+    parts' values, not their types: ``np.int64(3)``, ``torch.tensor(3)`` and ``3`` name one stream."""
+    digest = hashlib.blake2b(repr(tuple(_plain(p) for p in parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
+
+
+def _plain(part):
+    """``part`` as the Python value it stands for (numpy and torch scalars, nested sequences)."""
+    if isinstance(part, torch.Tensor) and part.dim() == 0:
+        part = part.item()
+    if isinstance(part, (bool, np.bool_)):
+        return bool(part)
+    if isinstance(part, (int, np.integer)):
+        return int(part)
+    if isinstance(part, (float, np.floating)):
+        return float(part)
+    if isinstance(part, (str, np.str_)):
+        return str(part)
+    if isinstance(part, (tuple, list)):
+        return tuple(_plain(p) for p in part)
+    raise TypeError(f"a stream is named by numbers, strings and tuples of them, not {type(part).__name__}")
 
 
 def derive_seeds(seed: int, count: int, purpose: str = "run") -> np.ndarray:
