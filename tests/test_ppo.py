@@ -242,3 +242,17 @@ def test_derived_settings_are_not_overridden(tmp_path):
         build_zoo(tmp_path / "z", "ppo-trajectories", {**TINY, "steps": 5}, progress=False)
     with pytest.raises(ConfigError, match="multiple of num_minibatches"):
         build_zoo(tmp_path / "z", "ppo-trajectories", {**TINY, "num_minibatches": 5}, progress=False)
+
+
+def test_a_build_does_not_resume_on_another_environment_version(tiny_zoo, tmp_path, monkeypatch):
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, zoo)
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    manifest["task"]["environment"] = "InvertedPendulum-v5"  # as if started where -v4 was missing
+    (zoo / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="started with another environment .*InvertedPendulum-v5 there vs"):
+        build_zoo(zoo, "ppo-trajectories", TINY, progress=False)
+    monkeypatch.setenv("WEIGHTSPACE_ALLOW_ENVIRONMENT_CHANGE", "1")
+    build_zoo(zoo, "ppo-trajectories", TINY, progress=False)  # the user said so

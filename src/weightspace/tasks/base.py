@@ -241,6 +241,11 @@ class Task:
         """A segmented family's trainer for one group of ``runs`` (rows of :meth:`plan`)."""
         raise NotImplementedError
 
+    #: keys of :meth:`describe`'s ``task`` section that a resumed build must find unchanged (an
+    #: environment's resolved version, the simulator's version): the builder refuses to resume
+    #: with others, which would change the zoo's numbers midway
+    resume_must_match: ClassVar[tuple[str, ...]] = ()
+
     def store_rollout(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
         """The dtype a rollout tensor is stored in (see the manifest's rollout description)."""
         return tensor

@@ -161,9 +161,19 @@ class PPOTrajectories(Task):
     config_class = PPOTrajectoryConfig
     plot_columns = ("run_id", "train_return")
     segmented = True
+    resume_must_match = ("environment", "versions")
 
     def env_id(self, config) -> str:
         return resolve_env_id(config.env)
+
+    def notices(self, config) -> list[str]:
+        env_id = self.env_id(config)
+        if "-v" not in config.env and not env_id.endswith("-v4"):
+            return [
+                f"{config.env}-v4 (the paper's) cannot be made here, so this zoo uses {env_id}; the manifest "
+                "records it, and a resume elsewhere must find the same version"
+            ]
+        return []
 
     def architecture(self, config) -> GaussianMLP:
         observations, actions, _ = _env_sizes(self.env_id(config))

@@ -35,6 +35,8 @@ from .table import ZooTable
 
 #: set to 1 to resume a zoo with another LSTM kernel path than it was started with
 ALLOW_KERNEL_CHANGE = "WEIGHTSPACE_ALLOW_KERNEL_CHANGE"
+#: set to 1 to resume a zoo with another environment version (Task.resume_must_match) than it was started with
+ALLOW_ENVIRONMENT_CHANGE = "WEIGHTSPACE_ALLOW_ENVIRONMENT_CHANGE"
 
 
 def _kernel_path(architecture, device) -> str | None:
@@ -61,6 +63,23 @@ def _check_kernel(out: Path, manifest: dict, kernel: str | None) -> None:
     )
 
 
+def _check_environment(out: Path, manifest: dict, task: Task, config: TaskConfig) -> None:
+    if not task.resume_must_match or os.environ.get(ALLOW_ENVIRONMENT_CHANGE) == "1":
+        return
+    now = task.describe(config)["task"]
+    started = manifest.get("task", {})
+    diffs = [
+        f"{k}: {started.get(k)} there vs {now.get(k)} now"
+        for k in task.resume_must_match
+        if started.get(k) != now.get(k)
+    ]
+    if diffs:
+        raise ConfigError(
+            f"{out} was started with another environment ({'; '.join(diffs)}), which would change its numbers midway; "
+            f"resume where it started, or set {ALLOW_ENVIRONMENT_CHANGE}=1 to resume anyway"
+        )
+
+
 def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
     """Create a new manifest or check that ``out`` holds a build of the same zoo."""
     architecture = task.architecture(config)
@@ -79,6 +98,7 @@ def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
                 "rerun with the same settings to resume, or choose another --out"
             )
         _check_kernel(out, manifest, kernel)
+        _check_environment(out, manifest, task, config)
         return manifest
     if out.exists() and any(p.name != "progress" for p in out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but has no {MANIFEST}; choose another --out")
