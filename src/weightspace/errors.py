@@ -11,3 +11,7 @@ class ZooFormatError(WeightspaceError):
 
 class ConfigError(WeightspaceError):
     """A configuration value is missing, malformed or inconsistent."""
+
+
+class StorageError(WeightspaceError):
+    """A file cannot be written: the disk is full, read-only, or the place is not writable."""

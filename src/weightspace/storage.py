@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -10,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 from safetensors.torch import save_file
+
+from .errors import StorageError
 
 #: Test hooks: after this many atomic writes the process kills itself (simulates a crash at every
 #: possible point of a build). With ``_FAULT_ONCE`` set to a file path, only the first process to
@@ -50,19 +53,29 @@ def remove_temporaries(directory) -> list[Path]:
     return found
 
 
+#: what a full, read-only or unwritable place raises: a user's problem, said in one line
+DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as error:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno in DISK_ERRORS:
+            raise StorageError(
+                f"cannot write {path}: {os.strerror(error.errno)}; nothing finished was lost, "
+                "so free space (or choose a writable place) and rerun to resume"
+            ) from None
         raise
     _after_write()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from ..errors import WeightspaceError
+from ..storage import DISK_ERRORS
 from ..versions import weightspace_version
 from . import convergence, emulation, experiments, generative, zoo
 
@@ -37,6 +39,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except WeightspaceError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except OSError as error:  # a full or read-only disk outside the library's own writes
+            if error.errno not in DISK_ERRORS:
+                raise
+            click.echo(f"error: cannot write {error.filename or 'a file'}: {os.strerror(error.errno)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("\ninterrupted: rerun the same command to resume where it stopped", err=True)

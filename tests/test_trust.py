@@ -1,14 +1,18 @@
-"""A step's key knows its code: an edit of the source behind a step recomputes that step (and what
-reads it) and nothing else, and the run says why each step was computed."""
+"""Results a researcher can trust: a step's key knows its code (an edit of the source behind a step
+recomputes that step and what reads it, and the run says why), two runs at once compute each step
+once, and a full or read-only disk is one line."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import weightspace
 from weightspace.experiments import code
@@ -186,3 +190,25 @@ def test_two_zoo_builds_at_once_build_one_zoo(tmp_path):
     assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == sorted(
         p.name for p in (tmp_path / "alone").iterdir()
     )
+
+
+# ---- a full or read-only disk -------------------------------------------------------------
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only")])
+def test_a_full_or_read_only_disk_is_one_line(tmp_path, monkeypatch, code, words):
+    from click.testing import CliRunner
+
+    from weightspace import storage
+    from weightspace.cli import main
+
+    config = tmp_path / "code.toml"
+    config.write_text(TOML.format(results=tmp_path / "results"))
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(storage.tempfile, "mkstemp", refuse)
+    for args in (["run", str(config), "--quiet"], ["zoo", "build", "formal-languages", "--out", str(tmp_path / "z")]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr, result.stderr
+    assert not [p for p in tmp_path.rglob("*.tmp")]
