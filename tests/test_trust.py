@@ -131,10 +131,10 @@ def test_the_code_behind_a_step_is_what_it_runs():
 
 
 # ---- two runs at once -----------------------------------------------------------------------
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     """``weightspace ARGS`` in a process of its own, its output (progress included) captured."""
     command = [sys.executable, "-c", "from weightspace.cli import main; main()", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -212,3 +212,43 @@ def test_a_full_or_read_only_disk_is_one_line(tmp_path, monkeypatch, code, words
         assert result.exit_code == 2, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr, result.stderr
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+# ---- a run killed inside each kind of step, then rerun ----------------------------------
+def _fault_cases():
+    from test_degeneracy import TINY_EXPERIMENT
+    from test_tipl_experiment import TINY as TIPL
+
+    return {  # family: (experiment, the steps to die in, one run each, in the order they run)
+        "representations": (TOML.format(results="results"), ["pretrain:2", "predict:1"]),
+        "tipl": (TIPL, ["zoo:3", "tipl-forecast:1"]),  # a PPO trajectory segment, a TIPL forecast
+        "degeneracy": (TINY_EXPERIMENT, ["degeneracy-measure:1"]),  # a DSA measurement
+    }
+
+
+@pytest.mark.parametrize("family", list(_fault_cases()))
+def test_a_run_killed_inside_a_step_resumes_to_the_same_results(tmp_path, family):
+    """Each run dies inside one kind of step (mid-write: its temporary file left behind) and the
+    next resumes it; the last finishes with the results of an uninterrupted run, nothing left over."""
+    text, faults = _fault_cases()[family]
+    results = {}
+    for label, kills in (("whole", []), ("killed", faults)):
+        folder = tmp_path / label
+        folder.mkdir()
+        (folder / "x.toml").write_text(text)
+        args = ["run", str(folder / "x.toml"), "--results-dir", str(folder / "results"), "--quiet"]
+        for fault in kills:
+            killed = _start(*args, env={"WEIGHTSPACE_FAULT_IN_STEP": fault})
+            output = killed.communicate()[0]
+            assert killed.returncode == 137, (fault, output[-2000:])  # died inside the step
+        resumed = _start(*args)
+        output = resumed.communicate()[0]
+        assert resumed.returncode == 0, output[-2000:]
+        (out,) = (folder / "results").iterdir()
+        results[label] = json.loads((out / "results.json").read_text())
+        assert not list(folder.rglob("*.tmp")), family  # nothing half-written left, zoo included
+        if kills:
+            run = json.loads((out / "run.json").read_text())
+            kind = kills[-1].split(":")[0]
+            assert any(s["kind"] == kind and s["reason"] == "unfinished" for s in run["steps"]), run["steps"]
+    assert results["killed"] == results["whole"]

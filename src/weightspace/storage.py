@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -21,6 +22,33 @@ from .errors import StorageError
 _FAULT_ENV = "WEIGHTSPACE_FAULT_AFTER_WRITES"
 _FAULT_ONCE = "WEIGHTSPACE_FAULT_ONCE"
 _writes = 0
+#: Test hook: ``KIND:N`` kills the process at the N-th atomic write made while an experiment step
+#: of kind KIND computes (or stores its result), after the temporary file is written and before it
+#: takes its name, as a kill mid-write would leave it. Never set in normal use.
+_FAULT_IN_STEP = "WEIGHTSPACE_FAULT_IN_STEP"
+_step_kind: str | None = None
+_step_writes = 0
+
+
+@contextlib.contextmanager
+def in_step(kind: str):
+    """Mark the writes inside the block as a step of ``kind``'s (for the ``_FAULT_IN_STEP`` hook)."""
+    global _step_kind
+    previous, _step_kind = _step_kind, kind
+    try:
+        yield
+    finally:
+        _step_kind = previous
+
+
+def _before_rename() -> None:
+    global _step_writes
+    target = os.environ.get(_FAULT_IN_STEP)
+    if target is None or _step_kind is None or target.rpartition(":")[0] != _step_kind:
+        return
+    _step_writes += 1
+    if _step_writes >= int(target.rpartition(":")[2]):
+        os._exit(137)
 
 
 def _after_write() -> None:
@@ -67,6 +95,7 @@ def _atomic(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _before_rename()
         os.replace(tmp, path)
     except BaseException as error:
         if tmp is not None and os.path.exists(tmp):

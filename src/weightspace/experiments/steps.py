@@ -345,6 +345,7 @@ def run_steps(
                 w.inputs = {role: finished[name] for role, name in w.step.roles.items()}
                 if w.reason == "asked" and w.directory.exists():
                     shutil.rmtree(w.directory)  # afresh: nothing of the earlier computation resumes
+                storage.remove_temporaries(w.directory)  # a killed run's half-written files (the step is ours)
                 _write_step_file(w.step, w.inputs, w.directory, w.code)
                 _say(
                     here,
@@ -354,10 +355,14 @@ def run_steps(
             contexts = [StepContext(w.directory, w.inputs, device, here, w.step.location) for w in unit]
             if len(unit) > 1:
                 function = _Together(
-                    unit[0].step.compute_together, [(canonical(w.step.settings), c) for w, c in zip(unit, contexts)]
+                    unit[0].step.compute_together,
+                    [(canonical(w.step.settings), c) for w, c in zip(unit, contexts)],
+                    unit[0].step.kind,
                 )
             else:
-                function = _Single(unit[0].step.compute, canonical(unit[0].step.settings), contexts[0])
+                function = _Single(
+                    unit[0].step.compute, canonical(unit[0].step.settings), contexts[0], unit[0].step.kind
+                )
             handle = executor.submit(function, _resources(unit[0].step, device), unit[0].directory / LOG_FILE)
             running[handle] = unit
             say_progress()
@@ -387,7 +392,8 @@ def run_steps(
         outcomes = executor.result(handle)  # a step's own error stops the run here
         for w, (result, seconds) in zip(unit, outcomes):
             stored = {"result": result, "seconds": seconds}
-            storage.write_json(w.directory / RESULT_FILE, stored)
+            with storage.in_step(w.step.kind):
+                storage.write_json(w.directory / RESULT_FILE, stored)
             finish(w, stored, "computed")
             locks.pop(w.step.name).release()
             _say(here, f"[{w.step.name}] computed in {seconds:g} s")
@@ -481,9 +487,12 @@ class _Single:
     settings: dict
     context: StepContext
 
+    kind: str = ""
+
     def __call__(self):
         started = time.perf_counter()
-        result = canonical(self.compute(self.context, self.settings))
+        with storage.in_step(self.kind):
+            result = canonical(self.compute(self.context, self.settings))
         return [(result, round(time.perf_counter() - started, 2))]
 
 
@@ -494,9 +503,12 @@ class _Together:
     compute_together: Callable
     items: list
 
+    kind: str = ""
+
     def __call__(self):
         started = time.perf_counter()
-        results = self.compute_together(self.items)
+        with storage.in_step(self.kind):
+            results = self.compute_together(self.items)
         seconds = round((time.perf_counter() - started) / len(self.items), 2)
         return [(canonical(result), seconds) for result in results]
 
