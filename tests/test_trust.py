@@ -138,6 +138,14 @@ def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def _ok(*args: str) -> None:
+    """``weightspace ARGS`` in a process of its own, as the runs it is compared with (the same
+    thread settings), to the end."""
+    process = _start(*args)
+    output = process.communicate()[0]
+    assert process.returncode == 0, output[-2000:]
+
+
 def test_two_runs_at_once_compute_each_step_once(tmp_path):
     together, alone = tmp_path / "together", tmp_path / "alone"
     for folder in (together, alone):
@@ -146,8 +154,7 @@ def test_two_runs_at_once_compute_each_step_once(tmp_path):
     runs = [_start("run", str(together / "code.toml")) for _ in range(2)]
     outputs = [run.communicate()[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    sequential = _start("run", str(alone / "code.toml"))
-    assert sequential.wait() == 0
+    _ok("run", str(alone / "code.toml"), "--quiet")
     run = json.loads((together / "results" / "code" / "run.json").read_text())
     names = [s["name"] for s in run["steps"]]
     computed = [line.split("]")[0][1:] for out in outputs for line in out.splitlines() if "] computed in " in line]
@@ -159,32 +166,12 @@ def test_two_runs_at_once_compute_each_step_once(tmp_path):
 
 
 def test_two_zoo_builds_at_once_build_one_zoo(tmp_path):
-    args = [
-        "zoo",
-        "build",
-        "formal-languages",
-        "--out",
-        str(tmp_path / "zoo"),
-        "--models",
-        "8",
-        "--population",
-        "4",
-        "--steps",
-        "20",
-        "--checkpoints",
-        "0,20",
-        "--samples",
-        "40",
-        "--rollouts",
-        "8",
-        "--hidden-size",
-        "8",
-    ]
+    args = ["zoo", "build", "formal-languages", "--out", str(tmp_path / "zoo")]
+    args += "--models 8 --population 4 --steps 20 --checkpoints 0,20 --samples 40 --rollouts 8 --hidden-size 8".split()
     builds = [_start(*args) for _ in range(2)]
     outputs = [build.communicate()[0] for build in builds]
     assert [build.returncode for build in builds] == [0, 0], outputs
-    alone = _start(*args[:3], "--out", str(tmp_path / "alone"), *args[5:])
-    assert alone.wait() == 0
+    _ok(*args[:3], "--out", str(tmp_path / "alone"), *args[5:])
     for name in ("checkpoints.parquet", "weights/shard-00000.safetensors", "weights/shard-00001.safetensors"):
         assert (tmp_path / "zoo" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes(), name
     assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == sorted(
@@ -241,9 +228,7 @@ def test_a_run_killed_inside_a_step_resumes_to_the_same_results(tmp_path, family
             killed = _start(*args, env={"WEIGHTSPACE_FAULT_IN_STEP": fault})
             output = killed.communicate()[0]
             assert killed.returncode == 137, (fault, output[-2000:])  # died inside the step
-        resumed = _start(*args)
-        output = resumed.communicate()[0]
-        assert resumed.returncode == 0, output[-2000:]
+        _ok(*args)  # the uninterrupted run, or the last one that resumes
         (out,) = (folder / "results").iterdir()
         results[label] = json.loads((out / "results.json").read_text())
         assert not list(folder.rglob("*.tmp")), family  # nothing half-written left, zoo included
