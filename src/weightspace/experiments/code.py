@@ -146,6 +146,8 @@ def function_code(function) -> tuple[set[str], str]:
     function = getattr(function, "func", function)  # a functools.partial
     name = getattr(function, "__module__", None) or type(function).__module__
     module = sys.modules[name]
+    if not getattr(module, "__file__", None):  # defined interactively: no source to read
+        return set(), ""
     source = Path(module.__file__).read_text()
     top = _top_level(ast.parse(source))
     if getattr(function, "__name__", None) not in top:  # a lambda, a nested function, a callable object
@@ -177,16 +179,30 @@ def function_code(function) -> tuple[set[str], str]:
 def step_fingerprint(functions, modules=()) -> dict[str, str]:
     """{file, or file::function: sha256} of the code behind a step: the source of its
     ``functions`` (and of the helpers beside them they use) and the files of every module they
-    and the step's own ``modules`` reach (:func:`closure`)."""
+    and the step's own ``modules`` reach (:func:`closure`). Modules outside weightspace (a user's
+    task family) count by their own file."""
     roots, texts = set(modules), {}
-    top = _module_file(PACKAGE).parent
     for function in functions:
         reached, text = function_code(function)
         roots |= reached
         if text:
-            file = _module_file(function.__module__).relative_to(top)
-            texts[f"{file}::{function.__name__}"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+            texts[f"{_label(getattr(function, '__module__', ''))}::{function.__name__}"] = _text_digest(text)
+    for name in modules:
+        file = None if name.split(".")[0] == PACKAGE else _module_file(name)
+        if file is not None:
+            texts[_label(name)] = _file_digest(file)
     return dict(sorted({**fingerprint(roots), **texts}.items()))
+
+
+def _label(module: str) -> str:
+    """A module's file relative to the package, or its name outside it."""
+    file = _module_file(module) if module else None
+    top = _module_file(PACKAGE).parent
+    return str(file.relative_to(top)) if file is not None and file.is_relative_to(top) else module
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def digest(files: dict[str, str]) -> str:
