@@ -4,15 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+TORCH := $(VENV)/.installed-torch
 
 .PHONY: demo test setup clean-demo
 
 setup: $(STAMP)
 
 # torch==2.13.0 comes first: that exact version is the local CPU build; any other spec would pull CUDA.
-$(STAMP): pyproject.toml
+$(TORCH):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	touch $(TORCH)
+
+$(STAMP): pyproject.toml | $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
@@ -21,10 +25,11 @@ demo: $(STAMP)
 	$(BIN)/weightspace zoo info zoos/demo-formal-languages
 	@echo "report: results/demo/report.md"
 
-# the tests also install the optional extras (dsa-metric, an oracle; Ray, the --executor ray tests)
-$(TEST_STAMP): $(STAMP) pyproject.toml
+# the tests also install the optional extras (dsa-metric, an oracle; Ray, the --executor ray tests):
+# one install of everything, which also serves make demo
+$(TEST_STAMP): pyproject.toml | $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test,dsa,ray]"
-	touch $(TEST_STAMP)
+	touch $(TEST_STAMP) $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments

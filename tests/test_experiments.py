@@ -446,6 +446,8 @@ def test_a_changed_predictor_setting_recomputes_exactly_the_predictions(experime
         for t in ("task", "performance")
     }
     assert any(name.startswith("pretrain/fl/probing/seed") for name in statuses)  # pretraining was reused
+    reasons = {s["reason"] for s in json.loads((out / "run.json").read_text())["steps"] if s["status"] == "computed"}
+    assert reasons == {"settings changed"}
     after = json.loads((out / "results.json").read_text())
     seeds = after["zoos"]["fl"]["encoders"]["statistics"]
     assert [s["predictions"]["pretrained/task"]["training"]["steps"] for s in seeds] != [
@@ -469,6 +471,16 @@ def test_a_changed_predictor_setting_recomputes_exactly_the_predictions(experime
     run_cli(*base)  # back to the file's settings: every step is stored
     assert set(last_run(out).values()) == {"reused"}
     assert json.loads((out / "results.json").read_text())["rows"] == before["rows"]
+
+
+def test_recompute_computes_the_matching_steps_afresh(experiment):
+    config_file, out = experiment
+    before = json.loads((out / "results.json").read_text())
+    run_cli(config_file, "--seeds", "0,1", "--results-dir", out.parent, "--recompute", "embed/fl/statistics/*")
+    steps = json.loads((out / "run.json").read_text())["steps"]
+    computed = {s["name"]: s["reason"] for s in steps if s["status"] == "computed"}
+    assert computed == {f"embed/fl/statistics/seed-{s}": "asked" for s in (0, 1)}  # the same embeddings again:
+    assert json.loads((out / "results.json").read_text())["rows"] == before["rows"]  # nothing after them recomputed
 
 
 def test_report_rebuilds_from_the_results_directory(experiment):
