@@ -491,7 +491,7 @@ def test_report_rebuilds_from_the_results_directory(experiment):
     assert result.exit_code == 0 and (out / "report.md").read_text() == text
 
 
-@pytest.mark.parametrize("damage", ["a result the report reads", "a renamed setting"])
+@pytest.mark.parametrize("damage", ["a result the report reads", "a renamed setting", "a result, this version"])
 def test_a_report_of_results_from_an_older_version_is_one_line(experiment, tmp_path, damage):
     """Issue 27: results a previous release wrote (no version in run.json), which today's report
     cannot read, give one line naming the versions and how to recompute; never a traceback."""
@@ -501,9 +501,11 @@ def test_a_report_of_results_from_an_older_version_is_one_line(experiment, tmp_p
     old = tmp_path / "old"
     shutil.copytree(out, old)
     run = json.loads((old / "run.json").read_text())
-    assert run.pop("weightspace")  # the results say which version wrote them
+    assert run["weightspace"]  # the results say which version wrote them
+    if damage != "a result, this version":
+        run.pop("weightspace")
     (old / "run.json").write_text(json.dumps(run))
-    if damage == "a result the report reads":
+    if damage in ("a result the report reads", "a result, this version"):
         results = json.loads((old / "results.json").read_text())
         results.pop("rows")
         (old / "results.json").write_text(json.dumps(results))
@@ -514,7 +516,8 @@ def test_a_report_of_results_from_an_older_version_is_one_line(experiment, tmp_p
     result = CliRunner().invoke(main, ["report", str(old)])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "written by weightspace an earlier version" in lines[0] and "weightspace run" in lines[0]
+    writer = "weightspace " + run["weightspace"] if damage == "a result, this version" else "an earlier weightspace"
+    assert len(lines) == 1 and f"written by {writer}" in lines[0] and "weightspace run" in lines[0], lines
 
 
 def test_a_published_report_is_self_contained(experiment, tmp_path):

@@ -32,20 +32,21 @@ def write_report(out) -> Path:
             raise ConfigError(f"{out} has no {name}: run the experiment first (weightspace run CONFIG)")
         files[name] = json.loads((out / name).read_text())
     data = files[EXPERIMENT_FILE]
-    written_by = files[RUN_FILE].get("weightspace", "an earlier version")
+    written_by = files[RUN_FILE].get("weightspace")
     try:
         family = get_family(family_name(data))
         config = family.config(data, str(out / EXPERIMENT_FILE))
         lines = family.report(config, files[RESULTS_FILE], out)
         lines += steps_section(files[RUN_FILE])
     except (ConfigError, KeyError, IndexError, TypeError, ValueError) as error:
-        if written_by == weightspace_version():
+        if isinstance(error, ConfigError) and written_by == weightspace_version():
             raise
-        # results of another version that this version's report cannot read (issue 27): one line
+        # results this version's report cannot read (issue 27): one line, never a traceback
+        origin = f"weightspace {written_by}" if written_by else "an earlier weightspace (its run.json names no version)"
         raise ConfigError(
-            f"{out} was written by weightspace {written_by} and this is {weightspace_version()}, "
-            f"whose report cannot read it ({type(error).__name__}: {error}); recompute it with "
-            "`weightspace run CONFIG` (finished steps are reused where nothing changed)"
+            f"{out} was written by {origin} and this report ({weightspace_version()}) cannot read it "
+            f"({type(error).__name__}: {error}); recompute it with `weightspace run CONFIG` (finished steps "
+            "are reused where their settings and code are unchanged)"
         ) from None
     storage.write_text(out / REPORT_FILE, "\n".join(lines))
     return out / REPORT_FILE
