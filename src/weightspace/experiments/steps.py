@@ -12,13 +12,14 @@ JSON-able result. Its key is::
 where ``code`` fingerprints the source the step's computation can run (:mod:`.code`: its compute
 function, the helpers beside it that it uses, and every weightspace module they reach). So
 changing one setting, or the code behind a step, changes the key of that step and of every step
-that reads it, directly or not, and nothing else. A step whose key directory holds a finished result is reused and never
-recomputed; a step killed mid-way has no result and is computed again by the next run (in the
-same directory, so a step that resumes its own work, like a pretraining run or a zoo build, picks
-up where it stopped). Going back to an earlier setting (or code) reuses the result computed with it.
-Each computed step's record says why: "new", "settings changed", "code changed (FILES)", "an input
-changed", "unfinished" (a killed run's step) or "asked" (``--recompute PATTERN``, which computes
-the matching steps afresh in an emptied directory whatever their cache holds).
+that reads it, directly or not, and nothing else. A step whose key directory holds a finished
+result is reused and never recomputed; a step killed mid-way has no result and is computed again
+by the next run (in the same directory, so a step that resumes its own work, like a pretraining
+run or a zoo build, picks up where it stopped). Going back to an earlier setting (or code) reuses
+the result computed with it. Each computed step's record says why: "new", "settings changed",
+"code changed (FILES)", "an input changed", "unfinished" (a killed run's step), "moved" (a zoo
+asked for at another location) or "asked" (``--recompute PATTERN``, which computes the matching
+steps afresh in an emptied directory whatever their cache holds).
 
 The compute function receives the settings the key hashes, as they read back from JSON, and
 nothing else: the library's families pass module-level functions that close over nothing, so a
