@@ -88,10 +88,11 @@ def build_segmented(
             )
         else:
             pending.append(group)
-    done = len(table.completed) / max(1, groups * segments)
-    bar = tqdm(
+    pending_runs = sum(min((g + 1) * config.population, config.models) - g * config.population for g in pending)
+    finished_runs = config.models - pending_runs
+    bar = tqdm(  # a resumed group adds the updates it had done when it loads its state
         total=config.models * config.steps,
-        initial=int(done * config.models * config.steps),
+        initial=finished_runs * config.steps,
         unit="net·step",
         unit_scale=True,
         disable=not progress,
