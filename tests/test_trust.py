@@ -61,12 +61,24 @@ probes = false
 """
 
 
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """``weightspace ARGS`` in a process of its own, its output (progress included) captured."""
+    command = [sys.executable, "-c", "from weightspace.cli import main; main()", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _ok(*args: str, env: dict | None = None) -> None:
+    """``weightspace ARGS`` in a process of its own, as the runs it is compared with (the same
+    thread settings), to the end."""
+    process = _start(*args, env=env)
+    output = process.communicate()[0]
+    assert process.returncode == 0, output[-2000:]
+
+
 def _run(package: Path, config: Path, *extra: str) -> dict:
     """``weightspace run`` with the package copy at ``package``; {step: (status, reason)}."""
-    env = {**os.environ, "PYTHONPATH": str(package), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-c", "from weightspace.cli import main; main()", "run", str(config), "--quiet", *extra]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _ok("run", str(config), "--quiet", *extra, env={"PYTHONPATH": str(package)})
     run = json.loads((config.parent / "results" / "code" / "run.json").read_text())
     return {s["name"]: (s["status"], s["reason"]) for s in run["steps"]}
 
@@ -122,25 +134,10 @@ def test_the_code_behind_a_step_is_what_it_runs():
     # a family module counts only by what the step uses of it (its report helpers do not)
     assert "experiments/representations/family.py::compute_predict" in predict
     assert "experiments/representations/family.py" not in predict
-    assert "experiments/steps.py" not in predict  # the runner computes nothing
+    assert "experiments/steps.py" not in predict and "experiments/code.py" not in predict  # they compute nothing
 
 
 # ---- two runs at once -----------------------------------------------------------------------
-def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """``weightspace ARGS`` in a process of its own, its output (progress included) captured."""
-    command = [sys.executable, "-c", "from weightspace.cli import main; main()", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _ok(*args: str) -> None:
-    """``weightspace ARGS`` in a process of its own, as the runs it is compared with (the same
-    thread settings), to the end."""
-    process = _start(*args)
-    output = process.communicate()[0]
-    assert process.returncode == 0, output[-2000:]
-
-
 def test_two_runs_at_once_compute_each_step_once(tmp_path):
     together, alone = tmp_path / "together", tmp_path / "alone"
     for folder in (together, alone):

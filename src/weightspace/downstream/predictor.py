@@ -39,11 +39,8 @@ class PredictorConfig:
             for name in ("hidden", "layers", "steps", "batch_size", "eval_every", "patience")
             if getattr(self, name) < 1
         ]
-        problems += [
-            f"{name} must be > 0 (got {getattr(self, name)})"
-            for name in ("learning_rate",)
-            if not getattr(self, name) > 0
-        ]
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate must be > 0 (got {self.learning_rate})")
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if problems:

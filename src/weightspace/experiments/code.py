@@ -7,8 +7,9 @@ name), then everything those modules import, transitively. Every ``import`` in s
 counts, at module level or inside a function (a lazy import is still code the step may run), and
 so do the C sources beside a module (the fused LSTM kernel). Of the compute function's own module
 only the source of what it uses counts (the function, and the helpers and constants beside it that
-it names), so editing a family's report code beside its steps recomputes nothing. What a step picks by name at run time (its task family from the task registry,
-its encoder from the encoder registry) is not an import; the step names those modules itself
+it names), so editing a family's report code beside its steps recomputes nothing. What a step
+picks by name at run time (its task family from the task registry, its encoder from the encoder
+registry) is not an import; the step names those modules itself
 (:attr:`~weightspace.experiments.steps.Step.code`). Registries are not followed, so a change to
 one encoder does not recompute the other encoders' steps, and a change to the predictor does not
 recompute a zoo.
@@ -24,15 +25,17 @@ import ast
 import hashlib
 import importlib.util
 import inspect
+import sys
 from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = __name__.split(".")[0]
 #: non-Python sources compiled or read at run time by the module beside them
 OTHER_SOURCES = ("*.c",)
-#: the step runner: it schedules steps and stores their results, and computes none of them, so its
-#: edits recompute nothing (what it stores is versioned by the run's ``run.json``)
-RUNNER = f"{PACKAGE}.experiments.steps"
+#: the step runner and this module: they schedule steps, key them and store their results, and
+#: compute none of them, so their edits recompute nothing (what they store is versioned by the
+#: run's ``run.json``)
+RUNNER = (f"{PACKAGE}.experiments.steps", __name__)
 
 
 @lru_cache(maxsize=None)
@@ -56,10 +59,9 @@ def imports_of(name: str) -> tuple[str, ...]:
     file = _module_file(name)
     if file is None:
         return ()
-    tree = ast.parse(file.read_text(), str(file))
     package = name if _is_package(name) else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(_parsed(file)[1]):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             found |= _resolve(node, package)  # "from a import b": a, and a.b where b is a submodule
     return tuple(sorted(m for m in found if m.split(".")[0] == PACKAGE and _module_file(m) is not None))
@@ -72,7 +74,7 @@ def closure(roots) -> list[str]:
     seen, parents, todo = set(), set(), [r for r in roots if r.split(".")[0] == PACKAGE]
     while todo:
         name = todo.pop()
-        if name in seen or name == RUNNER or _module_file(name) is None:
+        if name in seen or name in RUNNER or _module_file(name) is None:
             continue
         seen.add(name)
         parts = name.split(".")
@@ -81,21 +83,30 @@ def closure(roots) -> list[str]:
     return sorted(seen | {p for p in parents if _module_file(p) is not None})
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 @lru_cache(maxsize=None)
 def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _sha(path.read_bytes())
+
+
+@lru_cache(maxsize=None)
+def _top() -> Path:
+    """The package's folder."""
+    return _module_file(PACKAGE).parent
 
 
 def fingerprint(roots) -> dict[str, str]:
     """{file relative to the package: sha256 of its text} of the code behind ``roots``."""
-    top = _module_file(PACKAGE).parent
     files = set()
     for name in closure(roots):
         file = _module_file(name)
         files.add(file)
         for pattern in OTHER_SOURCES:
             files.update(file.parent.glob(pattern))
-    return {str(f.relative_to(top)): _file_digest(f) for f in sorted(files)}
+    return {str(f.relative_to(_top())): _file_digest(f) for f in sorted(files)}
 
 
 def _resolve(node, package: str) -> set[str]:
@@ -107,6 +118,14 @@ def _resolve(node, package: str) -> set[str]:
         parent = ".".join(parts[: len(parts) - node.level + 1])
         base = f"{parent}.{base}" if base else parent
     return {base} | {f"{base}.{alias.name}" for alias in node.names}
+
+
+@lru_cache(maxsize=None)
+def _parsed(file: Path) -> tuple[str, ast.Module, dict[str, ast.AST]]:
+    """(source, syntax tree, top-level definitions) of a source file, read and parsed once."""
+    source = file.read_text()
+    tree = ast.parse(source, str(file))
+    return source, tree, _top_level(tree)
 
 
 def _top_level(tree) -> dict[str, ast.AST]:
@@ -141,15 +160,12 @@ def function_code(function) -> tuple[set[str], str]:
     """(the weightspace modules a module-level ``function`` reaches directly, the source text of
     the function and of the same module's functions, classes and constants it names, followed
     likewise). Reached: what it imports, and the modules of what it names."""
-    import sys
-
     function = getattr(function, "func", function)  # a functools.partial
     name = getattr(function, "__module__", None) or type(function).__module__
     module = sys.modules[name]
     if not getattr(module, "__file__", None):  # defined interactively: no source to read
         return set(), ""
-    source = Path(module.__file__).read_text()
-    top = _top_level(ast.parse(source))
+    source, _, top = _parsed(Path(module.__file__))
     if getattr(function, "__name__", None) not in top:  # a lambda, a nested function, a callable object
         return {name}, ""  # its whole module, and what that imports
     package = name if _is_package(name) else name.rpartition(".")[0]
@@ -186,7 +202,7 @@ def step_fingerprint(functions, modules=()) -> dict[str, str]:
         reached, text = function_code(function)
         roots |= reached
         if text:
-            texts[f"{_label(getattr(function, '__module__', ''))}::{function.__name__}"] = _text_digest(text)
+            texts[f"{_label(getattr(function, '__module__', ''))}::{function.__name__}"] = _sha(text.encode())
     for name in modules:
         file = None if name.split(".")[0] == PACKAGE else _module_file(name)
         if file is not None:
@@ -197,17 +213,12 @@ def step_fingerprint(functions, modules=()) -> dict[str, str]:
 def _label(module: str) -> str:
     """A module's file relative to the package, or its name outside it."""
     file = _module_file(module) if module else None
-    top = _module_file(PACKAGE).parent
-    return str(file.relative_to(top)) if file is not None and file.is_relative_to(top) else module
-
-
-def _text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return str(file.relative_to(_top())) if file is not None and file.is_relative_to(_top()) else module
 
 
 def digest(files: dict[str, str]) -> str:
-    text = "\n".join(f"{name} {sha}" for name, sha in sorted(files.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """One digest of a fingerprint (what a step's key hashes)."""
+    return _sha("\n".join(f"{name} {sha}" for name, sha in sorted(files.items())).encode())
 
 
 def module_of(obj) -> str:

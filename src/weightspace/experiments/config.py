@@ -116,16 +116,9 @@ def toml_data(config, skip=()) -> dict:
     metadata are written into the enclosing table; a :func:`library` section's per-step fields
     are left out)."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        out = {}
-        for f in dataclasses.fields(config):
-            value = getattr(config, f.name)
-            if f.name in skip:
-                continue
-            if f.metadata.get("flatten"):
-                out.update(toml_data(value))
-            elif value is not None:
-                out[f.name] = toml_data(value, f.metadata.get("per_step", ()))
-        return out
+        return {
+            key: toml_data(value, per_step) for key, value, _, per_step in _items(config, skip) if value is not None
+        }
     if isinstance(config, (list, tuple)):
         return [toml_data(v) for v in config]
     if isinstance(config, dict):
@@ -226,14 +219,12 @@ def _value(value) -> str:
 
 
 # ---- library configs nested in an experiment ----------------------------------------------
-def library(cls, per_step=(), help: str = "", **defaults):
+def library(cls, per_step=(), help: str = ""):
     """A field holding the library config ``cls`` itself (no mirror of its fields): its TOML
     table takes ``cls``'s fields except ``per_step``, which the experiment sets on each step
     (the encoder and seed of a pretraining run, a VAE's input size). Those are left out when the
     config is written and refused in the table (:func:`per_step_problems`)."""
-    return dataclasses.field(
-        default_factory=lambda: cls(**defaults), metadata={"help": help, "per_step": tuple(per_step)}
-    )
+    return dataclasses.field(default_factory=cls, metadata={"help": help, "per_step": tuple(per_step)})
 
 
 def per_step_problems(config) -> list[str]:

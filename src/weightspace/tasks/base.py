@@ -224,13 +224,12 @@ class Task:
     segmented: ClassVar[bool] = False
 
     def shard_count(self, config) -> int:
-        """Shards of a finished zoo (the builder's: one per ``population`` runs)."""
-        if self.segmented:
-            return self.groups(config) * self.segments(config)
-        return math.ceil(config.models / config.population)
+        """Shards of a finished zoo: one per group of ``population`` runs (a segmented family's:
+        one per segment of each group)."""
+        return self.groups(config) * (self.segments(config) if self.segmented else 1)
 
     def groups(self, config) -> int:
-        """A segmented family's groups: runs trained together, ``population`` at most."""
+        """Groups of runs trained together, ``population`` at most."""
         return math.ceil(config.models / config.population)
 
     def segments(self, config) -> int:

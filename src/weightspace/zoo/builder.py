@@ -13,6 +13,7 @@ an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -173,23 +174,35 @@ def _build_lock(out: Path, progress: bool):
 def _build(out: Path, task: Task, config: TaskConfig, device, progress: bool, executor, processes) -> None:
     manifest = _prepare(out, task, config, device)
     storage.remove_temporaries(out)  # left by atomic writes of a build killed outright
+    bar = functools.partial(_progress_bar, task, config, progress)
     if task.segmented:  # a family with its own training loop, one shard per segment (PPO trajectories)
-        build_segmented(out, task, config, manifest, device, progress, processes)
-        return
-    plan = task.plan(config)
-    plan["shard"] = plan["run_id"] // config.population
-    zoo_table = ZooTable(out, manifest)
-    completed = zoo_table.completed
-    done_runs = int(plan["shard"].isin(completed).sum())
-    bar = tqdm(
+        build_segmented(out, task, config, manifest, device, bar, processes)
+    else:
+        _build_shards(out, task, config, manifest, device, bar, executor)
+    if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
+        (out / "progress").rmdir()
+
+
+def _progress_bar(task: Task, config: TaskConfig, progress: bool, finished_runs: int) -> tqdm:
+    """The build's progress bar, in networks x training steps, ``finished_runs`` already done."""
+    return tqdm(
         total=config.models * config.steps,
-        initial=done_runs * config.steps,
+        initial=finished_runs * config.steps,
         unit="net·step",
         unit_scale=True,
         disable=not progress,
         dynamic_ncols=True,
         desc=f"{task.name} zoo",
     )
+
+
+def _build_shards(out: Path, task: Task, config: TaskConfig, manifest: dict, device, progress_bar, executor) -> None:
+    """The builder's own shards of ``population`` runs, each trained to its ``checkpoints``."""
+    plan = task.plan(config)
+    plan["shard"] = plan["run_id"] // config.population
+    zoo_table = ZooTable(out, manifest)
+    completed = zoo_table.completed
+    bar = progress_bar(int(plan["shard"].isin(completed).sum()))
     shards = [shard for shard in range(manifest["shards"]["total"]) if shard not in completed]
     runs_of = {shard: plan[plan["shard"] == shard].reset_index(drop=True) for shard in shards}
 
@@ -215,8 +228,6 @@ def _build(out: Path, task: Task, config: TaskConfig, device, progress: bool, ex
                 shard = shards.pop(0)
                 add(shard, done.pop(shard))
     bar.close()
-    if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
-        (out / "progress").rmdir()
 
 
 class _ShardJob:

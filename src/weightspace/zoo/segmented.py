@@ -32,7 +32,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 from safetensors import safe_open
-from tqdm.auto import tqdm
 
 from .. import storage
 from ..errors import WeightspaceError, ZooFormatError
@@ -65,10 +64,11 @@ def _committed_segment(out: Path, group: int) -> int:
 
 
 def build_segmented(
-    out: Path, task, config, manifest: dict, device, progress: bool, processes: int | None = None
+    out: Path, task, config, manifest: dict, device, progress_bar, processes: int | None = None
 ) -> None:
     """Build (or resume) the zoo in ``out`` of a segmented ``task``, in up to ``processes``
-    worker processes (None: one per available core, at most one per unfinished group; 1: here)."""
+    worker processes (None: one per available core, at most one per unfinished group; 1: here).
+    ``progress_bar(finished_runs)`` gives the build's bar."""
     groups, segments = task.groups(config), task.segments(config)
     table = ZooTable(out, manifest)
     pending = []
@@ -89,16 +89,7 @@ def build_segmented(
         else:
             pending.append(group)
     pending_runs = sum(min((g + 1) * config.population, config.models) - g * config.population for g in pending)
-    finished_runs = config.models - pending_runs
-    bar = tqdm(  # a resumed group adds the updates it had done when it loads its state
-        total=config.models * config.steps,
-        initial=finished_runs * config.steps,
-        unit="net·step",
-        unit_scale=True,
-        disable=not progress,
-        dynamic_ncols=True,
-        desc=f"{task.name} zoo",
-    )
+    bar = progress_bar(config.models - pending_runs)  # a resumed group adds its updates done when it loads its state
 
     def publish(shard: int) -> None:
         table.add(shard, pd.read_parquet(out / _rows_file(shard)))
@@ -113,8 +104,6 @@ def build_segmented(
     bar.close()
     for group in range(groups):
         (out / _state_file(group)).unlink(missing_ok=True)
-    if (out / "progress").is_dir() and not any((out / "progress").iterdir()):
-        (out / "progress").rmdir()
 
 
 def train_group(out: Path, task, config, group: int, device, committed, on_update) -> None:

@@ -36,6 +36,7 @@ from ...emulation.pretrain import PretrainConfig
 from ...emulation.references import REFERENCES
 from ...encoders import ENCODER_NAMES
 from ...errors import ConfigError
+from ..code import module_of
 from ..config import DEFAULT_FAMILY, library, moved_keys, per_step_problems
 from ..family import Family
 from ..steps import Finished, Step, _say
@@ -240,7 +241,7 @@ def _encoder_code(encoder: str) -> tuple[str, ...]:
     """The encoder's module, which a step picks by name (a reference's is imported anyway)."""
     from ...encoders import encoder_class
 
-    return () if encoder in REFERENCES else (encoder_class(encoder).__module__,)
+    return () if encoder in REFERENCES else (module_of(encoder_class(encoder)),)
 
 
 def compute_pretrain(context, settings: dict) -> dict:
