@@ -67,18 +67,18 @@ def _check_kernel(out: Path, manifest: dict, kernel: str | None) -> None:
 def _check_environment(out: Path, manifest: dict, task: Task, config: TaskConfig) -> None:
     if not task.resume_must_match or os.environ.get(ALLOW_ENVIRONMENT_CHANGE) == "1":
         return
-    now = task.describe(config)["task"]
-    started = manifest.get("task", {})
-    diffs = [
-        f"{k}: {started.get(k)} there vs {now.get(k)} now"
-        for k in task.resume_must_match
-        if started.get(k) != now.get(k)
-    ]
+    diffs = _differences(manifest.get("task", {}), task.describe(config)["task"], task.resume_must_match)
     if diffs:
         raise ConfigError(
             f"{out} was started with another environment ({'; '.join(diffs)}), which would change its numbers midway; "
             f"resume where it started, or set {ALLOW_ENVIRONMENT_CHANGE}=1 to resume anyway"
         )
+
+
+def _differences(there: dict, now: dict, keys) -> list[str]:
+    """``key: A there vs B now`` for each of ``keys`` whose values differ between a zoo being
+    resumed and this build."""
+    return [f"{k}: {there.get(k)} there vs {now.get(k)} now" for k in keys if there.get(k) != now.get(k)]
 
 
 def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
@@ -90,9 +90,8 @@ def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
         if manifest["kind"] != task.name:
             raise ConfigError(f"{out} holds a {manifest['kind']!r} zoo, not {task.name!r}; choose another --out")
         # rebuilt by the task's config class: a field added later takes its default
-        stored = task.config_from_manifest(manifest["config"]).to_json()
         wanted = config.to_json()
-        diffs = [f"{k}: {stored.get(k)} there vs {v} now" for k, v in wanted.items() if stored.get(k) != v]
+        diffs = _differences(task.config_from_manifest(manifest["config"]).to_json(), wanted, wanted)
         if diffs:
             raise ConfigError(
                 f"{out} holds a zoo built with other settings ({'; '.join(diffs)}); "
