@@ -212,13 +212,11 @@ def test_trajectory_build_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
 
 
 def test_groups_in_worker_processes_write_the_same_zoo(tmp_path):
+    """A build in two worker processes, killed midway and resumed (in workers again: every group is
+    trained in a worker), writes the zoo that one process writes."""
     two_groups = {**TINY, "models": 4, "population": 2}
-    here = build_zoo(tmp_path / "here", "ppo-trajectories", two_groups, progress=False, processes=1)
-    workers = build_zoo(tmp_path / "workers", "ppo-trajectories", two_groups, progress=False, processes=2)
-    zoo, parallel = ws.load_zoo(here), ws.load_zoo(workers)
-    assert zoo.manifest["shards"] == parallel.manifest["shards"] and len(zoo.table) == 4 * 9
-    assert zoo.table.equals(parallel.table)
-    assert torch.equal(zoo.weights().flatten(), parallel.weights().flatten())
+    zoo = ws.load_zoo(build_zoo(tmp_path / "here", "ppo-trajectories", two_groups, progress=False, processes=1))
+    assert len(zoo.table) == 4 * 9
     # a worker killed mid-build: the build stops with one message, and a rerun finishes the same zoo
     # (a script without an `if __name__ == "__main__"` guard: spawned workers do not rerun it)
     script = tmp_path / "build.py"
@@ -232,6 +230,7 @@ def test_groups_in_worker_processes_write_the_same_zoo(tmp_path):
     assert result.returncode != 0 and "stopped (exit code 137)" in result.stderr, result.stderr[-2000:]
     build_zoo(killed, "ppo-trajectories", two_groups, progress=False, processes=2)
     resumed = ws.load_zoo(killed)
+    assert zoo.manifest["shards"] == resumed.manifest["shards"]
     assert zoo.table.equals(resumed.table)
     assert torch.equal(zoo.weights().flatten(), resumed.weights().flatten())
     assert not (killed / "progress").exists()

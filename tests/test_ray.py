@@ -90,10 +90,17 @@ def _experiment(tmp_path, name, zoo):
     return load_experiment(file)
 
 
-def test_the_toy_experiment_on_ray_equals_the_local_run(toy_zoo, tmp_path):
-    run_experiment(_experiment(tmp_path, "local", toy_zoo), progress=False, threads=1)
+@pytest.fixture(scope="module")
+def local_run(toy_zoo, tmp_path_factory):
+    """The toy experiment run locally: what each run on Ray must write."""
+    folder = tmp_path_factory.mktemp("local")
+    run_experiment(_experiment(folder, "local", toy_zoo), progress=False, threads=1)
+    return folder / "local" / "toy"
+
+
+def test_the_toy_experiment_on_ray_equals_the_local_run(toy_zoo, local_run, tmp_path):
     run_experiment(_experiment(tmp_path, "ray", toy_zoo), progress=False, threads=1, executor=_executor())
-    _assert_same_files(tmp_path / "local" / "toy", tmp_path / "ray" / "toy")
+    _assert_same_files(local_run, tmp_path / "ray" / "toy")
     logs = list((tmp_path / "ray" / "toy" / "steps").rglob("log.txt"))
     assert logs  # each step's own output, in its directory
 
@@ -105,13 +112,12 @@ def test_a_zoo_built_with_shards_on_ray_equals_one_built_locally(local_ray, tmp_
     _assert_same_files(tmp_path / "local", tmp_path / "ray")
 
 
-def test_a_worker_killed_mid_step_is_retried_to_the_identical_result(toy_zoo, tmp_path):
-    run_experiment(_experiment(tmp_path, "local", toy_zoo), progress=False, threads=1)
+def test_a_worker_killed_mid_step_is_retried_to_the_identical_result(toy_zoo, local_run, tmp_path):
     marker = tmp_path / "killed-once"
     executor = _executor(env={"WEIGHTSPACE_FAULT_AFTER_WRITES": "12", "WEIGHTSPACE_FAULT_ONCE": str(marker)})
     run_experiment(_experiment(tmp_path, "ray", toy_zoo), progress=False, threads=1, executor=executor)
     assert marker.exists()  # a worker did die mid-step
-    _assert_same_files(tmp_path / "local" / "toy", tmp_path / "ray" / "toy")
+    _assert_same_files(local_run, tmp_path / "ray" / "toy")
 
 
 def test_a_step_that_fails_for_its_own_reason_stops_the_run_with_one_line(local_ray, tmp_path):
