@@ -144,9 +144,11 @@ def test_two_runs_at_once_compute_each_step_once(tmp_path):
         folder.mkdir()
         (folder / "code.toml").write_text(TOML.format(results=folder / "results"))
     runs = [_start("run", str(together / "code.toml")) for _ in range(2)]
+    reference = _start("run", str(alone / "code.toml"), "--quiet")  # its own folder: it shares nothing
     outputs = [run.communicate()[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    _ok("run", str(alone / "code.toml"), "--quiet")
+    output = reference.communicate()[0]
+    assert reference.returncode == 0, output[-2000:]
     run = json.loads((together / "results" / "code" / "run.json").read_text())
     names = [s["name"] for s in run["steps"]]
     computed = [line.split("]")[0][1:] for out in outputs for line in out.splitlines() if "] computed in " in line]
