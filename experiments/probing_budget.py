@@ -1,0 +1,150 @@
+"""Budget curves of paper 000's encoders, ours beside the authors' code (issue: the probing encoders).
+
+Reads finished runs and writes one figure and one Markdown table:
+
+* ``--ours RESULTS``: a ``weightspace run`` results folder (``results/NAME``) of the representations
+  family; its pretraining runs, the constant floor and the oracle ceiling, of zoo ``--zoo`` and seed
+  ``--seed``, with the learning rate its ``experiment.json`` gives. Repeat it for each learning rate.
+* ``--authors FOLDER``: a folder of ``experiments/authors_code.py`` runs (one sub-folder each, with
+  ``summary.json`` and ``metrics.jsonl``); the runs of seed ``--seed`` are drawn.
+
+The figure has one panel per encoder: validation loss (reverse KL, mean over classes: the units of
+both codebases here) against pretraining steps, one line per codebase and learning rate, with the
+floor and the ceiling of our runs at the same learning rate. The table gives each curve's best
+validation loss up to 1k, 5k and 20k steps (a dash: not trained so far), how far below the floor
+(at the same step and learning rate) that is, the step of its best and its wall time::
+
+    python experiments/probing_budget.py --zoo digits --seed 0 \\
+        --ours results/probing-budget-5k --ours results/probing-budget-lr1e-4 \\
+        --authors runs/authors --figure docs/reproductions/probing-budget/digits-seed0.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from weightspace.plotting import pyplot
+
+ENCODERS = ("statistics", "probing", "interactive")
+MARKS = (1000, 5000, 20000)
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _curve(lines: list[dict]) -> dict:
+    points = [(line["step"], line["val_loss"]) for line in lines if "val_loss" in line]
+    return {"steps": [s for s, _ in points], "val": [v for _, v in points], "seconds": lines[-1].get("seconds")}
+
+
+def ours(results: Path, zoo: str, seed: int) -> tuple[float, dict]:
+    """(learning rate, {encoder or reference: curve}) of one results folder."""
+    experiment = json.loads((results / "experiment.json").read_text())
+    curves = {}
+    for name in (*ENCODERS, "reference-constant", "reference-oracle"):
+        found = sorted((results / "steps" / "pretrain" / zoo / name / f"seed-{seed}").glob("*/run/metrics.jsonl"))
+        if found:
+            curves[name] = _curve(_metrics(found[-1]))
+    if not curves:
+        raise SystemExit(f"probing_budget.py: error: {results} has no pretraining runs of zoo {zoo!r}, seed {seed}")
+    return experiment["pretrain"]["learning_rate"], curves
+
+
+def authors(folder: Path, seed: int) -> dict[float, dict]:
+    """{learning rate: {encoder: curve}} of the authors'-code runs of ``seed`` under ``folder``."""
+    runs: dict[float, dict] = {}
+    for summary_file in sorted(folder.glob("*/summary.json")):
+        summary = json.loads(summary_file.read_text())
+        if summary["settings"]["seed"] != seed:
+            continue
+        curve = _curve(_metrics(summary_file.parent / "metrics.jsonl"))
+        curve["criterion"] = summary["criterion"]
+        runs.setdefault(summary["settings"]["learning_rate"], {})[summary["encoder"]] = curve
+    return runs
+
+
+def best_until(curve: dict, step: int) -> float | None:
+    values = [v for s, v in zip(curve["steps"], curve["val"]) if s <= step]
+    return min(values) if values and curve["steps"][-1] >= step else None
+
+
+def table(curves: dict) -> list[str]:
+    """Markdown rows: one per (codebase, learning rate, encoder)."""
+    head = " | ".join(f"best to {m // 1000}k (vs floor)" for m in MARKS)
+    rows = [f"| codebase | lr | encoder | {head} | best at step | wall |", "|---" * (5 + len(MARKS)) + "|"]
+    for (codebase, lr), by_encoder in curves.items():
+        floor = curves.get(("ours", lr), {}).get("reference-constant")
+        for name, curve in by_encoder.items():
+            cells = []
+            for mark in MARKS:
+                value = best_until(curve, mark)
+                below = best_until(floor, mark) if floor and not name.startswith("reference") else None
+                cells.append(
+                    "-" if value is None else f"{value:.4f}" + (f" ({value / below - 1:+.0%})" if below else "")
+                )
+            best = min(range(len(curve["val"])), key=curve["val"].__getitem__)
+            wall = f"{curve['seconds'] / 60:.0f} min" if curve["seconds"] else "-"
+            rows.append(f"| {codebase} | {lr:g} | {name} | {' | '.join(cells)} | {curve['steps'][best]} | {wall} |")
+    return rows
+
+
+def figure(curves: dict, path: Path, title: str) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(ENCODERS), figsize=(5 * len(ENCODERS), 4), sharey=True)
+    colours = {}
+    for ax, name in zip(axes, ENCODERS):
+        for (codebase, lr), by_encoder in curves.items():
+            colour = colours.setdefault(lr, f"C{len(colours)}")
+            if name in by_encoder:
+                c = by_encoder[name]
+                style = "-" if codebase == "ours" else "--"
+                ax.plot(c["steps"], c["val"], style, color=colour, label=f"{codebase}, lr {lr:g}")
+            if codebase == "ours":
+                for reference, style in (("reference-constant", ":"), ("reference-oracle", "-.")):
+                    if reference in by_encoder:
+                        r = by_encoder[reference]
+                        label = f"{reference.split('-')[1]} (ours), lr {lr:g}"
+                        ax.plot(r["steps"], r["val"], style, color=colour, alpha=0.6, linewidth=1, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("pretraining step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation loss (reverse KL, mean over classes)")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ours", type=Path, action="append", default=[], help="a results folder (repeatable)")
+    parser.add_argument("--authors", type=Path, help="a folder of authors_code.py runs")
+    parser.add_argument("--zoo", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", type=Path, required=True)
+    cli = parser.parse_args(argv)
+    for folder in [*cli.ours, *([cli.authors] if cli.authors else [])]:
+        if not folder.is_dir():
+            print(f"probing_budget.py: error: {folder} is not a folder", file=sys.stderr)
+            return 2
+    curves = {}
+    for results in cli.ours:
+        lr, found = ours(results, cli.zoo, cli.seed)
+        curves[("ours", lr)] = found
+    if cli.authors:
+        for lr, found in authors(cli.authors, cli.seed).items():
+            curves[("authors", lr)] = found
+    figure(curves, cli.figure, f"zoo {cli.zoo}, seed {cli.seed}: ours (solid) and the authors' code (dashed)")
+    print("\n".join(table(curves)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
