@@ -79,6 +79,19 @@ def test_reverse_kl_is_zero_for_equal_distributions_and_positive_otherwise():
     torch.testing.assert_close(emulation_loss(p, p + 1, "continuous"), torch.ones(2))
 
 
+def test_total_variation_is_half_the_l1_distance_of_the_distributions():
+    p = torch.log_softmax(torch.randn(2, 3, 4, 6), -1)
+    q = torch.log_softmax(torch.randn(2, 3, 4, 6), -1)
+    tv = emulation_loss(q, p, "categorical", criterion="total-variation")
+    torch.testing.assert_close(tv, 0.5 * (q.exp() - p.exp()).abs().sum(-1).mean((1, 2)))
+    torch.testing.assert_close(emulation_loss(p, p, "categorical", criterion="total-variation"), torch.zeros(2))
+    certain = torch.log(torch.eye(6)[[0, 1]].clamp_min(1e-30)).view(2, 1, 1, 6)  # disjoint certainties
+    torch.testing.assert_close(
+        emulation_loss(certain[:1], certain[1:], "categorical", criterion="total-variation"), torch.ones(1)
+    )
+    assert ((tv > 0) & (tv <= 1)).all()
+
+
 def test_emulator_conditions_on_the_embedding_at_bos():
     emulator = Emulator(TASK, embedding_size=16, hidden=16)
     inputs = torch.nn.functional.one_hot(torch.randint(0, 6, (2, 3, 5)), 6).float()

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .emulator import LOSS_REDUCTIONS
+from .emulator import CRITERIA, LOSS_REDUCTIONS
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,13 @@ class PretrainConfig:
         default="mean",
         metadata={"help": "Reverse KL over the output classes: mean (the authors' and the paper's units) or sum."},
     )
+    criterion: str = field(
+        default="reverse-kl",
+        metadata={
+            "help": "Training loss for categorical outputs: reverse-kl, or total-variation (the loss of the "
+            "authors' released configs); validation is always the reverse KL."
+        },
+    )
     eval_every: int = field(default=500, metadata={"help": "Steps between validation evaluations."})
     patience: int = field(default=10, metadata={"help": "Evaluations without improvement before stopping."})
     seed: int = field(default=0, metadata={"help": "Seed of initialisation and batches."})
@@ -71,6 +78,8 @@ class PretrainConfig:
             problems.append(f"encoder must be a name (got {self.encoder!r})")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             problems.append(f"loss_reduction must be one of {list(LOSS_REDUCTIONS)} (got {self.loss_reduction!r})")
+        if self.criterion not in CRITERIA:
+            problems.append(f"criterion must be one of {list(CRITERIA)} (got {self.criterion!r})")
         if problems:
             raise ConfigError("; ".join(problems))
 

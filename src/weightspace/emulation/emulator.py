@@ -83,15 +83,26 @@ class Emulator(nn.Module):
 #: how the categorical loss reduces over the output classes: "mean" is the authors' code and the
 #: paper's tables; "sum" is the textbook KL (our first version), ``output_size`` times larger
 LOSS_REDUCTIONS = ("mean", "sum")
+#: training losses for categorical outputs: reverse KL (the paper's and our validation units), or
+#: total variation, 0.5 |p_emulator - p_subject| summed over the classes (the loss the authors'
+#: released configs train with)
+CRITERIA = ("reverse-kl", "total-variation")
 
 
 def emulation_loss(
-    emulated: torch.Tensor, target: torch.Tensor, output_kind: str, reduction: str = "mean"
+    emulated: torch.Tensor,
+    target: torch.Tensor,
+    output_kind: str,
+    reduction: str = "mean",
+    criterion: str = "reverse-kl",
 ) -> torch.Tensor:
     """Per network (N,): reverse KL(emulator || subject) for categorical outputs (both given as
-    log-distributions), reduced over the classes by ``reduction``; MSE for continuous ones;
-    averaged over rollouts and steps."""
-    if output_kind == "categorical":
+    log-distributions), reduced over the classes by ``reduction``, or with ``criterion =
+    "total-variation"`` the total variation distance; MSE for continuous ones; averaged over
+    rollouts and steps."""
+    if output_kind == "categorical" and criterion == "total-variation":
+        per_step = 0.5 * (emulated.exp() - target.exp()).abs().sum(-1)
+    elif output_kind == "categorical":
         terms = emulated.exp() * (emulated - target)
         per_step = terms.mean(-1) if reduction == "mean" else terms.sum(-1)
     else:

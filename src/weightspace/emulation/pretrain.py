@@ -104,8 +104,9 @@ def _embed(encoder, subjects) -> torch.Tensor:
     return encoder(features) if getattr(encoder, "reads_features", False) else encoder(weights)
 
 
-def _loss(encoder, emulator, task, subjects, inputs, target, reduction: str) -> torch.Tensor:
-    return emulation_loss(emulator(_embed(encoder, subjects), inputs), target, task.output_kind, reduction)
+def _loss(encoder, emulator, task, subjects, inputs, target, reduction: str, criterion="reverse-kl") -> torch.Tensor:
+    emulated = emulator(_embed(encoder, subjects), inputs)
+    return emulation_loss(emulated, target, task.output_kind, reduction, criterion)
 
 
 @torch.no_grad()
@@ -187,7 +188,8 @@ def pretrain(
     )
     while not log.done:
         subjects, inputs, target = batch_for_step(train, config, log.step, augmenting)
-        loss = _loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction).mean()
+        loss = _loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction, config.criterion)
+        loss = loss.mean()
         optimizer.zero_grad()
         loss.backward()
         if config.separate_clipping:  # a large encoder gradient no longer shrinks the emulator's step

@@ -269,11 +269,11 @@ class _SeedPopulation:
         readout = _lstm(x, params, "lstm.", "readout.", base.lstm.num_layers)
         return _per_seed(base, "outputs", params, readout, tuple(inputs.shape[1:]))
 
-    def _losses(self, weights, features, inputs, target) -> torch.Tensor:
-        """Per seed and network (S, N)."""
+    def _losses(self, weights, features, inputs, target, criterion="reverse-kl") -> torch.Tensor:
+        """Per seed and network (S, N): the validation loss, or with the training criterion the training loss."""
         emulated = self._emulate(self._embed(weights, features), inputs)
         reduction = self.config.loss_reduction
-        return vmap(lambda e, t: emulation_loss(e, t, self.task.output_kind, reduction))(emulated, target)
+        return vmap(lambda e, t: emulation_loss(e, t, self.task.output_kind, reduction, criterion))(emulated, target)
 
     def _clip(self) -> None:
         """Each seed's gradients clipped by its own norm, as ``clip_grad_norm_`` clips a run alone."""
@@ -344,7 +344,7 @@ class _SeedPopulation:
         samples = [batch_for_step(self.train, self.configs[i], self.logs[i].step, self.augmenting) for i in self.active]
         weights = {name: torch.stack([s[0][0][name] for s in samples]) for name in samples[0][0][0]}
         features, inputs, target = (torch.stack(parts) for parts in zip(*[(s[0][1], s[1], s[2]) for s in samples]))
-        losses = self._losses(weights, features, inputs, target).mean(1)
+        losses = self._losses(weights, features, inputs, target, self.config.criterion).mean(1)
         self.optimizer.zero_grad()
         losses.sum().backward()  # each seed's gradient is that of its own loss
         self._clip()
