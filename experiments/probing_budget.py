@@ -41,9 +41,10 @@ def _curve(lines: list[dict]) -> dict:
     return {"steps": [s for s, _ in points], "val": [v for _, v in points], "seconds": lines[-1].get("seconds")}
 
 
-def ours(results: Path, zoo: str, seed: int) -> tuple[float, dict]:
-    """(learning rate, {encoder or reference: curve}) of one results folder."""
+def ours(results: Path, zoo: str, seed: int) -> tuple[str, float, dict]:
+    """(label, learning rate, {encoder or reference: curve}) of one results folder."""
     experiment = json.loads((results / "experiment.json").read_text())
+    criterion = experiment["pretrain"].get("criterion", "reverse-kl")
     curves = {}
     for name in (*ENCODERS, "reference-constant", "reference-oracle"):
         found = sorted((results / "steps" / "pretrain" / zoo / name / f"seed-{seed}").glob("*/run/metrics.jsonl"))
@@ -51,19 +52,21 @@ def ours(results: Path, zoo: str, seed: int) -> tuple[float, dict]:
             curves[name] = _curve(_metrics(found[-1]))
     if not curves:
         raise SystemExit(f"probing_budget.py: error: {results} has no pretraining runs of zoo {zoo!r}, seed {seed}")
-    return experiment["pretrain"]["learning_rate"], curves
+    label = "ours" if criterion == "reverse-kl" else f"ours, {criterion}"
+    return label, experiment["pretrain"]["learning_rate"], curves
 
 
-def authors(folder: Path, seed: int) -> dict[float, dict]:
-    """{learning rate: {encoder: curve}} of the authors'-code runs of ``seed`` under ``folder``."""
-    runs: dict[float, dict] = {}
+def authors(folder: Path, seed: int) -> dict[tuple[str, float], dict]:
+    """{(label, learning rate): {encoder: curve}} of the authors'-code runs of ``seed`` under ``folder``
+    (the label names their training criterion)."""
+    runs: dict[tuple[str, float], dict] = {}
     for summary_file in sorted(folder.glob("*/summary.json")):
         summary = json.loads(summary_file.read_text())
         if summary["settings"]["seed"] != seed:
             continue
         curve = _curve(_metrics(summary_file.parent / "metrics.jsonl"))
-        curve["criterion"] = summary["criterion"]
-        runs.setdefault(summary["settings"]["learning_rate"], {})[summary["encoder"]] = curve
+        key = (f"authors, {summary['criterion'].replace('_', '-')}", summary["settings"]["learning_rate"])
+        runs.setdefault(key, {})[summary["encoder"]] = curve
     return runs
 
 
@@ -77,7 +80,7 @@ def table(curves: dict) -> list[str]:
     head = " | ".join(f"best to {m // 1000}k (vs floor)" for m in MARKS)
     rows = [f"| codebase | lr | encoder | {head} | best at step | wall |", "|---" * (5 + len(MARKS)) + "|"]
     for (codebase, lr), by_encoder in curves.items():
-        floor = curves.get(("ours", lr), {}).get("reference-constant")
+        floor = by_encoder.get("reference-constant") or curves.get(("ours", lr), {}).get("reference-constant")
         for name, curve in by_encoder.items():
             cells = []
             for mark in MARKS:
@@ -95,19 +98,19 @@ def table(curves: dict) -> list[str]:
 def figure(curves: dict, path: Path, title: str) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(ENCODERS), figsize=(5 * len(ENCODERS), 4), sharey=True)
-    colours = {}
+    colours = {key: f"C{i}" for i, key in enumerate(curves)}
     for ax, name in zip(axes, ENCODERS):
         for (codebase, lr), by_encoder in curves.items():
-            colour = colours.setdefault(lr, f"C{len(colours)}")
+            colour = colours[(codebase, lr)]
             if name in by_encoder:
                 c = by_encoder[name]
-                style = "-" if codebase == "ours" else "--"
+                style = "-" if codebase.startswith("ours") else "--"
                 ax.plot(c["steps"], c["val"], style, color=colour, label=f"{codebase}, lr {lr:g}")
-            if codebase == "ours":
+            if codebase.startswith("ours"):
                 for reference, style in (("reference-constant", ":"), ("reference-oracle", "-.")):
                     if reference in by_encoder:
                         r = by_encoder[reference]
-                        label = f"{reference.split('-')[1]} (ours), lr {lr:g}"
+                        label = f"{reference.split('-')[1]} ({codebase}), lr {lr:g}"
                         ax.plot(r["steps"], r["val"], style, color=colour, alpha=0.6, linewidth=1, label=label)
         ax.set_title(name)
         ax.set_xlabel("pretraining step")
@@ -136,11 +139,10 @@ def main(argv=None) -> int:
             return 2
     curves = {}
     for results in cli.ours:
-        lr, found = ours(results, cli.zoo, cli.seed)
-        curves[("ours", lr)] = found
+        label, lr, found = ours(results, cli.zoo, cli.seed)
+        curves[(label, lr)] = found
     if cli.authors:
-        for lr, found in authors(cli.authors, cli.seed).items():
-            curves[("authors", lr)] = found
+        curves.update(authors(cli.authors, cli.seed))
     figure(curves, cli.figure, f"zoo {cli.zoo}, seed {cli.seed}: ours (solid) and the authors' code (dashed)")
     print("\n".join(table(curves)))
     return 0

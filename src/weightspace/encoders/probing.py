@@ -165,10 +165,13 @@ class InteractiveProbing(_ProbingEncoder):
     paper_parameters = (1235830, 1240960)
     seed_batching_problem = "its reader steps nn.LSTMCell, which torch.func.vmap cannot batch"
 
-    def __init__(self, architecture, task: TaskIO, **kwargs):
+    def __init__(self, architecture, task: TaskIO, reader_residual: bool = False, **kwargs):
         super().__init__(architecture, task, **kwargs)
         #: E_I's input at step 1, before any subject output has been read
         self.initial_query = nn.Parameter(torch.randn(self.reader_hidden))
+        #: each E_R layer adds its input to its output (the authors' residual LSTM reader): o_i
+        #: reaches the next probe and the head past the cells' initially small outputs
+        self.reader_residual = bool(reader_residual)
 
     def _make_reader(self, size: int, layers: int) -> nn.Module:
         # E_R runs one step at a time: a stack of LSTM cells (the same parameters as an nn.LSTM);
@@ -182,7 +185,7 @@ class InteractiveProbing(_ProbingEncoder):
         for layer, cell in enumerate(self.reader):
             h, c = cell(o, None if state is None else state[layer])
             new_state.append((h, c))
-            o = h
+            o = h + o if self.reader_residual else h
         return o, new_state
 
     # how the subjects are evaluated: the population engine, N networks x M probes per call ------
