@@ -10,9 +10,10 @@ from weightspace.encoders.base import TaskIO
 from weightspace.encoders.probing import InteractiveProbing, NonInteractiveProbing
 from weightspace.networks import INCORRECT_VARIANTS, LSTM, permute, random_permutations
 
-#: the authors' residual reader (E_R adds each layer's input to its output) as an option of ours
-RESIDUAL = partial(InteractiveProbing, reader_residual=True)
-ENCODERS = [NonInteractiveProbing, InteractiveProbing, RESIDUAL]
+#: the interactive reader without the authors' residual connections (E_R adding each layer's input
+#: to its output, the default)
+PLAIN = partial(InteractiveProbing, reader_residual=False)
+ENCODERS = [NonInteractiveProbing, InteractiveProbing, PLAIN]
 # small encoder and subjects so the suite stays fast; default sizes are checked in test_parameter_counts
 SMALL = dict(probes=3, probe_length=7, reader_hidden=24, reader_layers=2, mlp_hidden=16)
 LANGUAGE = (LSTM(6, 8, 2, 6), TaskIO("categorical", 6, "categorical", 6, 22))
@@ -166,9 +167,9 @@ def test_a_residual_reader_lets_the_probes_depend_on_the_subject_from_the_start(
     """With E_R's cells at their small initial outputs, the subject's answers reach the next probe
     mostly past them: the probes of two subjects differ far more than through the cells alone."""
     torch.manual_seed(0)
-    plain, architecture = make(InteractiveProbing)
-    residual = RESIDUAL(architecture, plain.task, **SMALL)
-    residual.load_state_dict(plain.state_dict())  # the same parameters: only the reader's wiring differs
+    residual, architecture = make(InteractiveProbing)
+    plain = PLAIN(architecture, residual.task, **SMALL)
+    plain.load_state_dict(residual.state_dict())  # the same parameters: only the reader's wiring differs
     weights = architecture.init([3, 11])
     with torch.no_grad():
         spread = {
