@@ -5,13 +5,16 @@ Reads finished runs and writes one figure and one Markdown table:
 * ``--ours RESULTS``: a ``weightspace run`` results folder (``results/NAME``) of the representations
   family; its pretraining runs, the constant floor and the oracle ceiling, of zoo ``--zoo`` and seed
   ``--seed``, with the learning rate its ``experiment.json`` gives. Repeat it for each learning rate.
+* ``--run LABEL=FOLDER``: one pretraining run folder (``weightspace pretrain`` or ``pretrain()``),
+  drawn as codebase LABEL (for example a variant of ours: ``--run "ours, plain reader=runs/x"``)
+  when its seed is ``--seed``. Repeatable.
 * ``--authors FOLDER``: a folder of ``experiments/authors_code.py`` runs (one sub-folder each, with
   ``summary.json`` and ``metrics.jsonl``); the runs of seed ``--seed`` are drawn.
 
 The figure has one panel per encoder: validation loss (reverse KL, mean over classes: the units of
 both codebases here) against pretraining steps, one line per codebase and learning rate, with the
 floor and the ceiling of our runs at the same learning rate. The table gives each curve's best
-validation loss up to 1k, 5k and 20k steps (a dash: not trained so far), how far below the floor
+validation loss up to 1k, 2k, 3k and 5k steps (a dash: not trained so far), how far below the floor
 (at the same step and learning rate) that is, the step of its best and its wall time::
 
     python experiments/probing_budget.py --zoo digits --seed 0 \\
@@ -29,7 +32,7 @@ from pathlib import Path
 from weightspace.plotting import pyplot
 
 ENCODERS = ("statistics", "probing", "interactive")
-MARKS = (1000, 5000, 20000)
+MARKS = (1000, 2000, 3000, 5000)
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -54,6 +57,14 @@ def ours(results: Path, zoo: str, seed: int) -> tuple[str, float, dict]:
         raise SystemExit(f"probing_budget.py: error: {results} has no pretraining runs of zoo {zoo!r}, seed {seed}")
     label = "ours" if criterion == "reverse-kl" else f"ours, {criterion}"
     return label, experiment["pretrain"]["learning_rate"], curves
+
+
+def single_run(label: str, folder: Path, seed: int) -> tuple[tuple[str, float], dict] | None:
+    """((label, learning rate), {encoder: curve}) of one pretraining run folder of ``seed``, or None."""
+    settings = json.loads((folder / "config.json").read_text())["pretrain"]
+    if settings["seed"] != seed:
+        return None
+    return (label, settings["learning_rate"]), {settings["encoder"]: _curve(_metrics(folder / "metrics.jsonl"))}
 
 
 def authors(folder: Path, seed: int) -> dict[tuple[str, float], dict]:
@@ -128,12 +139,17 @@ def figure(curves: dict, path: Path, title: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ours", type=Path, action="append", default=[], help="a results folder (repeatable)")
+    parser.add_argument("--run", action="append", default=[], help="LABEL=FOLDER: one pretraining run (repeatable)")
     parser.add_argument("--authors", type=Path, help="a folder of authors_code.py runs")
     parser.add_argument("--zoo", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", type=Path, required=True)
     cli = parser.parse_args(argv)
-    for folder in [*cli.ours, *([cli.authors] if cli.authors else [])]:
+    runs = [tuple(item.split("=", 1)) for item in cli.run]
+    if any(len(run) != 2 for run in runs):
+        print("probing_budget.py: error: --run takes LABEL=FOLDER", file=sys.stderr)
+        return 2
+    for folder in [*cli.ours, *([cli.authors] if cli.authors else []), *(Path(f) for _, f in runs)]:
         if not folder.is_dir():
             print(f"probing_budget.py: error: {folder} is not a folder", file=sys.stderr)
             return 2
@@ -141,6 +157,10 @@ def main(argv=None) -> int:
     for results in cli.ours:
         label, lr, found = ours(results, cli.zoo, cli.seed)
         curves[(label, lr)] = found
+    for label, folder in runs:
+        found = single_run(label, Path(folder), cli.seed)
+        if found:
+            curves.setdefault(found[0], {}).update(found[1])
     if cli.authors:
         curves.update(authors(cli.authors, cli.seed))
     figure(curves, cli.figure, f"zoo {cli.zoo}, seed {cli.seed}: ours (solid) and the authors' code (dashed)")
