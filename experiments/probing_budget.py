@@ -14,7 +14,7 @@ Reads finished runs and writes one figure and one Markdown table:
 The figure has one panel per encoder: validation loss (reverse KL, mean over classes: the units of
 both codebases here) against pretraining steps, one line per codebase and learning rate, with the
 floor and the ceiling of our runs at the same learning rate. The table gives each curve's best
-validation loss up to 1k, 2k, 3k and 5k steps (a dash: not trained so far), how far below the floor
+validation loss up to 1k, 2k, 2.5k, 3k and 5k steps (a dash: not trained so far), how far below the floor
 (at the same step and learning rate) that is, the step of its best and its wall time::
 
     python experiments/probing_budget.py --zoo digits --seed 0 \\
@@ -32,7 +32,7 @@ from pathlib import Path
 from weightspace.plotting import pyplot
 
 ENCODERS = ("statistics", "probing", "interactive")
-MARKS = (1000, 2000, 3000, 5000)
+MARKS = (1000, 2000, 2500, 3000, 5000)
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -64,7 +64,9 @@ def single_run(label: str, folder: Path, seed: int) -> tuple[tuple[str, float], 
     settings = json.loads((folder / "config.json").read_text())["pretrain"]
     if settings["seed"] != seed:
         return None
-    return (label, settings["learning_rate"]), {settings["encoder"]: _curve(_metrics(folder / "metrics.jsonl"))}
+    name = settings["encoder"]
+    name = f"reference-{name}" if name in ("constant", "oracle") else name  # a run's references/NAME
+    return (label, settings["learning_rate"]), {name: _curve(_metrics(folder / "metrics.jsonl"))}
 
 
 def authors(folder: Path, seed: int) -> dict[tuple[str, float], dict]:
@@ -88,7 +90,7 @@ def best_until(curve: dict, step: int) -> float | None:
 
 def table(curves: dict) -> list[str]:
     """Markdown rows: one per (codebase, learning rate, encoder)."""
-    head = " | ".join(f"best to {m // 1000}k (vs floor)" for m in MARKS)
+    head = " | ".join(f"best to {m / 1000:g}k (vs floor)" for m in MARKS)
     rows = [f"| codebase | lr | encoder | {head} | best at step | wall |", "|---" * (5 + len(MARKS)) + "|"]
     for (codebase, lr), by_encoder in curves.items():
         floor = by_encoder.get("reference-constant") or curves.get(("ours", lr), {}).get("reference-constant")
