@@ -37,7 +37,8 @@ this package's reader until the probing-budget measurements) the probes of diffe
 differed about 20 times less at initialisation, and on the small-digits zoo the interactive encoder
 sat on the constant floor for 3,000 pretraining steps (seed 0) where the residual one left it by
 step 750 (docs/reproductions/probing-budget.md). The non-interactive reader is one ``nn.LSTM``, not
-residual: it leaves the floor by step 1,000 as it is and ends below the authors' code there.
+residual (not measured with one): there it left the floor by step 1,000 in one seed and 2,500 in the
+other, and ended below the authors' code.
 
 Both are invariant to correct hidden-neuron permutations of the subjects because they only see
 the subjects' input-output behaviour (up to floating-point rounding of permuted sums).
