@@ -477,14 +477,11 @@ def validation_losses(code, state, recorder, bridge, val: RunData, settings: Pre
     as our pretraining batches them."""
     state.rnn_weight_encoder.eval()
     state.emulator.eval()
-    n_rollouts = min(settings.val_rollouts, next(iter(val.rollouts.values())).shape[1])
-    state.args.sequence_batch_size = n_rollouts
     ours, theirs = [], []
-    for start in range(0, len(val.indices), settings.batch_size):
-        rows = torch.arange(start, min(start + settings.batch_size, len(val.indices)))
-        subjects, inputs, target = val.batch(rows, torch.arange(n_rollouts))
+    for subjects, inputs, target in val.validation_batches(settings):
+        state.args.sequence_batch_size = inputs.shape[1]  # the rollouts of each network
         losses = code.training_script.training_iteration(their_batch(bridge, subjects, inputs, target), state=state)
-        theirs.append(losses.view(len(rows), -1).mean(1))
+        theirs.append(losses.view(inputs.shape[0], -1).mean(1))
         ours.append(our_losses(recorder, target))
     state.args.sequence_batch_size = settings.rollouts_per_network
     state.rnn_weight_encoder.train()

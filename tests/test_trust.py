@@ -68,12 +68,16 @@ def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def _finish(process: subprocess.Popen) -> None:
+    """Wait for a started ``weightspace`` process, which must succeed."""
+    output = process.communicate()[0]
+    assert process.returncode == 0, output[-2000:]
+
+
 def _ok(*args: str, env: dict | None = None) -> None:
     """``weightspace ARGS`` in a process of its own, as the runs it is compared with (the same
     thread settings), to the end."""
-    process = _start(*args, env=env)
-    output = process.communicate()[0]
-    assert process.returncode == 0, output[-2000:]
+    _finish(_start(*args, env=env))
 
 
 def _run(package: Path, config: Path, *extra: str) -> dict:
@@ -147,8 +151,7 @@ def test_two_runs_at_once_compute_each_step_once(tmp_path):
     reference = _start("run", str(alone / "code.toml"), "--quiet")  # its own folder: it shares nothing
     outputs = [run.communicate()[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    output = reference.communicate()[0]
-    assert reference.returncode == 0, output[-2000:]
+    _finish(reference)
     run = json.loads((together / "results" / "code" / "run.json").read_text())
     names = [s["name"] for s in run["steps"]]
     computed = [line.split("]")[0][1:] for out in outputs for line in out.splitlines() if "] computed in " in line]
@@ -228,8 +231,7 @@ def test_a_run_killed_inside_a_step_resumes_to_the_same_results(tmp_path, family
         output = killed.communicate()[0]
         assert killed.returncode == 137, (fault, output[-2000:])  # died inside the step
     _ok(*args["killed"])  # the last run resumes
-    output = whole.communicate()[0]
-    assert whole.returncode == 0, output[-2000:]
+    _finish(whole)
     results = {}
     for label, folder in folders.items():
         (out,) = (folder / "results").iterdir()

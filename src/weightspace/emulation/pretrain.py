@@ -113,12 +113,10 @@ def _loss(encoder, emulator, task, subjects, inputs, target, reduction: str, cri
 def _validation_loss(encoder, emulator, task, data: RunData, config: PretrainConfig) -> float:
     encoder.eval()
     emulator.eval()
-    n_rollouts = min(config.val_rollouts, next(iter(data.rollouts.values())).shape[1])
-    losses = []
-    for start in range(0, len(data.indices), config.batch_size):
-        rows = torch.arange(start, min(start + config.batch_size, len(data.indices)))
-        subjects, inputs, target = data.batch(rows, torch.arange(n_rollouts))
-        losses.append(_loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction))
+    losses = [
+        _loss(encoder, emulator, task, subjects, inputs, target, config.loss_reduction)
+        for subjects, inputs, target in data.validation_batches(config)
+    ]
     encoder.train()
     emulator.train()
     return torch.cat(losses).mean().item()

@@ -76,6 +76,13 @@ class RunData:
         subjects = (self.weights.select(rows), self.features[rows])
         return subjects, inputs.to(self.device), target.to(self.device)
 
+    def validation_batches(self, config):
+        """The validation loss's batches, as :meth:`batch` gives them: every network of the split,
+        ``config.batch_size`` at a time, each with its first ``config.val_rollouts`` stored rollouts."""
+        rollouts = torch.arange(min(config.val_rollouts, next(iter(self.rollouts.values())).shape[1]))
+        for start in range(0, len(self.indices), config.batch_size):
+            yield self.batch(torch.arange(start, min(start + config.batch_size, len(self.indices))), rollouts)
+
 
 def save_state(path, encoder, emulator, optimizer, metadata: dict) -> None:
     tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}

@@ -282,13 +282,9 @@ class _SeedPopulation:
 
     @torch.no_grad()
     def _validation_losses(self) -> list[float]:
-        val, config = self.val, self.config
         S = len(self.active)
-        n_rollouts = min(config.val_rollouts, next(iter(val.rollouts.values())).shape[1])
         losses = []
-        for start in range(0, len(val.indices), config.batch_size):
-            rows = torch.arange(start, min(start + config.batch_size, len(val.indices)))
-            (weights, features), inputs, target = val.batch(rows, torch.arange(n_rollouts))
+        for (weights, features), inputs, target in self.val.validation_batches(self.config):
             expand = lambda t: t.unsqueeze(0).expand(S, *t.shape)  # noqa: E731 - the same batch for every seed
             losses.append(
                 self._losses(
