@@ -66,6 +66,7 @@ n_delays = 2
 rank = 4
 ntk_trials = 2
 weight_restarts = 1
+tasks = { flip-flop = { iterations = 200 } }
 [[sweeps]]
 name = "channels"
 knob = "complexity"
