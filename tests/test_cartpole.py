@@ -2,9 +2,6 @@
 time of hand-made controllers, the population DQN (alone == together, exact resume) and the zoo."""
 
 import json
-import os
-import subprocess
-import sys
 
 import gymnasium as gym
 import numpy as np
@@ -15,6 +12,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from torch import nn
 
 import weightspace as ws
+from killed_builds import KilledBuilds
 from weightspace.cli import main
 from weightspace.networks import Population
 from weightspace.rl import (
@@ -259,16 +257,19 @@ def test_zoo_is_deterministic(tiny_zoo, tmp_path):
     assert torch.equal(zoo.weights().flatten(), again.weights().flatten())
 
 
-@pytest.mark.parametrize("fail_after", [2, 4])
-def test_zoo_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
-    out = tmp_path / "killed"
-    code = (
-        "import sys; from weightspace.zoo import build_zoo; "
-        f"build_zoo(sys.argv[1], 'cartpole', {TINY!r}, progress=False)"
-    )
-    env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
-    assert result.returncode == 137, result.stderr
+KILL_POINTS = [2, 4]
+
+
+@pytest.fixture(scope="module")
+def killed_builds(tmp_path_factory):
+    builds = KilledBuilds(tmp_path_factory.mktemp("killed"), "cartpole", TINY, KILL_POINTS)
+    yield builds
+    builds.close()
+
+
+@pytest.mark.parametrize("fail_after", KILL_POINTS)
+def test_zoo_resumes_after_a_kill(tiny_zoo, killed_builds, fail_after):
+    out = killed_builds.killed(fail_after)
     assert (out / "progress").exists()  # killed mid-shard, with trainer state saved
     _build(out)
     zoo, resumed = ws.load_zoo(tiny_zoo), ws.load_zoo(out)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import weightspace as ws
+from killed_builds import KilledBuilds
 from weightspace.errors import ConfigError
 from weightspace.networks import architecture_from_spec
 from weightspace.networks.policy import GaussianMLP
@@ -193,16 +194,19 @@ def test_zoo_is_readable_without_weightspace(tiny_zoo):
     assert architecture_from_spec(manifest["architecture"]).spec.num_parameters == 122
 
 
-@pytest.mark.parametrize("fail_after", [3, 5, 6])  # segment uncommitted; committed, unlisted; table, no manifest
-def test_trajectory_build_resumes_after_a_kill(tiny_zoo, tmp_path, fail_after):
-    out = tmp_path / "killed"
-    code = (
-        "import sys; from weightspace.zoo import build_zoo; "
-        f"build_zoo(sys.argv[1], 'ppo-trajectories', {TINY!r}, progress=False)"
-    )
-    env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
-    assert result.returncode == 137, result.stderr
+KILL_POINTS = [3, 5, 6]  # segment uncommitted; committed, unlisted; table, no manifest
+
+
+@pytest.fixture(scope="module")
+def killed_builds(tmp_path_factory):
+    builds = KilledBuilds(tmp_path_factory.mktemp("killed"), "ppo-trajectories", TINY, KILL_POINTS)
+    yield builds
+    builds.close()
+
+
+@pytest.mark.parametrize("fail_after", KILL_POINTS)
+def test_trajectory_build_resumes_after_a_kill(tiny_zoo, killed_builds, fail_after):
+    out = killed_builds.killed(fail_after)
     build_zoo(out, "ppo-trajectories", TINY, progress=False)
     zoo, resumed = ws.load_zoo(tiny_zoo), ws.load_zoo(out)
     assert zoo.table.equals(resumed.table)

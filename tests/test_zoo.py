@@ -1,10 +1,7 @@
 """Zoo building, the on-disk format, reading, resume after a kill, and errors on bad zoos."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,6 +12,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 import weightspace as ws
+from killed_builds import KilledBuilds
 from weightspace.cli import main
 from weightspace.errors import ConfigError, ZooFormatError
 from weightspace.networks import Population
@@ -159,18 +157,21 @@ def test_same_seed_same_zoo_and_other_seed_other_zoo(tiny_zoo, tmp_path):
     assert not other.table["seed"].equals(ws.load_zoo(tiny_zoo).table["seed"])
 
 
-@pytest.mark.parametrize("fail_after", [1, 2, 3, 5, 6, 8, 9, 11])
-def test_resume_after_kill_gives_the_same_zoo(tiny_zoo, tmp_path, fail_after):
+KILL_POINTS = [1, 2, 3, 5, 6, 8, 9, 11]
+
+
+@pytest.fixture(scope="module")
+def killed_builds(tmp_path_factory):
+    builds = KilledBuilds(tmp_path_factory.mktemp("killed"), "formal-languages", TINY, KILL_POINTS)
+    yield builds
+    builds.close()
+
+
+@pytest.mark.parametrize("fail_after", KILL_POINTS)
+def test_resume_after_kill_gives_the_same_zoo(tiny_zoo, killed_builds, fail_after):
     """The build process dies right after its n-th atomic write (every point of a build is
     covered by some n); rerunning the same command completes the identical zoo."""
-    out = tmp_path / "killed"
-    code = (
-        "import sys; from weightspace.zoo import build_zoo; "
-        f"build_zoo(sys.argv[1], 'formal-languages', {TINY!r}, progress=False)"
-    )
-    env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": str(fail_after)}
-    result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
-    assert result.returncode == 137, result.stderr  # it really was killed mid-build
+    out = killed_builds.killed(fail_after)
     if (out / "manifest.json").exists():
         completed = json.loads((out / "manifest.json").read_text())["shards"]["completed"]
         assert len(completed) < 3

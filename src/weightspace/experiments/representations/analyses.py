@@ -1,6 +1,9 @@
 """Paper 000's analyses, one experiment step each: every function takes a zoo, what the step
 reads (pretraining runs or embeddings, by encoder name), its settings, and the step's directory;
-it writes its figures there and returns JSON-able numbers (which the runner stores)."""
+it writes its figures there and returns JSON-able numbers (which the runner stores).
+
+The figure and statistics modules (matplotlib, scipy.stats: 0.8 s) are imported by the analysis that
+draws, not with the family, which every ``weightspace run`` of it loads."""
 
 from __future__ import annotations
 
@@ -10,10 +13,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...analysis.embedding import plot_embedding_figure
-from ...analysis.invariance import invariance_matrix, plot_invariance
-from ...analysis.probes import plot_ablation, plot_probes
-from ...emulation.fidelity import emulated_performance, plot_fidelity
 from ...encoders import ENCODER_NAMES, build_encoder, encoder_class
 
 
@@ -33,6 +32,8 @@ def _number(value) -> float | None:
 def invariance(zoo, runs: dict, encoder_options: dict, directory: Path, title: str) -> dict:
     """Figures 17 (untrained encoders) and 18 (trained): change under each permutation variant
     relative to the change to a different network."""
+    from ...analysis.invariance import invariance_matrix, plot_invariance
+
     last = np.flatnonzero((zoo.table["step"] == zoo.table["step"].max()).to_numpy())[:INVARIANCE_NETWORKS]
     weights = zoo.weights(last)
     others = zoo.weights(np.roll(last, 1))  # each network's "other network" is its neighbour
@@ -57,6 +58,8 @@ def invariance(zoo, runs: dict, encoder_options: dict, directory: Path, title: s
 
 def embeddings(zoo, embedding_files: dict[str, Path], directory: Path, title: str) -> dict:
     """Figures 6/7 and 21-23: PCA and t-SNE of validation embeddings, coloured by task and quality."""
+    from ...analysis.embedding import plot_embedding_figure
+
     rows = np.flatnonzero((zoo.table["split"] == "val").to_numpy())
     if len(rows) < 5:
         rows = np.arange(len(zoo.table))  # too few validation networks to plot: use all
@@ -74,6 +77,8 @@ def embeddings(zoo, embedding_files: dict[str, Path], directory: Path, title: st
 
 def fidelity(zoo, runs: dict, samples: int, directory: Path, title: str) -> dict:
     """Figure 5: original vs emulated performance of validation networks, and their correlation."""
+    from ...emulation.fidelity import emulated_performance, plot_fidelity
+
     rows = zoo.indices("val")
     if len(rows) == 0:
         return {}
@@ -92,6 +97,8 @@ def fidelity(zoo, runs: dict, samples: int, directory: Path, title: str) -> dict
 
 def probes(zoo, runs: dict, directory: Path) -> dict:
     """Figure 16: the learned probes of the probing encoders for one validation network."""
+    from ...analysis.probes import plot_probes
+
     rows = zoo.indices("val")
     rows = rows if len(rows) else np.arange(len(zoo))
     one = zoo.weights(rows[-1:])
@@ -110,6 +117,8 @@ ABLATIONS = {"probes": ("number of parallel probes", "probes"), "probe_length": 
 def probing_ablation(records: list[dict], directory: Path) -> dict:
     """Figures 13-15: validation emulation loss against the number of parallel probes and the
     probe length. ``records``: one per ablation run, ``{option, value, seed, val_loss}``."""
+    from ...analysis.probes import plot_ablation
+
     result = {}
     for option, (label, _) in ABLATIONS.items():
         rows = [{k: r[k] for k in ("value", "seed", "val_loss")} for r in records if r["option"] == option]
