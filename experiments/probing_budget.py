@@ -14,8 +14,10 @@ Reads finished runs and writes one figure and one Markdown table:
 The figure has one panel per encoder: validation loss (reverse KL, mean over classes: the units of
 both codebases here) against pretraining steps, one line per codebase and learning rate, with the
 floor and the ceiling of our runs at the same learning rate. The table gives each curve's best
-validation loss up to 1k, 2k, 2.5k, 3k and 5k steps (a dash: not trained so far), how far below the floor
-(at the same step and learning rate) that is, the step of its best and its wall time::
+validation loss up to each of ``--marks`` steps (a dash: not trained so far), how far below the floor
+(at the same step and learning rate) that is, the step of its best and its wall time. Below the table,
+for each codebase and learning rate: the step from which each probing encoder's best validation loss so
+far stays below the statistics encoder's (the crossing the paper's claim needs), or that it never does::
 
     python experiments/probing_budget.py --zoo digits --seed 0 \\
         --ours results/probing-budget-5k --ours results/probing-budget-lr1e-4 \\
@@ -33,6 +35,7 @@ from weightspace.plotting import pyplot
 
 ENCODERS = ("statistics", "probing", "interactive")
 MARKS = (1000, 2000, 2500, 3000, 5000)
+MECHANISTIC = "statistics"
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -88,15 +91,52 @@ def best_until(curve: dict, step: int) -> float | None:
     return min(values) if values and curve["steps"][-1] >= step else None
 
 
-def table(curves: dict) -> list[str]:
+def best_so_far(curve: dict, step: int) -> float:
+    """The best validation loss up to ``step`` (after an early stop: the run's best)."""
+    return min(v for s, v in zip(curve["steps"], curve["val"]) if s <= step)
+
+
+def crossing(probing: dict, mechanistic: dict) -> int | None:
+    """The first evaluation step from which ``probing``'s best loss so far is below
+    ``mechanistic``'s at every later evaluation of either, or None."""
+    steps = sorted(
+        s for s in {*probing["steps"], *mechanistic["steps"]} if s >= max(probing["steps"][0], mechanistic["steps"][0])
+    )
+    first = None
+    for step in steps:
+        if best_so_far(probing, step) < best_so_far(mechanistic, step):
+            first = step if first is None else first
+        else:
+            first = None
+    return first
+
+
+def crossings(curves: dict) -> list[str]:
+    """One line per codebase, learning rate and probing encoder with a statistics curve to compare
+    (a variant of ours without one: our statistics run at that learning rate)."""
+    lines = []
+    for (codebase, lr), by_encoder in curves.items():
+        ours = curves.get(("ours", lr), {}) if codebase.startswith("ours") else {}
+        mechanistic = by_encoder.get(MECHANISTIC) or ours.get(MECHANISTIC)
+        if mechanistic is None:
+            continue
+        for name in (e for e in ENCODERS if e != MECHANISTIC and e in by_encoder):
+            step = crossing(by_encoder[name], mechanistic)
+            last = min(by_encoder[name]["steps"][-1], mechanistic["steps"][-1])
+            when = f"from step {step} on" if step is not None else f"never (to step {last})"
+            lines.append(f"- {codebase}, lr {lr:g}: {name} below {MECHANISTIC} {when}")
+    return lines
+
+
+def table(curves: dict, marks=MARKS) -> list[str]:
     """Markdown rows: one per (codebase, learning rate, encoder)."""
-    head = " | ".join(f"best to {m / 1000:g}k (vs floor)" for m in MARKS)
-    rows = [f"| codebase | lr | encoder | {head} | best at step | wall |", "|---" * (5 + len(MARKS)) + "|"]
+    head = " | ".join(f"best to {m / 1000:g}k (vs floor)" for m in marks)
+    rows = [f"| codebase | lr | encoder | {head} | best at step | wall |", "|---" * (5 + len(marks)) + "|"]
     for (codebase, lr), by_encoder in curves.items():
         floor = by_encoder.get("reference-constant") or curves.get(("ours", lr), {}).get("reference-constant")
         for name, curve in by_encoder.items():
             cells = []
-            for mark in MARKS:
+            for mark in marks:
                 value = best_until(curve, mark)
                 below = best_until(floor, mark) if floor and not name.startswith("reference") else None
                 cells.append(
@@ -146,7 +186,13 @@ def main(argv=None) -> int:
     parser.add_argument("--zoo", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", type=Path, required=True)
+    parser.add_argument("--marks", default=",".join(map(str, MARKS)), help="steps of the table's columns")
     cli = parser.parse_args(argv)
+    try:
+        marks = tuple(int(m) for m in cli.marks.split(","))
+    except ValueError:
+        print(f"probing_budget.py: error: --marks takes steps separated by commas, got {cli.marks!r}", file=sys.stderr)
+        return 2
     runs = [tuple(item.split("=", 1)) for item in cli.run]
     if any(len(run) != 2 for run in runs):
         print("probing_budget.py: error: --run takes LABEL=FOLDER", file=sys.stderr)
@@ -166,7 +212,9 @@ def main(argv=None) -> int:
     if cli.authors:
         curves.update(authors(cli.authors, cli.seed))
     figure(curves, cli.figure, f"zoo {cli.zoo}, seed {cli.seed}: ours (solid) and the authors' code (dashed)")
-    print("\n".join(table(curves)))
+    print("\n".join(table(curves, marks)))
+    print()
+    print("\n".join(crossings(curves)))
     return 0
 
 
