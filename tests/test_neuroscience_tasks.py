@@ -228,3 +228,16 @@ def test_mean_field_condition_scales_the_learning_rate_by_gamma():
 def test_bad_settings_are_one_clear_error(values, message):
     with pytest.raises(ws.errors.ConfigError, match=message):
         get_task("flip-flop").config(values)
+
+
+def test_a_network_counts_as_converged_only_if_its_stored_weights_meet_the_threshold(tmp_path, monkeypatch):
+    final = load_zoo(_build(tmp_path / "zoo", threshold=0.5)).table.query("step == 48")
+    trained, held_out = final["converged_in_training"] > 0.5, final["test_mse"] <= 0.5
+    assert trained.all() and (final["converged"] > 0.5).equals(trained & held_out)
+    # the same networks, whose stored weights miss the threshold on the held-out trials
+    from weightspace.tasks.neuroscience import NeuroscienceTask
+
+    monkeypatch.setattr(NeuroscienceTask, "evaluation_mse", lambda self, a, w, c, keys, *rest: torch.ones(len(keys)))
+    missed = load_zoo(_build(tmp_path / "missed", threshold=0.5)).table.query("step == 48")
+    assert missed["converged_in_training"].equals(final["converged_in_training"])
+    assert (missed["converged"] == 0).all()

@@ -9,9 +9,11 @@ trial generators are in :mod:`weightspace.tasks.trials`; training is
 
 Each zoo stores two rows per network: its initialisation (step 0) and its trained network (the
 last step; a network that stopped early holds its weights from its stop). Table columns: the
-knobs, ``converged``, ``converged_epoch``, ``stop_step``, ``final_lr``, ``train_loss`` (the last
-epoch's mean MSE; written by the zoo builder from the trainer), ``test_mse`` and ``ood_mse`` on fixed evaluation trials (the OOD condition doubles
-the trial length, or the delay for delayed discrimination).
+knobs, ``converged`` (the training loss met the threshold and the stored network meets it on the
+held-out evaluation trials), ``converged_in_training`` (the first only), ``converged_epoch``,
+``stop_step``, ``final_lr``, ``train_loss`` (the last epoch's mean MSE; written by the zoo builder from
+the trainer), ``test_mse`` and ``ood_mse`` on fixed evaluation trials (the OOD condition doubles the
+trial length, or the delay for delayed discrimination).
 """
 
 from __future__ import annotations
@@ -176,8 +178,12 @@ class NeuroscienceTask(Task):
                 name: self.evaluation_mse(architecture, weights, config, keys, ood, device)
                 for name, ood in (("test_mse", False), ("ood_mse", True))
             }
+            # converged: the training loss met the threshold and the stored network meets it on the
+            # held-out evaluation trials (it is stored some epochs after the crossing)
+            held_out = metrics["test_mse"].cpu() <= config.threshold
             metrics.update(
-                converged=state.converged.float(),
+                converged=(state.converged.cpu() & held_out).float(),
+                converged_in_training=state.converged.float(),
                 converged_epoch=state.converged_epoch.float(),
                 stop_step=state.stop_step.float(),
                 final_lr=state.lr,

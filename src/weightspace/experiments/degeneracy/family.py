@@ -187,6 +187,9 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     result = {
         "networks": int(len(final)),
         "converged": int(converged.sum()),
+        # met the threshold in training, but the stored network misses it on held-out trials
+        "missed_held_out": int((final.get("converged_in_training", final["converged"]).to_numpy() > 0.5).sum())
+        - int(converged.sum()),
         "stop_step": final["stop_step"].tolist(),
         "test_mse": final["test_mse"].tolist(),
         "ood_mse_all": final["ood_mse"].tolist(),

@@ -66,6 +66,7 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
                 "zoo": name,
                 "networks": result["networks"],
                 "converged": result["converged"],
+                "missed_held_out": result.get("missed_held_out", 0),
                 "measured": result.get("measured", False),
                 "median_stop_step": float(np.median(result["stop_step"])),
             }
@@ -170,11 +171,13 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
                 }
             )
         lines += [markdown(pd.DataFrame(rows)), ""]
-        unconverged = sum(c["networks"] - c["converged"] for c in sweep["conditions"])
-        if unconverged:
+        missed = sum(c.get("missed_held_out", 0) for c in sweep["conditions"])
+        never = sum(c["networks"] - c["converged"] for c in sweep["conditions"]) - missed
+        if never or missed:
             lines += [
-                f"{unconverged} network(s) of this sweep never reached the threshold; they are left out of "
-                "every measure.",
+                f"{never} network(s) of this sweep never reached the threshold in training, and {missed} "
+                "reached it but their stored weights miss it on the held-out evaluation trials; they are "
+                "left out of every measure.",
                 "",
             ]
         path = sweep_figure(sweep, figures / f"sweep-{index}.png")
