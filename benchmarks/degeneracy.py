@@ -14,8 +14,9 @@ our side projects for 50 networks (1,225 pairs), and as its last line ``speedup:
 
 Training section: the same K flip-flop RNNs (``nn.RNN`` + ``nn.Linear``, same initial weights, same
 trials) trained for S steps with Adam one network at a time, then as one population with
-:class:`~weightspace.training.threshold.ThresholdTrainer`; prints network-steps/s of both and the
-ratio (``training speedup``).
+:class:`~weightspace.training.threshold.ThresholdTrainer`. Prints network-steps/s of both, the ratio
+(``training speedup``), and what generating one batch of trials costs beside a population step. Give
+``--train-units`` several sizes (``64,256``) to time each; the paper's batch is 64 trials of 100 steps.
 
 NTK section (``--sections ntk``): the NTK alignment's kernels one network at a time (as the library
 computes them) against one batched vjp of the population; prints both times.
@@ -149,7 +150,14 @@ def dsa_section(args) -> float:
 
 
 def training_section(args) -> float:
-    """Population training against a loop over networks; returns the ratio."""
+    """Population training against a loop over networks, per width; returns the last ratio."""
+    ratio = math.nan
+    for units in (int(u) for u in str(args.train_units).split(",")):
+        ratio = _training(args, units)
+    return ratio
+
+
+def _training(args, units: int) -> float:
     import numpy as np
 
     from weightspace import counter_rng
@@ -158,17 +166,19 @@ def training_section(args) -> float:
     from weightspace.training.threshold import StoppingRule, ThresholdTrainer, masked_mse
 
     K, S, device = args.train_networks, args.train_steps, torch.device(args.device)
-    architecture = RNN(3, args.train_units, 1, 3)
+    architecture = RNN(3, units, 1, 3)
     keys = np.arange(K) + 1
+    start = time.perf_counter()
     data = [
         trials.flip_flop(keys, counter_rng.stream_id("benchmark", s), args.train_batch, args.train_trial_steps).to(
             device
         )
         for s in range(S)
     ]
+    generation = (time.perf_counter() - start) / S
     initial = architecture.init(keys, device)
     print(
-        f"training: K={K} flip-flop RNNs x {args.train_units} units, batch {args.train_batch} x "
+        f"training: K={K} flip-flop RNNs x {units} units, batch {args.train_batch} x "
         f"{args.train_trial_steps} steps, {S} Adam steps; device {device}"
     )
 
@@ -197,6 +207,8 @@ def training_section(args) -> float:
         _sync(device)
         seconds[name] = time.perf_counter() - start
         print(f"  {name:13s}: {K * S / seconds[name]:8.1f} network-steps/s ({seconds[name]:.2f} s)")
+    step = seconds["population"] / S
+    print(f"  trials of one step: {1e3 * generation:.1f} ms beside {1e3 * step:.1f} ms of a population step")
     ratio = seconds["one at a time"] / seconds["population"]
     print(f"training speedup: {ratio:.1f}x")
     return ratio
@@ -273,7 +285,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-networks", type=int, default=16)
-    parser.add_argument("--train-units", type=int, default=64)
+    parser.add_argument("--train-units", default="64", help="hidden sizes, comma-separated (64,256)")
     parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--train-trial-steps", type=int, default=50)
     parser.add_argument("--train-steps", type=int, default=20)
