@@ -126,3 +126,33 @@ def test_a_compiled_lstm_step_runs_torch_on_one_thread_and_the_kernel_on_all(mon
         assert torch.get_num_threads() == 2 and kernel_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads, expected", [(1, 1), (None, 2)])
+def test_the_threshold_trainer_of_paper_002_trains_on_one_thread(threads, expected):
+    """The RNN populations' training is many small torch products, like the DQN's: one thread by
+    default, torch's count on request, and torch's setting back afterwards."""
+    import numpy as np
+
+    from weightspace.tasks import trials
+    from weightspace.training.threshold import StoppingRule, ThresholdTrainer
+
+    seen = []
+
+    def batch(step, networks):
+        seen.append(torch.get_num_threads())
+        t = trials.flip_flop(np.arange(2)[networks.numpy()], step, 4, steps=5, channels=1)
+        return t.inputs, t.targets, t.mask
+
+    architecture = ws.RNN(1, 4, 1, 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rule = StoppingRule(threshold=1e-9, patience_epochs=1, steps_per_epoch=2, max_epochs=1)
+        trainer = ThresholdTrainer(
+            architecture, architecture.init(np.arange(2)), batch, rule, [0.01] * 2, threads=threads
+        )
+        trainer.run([2], lambda step, weights: seen.append(torch.get_num_threads()))
+        assert seen == [expected] * 3 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..networks.weights import Population
+from ..threads import intra_op_threads
 from .optim import adamw_update
 
 RECURRENT = "rnn.weight_hh_l0"
@@ -71,7 +72,9 @@ TrialsFn = Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch
 
 
 class ThresholdTrainer:
-    """See the module docstring. ``lr`` and ``strength`` give one value per network."""
+    """See the module docstring. ``lr`` and ``strength`` give one value per network. :meth:`run`
+    uses ``threads`` torch threads on the CPU (default 1: these are many small products, see
+    :mod:`weightspace.threads`; None: torch's setting)."""
 
     def __init__(
         self,
@@ -82,6 +85,7 @@ class ThresholdTrainer:
         lr,
         regularizer: str = "none",
         strength=0.0,
+        threads: int | None = 1,
     ):
         if regularizer not in REGULARIZERS:
             raise ValueError(f"unknown regulariser {regularizer!r}; choose from {REGULARIZERS}")
@@ -92,6 +96,7 @@ class ThresholdTrainer:
         self.regularizer = regularizer
         self.total_steps = rule.total_steps
         K, device = weights.size, weights.device
+        self.threads = threads if device.type == "cpu" else None
         self.params = {n: t.detach().clone().requires_grad_() for n, t in weights.items()}
         self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
@@ -178,6 +183,10 @@ class ThresholdTrainer:
         """Train to ``total_steps`` (or until every network has stopped; then the remaining steps
         are skipped, since nothing changes), calling ``on_checkpoint(step, weights)`` at each
         checkpoint not yet passed and ``on_step(step)`` after every step trained."""
+        with intra_op_threads(self.threads):
+            self._run(checkpoints, on_checkpoint, on_step)
+
+    def _run(self, checkpoints, on_checkpoint, on_step) -> None:
         for checkpoint in sorted(s for s in set(checkpoints) if s >= self.step):
             while self.step < checkpoint:
                 if not self.active.any():
