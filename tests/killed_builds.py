@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 class KilledBuilds:
     """``{n: a build of ``kind`` with ``settings`` in root/killed-n, killed after write n}``."""
@@ -38,3 +40,15 @@ class KilledBuilds:
             if process.returncode is None:
                 process.kill()
                 process.communicate()
+
+
+def killed_builds_fixture(kind: str, settings: dict, points):
+    """A module fixture: the :class:`KilledBuilds` of ``points``, started when a test first asks."""
+
+    @pytest.fixture(scope="module")
+    def killed_builds(tmp_path_factory):
+        builds = KilledBuilds(tmp_path_factory.mktemp("killed"), kind, settings, points)
+        yield builds
+        builds.close()
+
+    return killed_builds

@@ -5,22 +5,15 @@ trained. Training with their code needs their repository, which the tests do not
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from experiment_scripts import experiment_script
 from weightspace.zoo import build_zoo
-
-SCRIPT = Path(__file__).parents[1] / "experiments" / "authors_code.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("authors_code", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment_script("authors_code")
 
 
 @pytest.fixture(scope="module")

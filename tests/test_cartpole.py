@@ -12,7 +12,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from torch import nn
 
 import weightspace as ws
-from killed_builds import KilledBuilds
+from killed_builds import killed_builds_fixture
 from weightspace.cli import main
 from weightspace.networks import Population
 from weightspace.rl import (
@@ -260,11 +260,7 @@ def test_zoo_is_deterministic(tiny_zoo, tmp_path):
 KILL_POINTS = [2, 4]
 
 
-@pytest.fixture(scope="module")
-def killed_builds(tmp_path_factory):
-    builds = KilledBuilds(tmp_path_factory.mktemp("killed"), "cartpole", TINY, KILL_POINTS)
-    yield builds
-    builds.close()
+killed_builds = killed_builds_fixture("cartpole", TINY, KILL_POINTS)
 
 
 @pytest.mark.parametrize("fail_after", KILL_POINTS)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import weightspace as ws
-from killed_builds import KilledBuilds
+from killed_builds import killed_builds_fixture
 from weightspace.errors import ConfigError
 from weightspace.networks import architecture_from_spec
 from weightspace.networks.policy import GaussianMLP
@@ -197,11 +197,7 @@ def test_zoo_is_readable_without_weightspace(tiny_zoo):
 KILL_POINTS = [3, 5, 6]  # segment uncommitted; committed, unlisted; table, no manifest
 
 
-@pytest.fixture(scope="module")
-def killed_builds(tmp_path_factory):
-    builds = KilledBuilds(tmp_path_factory.mktemp("killed"), "ppo-trajectories", TINY, KILL_POINTS)
-    yield builds
-    builds.close()
+killed_builds = killed_builds_fixture("ppo-trajectories", TINY, KILL_POINTS)
 
 
 @pytest.mark.parametrize("fail_after", KILL_POINTS)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 import weightspace as ws
-from killed_builds import KilledBuilds
+from killed_builds import killed_builds_fixture
 from weightspace.cli import main
 from weightspace.errors import ConfigError, ZooFormatError
 from weightspace.networks import Population
@@ -160,11 +160,7 @@ def test_same_seed_same_zoo_and_other_seed_other_zoo(tiny_zoo, tmp_path):
 KILL_POINTS = [1, 2, 3, 5, 6, 8, 9, 11]
 
 
-@pytest.fixture(scope="module")
-def killed_builds(tmp_path_factory):
-    builds = KilledBuilds(tmp_path_factory.mktemp("killed"), "formal-languages", TINY, KILL_POINTS)
-    yield builds
-    builds.close()
+killed_builds = killed_builds_fixture("formal-languages", TINY, KILL_POINTS)
 
 
 @pytest.mark.parametrize("fail_after", KILL_POINTS)
