@@ -14,8 +14,12 @@ our side projects for 50 networks (1,225 pairs), and as its last line ``speedup:
 
 Training section: the same K flip-flop RNNs (``nn.RNN`` + ``nn.Linear``, same initial weights, same
 trials) trained for S steps with Adam one network at a time, then as one population with
-:class:`~weightspace.training.threshold.ThresholdTrainer`. Prints network-steps/s of both, the ratio
-(``training speedup``), and what generating one batch of trials costs beside a population step. Give
+:class:`~weightspace.training.threshold.ThresholdTrainer` twice: on its PyTorch path (autograd over
+the loop of time steps, the engine before the compiled RNN layer) and on the compiled layer
+(``networks/rnn_kernel.py``; ``pytorch`` where it cannot be built). The trainer runs as a zoo build
+runs it (torch ops on one thread, the compiled layer on ``--threads``). Prints network-steps/s of
+each, the ratios (``training speedup``: the population against one at a time; ``compiled over
+pytorch``), and what generating one batch of trials costs beside a population step. Give
 ``--train-units`` several sizes (``64,256``) to time each; the paper's batch is 64 trials of 100 steps.
 
 NTK section (``--sections ntk``): the NTK alignment's kernels one network at a time (as the library
@@ -32,6 +36,7 @@ import time
 
 import torch
 
+from weightspace._allocator import keep_freed_memory
 from weightspace.analysis.dsa import DEFAULT_CHUNK, DSASettings
 from weightspace.threads import intra_op_threads
 
@@ -161,7 +166,7 @@ def _training(args, units: int) -> float:
     import numpy as np
 
     from weightspace import counter_rng
-    from weightspace.networks import RNN
+    from weightspace.networks import RNN, fused_cpu
     from weightspace.tasks import trials
     from weightspace.training.threshold import StoppingRule, ThresholdTrainer, masked_mse
 
@@ -197,18 +202,23 @@ def _training(args, units: int) -> float:
         trainer = ThresholdTrainer(
             architecture, initial, lambda s, n: (data[s].inputs, data[s].targets, data[s].mask), rule, [1e-3] * K
         )
-        for _ in range(S):
-            trainer.train_step()
+        trainer.run([S], lambda step, weights: None)
 
+    def pytorch_path():
+        with fused_cpu.disabled():
+            population()
+
+    print(f"  compiled RNN layer: {fused_cpu.kernel_path()}")
     seconds = {}
-    for name, fn in (("one at a time", loop), ("population", population)):
+    for name, fn in (("one at a time", loop), ("population, pytorch", pytorch_path), ("population", population)):
         start = time.perf_counter()
         fn()
         _sync(device)
         seconds[name] = time.perf_counter() - start
-        print(f"  {name:13s}: {K * S / seconds[name]:8.1f} network-steps/s ({seconds[name]:.2f} s)")
+        print(f"  {name:19s}: {K * S / seconds[name]:8.1f} network-steps/s ({seconds[name]:.2f} s)")
     step = seconds["population"] / S
     print(f"  trials of one step: {1e3 * generation:.1f} ms beside {1e3 * step:.1f} ms of a population step")
+    print(f"  compiled over pytorch: {seconds['population, pytorch'] / seconds['population']:.2f}x")
     ratio = seconds["one at a time"] / seconds["population"]
     print(f"training speedup: {ratio:.1f}x")
     return ratio
@@ -294,6 +304,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     args.threads = args.threads or None
+    keep_freed_memory()  # as the command line does
 
     speedup = math.nan
     with intra_op_threads(args.threads):

@@ -246,7 +246,7 @@ def test_a_zoo_resumed_with_another_kernel_path_is_refused_unless_allowed(tmp_pa
     monkeypatch.setenv("WEIGHTSPACE_FUSED", "0" if fused_cpu.available() else "1")
     if fused_cpu.kernel_path() == load_zoo(out).manifest["created_with"]["lstm_kernel"]:
         pytest.skip("only one kernel path on this machine")
-    with pytest.raises(ConfigError, match="was started with the LSTM kernel path"):
+    with pytest.raises(ConfigError, match="was started with the recurrent kernel path"):
         build_zoo(out, "formal-languages", settings, progress=False)
     monkeypatch.setenv("WEIGHTSPACE_ALLOW_KERNEL_CHANGE", "1")
     build_zoo(out, "formal-languages", settings, progress=False)

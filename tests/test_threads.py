@@ -129,18 +129,23 @@ def test_a_compiled_lstm_step_runs_torch_on_one_thread_and_the_kernel_on_all(mon
 
 
 @pytest.mark.parametrize("threads, expected", [(1, 1), (None, 2)])
-def test_the_threshold_trainer_of_paper_002_trains_on_one_thread(threads, expected):
-    """The RNN populations' training is many small torch products, like the DQN's: one thread by
-    default, torch's count on request, and torch's setting back afterwards."""
+def test_the_threshold_trainer_of_paper_002_trains_on_one_thread(threads, expected, monkeypatch):
+    """The RNN populations' training is many small torch products, like the DQN's: torch on one
+    thread by default (the compiled RNN layers on torch's count from outside), torch's count on
+    request, and torch's setting back afterwards."""
     import numpy as np
 
+    from weightspace.networks import fused_cpu
     from weightspace.tasks import trials
+    from weightspace.threads import kernel_threads
     from weightspace.training.threshold import StoppingRule, ThresholdTrainer
 
+    monkeypatch.delenv("WEIGHTSPACE_FUSED", raising=False)
     seen = []
 
     def batch(step, networks):
         seen.append(torch.get_num_threads())
+        assert kernel_threads() == (2 if threads == 1 and fused_cpu.available() else expected)
         t = trials.flip_flop(np.arange(2)[networks.numpy()], step, 4, steps=5, channels=1)
         return t.inputs, t.targets, t.mask
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy.optimize import quadratic_assignment
 
+from ..networks import fused_cpu
 from ..networks.weights import Population
 from ..stats import bootstrap_interval
 
@@ -108,7 +109,8 @@ def tangent_kernels(architecture, weights: Population, inputs: torch.Tensor, eve
             out = architecture.forward(Population(weights.spec, dict(zip(names, tensors))), inputs[k : k + 1])[0]
             return out[:, :, every - 1 :: every].reshape(-1)
 
-        jacobian = torch.autograd.functional.jacobian(outputs, params, vectorize=True)
+        with fused_cpu.disabled():  # the compiled backward passes cannot be vmapped
+            jacobian = torch.autograd.functional.jacobian(outputs, params, vectorize=True)
         flat = torch.cat([j.reshape(j.shape[0], -1) for j in jacobian], dim=1)
         kernels.append(flat @ flat.T)
     return torch.stack(kernels)

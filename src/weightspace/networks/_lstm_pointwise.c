@@ -1,4 +1,6 @@
-/* A whole LSTM layer of a population of K networks, all T steps in one call (float32, CPU).
+/* A whole LSTM layer of a population of K networks, all T steps in one call (float32, CPU); below
+ * the LSTM's, the same for the tanh RNN layers of paper 002 (nn.RNN's cell, rnn_forward_layer, and
+ * the mean-field leaky RNN, leaky_forward_layer).
  *
  * Compiled and loaded with ctypes by fused_cpu.py; the formulas are those of LSTMRecurrence in
  * lstm_kernel.py (gate order i, f, g, o). lstm_forward_layer runs a layer forward from its input
@@ -398,6 +400,234 @@ int lstm_forward_layer(const struct forward_args *a, int nthreads)
 int lstm_backward_layer(const struct backward_args *a, int nthreads)
 {
     return for_each_network(backward_one, a, a->K, backward_scratch(a->B, a->I, a->H), nthreads);
+}
+
+/* nn.RNN's tanh layer, h_t = tanh(bias + x_t W_ih^T + h_{t-1} W_hh^T), the same way: each network
+ * on one thread with its weights (and in the backward its weight gradients) in cache for all T
+ * steps. It takes the LSTM's argument structs with one gate (G = H); their cell-state fields (c0,
+ * c_last, dc, cell_from_hidden, forget) are unused, and factors (K, T, B, H) holds 1 - h_t^2. */
+static long rnn_forward_scratch(long B, long I, long H) { return (I + H) * H + B * H; }
+static long rnn_backward_scratch(long B, long I, long H) { return 2 * (I + H) * H + H + B * H; }
+
+static void rnn_forward_network(const struct forward_args *a, long k, float *work)
+{
+    const long B = a->B, T = a->T, I = a->I, H = a->H;
+    float *wt = work, *pre = wt + (I + H) * H;
+    const float *w_ih = a->w_ih + k * H * I, *w_hh = a->w_hh + k * H * H;
+    for (long g = 0; g < H; ++g) { /* [W_ih, W_hh]^T, (I + H) x H */
+        for (long j = 0; j < I; ++j)
+            wt[j * H + g] = w_ih[g * I + j];
+        for (long j = 0; j < H; ++j)
+            wt[(I + j) * H + g] = w_hh[g * H + j];
+    }
+    for (long t = 0; t < T; ++t) {
+        const struct product input = {I, X_ROWS(a, k, t), a->x_sb, 1, wt, H, a->bias + k * H, 0, pre, H};
+        const struct product recurrent = {H, H_PREV_ROWS(a, k, t), H_PREV_STRIDE(a, t), 1, wt + I * H, H,
+                                          pre, H, pre, H};
+        product(&input, B, H);
+        product(&recurrent, B, H);
+        for (long b = 0; b < B; ++b) {
+            float *h = a->h + k * a->h_sk + b * a->h_sb + t * a->h_st;
+            float *slope = a->factors + ((k * T + t) * B + b) * H;
+            const float *x = pre + b * H;
+            for (long j = 0; j < H; ++j) {
+                const float hj = 2.0f * sigmoid(2.0f * x[j]) - 1.0f;
+                h[j] = hj;
+                slope[j] = 1.0f - hj * hj;
+            }
+        }
+    }
+}
+
+/* Per step t (last to first): the pre-activation gradients gp = (dh + grad_h_t) (1 - h_t^2)
+ * (B x H); dx_t = gp W_ih and the dh of step t - 1 = gp W_hh; dW_ih^T += x_t^T gp,
+ * dW_hh^T += h_{t-1}^T gp, and the bias gradient += the column sums of gp. */
+static void rnn_backward_network(const struct backward_args *a, long k, float *work)
+{
+    const long B = a->B, T = a->T, I = a->I, H = a->H;
+    float *m = work, *dwt = m + H * (I + H), *db = dwt + (I + H) * H, *gp = db + H;
+    const float *w_ih = a->w_ih + k * H * I, *w_hh = a->w_hh + k * H * H;
+    for (long g = 0; g < H; ++g) { /* [W_ih, W_hh], H x (I + H) */
+        memcpy(m + g * (I + H), w_ih + g * I, I * sizeof(float));
+        memcpy(m + g * (I + H) + I, w_hh + g * H, H * sizeof(float));
+    }
+    memset(dwt, 0, ((I + H) * H + H) * sizeof(float)); /* and db */
+    float *dh = a->dh + k * B * H;
+    for (long t = T - 1; t >= 0; --t) {
+        for (long b = 0; b < B; ++b) {
+            const float *grad_h = a->grad_h ? a->grad_h + k * a->g_sk + b * a->g_sb + t * a->g_st : 0;
+            const float *slope = a->factors + ((k * T + t) * B + b) * H;
+            const float *d = dh + b * H;
+            float *out = gp + b * H;
+            for (long j = 0; j < H; ++j)
+                out[j] = (grad_h ? d[j] + grad_h[j] : d[j]) * slope[j];
+        }
+        const float *x = X_ROWS(a, k, t), *h_prev = H_PREV_ROWS(a, k, t);
+        if (a->dx) {
+            const struct product input_grad = {H, gp, H, 1, m, I + H, 0, 0,
+                                               a->dx + k * a->dx_sk + t * a->dx_st, a->dx_sb};
+            product(&input_grad, B, I);
+        }
+        const struct product hidden_grad = {H, gp, H, 1, m + I, I + H, 0, 0, dh, H};
+        const struct product input_weight_grad = {B, x, 1, a->x_sb, gp, H, dwt, H, dwt, H};
+        const struct product hidden_weight_grad = {B, h_prev, 1, H_PREV_STRIDE(a, t), gp, H,
+                                                   dwt + I * H, H, dwt + I * H, H};
+        product(&hidden_grad, B, H);
+        product(&input_weight_grad, I, H);
+        product(&hidden_weight_grad, H, H);
+        for (long b = 0; b < B; ++b)
+            for (long g = 0; g < H; ++g)
+                db[g] += gp[b * H + g];
+    }
+    for (long g = 0; g < H; ++g) {
+        for (long j = 0; j < I; ++j)
+            a->dw_ih[(k * H + g) * I + j] = dwt[j * H + g];
+        for (long j = 0; j < H; ++j)
+            a->dw_hh[(k * H + g) * H + j] = dwt[(I + j) * H + g];
+    }
+    memcpy(a->dbias + k * H, db, H * sizeof(float));
+}
+
+static void rnn_forward_one(const void *args, long k, float *work) { rnn_forward_network(args, k, work); }
+static void rnn_backward_one(const void *args, long k, float *work) { rnn_backward_network(args, k, work); }
+
+int rnn_forward_layer(const struct forward_args *a, int nthreads)
+{
+    return for_each_network(rnn_forward_one, a, a->K, rnn_forward_scratch(a->B, a->I, a->H), nthreads);
+}
+
+int rnn_backward_layer(const struct backward_args *a, int nthreads)
+{
+    return for_each_network(rnn_backward_one, a, a->K, rnn_backward_scratch(a->B, a->I, a->H), nthreads);
+}
+
+/* The mean-field leaky RNN (networks/mean_field.py), the same way:
+ *     h_t = (1 - tau) h_{t-1} + tau (x_t U^T + tanh(h_{t-1}) (J / N)^T),
+ * no biases. The forward saves r_t = tanh(h_t) (K, T, B, N) for the backward pass. */
+struct leaky_args {
+    long K, B, T, I, H;
+    float tau, scale;                 /* scale: 1 / N */
+    const float *x;                   /* (K, B, T, I), strides x_sk, x_sb, x_st */
+    long x_sk, x_sb, x_st;
+    const float *w_ih, *w_hh;         /* U (K, H, I), J (K, H, H) */
+    const float *h0;                  /* (K, B, H) */
+    float *h;                         /* (K, B, T, H) out (forward) or in, strides h_sk, h_sb, h_st */
+    long h_sk, h_sb, h_st;
+    float *rates;                     /* (K, T, B, H): tanh(h_t), out (forward) or in */
+    const float *grad_h;              /* (K, B, T, H), strides g_sk, g_sb, g_st; may be NULL */
+    long g_sk, g_sb, g_st;
+    float *dh;                        /* (K, B, H): zero in, gradient of h0 out */
+    float *dx;                        /* (K, B, T, I) out, strides dx_sk, dx_sb, dx_st; or NULL */
+    long dx_sk, dx_sb, dx_st;
+    float *dw_ih, *dw_hh;             /* (K, H, I), (K, H, H) out */
+};
+
+INLINE float tanh_poly(float x) { return 2.0f * sigmoid(2.0f * x) - 1.0f; }
+
+static long leaky_forward_scratch(long B, long I, long H) { return (I + H) * H + 2 * B * H; }
+static long leaky_backward_scratch(long B, long I, long H) { return 2 * (I + H) * H + 3 * B * H; }
+
+#define LEAKY_X_ROWS(a, k, t) ((a)->x + (k) * (a)->x_sk + (t) * (a)->x_st)
+#define LEAKY_H_ROW(a, k, b, t) ((a)->h + (k) * (a)->h_sk + (b) * (a)->h_sb + (t) * (a)->h_st)
+
+static void leaky_forward_network(const struct leaky_args *a, long k, float *work)
+{
+    const long B = a->B, T = a->T, I = a->I, H = a->H;
+    const float tau = a->tau;
+    float *wt = work, *pre = wt + (I + H) * H, *r0 = pre + B * H;
+    const float *u = a->w_ih + k * H * I, *j = a->w_hh + k * H * H;
+    for (long g = 0; g < H; ++g) { /* [U, J / N]^T, (I + H) x H */
+        for (long i = 0; i < I; ++i)
+            wt[i * H + g] = u[g * I + i];
+        for (long i = 0; i < H; ++i)
+            wt[(I + i) * H + g] = j[g * H + i] * a->scale;
+    }
+    const float *h0 = a->h0 + k * B * H;
+    for (long i = 0; i < B * H; ++i)
+        r0[i] = tanh_poly(h0[i]);
+    for (long t = 0; t < T; ++t) {
+        const float *r_prev = t == 0 ? r0 : a->rates + ((k * T + t - 1) * B) * H;
+        const struct product input = {I, LEAKY_X_ROWS(a, k, t), a->x_sb, 1, wt, H, 0, 0, pre, H};
+        const struct product recurrent = {H, r_prev, H, 1, wt + I * H, H, pre, H, pre, H};
+        product(&input, B, H);
+        product(&recurrent, B, H);
+        for (long b = 0; b < B; ++b) {
+            const float *h_prev = t == 0 ? h0 + b * H : LEAKY_H_ROW(a, k, b, t - 1);
+            float *h = LEAKY_H_ROW(a, k, b, t), *r = a->rates + ((k * T + t) * B + b) * H;
+            const float *p = pre + b * H;
+            for (long i = 0; i < H; ++i) {
+                const float hi = (1.0f - tau) * h_prev[i] + tau * p[i];
+                h[i] = hi;
+                r[i] = tanh_poly(hi);
+            }
+        }
+    }
+}
+
+/* Per step t (last to first), with G = dh + grad_h_t: gd = tau G is the gradient of the step's
+ * pre-activation; dx_t = gd U, dU^T += x_t^T gd, d(J / N)^T += r_{t-1}^T gd, and the dh of step
+ * t - 1 = (1 - tau) G + (gd (J / N)) (1 - r_{t-1}^2). */
+static void leaky_backward_network(const struct leaky_args *a, long k, float *work)
+{
+    const long B = a->B, T = a->T, I = a->I, H = a->H;
+    const float tau = a->tau;
+    float *m = work, *dwt = m + H * (I + H), *gd = dwt + (I + H) * H, *back = gd + B * H, *r0 = back + B * H;
+    const float *u = a->w_ih + k * H * I, *j = a->w_hh + k * H * H;
+    for (long g = 0; g < H; ++g) { /* [U, J / N], H x (I + H) */
+        memcpy(m + g * (I + H), u + g * I, I * sizeof(float));
+        for (long i = 0; i < H; ++i)
+            m[g * (I + H) + I + i] = j[g * H + i] * a->scale;
+    }
+    memset(dwt, 0, (I + H) * H * sizeof(float));
+    const float *h0 = a->h0 + k * B * H;
+    for (long i = 0; i < B * H; ++i)
+        r0[i] = tanh_poly(h0[i]);
+    float *dh = a->dh + k * B * H;
+    for (long t = T - 1; t >= 0; --t) {
+        for (long b = 0; b < B; ++b) {
+            const float *grad_h = a->grad_h ? a->grad_h + k * a->g_sk + b * a->g_sb + t * a->g_st : 0;
+            float *d = dh + b * H, *out = gd + b * H;
+            for (long i = 0; i < H; ++i) {
+                const float total = grad_h ? d[i] + grad_h[i] : d[i];
+                d[i] = total; /* G, kept for the direct path below */
+                out[i] = tau * total;
+            }
+        }
+        const float *x = LEAKY_X_ROWS(a, k, t);
+        const float *r_prev = t == 0 ? r0 : a->rates + ((k * T + t - 1) * B) * H;
+        if (a->dx) {
+            const struct product input_grad = {H, gd, H, 1, m, I + H, 0, 0,
+                                               a->dx + k * a->dx_sk + t * a->dx_st, a->dx_sb};
+            product(&input_grad, B, I);
+        }
+        const struct product through = {H, gd, H, 1, m + I, I + H, 0, 0, back, H};
+        const struct product input_weight_grad = {B, x, 1, a->x_sb, gd, H, dwt, H, dwt, H};
+        const struct product hidden_weight_grad = {B, r_prev, 1, H, gd, H, dwt + I * H, H, dwt + I * H, H};
+        product(&through, B, H);
+        product(&input_weight_grad, I, H);
+        product(&hidden_weight_grad, H, H);
+        for (long i = 0; i < B * H; ++i)
+            dh[i] = (1.0f - tau) * dh[i] + back[i] * (1.0f - r_prev[i] * r_prev[i]);
+    }
+    for (long g = 0; g < H; ++g) {
+        for (long i = 0; i < I; ++i)
+            a->dw_ih[(k * H + g) * I + i] = dwt[i * H + g];
+        for (long i = 0; i < H; ++i)
+            a->dw_hh[(k * H + g) * H + i] = dwt[(I + i) * H + g] * a->scale;
+    }
+}
+
+static void leaky_forward_one(const void *args, long k, float *work) { leaky_forward_network(args, k, work); }
+static void leaky_backward_one(const void *args, long k, float *work) { leaky_backward_network(args, k, work); }
+
+int leaky_forward_layer(const struct leaky_args *a, int nthreads)
+{
+    return for_each_network(leaky_forward_one, a, a->K, leaky_forward_scratch(a->B, a->I, a->H), nthreads);
+}
+
+int leaky_backward_layer(const struct leaky_args *a, int nthreads)
+{
+    return for_each_network(leaky_backward_one, a, a->K, leaky_backward_scratch(a->B, a->I, a->H), nthreads);
 }
 
 /* The readout and the sequence cross-entropy of a population, fused: per network k, logits

@@ -1,4 +1,5 @@
-"""A whole LSTM layer of a population for float32 CPU tensors, in a small C library.
+"""A whole LSTM layer of a population for float32 CPU tensors, in a small C library; also the
+tanh RNN layers of paper 002 (``nn.RNN``'s cell and the mean-field leaky RNN, :mod:`.rnn_kernel`).
 
 One call runs one layer over its whole sequence for all K networks, each network on one thread:
 forward from the input sequence to the outputs, the last cell state and the factors saved for
@@ -29,6 +30,7 @@ import sysconfig
 import tempfile
 import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -112,6 +114,41 @@ class _BackwardArgs(ctypes.Structure):
     ]
 
 
+class _LeakyArgs(ctypes.Structure):
+    _fields_ = [
+        ("K", _c_long),
+        ("B", _c_long),
+        ("T", _c_long),
+        ("I", _c_long),
+        ("H", _c_long),
+        ("tau", ctypes.c_float),
+        ("scale", ctypes.c_float),
+        ("x", _c_ptr),
+        ("x_sk", _c_long),
+        ("x_sb", _c_long),
+        ("x_st", _c_long),
+        ("w_ih", _c_ptr),
+        ("w_hh", _c_ptr),
+        ("h0", _c_ptr),
+        ("h", _c_ptr),
+        ("h_sk", _c_long),
+        ("h_sb", _c_long),
+        ("h_st", _c_long),
+        ("rates", _c_ptr),
+        ("grad_h", _c_ptr),
+        ("g_sk", _c_long),
+        ("g_sb", _c_long),
+        ("g_st", _c_long),
+        ("dh", _c_ptr),
+        ("dx", _c_ptr),
+        ("dx_sk", _c_long),
+        ("dx_sb", _c_long),
+        ("dx_st", _c_long),
+        ("dw_ih", _c_ptr),
+        ("dw_hh", _c_ptr),
+    ]
+
+
 class _ReadoutArgs(ctypes.Structure):
     _fields_ = [
         ("K", _c_long),
@@ -161,8 +198,25 @@ class _SlowerHere(RuntimeError):
 
 
 def available() -> bool:
-    """Whether the fused steps can be used (compiles the library on the first call)."""
-    return _current()[0] is not None
+    """Whether the fused steps can be used (compiles the library on the first call); False
+    inside :func:`disabled`."""
+    return not getattr(_switched_off, "value", False) and _current()[0] is not None
+
+
+_switched_off = threading.local()
+
+
+@contextmanager
+def disabled():
+    """Inside the block this thread's layers take their pure-PyTorch paths: for transforms that
+    the compiled backward passes cannot follow (``vmap`` over a backward, as
+    ``torch.autograd.functional.jacobian(vectorize=True)`` runs it)."""
+    before = getattr(_switched_off, "value", False)
+    _switched_off.value = True
+    try:
+        yield
+    finally:
+        _switched_off.value = before
 
 
 def _current():
@@ -182,7 +236,7 @@ def _current():
                     _builds[requested] = (None, None, None)
                 except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                     warnings.warn(
-                        f"weightspace: could not build the fused LSTM kernel ({error}); "
+                        f"weightspace: could not build the fused LSTM and RNN kernel ({error}); "
                         "using the slower pure-PyTorch path",
                         RuntimeWarning,
                         stacklevel=3,
@@ -214,7 +268,7 @@ def requested_level() -> str | None:
 
 
 def kernel_path() -> str:
-    """The LSTM path that float32 CPU populations take here: ``fused x86-64-v3 (8-float vectors)``,
+    """The LSTM (and tanh RNN) path that float32 CPU populations take here: ``fused x86-64-v3 (8-float vectors)``,
     say, or ``pytorch`` when the fused kernel is off or could not be built."""
     library, level = _current()
     if library is None:
@@ -303,6 +357,10 @@ def _build(level: str, errors: list):
             for name, args in (
                 ("lstm_forward_layer", _ForwardArgs),
                 ("lstm_backward_layer", _BackwardArgs),
+                ("rnn_forward_layer", _ForwardArgs),
+                ("rnn_backward_layer", _BackwardArgs),
+                ("leaky_forward_layer", _LeakyArgs),
+                ("leaky_backward_layer", _LeakyArgs),
                 ("readout_cross_entropy_forward", _ReadoutArgs),
                 ("readout_cross_entropy_backward", _ReadoutArgs),
             ):
@@ -430,6 +488,102 @@ def backward_layer(
     _call(_current()[0].lstm_backward_layer, args)
 
 
+def rnn_forward_layer(x, weight_ih, weight_hh, bias, h0, hs, slopes):
+    """One tanh-RNN layer (``nn.RNN``'s cell) forward over all T steps; see ``ElmanLayer`` in
+    ``rnn_kernel``. Reads ``x`` (K, B, T, I; may be strided), ``weight_ih`` (K, H, I),
+    ``weight_hh`` (K, H, H), ``bias`` (K, H: both biases summed) and ``h0`` (K, B, H); writes the
+    outputs ``hs`` (K, B, T, H; may be strided) and ``slopes`` (K, T, B, H): 1 - h^2, which the
+    backward pass reads."""
+    K, B, T, I = x.shape
+    H = h0.shape[-1]
+    args = _ForwardArgs(
+        K,
+        B,
+        T,
+        I,
+        H,
+        *_strided("x", x, (K, B, T, I)),
+        _check("weight_ih", weight_ih, (K, H, I)),
+        _check("weight_hh", weight_hh, (K, H, H)),
+        _check("bias", bias, (K, H)),
+        _check("h0", h0, (K, B, H)),
+        None,  # no cell state
+        0,
+        0,
+        *_strided("hs", hs, (K, B, T, H)),
+        None,
+        _check("slopes", slopes, (K, T, B, H)),
+        None,
+        None,
+    )
+    _call(_current()[0].rnn_forward_layer, args)
+
+
+def rnn_backward_layer(x, weight_ih, weight_hh, h0, hs, slopes, grad_hs, dh, dx, dw_ih, dw_hh, dbias):
+    """The gradients of :func:`rnn_forward_layer`: from ``grad_hs`` (K, B, T, H; may be None or
+    strided), ``dh`` (K, B, H) comes in as zeros and leaves as the gradient of h0; writes ``dx``
+    (K, B, T, I; None when not wanted; may be strided), ``dw_ih``, ``dw_hh`` and ``dbias`` (K, H)."""
+    K, B, T, I = x.shape
+    H = h0.shape[-1]
+    args = _BackwardArgs(
+        K,
+        B,
+        T,
+        I,
+        H,
+        *_strided("x", x, (K, B, T, I)),
+        _check("weight_ih", weight_ih, (K, H, I)),
+        _check("weight_hh", weight_hh, (K, H, H)),
+        _check("h0", h0, (K, B, H)),
+        *_strided("hs", hs, (K, B, T, H)),
+        _check("slopes", slopes, (K, T, B, H)),
+        None,
+        None,
+        *_strided("grad_hs", grad_hs, (K, B, T, H)),
+        _check("dh", dh, (K, B, H)),
+        None,  # no cell state
+        *_strided("dx", dx, (K, B, T, I)),
+        _check("dw_ih", dw_ih, (K, H, I)),
+        _check("dw_hh", dw_hh, (K, H, H)),
+        _check("dbias", dbias, (K, H)),
+    )
+    _call(_current()[0].rnn_backward_layer, args)
+
+
+def leaky_layer(x, weight_ih, weight_hh, h0, tau, hs, rates, grad_hs=None, dh=None, dx=None, dw_ih=None, dw_hh=None):
+    """The mean-field leaky RNN (``LeakyLayer`` in ``rnn_kernel``) over all T steps. Forward
+    (``dh`` None): reads ``x`` (K, B, T, I; may be strided), U = ``weight_ih`` (K, H, I), J =
+    ``weight_hh`` (K, H, H) and ``h0`` (K, B, H); writes ``hs`` (K, B, T, H; may be strided) and
+    ``rates`` (K, T, B, H) = tanh(hs). Backward: also reads ``grad_hs`` (may be None or strided);
+    ``dh`` comes in as zeros and leaves as the gradient of h0; writes ``dx`` (None when not
+    wanted), ``dw_ih`` and ``dw_hh``."""
+    K, B, T, I = x.shape
+    H = h0.shape[-1]
+    backward = dh is not None
+    args = _LeakyArgs(
+        K,
+        B,
+        T,
+        I,
+        H,
+        tau,
+        1.0 / H,
+        *_strided("x", x, (K, B, T, I)),
+        _check("weight_ih", weight_ih, (K, H, I)),
+        _check("weight_hh", weight_hh, (K, H, H)),
+        _check("h0", h0, (K, B, H)),
+        *_strided("hs", hs, (K, B, T, H)),
+        _check("rates", rates, (K, T, B, H)),
+        *_strided("grad_hs", grad_hs, (K, B, T, H)),
+        _check("dh", dh, (K, B, H)) if backward else None,
+        *_strided("dx", dx, (K, B, T, I)),
+        _check("dw_ih", dw_ih, (K, H, I)) if backward else None,
+        _check("dw_hh", dw_hh, (K, H, H)) if backward else None,
+    )
+    library = _current()[0]
+    _call(library.leaky_backward_layer if backward else library.leaky_forward_layer, args)
+
+
 def readout_cross_entropy_forward(hs, weight, bias, targets, loss, probs):
     """Per network, the mean over (t, b) of the cross-entropy of ``hs @ weight^T + bias`` against
     ``targets``: hs (K, B, T, H; may be strided), weight (K, O, H), bias (K, O), targets (K, B, T)
@@ -485,4 +639,4 @@ def _check_targets(targets, shape):
 
 def _call(function, args):
     if function(ctypes.byref(args), kernel_threads()):
-        raise MemoryError("the fused LSTM kernel could not allocate its scratch memory")
+        raise MemoryError("the fused LSTM and RNN kernel could not allocate its scratch memory")

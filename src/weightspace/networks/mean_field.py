@@ -22,6 +22,7 @@ from functools import cached_property
 import torch
 
 from ..errors import WeightspaceError
+from .rnn_kernel import elman_fused_applies, leaky_layer_fused
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 #: uniform in +-sqrt(3): unit variance, the mean-field scale of every weight entry
@@ -70,6 +71,14 @@ class MeanFieldRNN:
     def init(self, seeds, device="cpu") -> Population:
         return initialize(self.spec, seeds, device)
 
+    #: float32 CPU populations run the compiled kernel (rnn_kernel), whose build a zoo records
+    uses_compiled_kernel = True
+
+    def runs_compiled(self, weights: Population) -> bool:
+        """Whether :meth:`forward` runs these weights through the compiled kernel (float32 on the
+        CPU, a built library), which splits its work over threads by itself."""
+        return elman_fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
+
     def forward(self, weights: Population, x: torch.Tensor, state=None, return_hidden=False):
         """Outputs (K, B, T, O) and the final state (1, K, B, N); with ``return_hidden`` also the
         hidden sequence (K, B, T, N)."""
@@ -80,13 +89,17 @@ class MeanFieldRNN:
         K, B, T, _ = x.shape
         N = self.hidden_size
         h = torch.zeros(K, B, N, device=x.device, dtype=x.dtype) if state is None else state[0]
-        driven = torch.bmm(x.reshape(K, B * T, -1), weights["rnn.weight_ih_l0"].transpose(1, 2)).view(K, B, T, N)
-        recurrent = weights["rnn.weight_hh_l0"].transpose(1, 2) / N
-        hidden = []
-        for t in range(T):
-            h = h + self.tau * (torch.bmm(torch.tanh(h), recurrent) + driven[:, :, t] - h)
-            hidden.append(h)
-        hidden = torch.stack(hidden, dim=2)
+        if self.runs_compiled(weights) and x.dtype == torch.float32 and h.dtype == torch.float32:
+            hidden = leaky_layer_fused(x, weights["rnn.weight_ih_l0"], weights["rnn.weight_hh_l0"], h, self.tau)
+            h = hidden[:, :, -1]
+        else:
+            driven = torch.bmm(x.reshape(K, B * T, -1), weights["rnn.weight_ih_l0"].transpose(1, 2)).view(K, B, T, N)
+            recurrent = weights["rnn.weight_hh_l0"].transpose(1, 2) / N
+            hidden = []
+            for t in range(T):
+                h = h + self.tau * (torch.bmm(torch.tanh(h), recurrent) + driven[:, :, t] - h)
+                hidden.append(h)
+            hidden = torch.stack(hidden, dim=2)
         outputs = torch.bmm(torch.tanh(hidden).reshape(K, B * T, N), weights["readout.weight"].transpose(1, 2)).view(
             K, B, T, -1
         ) / (self.gamma * N)

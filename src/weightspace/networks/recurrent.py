@@ -12,9 +12,11 @@ from functools import cached_property
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..errors import WeightspaceError
 from .lstm_kernel import fused_applies, lstm_layer_fused, lstm_recurrence
+from .rnn_kernel import elman_fused_applies, elman_layer_fused
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 
@@ -113,7 +115,8 @@ class RecurrentArchitecture:
         With ``return_hidden`` the last layer's hidden sequence ``(K, B, T, H)`` is returned too.
         """
         hidden, final_state = self.hidden(weights, x, state)
-        outputs = _project(hidden, weights["readout.weight"], weights["readout.bias"])
+        readout = linear_readout if self.runs_compiled(weights) else _project
+        outputs = readout(hidden, weights["readout.weight"], weights["readout.bias"])
         return (outputs, final_state, hidden) if return_hidden else (outputs, final_state)
 
     def hidden(self, weights: Population, x: torch.Tensor, state=None):
@@ -187,6 +190,37 @@ def _project(x, weight, bias):
     return out.view(K, B, T, -1)
 
 
+class _LinearReadout(torch.autograd.Function):
+    """:func:`_project` with a backward pass in the products' fast forms. With few outputs (a
+    flip-flop RNN's 3), autograd's own backward of the batched matmul takes the slow ones: at
+    K=16, 6,400 rows, H=64, O=3 on one thread, 13.1 ms for the weight gradient against 3.8 ms as
+    g^T x, and 6.4 ms for the input gradient against 2.2 ms through ``matmul``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return _project(x, weight, bias)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        K, B, T, H = x.shape
+        time_major = x.transpose(1, 2).is_contiguous() and not x.is_contiguous()
+        if time_major:  # rows in (t, b) order, as x holds them
+            rows, grad_rows = x.transpose(1, 2).reshape(K, T * B, H), grad.transpose(1, 2).reshape(K, T * B, -1)
+        else:
+            rows, grad_rows = x.reshape(K, B * T, H), grad.reshape(K, B * T, -1)
+        grad_x = torch.matmul(grad_rows, weight)
+        grad_x = grad_x.view(K, T, B, H).transpose(1, 2) if time_major else grad_x.view(K, B, T, H)
+        return grad_x, torch.bmm(grad_rows.transpose(1, 2), rows), grad_rows.sum(1)
+
+
+def linear_readout(x, weight, bias):
+    """(K, B, T, H) @ (K, O, H)^T + (K, O), with the backward pass of :class:`_LinearReadout`."""
+    return _LinearReadout.apply(x, weight, bias)
+
+
 def _layer_state(state, layer):
     if isinstance(state, tuple):
         return tuple(s[layer] for s in state)
@@ -255,6 +289,19 @@ class RNN(RecurrentArchitecture):
 
     kind = "rnn"
     gates = 1
+    #: float32 CPU populations run the compiled kernel (rnn_kernel), whose build a zoo records
+    uses_compiled_kernel = True
+
+    def runs_compiled(self, weights: Population) -> bool:
+        return elman_fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
+
+    def _layer(self, weights, layer, layer_input, h0):
+        weight_ih, weight_hh = weights[f"rnn.weight_ih_l{layer}"], weights[f"rnn.weight_hh_l{layer}"]
+        bias = self._input_bias(weights, layer)
+        if elman_fused_applies(weight_hh, layer_input, weight_ih, bias, h0):
+            hs = elman_layer_fused(layer_input, weight_ih, weight_hh, bias, h0)
+            return hs, hs[:, :, -1]
+        return super()._layer(weights, layer, layer_input, h0)
 
     def _cell(self, weights, layer, projected_t, h):
         h = torch.tanh(torch.baddbmm(projected_t, h, weights[f"rnn.weight_hh_l{layer}"].transpose(1, 2)))

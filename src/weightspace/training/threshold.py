@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..networks.weights import Population
-from ..threads import intra_op_threads
+from ..threads import intra_op_threads, torch_ops_on_one_thread
 from .optim import adamw_update
 
 RECURRENT = "rnn.weight_hh_l0"
@@ -73,8 +73,9 @@ TrialsFn = Callable[[int, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch
 
 class ThresholdTrainer:
     """See the module docstring. ``lr`` and ``strength`` give one value per network. :meth:`run`
-    uses ``threads`` torch threads on the CPU (default 1: these are many small products, see
-    :mod:`weightspace.threads`; None: torch's setting)."""
+    runs torch on ``threads`` threads on the CPU (default 1: these are many small products, see
+    :mod:`weightspace.threads`; None: torch's setting); a compiled RNN layer (``nn.RNN``'s cell,
+    float32 on the CPU) then splits its networks over torch's thread count from outside."""
 
     def __init__(
         self,
@@ -183,7 +184,9 @@ class ThresholdTrainer:
         """Train to ``total_steps`` (or until every network has stopped; then the remaining steps
         are skipped, since nothing changes), calling ``on_checkpoint(step, weights)`` at each
         checkpoint not yet passed and ``on_step(step)`` after every step trained."""
-        with intra_op_threads(self.threads):
+        compiled = getattr(self.architecture, "runs_compiled", lambda weights: False)(self.weights)
+        threads = torch_ops_on_one_thread() if compiled and self.threads == 1 else intra_op_threads(self.threads)
+        with threads:
             self._run(checkpoints, on_checkpoint, on_step)
 
     def _run(self, checkpoints, on_checkpoint, on_step) -> None:

@@ -34,7 +34,7 @@ from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest,
 from .segmented import build_segmented
 from .table import ZooTable
 
-#: set to 1 to resume a zoo with another LSTM kernel path than it was started with
+#: set to 1 to resume a zoo with another recurrent kernel path (LSTM, tanh RNN) than it was started with
 ALLOW_KERNEL_CHANGE = "WEIGHTSPACE_ALLOW_KERNEL_CHANGE"
 #: set to 1 to resume a zoo with another environment version (Task.resume_must_match) than it was started with
 ALLOW_ENVIRONMENT_CHANGE = "WEIGHTSPACE_ALLOW_ENVIRONMENT_CHANGE"
@@ -58,7 +58,7 @@ def _check_kernel(out: Path, manifest: dict, kernel: str | None) -> None:
     if kernel is None or started is None or started == kernel or os.environ.get(ALLOW_KERNEL_CHANGE) == "1":
         return
     raise ConfigError(
-        f"{out} was started with the LSTM kernel path '{started}' and would resume with '{kernel}', "
+        f"{out} was started with the recurrent kernel path '{started}' and would resume with '{kernel}', "
         "which can change its numbers midway; resume where it started (WEIGHTSPACE_KERNEL_ISA or "
         f"WEIGHTSPACE_FUSED=0 choose the path), or set {ALLOW_KERNEL_CHANGE}=1 to resume anyway"
     )
