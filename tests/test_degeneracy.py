@@ -94,9 +94,9 @@ def test_the_experiment_runs_reports_table1_and_reuses_its_steps(tmp_path):
     run = json.loads((report.parent / "run.json").read_text())
     assert len(run["steps"]) == 6  # channels=2 and hidden_size=8 are one condition: built once
     sweep = results["sweeps"][0]
-    assert sweep["paper"] == {"behaviour": "mixed", "dynamics": "down", "weights": "up"}
+    assert sweep["paper"] == {"behaviour": "mixed", "dynamics": "down", "shape": "down", "weights": "up"}
     assert all(c["converged"] == 3 for c in sweep["conditions"])
-    for level in ("behaviour", "dynamics", "weights"):
+    for level in ("behaviour", "dynamics", "shape", "weights"):
         assert sweep["effects"][level]["value"] is not None
     assert (report.parent / "figures" / "sweep-0.png").exists() and (report.parent / "figures" / "mds.png").exists()
     again = run_experiment(config, progress=False)
@@ -123,3 +123,19 @@ def test_bad_sweeps_are_one_clear_error(tmp_path, change, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_experiment(path)
+
+
+def test_the_cka_distance_is_zero_for_a_rotated_copy_and_equals_its_definition():
+    from weightspace.analysis.degeneracy import cka_distances
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 4, 20, 6, generator=g, dtype=torch.float64)
+    rotation = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))[0]
+    hidden[1] = 2.5 * hidden[0] @ rotation + 0.3  # rotated, scaled and shifted: the same representation
+    distances = cka_distances(hidden, every=2)
+    assert distances.shape == (3, 3) and torch.equal(distances, distances.T)
+    assert distances[0, 1] < 1e-6 and (distances.diagonal() == 0).all()
+    x, y = (h[:, 1::2].reshape(-1, 6) for h in (hidden[0], hidden[2]))  # the definition, one pair
+    x, y = x - x.mean(0), y - y.mean(0)
+    cka = (x.T @ y).square().sum() / ((x.T @ x).norm() * (y.T @ y).norm())
+    assert distances[0, 2].item() == pytest.approx(1 - cka.item(), abs=1e-6)

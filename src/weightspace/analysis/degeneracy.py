@@ -1,7 +1,14 @@
-"""Solution degeneracy at the behaviour and weight levels, and the training diagnostics (paper 002).
-The dynamics level (DSA) is :mod:`weightspace.analysis.dsa`.
+"""Solution degeneracy at the behaviour and weight levels, a closed-form second measure of the
+dynamics, and the training diagnostics (paper 002). The dynamics level (DSA) is
+:mod:`weightspace.analysis.dsa`.
 
 - **Behaviour**: sigma_OOD, the standard deviation over converged networks of their OOD MSE.
+- **Dynamics, closed form** (``shape``): 1 - linear CKA (Kornblith et al. 2019) between two
+  networks' hidden states on the same trials, rows the (trial, time step) samples, columns the
+  units, each unit centred: ``||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. CKA is invariant to
+  rotations (hence neuron permutations) and to the scale of the activity, and needs no search:
+  beside DSA, whose Procrustes search is a local optimisation, the direction does not rest on one
+  optimiser.
 - **Weights**: ``min_P ||W1 - P^T W2 P||_F`` over neuron permutations P of the recurrent matrices,
   divided by the number of entries of W (N^2). The permutation is scipy's
   ``quadratic_assignment`` (FAQ), maximising ``trace(W1^T P W2 P^T)`` (which minimises the
@@ -34,7 +41,26 @@ def sample_std(values, axis=-1):
 
 
 #: each level's statistic over its values: sigma_OOD over networks, the mean over pairs
-LEVEL_STATISTICS = {"behaviour": sample_std, "dynamics": np.mean, "weights": np.mean}
+LEVEL_STATISTICS = {"behaviour": sample_std, "dynamics": np.mean, "shape": np.mean, "weights": np.mean}
+
+
+def cka_distances(hidden: torch.Tensor, every: int = 1) -> torch.Tensor:
+    """1 - linear CKA between every two networks: hidden (K, trials, T, N) -> (K, K), zero on the
+    diagonal. The rows are each trial's every ``every``-th time step (the same trials for every
+    network). All pairs from one product of the networks' sample Gram matrices
+    (``<X X^T, Y Y^T>_F = ||X^T Y||_F^2``), in float64."""
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    K, _, _, N = hidden.shape
+    samples = hidden[:, :, every - 1 :: every].reshape(K, -1, N).double()
+    samples = samples - samples.mean(1, keepdim=True)
+    grams = (samples @ samples.mT).reshape(K, -1)
+    inner = grams @ grams.T  # (K, K): ||X_i^T X_j||_F^2
+    norms = inner.diagonal().sqrt()
+    cka = inner / (norms[:, None] * norms[None, :])
+    distances = (1 - cka).clamp_min(0)
+    distances.fill_diagonal_(0)
+    return distances.float()
 
 
 def permuted_distance(

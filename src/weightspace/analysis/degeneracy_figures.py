@@ -12,18 +12,22 @@ from ..plotting import pyplot
 TITLES = {
     "behaviour": "behaviour: sigma_OOD",
     "dynamics": "dynamics: mean DSA distance",
+    "shape": "dynamics: mean 1 - linear CKA",
     "weights": "weights: mean ||W1 - P^T W2 P|| / N^2",
 }
 
 
 def sweep_figure(sweep: dict, path: Path) -> Path:
-    """Three panels (behaviour, dynamics, weights) against the knob, with 95% intervals; the DSA
-    null as a dotted line in the dynamics panel."""
+    """One panel per level (behaviour, dynamics by DSA and by CKA, weights) against the knob, with
+    95% intervals; the DSA null as a dotted line in the DSA panel."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = plt.subplots(1, len(TITLES), figsize=(4 * len(TITLES), 3.4))
     measured = [c for c in sweep["conditions"] if c["measured"]]
     x = [c["level"] for c in measured]
     for ax, level in zip(axes, TITLES):
+        if not all(level in c for c in measured):  # a result of a release before this level
+            ax.set_visible(False)
+            continue
         values = np.array([c[level]["value"] for c in measured], float)
         low = np.array([c[level]["low"] if c[level]["low"] is not None else c[level]["value"] for c in measured], float)
         high = np.array(

@@ -39,7 +39,10 @@ PAPER_DIRECTIONS = {
     "width": {"behaviour": "down", "dynamics": "down", "weights": "down"},
     "regularization": {"behaviour": "down", "dynamics": "down", "weights": "down"},
 }
-LEVELS = ("behaviour", "dynamics", "weights")
+for _directions in PAPER_DIRECTIONS.values():  # the second dynamics measure tests the same claim
+    _directions["shape"] = _directions["dynamics"]
+#: the levels measured: "shape" is the dynamics again, by a closed-form measure (1 - linear CKA)
+LEVELS = ("behaviour", "dynamics", "shape", "weights")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,15 +95,18 @@ class AnalysisSettings:
         default_factory=dict,
         metadata={"help": "Per-task DSA overrides, e.g. { flip-flop = { n_delays = 5, rank = 20 } }."},
     )
+    cka_every: int = field(
+        default=10, metadata={"help": "Shape (1 - linear CKA): reads the hidden states at every n-th time step."}
+    )
     weight_restarts: int = field(default=3, metadata={"help": "Random QAP starts besides the barycentre."})
     ntk_trials: int = field(default=4, metadata={"help": "Probe trials of the NTK alignment."})
     ntk_every: int = field(default=10, metadata={"help": "The NTK reads the outputs at every n-th time step."})
 
     def __post_init__(self):
-        if self.trials < 2 or min(self.ntk_trials, self.ntk_every, self.weight_restarts + 1) < 1:
+        if self.trials < 2 or min(self.ntk_trials, self.ntk_every, self.cka_every, self.weight_restarts + 1) < 1:
             raise ValueError(
                 "[analysis] needs trials >= 2 (two halves for the DSA null), ntk_trials >= 1, "
-                "ntk_every >= 1 and weight_restarts >= 0"
+                "ntk_every >= 1, cka_every >= 1 and weight_restarts >= 0"
             )
 
     def dsa(self, task: str) -> dict:
@@ -202,6 +208,7 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     stream = counter_rng.stream_id("degeneracy", "dsa", seed)
     hidden, outputs, trials = _trajectories(zoo, weights, settings.trials, stream)
     dynamics = dsa.pairwise(dsa.fit_operators(hidden))
+    shape = measures.cka_distances(hidden, settings.cka_every)
     half = settings.trials // 2  # the null: each network's two halves of the trials, against each other
     null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
     recurrent = weights["rnn.weight_hh_l0"]
@@ -217,6 +224,7 @@ def measure(context: StepContext, step_settings: dict) -> dict:
         context.directory / "distances.safetensors",
         {
             "dynamics": torch.as_tensor(dynamics, dtype=torch.float32),
+            "shape": shape,
             "weights": torch.as_tensor(weight_distances, dtype=torch.float32),
         },
     )
@@ -232,6 +240,7 @@ def measure(context: StepContext, step_settings: dict) -> dict:
         "dsa": dsa.to_json(),
         "behaviour_values": ood.tolist(),
         "dynamics_values": measures.upper_triangle(np.asarray(dynamics)).tolist(),
+        "shape_values": measures.upper_triangle(shape.numpy()).tolist(),
         "weights_values": measures.upper_triangle(weight_distances).tolist(),
         "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
         "weight_change": measures.weight_change(initial_weights, weights).tolist(),

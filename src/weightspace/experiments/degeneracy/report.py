@@ -16,6 +16,7 @@ from .family import LEVELS, PAPER_DIRECTIONS, DegeneracyExperiment, condition_st
 MEANING = {
     "behaviour": "sigma_OOD: s.d. of the OOD MSE over converged networks",
     "dynamics": "mean DSA distance over pairs",
+    "shape": "the dynamics by a closed-form measure: mean 1 - linear CKA of the hidden states over pairs",
     "weights": "mean permutation-minimised ||W1 - P^T W2 P||_F / N^2 over pairs",
 }
 
@@ -120,7 +121,7 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
     table1 = []
     for sweep in results["sweeps"]:
         row = {"knob": sweep["knob"], "sweep": sweep["name"], "task": sweep["task"]}
-        for level_name in LEVELS:
+        for level_name in (name for name in LEVELS if name in sweep["effects"]):  # an older release's: fewer
             effect = sweep["effects"][level_name]
             measured = (
                 effect["direction"]
@@ -129,7 +130,7 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
                 f"{effect['levels'][0]:g} -> {effect['levels'][1]:g})"
             )
             row[f"{level_name}: measured"] = measured
-            row[f"{level_name}: paper"] = sweep["paper"][level_name]
+            row[f"{level_name}: paper"] = PAPER_DIRECTIONS[sweep["knob"]][level_name]
         table1.append(row)
     lines += [
         "## Table 1: how each knob moves degeneracy",
