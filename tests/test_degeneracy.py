@@ -66,6 +66,7 @@ n_delays = 2
 rank = 4
 ntk_trials = 2
 weight_restarts = 1
+restarts = 1
 tasks = { flip-flop = { iterations = 200 } }
 [[sweeps]]
 name = "channels"
@@ -96,6 +97,11 @@ def test_the_experiment_runs_reports_table1_and_reuses_its_steps(tmp_path):
     sweep = results["sweeps"][0]
     assert sweep["paper"] == {"behaviour": "mixed", "dynamics": "down", "shape": "down", "weights": "up"}
     assert all(c["converged"] == 3 for c in sweep["conditions"])
+    condition = sweep["conditions"][0]  # the search's noise, beside each value
+    assert (
+        condition["dsa"]["restarts"] == 1 and 0 <= condition["dsa_spread"]["median"] <= condition["dsa_spread"]["max"]
+    )
+    assert "DSA spread over starts" in text
     for level in ("behaviour", "dynamics", "shape", "weights"):
         assert sweep["effects"][level]["value"] is not None
     assert (report.parent / "figures" / "sweep-0.png").exists() and (report.parent / "figures" / "mds.png").exists()

@@ -76,6 +76,8 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
                     row[level_name] = interval(result[f"{level_name}_values"], LEVEL_STATISTICS[level_name], seed)
                     row[f"{level_name}_values"] = result[f"{level_name}_values"]
                 row["dsa_null"] = interval(result["dsa_null_values"], seed=seed)
+                spread = result.get("dsa_spread_values") or []  # an older release's result has none
+                row["dsa_spread"] = {"median": float(np.median(spread)), "max": float(max(spread))} if spread else None
                 row["weight_change"] = interval(result["weight_change"], seed=seed)
                 row["kernel_alignment"] = interval(result["kernel_alignment"], seed=seed)
                 row["dsa"] = result["dsa"]
@@ -152,7 +154,9 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
         "",
         "Across widths the weight distance divides by N^2 (the paper's normalisation by parameter "
         "count), so its fall with width is partly that division. The DSA null (each network's two halves of "
-        "the trials against each other) says how much of a dynamics distance is estimation noise.",
+        "the trials against each other) says how much of a dynamics distance is estimation noise; the "
+        "spread over starts (the first pairs measured again from other random starts of the Procrustes "
+        "search, |d1 - d2| / mean) how much is the search's noise.",
         "",
     ]
     for index, sweep in enumerate(results["sweeps"]):
@@ -167,6 +171,9 @@ def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list
                     "median stop step": c["median_stop_step"],
                     **{level_name: _cell(c.get(level_name)) for level_name in LEVELS},
                     "DSA null": _cell(c.get("dsa_null")),
+                    "DSA spread over starts (median, max)": (
+                        f"{c['dsa_spread']['median']:.1%}, {c['dsa_spread']['max']:.1%}" if c.get("dsa_spread") else "-"
+                    ),
                     "||W_T - W_0||_F": _cell(c.get("weight_change")),
                     "NTK alignment": _cell(c.get("kernel_alignment")),
                 }
