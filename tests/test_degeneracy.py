@@ -68,6 +68,7 @@ ntk_trials = 2
 weight_restarts = 1
 restarts = 1
 tasks = { flip-flop = { iterations = 200 } }
+grid = [{ rank = 2 }, { variance = 0.9 }]
 [[sweeps]]
 name = "channels"
 knob = "complexity"
@@ -102,6 +103,9 @@ def test_the_experiment_runs_reports_table1_and_reuses_its_steps(tmp_path):
         condition["dsa"]["restarts"] == 1 and 0 <= condition["dsa_spread"]["median"] <= condition["dsa_spread"]["max"]
     )
     assert "DSA spread over starts" in text
+    rank_two, explained = sweep["dsa_grid"]  # the dynamics under other DSA settings, each with its null
+    assert rank_two["ranks"] == [2, 2] and rank_two["effect"]["direction"] and 0 <= rank_two["clears_null"] <= 2
+    assert all(1 <= r <= 4 for r in explained["ranks"]) and "under other DSA settings" in text
     for level in ("behaviour", "dynamics", "shape", "weights"):
         assert sweep["effects"][level]["value"] is not None
     assert (report.parent / "figures" / "sweep-0.png").exists() and (report.parent / "figures" / "mds.png").exists()
@@ -145,3 +149,21 @@ def test_the_cka_distance_is_zero_for_a_rotated_copy_and_equals_its_definition()
     x, y = x - x.mean(0), y - y.mean(0)
     cka = (x.T @ y).square().sum() / ((x.T @ x).norm() * (y.T @ y).norm())
     assert distances[0, 2].item() == pytest.approx(1 - cka.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("grid, message", [("[{ rnak = 2 }]", "grid entries"), ("[{ variance = 1.5 }]", "variance")])
+def test_a_bad_dsa_grid_is_one_clear_error(tmp_path, grid, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY_EXPERIMENT.replace("grid = [{ rank = 2 }, { variance = 0.9 }]", f"grid = {grid}"))
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(path)
+
+
+def test_the_rank_for_a_share_of_variance_counts_the_modes():
+    from weightspace.analysis.dsa import rank_for_variance
+
+    g = torch.Generator().manual_seed(0)
+    planar = torch.randn(3, 4, 30, 2, generator=g, dtype=torch.float64) @ torch.randn(2, 5, generator=g).double()
+    rank, shares = rank_for_variance(planar, 1, 0.999)  # states in a plane: two modes explain it all
+    assert rank == 2 and all(share > 0.999 for share in shares)
+    assert rank_for_variance(planar, 1, 0.3)[0] == 1

@@ -187,6 +187,25 @@ def havok_dmd(
     return torch.cat(operators).to(trajectories.dtype)
 
 
+def rank_for_variance(
+    trajectories: torch.Tensor, n_delays: int, share: float, delay_interval: int = 1
+) -> tuple[int, list[float]]:
+    """The smallest rank whose top singular vectors of the Hankel matrix explain ``share`` of its
+    variance (the sum of squared singular values), on average over the networks, and each
+    network's share at that rank: one rank for a whole condition, so that its networks' operators
+    can be compared, a fixed share of each (a wider network's modes are more)."""
+    if not 0 < share <= 1:
+        raise WeightspaceError(f"the share of explained variance must be in (0, 1], got {share}")
+    embedded = delay_embedding(trajectories, n_delays, delay_interval)
+    networks, trials, steps, features = embedded.shape
+    hankel = embedded.reshape(networks, trials * steps, features).double()
+    small = hankel.mT @ hankel if features <= trials * steps else hankel @ hankel.mT
+    variance = torch.linalg.eigvalsh(small).flip(-1).clamp_min(0)  # squared singular values, largest first
+    shares = variance.cumsum(-1) / variance.sum(-1, keepdim=True)
+    rank = int((shares.mean(0) < share - 1e-12).sum()) + 1
+    return min(rank, shares.shape[-1]), shares[:, min(rank, shares.shape[-1]) - 1].tolist()
+
+
 def _fit_operators(embedded: torch.Tensor, rank: int, ridge: float) -> torch.Tensor:
     networks, trials, steps, features = embedded.shape
     hankel = embedded.reshape(networks, trials * steps, features).double()

@@ -108,6 +108,15 @@ class AnalysisSettings:
         default_factory=dict,
         metadata={"help": "Per-task DSA overrides, e.g. { flip-flop = { n_delays = 5, rank = 20 } }."},
     )
+    grid: tuple[dict, ...] = field(
+        default=(),
+        metadata={
+            "help": "More DSA settings to measure each condition under, each with its own null, e.g. "
+            "[{ rank = 5 }, { rank = 20 }, { variance = 0.9 }, { n_delays = 5 }]: overrides of the DSA "
+            "settings above; variance: the rank whose Hankel modes explain that share of the variance "
+            "(one rank per condition, the mean share over its networks)."
+        },
+    )
     cka_every: int = field(
         default=10, metadata={"help": "Shape (1 - linear CKA): reads the hidden states at every n-th time step."}
     )
@@ -123,6 +132,14 @@ class AnalysisSettings:
             )
         if min(self.weight_restarts, self.spread_pairs) < 0:
             raise ValueError("[analysis] needs spread_pairs >= 0 and weight_restarts >= 0")
+        from ...analysis.dsa import DSASettings
+
+        known = {f.name for f in dataclasses.fields(DSASettings)} - {"seed"} | {"variance"}
+        for entry in self.grid:
+            if not isinstance(entry, dict) or not entry or set(entry) - known:
+                raise ValueError(f"[analysis] grid entries are tables of {sorted(known)}, got {entry!r}")
+            if "variance" in entry and not 0 < entry["variance"] <= 1:
+                raise ValueError(f"[analysis] grid: variance must be in (0, 1], got {entry['variance']}")
 
     def dsa(self, task: str) -> dict:
         return {
@@ -194,6 +211,28 @@ def _trajectories(zoo, weights, trials: int, stream: int):
     return hidden, outputs, t
 
 
+def _grid_point(entry: dict, base: dict, seed: int, hidden: torch.Tensor) -> dict:
+    """The pairwise DSA distances and the same-network null of one condition under one entry of
+    ``[analysis] grid``."""
+    from ...analysis import degeneracy as measures
+    from ...analysis import dsa as dsa_module
+
+    values = {**base, **{k: v for k, v in entry.items() if k != "variance"}, "seed": seed}
+    explained = None
+    if "variance" in entry:
+        values["rank"], explained = dsa_module.rank_for_variance(hidden, values["n_delays"], entry["variance"])
+    dsa = dsa_module.DSASettings(**values)
+    half = hidden.shape[1] // 2
+    null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
+    return {
+        "entry": dict(entry),
+        "dsa": dsa.to_json(),
+        "explained": explained,
+        "dynamics_values": measures.upper_triangle(np.asarray(dsa.pairwise(dsa.fit_operators(hidden)))).tolist(),
+        "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
+    }
+
+
 def measure(context: StepContext, step_settings: dict) -> dict:
     """Behaviour, dynamics and weight degeneracy of one condition's converged networks, the DSA
     null, and the diagnostics; raw per-network and per-pair values go to the result (the report
@@ -236,6 +275,7 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     shape = measures.cka_distances(hidden, settings.cka_every)
     half = settings.trials // 2  # the null: each network's two halves of the trials, against each other
     null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
+    grid = [_grid_point(entry, settings.dsa(zoo.kind), seed, hidden) for entry in settings.grid]
     recurrent = weights["rnn.weight_hh_l0"]
     weight_distances = measures.pairwise_weight_distances(recurrent, settings.weight_restarts, seed)
     probe = zoo.task.trials(
@@ -269,6 +309,7 @@ def measure(context: StepContext, step_settings: dict) -> dict:
         "weights_values": measures.upper_triangle(weight_distances).tolist(),
         "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
         "dsa_spread_values": spread.tolist(),
+        "dsa_grid": grid,
         "weight_change": measures.weight_change(initial_weights, weights).tolist(),
         "kernel_alignment": alignment.tolist(),
         "example": example,
