@@ -22,7 +22,7 @@ from functools import cached_property
 import torch
 
 from ..errors import WeightspaceError
-from .rnn_kernel import elman_fused_applies, leaky_layer_fused
+from .rnn_kernel import leaky_layer_fused, rnn_fused_applies
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 #: uniform in +-sqrt(3): unit variance, the mean-field scale of every weight entry
@@ -77,7 +77,7 @@ class MeanFieldRNN:
     def runs_compiled(self, weights: Population) -> bool:
         """Whether :meth:`forward` runs these weights through the compiled kernel (float32 on the
         CPU, a built library), which splits its work over threads by itself."""
-        return elman_fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
+        return rnn_fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
 
     def forward(self, weights: Population, x: torch.Tensor, state=None, return_hidden=False):
         """Outputs (K, B, T, O) and the final state (1, K, B, N); with ``return_hidden`` also the

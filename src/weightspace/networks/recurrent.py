@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 
 from ..errors import WeightspaceError
 from .lstm_kernel import fused_applies, lstm_layer_fused, lstm_recurrence
-from .rnn_kernel import elman_fused_applies, elman_layer_fused
+from .rnn_kernel import elman_layer_fused, rnn_fused_applies
 from .weights import Axis, Population, TensorSpec, WeightSpec, initialize
 
 
@@ -293,12 +293,12 @@ class RNN(RecurrentArchitecture):
     uses_compiled_kernel = True
 
     def runs_compiled(self, weights: Population) -> bool:
-        return elman_fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
+        return rnn_fused_applies(weights["rnn.weight_hh_l0"], *weights.values())
 
     def _layer(self, weights, layer, layer_input, h0):
         weight_ih, weight_hh = weights[f"rnn.weight_ih_l{layer}"], weights[f"rnn.weight_hh_l{layer}"]
         bias = self._input_bias(weights, layer)
-        if elman_fused_applies(weight_hh, layer_input, weight_ih, bias, h0):
+        if rnn_fused_applies(weight_hh, layer_input, weight_ih, bias, h0):
             hs = elman_layer_fused(layer_input, weight_ih, weight_hh, bias, h0)
             return hs, hs[:, :, -1]
         return super()._layer(weights, layer, layer_input, h0)

@@ -9,8 +9,8 @@ bias and the initial state step by step from data still in cache. Everything els
 CUDA, no C compiler, ``WEIGHTSPACE_FUSED=0``, inside ``fused_cpu.disabled()``) takes autograd
 over the loop of time steps (``RecurrentArchitecture._layer``, ``MeanFieldRNN.forward``).
 :class:`LeakyLayer` works the same way for ``h_t = (1 - tau) h_{t-1} + tau (U x_t + (J / N)
-tanh(h_{t-1}))`` and saves ``tanh(h_t)`` for its backward pass. tanh is ``2 sigmoid(2x) - 1`` with the kernel's polynomial
-exp: within a few float32 ulps of ``torch.tanh``.
+tanh(h_{t-1}))`` and saves ``tanh(h_t)`` for its backward pass. tanh is ``2 sigmoid(2x) - 1``
+with the kernel's polynomial exp: within a few float32 ulps of ``torch.tanh``.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ class LeakyLayer(torch.autograd.Function):
         return dx, dw_ih, dw_hh, dh, None
 
 
-def elman_fused_applies(weight_hh, *tensors) -> bool:
-    """Whether :class:`ElmanLayer` runs a layer with recurrent weights ``weight_hh`` (K, H, H):
-    float32 CPU tensors and a built library."""
+def rnn_fused_applies(weight_hh, *tensors) -> bool:
+    """Whether the compiled layers (:class:`ElmanLayer`, :class:`LeakyLayer`) run a layer with
+    recurrent weights ``weight_hh`` (K, H, H): float32 CPU tensors and a built library (not
+    inside ``fused_cpu.disabled()``)."""
     return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (weight_hh, *tensors)) and (
         fused_cpu.available()
     )
