@@ -267,6 +267,41 @@ INLINE void product(const struct product *p, long rows, long ncols)
         }
 }
 
+/* A network's two weight matrices side by side, W_ih (G x I) and W_hh (G x H) times hh_scale:
+ * stacked_transposed writes [W_ih, s W_hh]^T, (I + H) x G, the forward's right-hand side;
+ * stacked writes [W_ih, s W_hh], G x (I + H), the backward's; unstack_transposed turns the
+ * accumulated (I + H) x G gradient back into dW_ih and s dW_hh. A scale of 1 changes no bit. */
+static void stacked_transposed(float *wt, const float *w_ih, const float *w_hh, long G, long I, long H,
+                               float hh_scale)
+{
+    for (long g = 0; g < G; ++g) {
+        for (long j = 0; j < I; ++j)
+            wt[j * G + g] = w_ih[g * I + j];
+        for (long j = 0; j < H; ++j)
+            wt[(I + j) * G + g] = w_hh[g * H + j] * hh_scale;
+    }
+}
+
+static void stacked(float *m, const float *w_ih, const float *w_hh, long G, long I, long H, float hh_scale)
+{
+    for (long g = 0; g < G; ++g) {
+        memcpy(m + g * (I + H), w_ih + g * I, I * sizeof(float));
+        for (long j = 0; j < H; ++j)
+            m[g * (I + H) + I + j] = w_hh[g * H + j] * hh_scale;
+    }
+}
+
+static void unstack_transposed(float *dw_ih, float *dw_hh, const float *dwt, long G, long I, long H,
+                               float hh_scale)
+{
+    for (long g = 0; g < G; ++g) {
+        for (long j = 0; j < I; ++j)
+            dw_ih[g * I + j] = dwt[j * G + g];
+        for (long j = 0; j < H; ++j)
+            dw_hh[g * H + j] = dwt[(I + j) * G + g] * hh_scale;
+    }
+}
+
 /* Floats of scratch memory one thread needs for a network of the given sizes. */
 static long forward_scratch(long B, long I, long H) { return (I + H) * 4 * H + B * 4 * H + 2 * B * H; }
 static long backward_scratch(long B, long I, long H) { return 2 * (I + H) * 4 * H + 4 * H + B * 4 * H; }
@@ -286,12 +321,7 @@ static void forward_network(const struct forward_args *a, long k, float *work)
     const long B = a->B, T = a->T, I = a->I, H = a->H, G = 4 * H;
     float *wt = work, *pre = wt + (I + H) * G, *cells[2] = {pre + B * G, pre + B * G + B * H};
     const float *w_ih = a->w_ih + k * G * I, *w_hh = a->w_hh + k * G * H;
-    for (long g = 0; g < G; ++g) { /* [W_ih, W_hh]^T, (I + H) x 4H */
-        for (long j = 0; j < I; ++j)
-            wt[j * G + g] = w_ih[g * I + j];
-        for (long j = 0; j < H; ++j)
-            wt[(I + j) * G + g] = w_hh[g * H + j];
-    }
+    stacked_transposed(wt, w_ih, w_hh, G, I, H, 1.0f);
     for (long t = 0; t < T; ++t) {
         const struct product input = {I, X_ROWS(a, k, t), a->x_sb, 1, wt, G, a->bias + k * G, 0, pre, G};
         const struct product recurrent = {H, H_PREV_ROWS(a, k, t), H_PREV_STRIDE(a, t), 1, wt + I * G, G,
@@ -311,6 +341,30 @@ static void forward_network(const struct forward_args *a, long k, float *work)
         memcpy(a->c_last + k * B * H, cells[(T - 1) % 2], B * H * sizeof(float));
 }
 
+/* The products of backward step t from its pre-activation gradients gp (B x G), for the LSTM
+ * (G = 4H) and the tanh RNN (G = H): dx_t = gp W_ih and the dh of step t - 1 = gp W_hh (m is
+ * [W_ih, W_hh]); dW_ih^T += x_t^T gp and dW_hh^T += h_{t-1}^T gp (x and h read transposed in
+ * place, into dwt); the bias gradient db += the column sums of gp. */
+static void step_gradients(const struct backward_args *a, long k, long t, long G, const float *gp,
+                           const float *m, float *dwt, float *db, float *dh)
+{
+    const long B = a->B, I = a->I, H = a->H;
+    const float *x = X_ROWS(a, k, t), *h_prev = H_PREV_ROWS(a, k, t);
+    if (a->dx) {
+        const struct product input_grad = {G, gp, G, 1, m, I + H, 0, 0, a->dx + k * a->dx_sk + t * a->dx_st, a->dx_sb};
+        product(&input_grad, B, I);
+    }
+    const struct product hidden_grad = {G, gp, G, 1, m + I, I + H, 0, 0, dh, H};
+    const struct product input_weight_grad = {B, x, 1, a->x_sb, gp, G, dwt, G, dwt, G};
+    const struct product hidden_weight_grad = {B, h_prev, 1, H_PREV_STRIDE(a, t), gp, G, dwt + I * G, G, dwt + I * G, G};
+    product(&hidden_grad, B, H);
+    product(&input_weight_grad, I, G);
+    product(&hidden_weight_grad, H, G);
+    for (long b = 0; b < B; ++b)
+        for (long g = 0; g < G; ++g)
+            db[g] += gp[b * G + g];
+}
+
 /* One network's backward sequence. Per step t (last to first): the gate gradients gp (B x 4H)
  * row by row; dx_t = gp W_ih and the dh of step t - 1 = gp W_hh; the weight gradients
  * dW_ih^T += x_t^T gp and dW_hh^T += h_{t-1}^T gp (x and h read transposed in place); the bias
@@ -320,10 +374,7 @@ static void backward_network(const struct backward_args *a, long k, float *work)
     const long B = a->B, T = a->T, I = a->I, H = a->H, G = 4 * H;
     float *m = work, *dwt = m + G * (I + H), *db = dwt + (I + H) * G, *gp = db + G;
     const float *w_ih = a->w_ih + k * G * I, *w_hh = a->w_hh + k * G * H;
-    for (long g = 0; g < G; ++g) { /* [W_ih, W_hh], 4H x (I + H) */
-        memcpy(m + g * (I + H), w_ih + g * I, I * sizeof(float));
-        memcpy(m + g * (I + H) + I, w_hh + g * H, H * sizeof(float));
-    }
+    stacked(m, w_ih, w_hh, G, I, H, 1.0f);
     memset(dwt, 0, ((I + H) * G + G) * sizeof(float)); /* and db */
     float *dh = a->dh + k * B * H, *dc = a->dc + k * B * H;
     for (long t = T - 1; t >= 0; --t) {
@@ -334,29 +385,9 @@ static void backward_network(const struct backward_args *a, long k, float *work)
                          a->cell_from_hidden + (step * B + b) * H, a->forget + (step * B + b) * H,
                          gp + b * G);
         }
-        const float *x = X_ROWS(a, k, t), *h_prev = H_PREV_ROWS(a, k, t);
-        if (a->dx) {
-            const struct product input_grad = {G, gp, G, 1, m, I + H, 0, 0,
-                                               a->dx + k * a->dx_sk + t * a->dx_st, a->dx_sb};
-            product(&input_grad, B, I);
-        }
-        const struct product hidden_grad = {G, gp, G, 1, m + I, I + H, 0, 0, dh, H};
-        const struct product input_weight_grad = {B, x, 1, a->x_sb, gp, G, dwt, G, dwt, G};
-        const struct product hidden_weight_grad = {B, h_prev, 1, H_PREV_STRIDE(a, t), gp, G,
-                                                   dwt + I * G, G, dwt + I * G, G};
-        product(&hidden_grad, B, H);
-        product(&input_weight_grad, I, G);
-        product(&hidden_weight_grad, H, G);
-        for (long b = 0; b < B; ++b)
-            for (long g = 0; g < G; ++g)
-                db[g] += gp[b * G + g];
+        step_gradients(a, k, t, G, gp, m, dwt, db, dh);
     }
-    for (long g = 0; g < G; ++g) {
-        for (long j = 0; j < I; ++j)
-            a->dw_ih[(k * G + g) * I + j] = dwt[j * G + g];
-        for (long j = 0; j < H; ++j)
-            a->dw_hh[(k * G + g) * H + j] = dwt[(I + j) * G + g];
-    }
+    unstack_transposed(a->dw_ih + k * G * I, a->dw_hh + k * G * H, dwt, G, I, H, 1.0f);
     memcpy(a->dbias + k * G, db, G * sizeof(float));
 }
 
@@ -414,12 +445,7 @@ static void rnn_forward_network(const struct forward_args *a, long k, float *wor
     const long B = a->B, T = a->T, I = a->I, H = a->H;
     float *wt = work, *pre = wt + (I + H) * H;
     const float *w_ih = a->w_ih + k * H * I, *w_hh = a->w_hh + k * H * H;
-    for (long g = 0; g < H; ++g) { /* [W_ih, W_hh]^T, (I + H) x H */
-        for (long j = 0; j < I; ++j)
-            wt[j * H + g] = w_ih[g * I + j];
-        for (long j = 0; j < H; ++j)
-            wt[(I + j) * H + g] = w_hh[g * H + j];
-    }
+    stacked_transposed(wt, w_ih, w_hh, H, I, H, 1.0f);
     for (long t = 0; t < T; ++t) {
         const struct product input = {I, X_ROWS(a, k, t), a->x_sb, 1, wt, H, a->bias + k * H, 0, pre, H};
         const struct product recurrent = {H, H_PREV_ROWS(a, k, t), H_PREV_STRIDE(a, t), 1, wt + I * H, H,
@@ -447,10 +473,7 @@ static void rnn_backward_network(const struct backward_args *a, long k, float *w
     const long B = a->B, T = a->T, I = a->I, H = a->H;
     float *m = work, *dwt = m + H * (I + H), *db = dwt + (I + H) * H, *gp = db + H;
     const float *w_ih = a->w_ih + k * H * I, *w_hh = a->w_hh + k * H * H;
-    for (long g = 0; g < H; ++g) { /* [W_ih, W_hh], H x (I + H) */
-        memcpy(m + g * (I + H), w_ih + g * I, I * sizeof(float));
-        memcpy(m + g * (I + H) + I, w_hh + g * H, H * sizeof(float));
-    }
+    stacked(m, w_ih, w_hh, H, I, H, 1.0f);
     memset(dwt, 0, ((I + H) * H + H) * sizeof(float)); /* and db */
     float *dh = a->dh + k * B * H;
     for (long t = T - 1; t >= 0; --t) {
@@ -462,29 +485,9 @@ static void rnn_backward_network(const struct backward_args *a, long k, float *w
             for (long j = 0; j < H; ++j)
                 out[j] = (grad_h ? d[j] + grad_h[j] : d[j]) * slope[j];
         }
-        const float *x = X_ROWS(a, k, t), *h_prev = H_PREV_ROWS(a, k, t);
-        if (a->dx) {
-            const struct product input_grad = {H, gp, H, 1, m, I + H, 0, 0,
-                                               a->dx + k * a->dx_sk + t * a->dx_st, a->dx_sb};
-            product(&input_grad, B, I);
-        }
-        const struct product hidden_grad = {H, gp, H, 1, m + I, I + H, 0, 0, dh, H};
-        const struct product input_weight_grad = {B, x, 1, a->x_sb, gp, H, dwt, H, dwt, H};
-        const struct product hidden_weight_grad = {B, h_prev, 1, H_PREV_STRIDE(a, t), gp, H,
-                                                   dwt + I * H, H, dwt + I * H, H};
-        product(&hidden_grad, B, H);
-        product(&input_weight_grad, I, H);
-        product(&hidden_weight_grad, H, H);
-        for (long b = 0; b < B; ++b)
-            for (long g = 0; g < H; ++g)
-                db[g] += gp[b * H + g];
+        step_gradients(a, k, t, H, gp, m, dwt, db, dh);
     }
-    for (long g = 0; g < H; ++g) {
-        for (long j = 0; j < I; ++j)
-            a->dw_ih[(k * H + g) * I + j] = dwt[j * H + g];
-        for (long j = 0; j < H; ++j)
-            a->dw_hh[(k * H + g) * H + j] = dwt[(I + j) * H + g];
-    }
+    unstack_transposed(a->dw_ih + k * H * I, a->dw_hh + k * H * H, dwt, H, I, H, 1.0f);
     memcpy(a->dbias + k * H, db, H * sizeof(float));
 }
 
@@ -536,12 +539,7 @@ static void leaky_forward_network(const struct leaky_args *a, long k, float *wor
     const float tau = a->tau;
     float *wt = work, *pre = wt + (I + H) * H, *r0 = pre + B * H;
     const float *u = a->w_ih + k * H * I, *j = a->w_hh + k * H * H;
-    for (long g = 0; g < H; ++g) { /* [U, J / N]^T, (I + H) x H */
-        for (long i = 0; i < I; ++i)
-            wt[i * H + g] = u[g * I + i];
-        for (long i = 0; i < H; ++i)
-            wt[(I + i) * H + g] = j[g * H + i] * a->scale;
-    }
+    stacked_transposed(wt, u, j, H, I, H, a->scale); /* [U, J / N]^T */
     const float *h0 = a->h0 + k * B * H;
     for (long i = 0; i < B * H; ++i)
         r0[i] = tanh_poly(h0[i]);
@@ -573,11 +571,7 @@ static void leaky_backward_network(const struct leaky_args *a, long k, float *wo
     const float tau = a->tau;
     float *m = work, *dwt = m + H * (I + H), *gd = dwt + (I + H) * H, *back = gd + B * H, *r0 = back + B * H;
     const float *u = a->w_ih + k * H * I, *j = a->w_hh + k * H * H;
-    for (long g = 0; g < H; ++g) { /* [U, J / N], H x (I + H) */
-        memcpy(m + g * (I + H), u + g * I, I * sizeof(float));
-        for (long i = 0; i < H; ++i)
-            m[g * (I + H) + I + i] = j[g * H + i] * a->scale;
-    }
+    stacked(m, u, j, H, I, H, a->scale); /* [U, J / N] */
     memset(dwt, 0, (I + H) * H * sizeof(float));
     const float *h0 = a->h0 + k * B * H;
     for (long i = 0; i < B * H; ++i)
@@ -609,12 +603,7 @@ static void leaky_backward_network(const struct leaky_args *a, long k, float *wo
         for (long i = 0; i < B * H; ++i)
             dh[i] = (1.0f - tau) * dh[i] + back[i] * (1.0f - r_prev[i] * r_prev[i]);
     }
-    for (long g = 0; g < H; ++g) {
-        for (long i = 0; i < I; ++i)
-            a->dw_ih[(k * H + g) * I + i] = dwt[i * H + g];
-        for (long i = 0; i < H; ++i)
-            a->dw_hh[(k * H + g) * H + i] = dwt[(I + i) * H + g] * a->scale;
-    }
+    unstack_transposed(a->dw_ih + k * H * I, a->dw_hh + k * H * H, dwt, H, I, H, a->scale);
 }
 
 static void leaky_forward_one(const void *args, long k, float *work) { leaky_forward_network(args, k, work); }

@@ -89,7 +89,7 @@ class MeanFieldRNN:
         K, B, T, _ = x.shape
         N = self.hidden_size
         h = torch.zeros(K, B, N, device=x.device, dtype=x.dtype) if state is None else state[0]
-        if self.runs_compiled(weights) and x.dtype == torch.float32 and h.dtype == torch.float32:
+        if rnn_fused_applies(weights["rnn.weight_hh_l0"], x, h, *weights.values()):
             hidden = leaky_layer_fused(x, weights["rnn.weight_ih_l0"], weights["rnn.weight_hh_l0"], h, self.tau)
             h = hidden[:, :, -1]
         else:

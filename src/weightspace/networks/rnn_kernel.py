@@ -22,6 +22,22 @@ from . import fused_cpu
 from .lstm_kernel import time_major
 
 
+def _layer_buffers(x, H: int):
+    """The input in the kernel's time-major layout, the (K, B, T, H) output as a view of a
+    (K, T, B, H) tensor, and the (K, T, B, H) tensor a layer saves for its backward pass."""
+    K, B, T, _ = x.shape
+    return time_major(x), x.new_empty(K, T, B, H).transpose(1, 2), x.new_empty(K, T, B, H)
+
+
+def _gradient_buffers(ctx, x, weight_ih, weight_hh, h0, grad_hs):
+    """The incoming gradient time-major, and the buffers the compiled backward writes: dh (zeros
+    in, the gradient of h0 out), dx (None when the input needs none), dW_ih and dW_hh."""
+    K, B, T, I = x.shape
+    dx = x.new_empty(K, T, B, I).transpose(1, 2) if ctx.needs_input_grad[0] else None
+    grad_hs = time_major(grad_hs) if grad_hs is not None else None
+    return grad_hs, torch.zeros_like(h0), dx, torch.empty_like(weight_ih), torch.empty_like(weight_hh)
+
+
 class ElmanLayer(torch.autograd.Function):
     """hs (K, B, T, H) = layer(x (K, B, T, I), W_ih (K, H, I), W_hh (K, H, H), bias (K, H), h0 (K, B, H)).
 
@@ -29,12 +45,8 @@ class ElmanLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight_ih, weight_hh, bias, h0):
-        K, B, T, I = x.shape
-        H = weight_hh.shape[-1]
-        x = time_major(x)
+        x, hs, slopes = _layer_buffers(x, weight_hh.shape[-1])
         weight_ih, weight_hh, bias, h0 = (t.contiguous() for t in (weight_ih, weight_hh, bias, h0))
-        hs = x.new_empty(K, T, B, H).transpose(1, 2)
-        slopes = x.new_empty(K, T, B, H)
         fused_cpu.rnn_forward_layer(x, weight_ih, weight_hh, bias, h0, hs, slopes)
         ctx.save_for_backward(x, weight_ih, weight_hh, h0, hs, slopes)
         return hs
@@ -43,11 +55,7 @@ class ElmanLayer(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_hs):
         x, weight_ih, weight_hh, h0, hs, slopes = ctx.saved_tensors
-        grad_hs = time_major(grad_hs) if grad_hs is not None else None
-        dh = torch.zeros_like(h0)
-        K, B, T, I = x.shape
-        dx = x.new_empty(K, T, B, I).transpose(1, 2) if ctx.needs_input_grad[0] else None
-        dw_ih, dw_hh = torch.empty_like(weight_ih), torch.empty_like(weight_hh)
+        grad_hs, dh, dx, dw_ih, dw_hh = _gradient_buffers(ctx, x, weight_ih, weight_hh, h0, grad_hs)
         dbias = x.new_empty(weight_hh.shape[:2])
         fused_cpu.rnn_backward_layer(x, weight_ih, weight_hh, h0, hs, slopes, grad_hs, dh, dx, dw_ih, dw_hh, dbias)
         return dx, dw_ih, dw_hh, dbias, dh
@@ -59,12 +67,8 @@ class LeakyLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight_ih, weight_hh, h0, tau: float):
-        K, B, T, I = x.shape
-        H = weight_hh.shape[-1]
-        x = time_major(x)
+        x, hs, rates = _layer_buffers(x, weight_hh.shape[-1])
         weight_ih, weight_hh, h0 = (t.contiguous() for t in (weight_ih, weight_hh, h0))
-        hs = x.new_empty(K, T, B, H).transpose(1, 2)
-        rates = x.new_empty(K, T, B, H)
         fused_cpu.leaky_layer(x, weight_ih, weight_hh, h0, tau, hs, rates)
         ctx.tau = tau
         ctx.save_for_backward(x, weight_ih, weight_hh, h0, hs, rates)
@@ -74,11 +78,7 @@ class LeakyLayer(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_hs):
         x, weight_ih, weight_hh, h0, hs, rates = ctx.saved_tensors
-        grad_hs = time_major(grad_hs) if grad_hs is not None else None
-        dh = torch.zeros_like(h0)
-        K, B, T, I = x.shape
-        dx = x.new_empty(K, T, B, I).transpose(1, 2) if ctx.needs_input_grad[0] else None
-        dw_ih, dw_hh = torch.empty_like(weight_ih), torch.empty_like(weight_hh)
+        grad_hs, dh, dx, dw_ih, dw_hh = _gradient_buffers(ctx, x, weight_ih, weight_hh, h0, grad_hs)
         fused_cpu.leaky_layer(x, weight_ih, weight_hh, h0, ctx.tau, hs, rates, grad_hs, dh, dx, dw_ih, dw_hh)
         return dx, dw_ih, dw_hh, dh, None
 

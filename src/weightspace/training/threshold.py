@@ -184,7 +184,7 @@ class ThresholdTrainer:
         """Train to ``total_steps`` (or until every network has stopped; then the remaining steps
         are skipped, since nothing changes), calling ``on_checkpoint(step, weights)`` at each
         checkpoint not yet passed and ``on_step(step)`` after every step trained."""
-        compiled = getattr(self.architecture, "runs_compiled", lambda weights: False)(self.weights)
+        compiled = self.architecture.runs_compiled(self.weights)
         threads = torch_ops_on_one_thread() if compiled and self.threads == 1 else intra_op_threads(self.threads)
         with threads:
             self._run(checkpoints, on_checkpoint, on_step)

@@ -211,6 +211,15 @@ def _trajectories(zoo, weights, trials: int, stream: int):
     return hidden, outputs, t
 
 
+def _dsa(dsa, hidden: torch.Tensor):
+    """One condition's DSA under ``dsa``: the networks' operators, their pairwise distances and the
+    null, each network's two halves of the trials against each other."""
+    operators = dsa.fit_operators(hidden)
+    half = hidden.shape[1] // 2
+    null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
+    return operators, dsa.pairwise(operators), null
+
+
 def _grid_point(entry: dict, base: dict, seed: int, hidden: torch.Tensor) -> dict:
     """The pairwise DSA distances and the same-network null of one condition under one entry of
     ``[analysis] grid``."""
@@ -222,13 +231,12 @@ def _grid_point(entry: dict, base: dict, seed: int, hidden: torch.Tensor) -> dic
     if "variance" in entry:
         values["rank"], explained = dsa_module.rank_for_variance(hidden, values["n_delays"], entry["variance"])
     dsa = dsa_module.DSASettings(**values)
-    half = hidden.shape[1] // 2
-    null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
+    _, distances, null = _dsa(dsa, hidden)
     return {
         "entry": dict(entry),
         "dsa": dsa.to_json(),
         "explained": explained,
-        "dynamics_values": measures.upper_triangle(np.asarray(dsa.pairwise(dsa.fit_operators(hidden)))).tolist(),
+        "dynamics_values": measures.upper_triangle(np.asarray(distances)).tolist(),
         "dsa_null_values": np.asarray(null).reshape(-1).tolist(),
     }
 
@@ -266,15 +274,12 @@ def measure(context: StepContext, step_settings: dict) -> dict:
     dsa = DSASettings(**{**settings.dsa(zoo.kind), "seed": seed})
     stream = counter_rng.stream_id("degeneracy", "dsa", seed)
     hidden, outputs, trials = _trajectories(zoo, weights, settings.trials, stream)
-    operators = dsa.fit_operators(hidden)
-    dynamics = dsa.pairwise(operators)
+    operators, dynamics, null = _dsa(dsa, hidden)
     # the search's noise: the first pairs again, from other random starts
     first, second = (i[: settings.spread_pairs] for i in np.triu_indices(weights.size, 1))
     again = dataclasses.replace(dsa, seed=dsa.seed + 1).between(operators[first], operators[second], paired=True)
     spread = (again - dynamics[first, second]).abs() / ((again + dynamics[first, second]) / 2)
     shape = measures.cka_distances(hidden, settings.cka_every)
-    half = settings.trials // 2  # the null: each network's two halves of the trials, against each other
-    null = dsa.between(dsa.fit_operators(hidden[:, :half]), dsa.fit_operators(hidden[:, half:]), paired=True)
     grid = [_grid_point(entry, settings.dsa(zoo.kind), seed, hidden) for entry in settings.grid]
     recurrent = weights["rnn.weight_hh_l0"]
     weight_distances = measures.pairwise_weight_distances(recurrent, settings.weight_restarts, seed)
