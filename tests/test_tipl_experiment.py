@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from safetensors.torch import load_file
 
 from weightspace.cli import main
 from weightspace.errors import ConfigError
@@ -103,6 +106,36 @@ def test_a_second_run_reuses_every_step(finished_run):
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
     assert {step["status"] for step in run["steps"]} == {"reused"}
+
+
+def test_more_transformer_steps_continue_the_shorter_run_and_end_where_a_fresh_run_ends(finished_run, tmp_path):
+    out, root = finished_run
+    shutil.copytree(root, tmp_path / "copy")
+    root, out = tmp_path / "copy", tmp_path / "copy" / "tiny"
+    run = ["run", str(root / "tiny.toml"), "--results-dir", str(root), "--quiet", "--set", "model.steps=30"]
+
+    def trained(label):
+        (directory,) = [
+            d
+            for d in (out / "steps" / "tipl" / "InvertedPendulum" / label / "seed-0").iterdir()
+            if json.loads((d / "step.json").read_text())["settings"]["model"]["steps"] == 30
+        ]
+        return directory, json.loads((directory / "result.json").read_text())["result"]
+
+    assert CliRunner().invoke(main, run).exit_code == 0
+    directory, result = trained("per-run-d6")
+    shorter = [d.name for d in directory.parent.iterdir() if d != directory]
+    assert result["continued_from"] in shorter and len(result["losses"]) == 30
+    continued = load_file(directory / "model.safetensors")
+    # the same 30 steps from scratch: without the shorter run's checkpoint to continue from
+    shutil.rmtree(directory)
+    for name in shorter:
+        (directory.parent / name / "training.safetensors").unlink()
+    assert CliRunner().invoke(main, run).exit_code == 0
+    directory, again = trained("per-run-d6")
+    assert again["continued_from"] is None and again["losses"] == result["losses"]
+    fresh = load_file(directory / "model.safetensors")
+    assert all(torch.equal(continued[k], fresh[k]) for k in fresh)
 
 
 def test_start_points_leave_room_for_context_and_horizon():

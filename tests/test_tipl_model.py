@@ -2,9 +2,14 @@
 weight-space forecasters it is compared with."""
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from weightspace.errors import ConfigError
@@ -186,6 +191,60 @@ def test_loss_falls_on_tokens_that_move_linearly_in_time():
     )
     _, losses = train_tipl(sequences, scales, 20, config, progress=False)
     assert sum(losses[-20:]) < 0.1 * sum(losses[:20])
+
+
+def _checkpoint_data():
+    g = torch.Generator().manual_seed(3)
+    return [torch.randn(12, 3, generator=g) for _ in range(3)], [torch.tensor([3.0, 2.0, 1.0])] * 3
+
+
+def _same_training(a, b):
+    (model_a, losses_a), (model_b, losses_b) = a, b
+    assert losses_a == losses_b
+    assert all(torch.equal(x, y) for x, y in zip(model_a.state_dict().values(), model_b.state_dict().values()))
+
+
+def test_training_continued_from_a_checkpoint_equals_training_that_never_stopped(tmp_path):
+    sequences, scales = _checkpoint_data()
+    longer = dataclasses.replace(TINY, steps=35)
+    checkpoint = tmp_path / "training.safetensors"
+    first = train_tipl(sequences, scales, 50, TINY, progress=False, checkpoint=checkpoint, checkpoint_every=7)
+    _same_training(first, train_tipl(sequences, scales, 50, TINY, progress=False))
+    continued = train_tipl(sequences, scales, 50, longer, progress=False, checkpoint=checkpoint, checkpoint_every=7)
+    _same_training(continued, train_tipl(sequences, scales, 50, longer, progress=False))
+    # a finished checkpoint is read back, not retrained
+    _same_training(continued, train_tipl(sequences, scales, 50, longer, progress=False, checkpoint=checkpoint))
+
+
+def test_training_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_path):
+    checkpoint = tmp_path / "training.safetensors"
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from test_tipl_model import TINY, _checkpoint_data\n"
+        "from weightspace.tipl import train_tipl\n"
+        "train_tipl(*_checkpoint_data(), 50, TINY, progress=False, checkpoint=%r, checkpoint_every=5)\n"
+    ) % (str(Path(__file__).parent), str(checkpoint))
+    env = {**os.environ, "WEIGHTSPACE_FAULT_AFTER_WRITES": "2"}
+    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr
+    with safe_open(checkpoint, "pt") as f:
+        assert len(f.get_tensor("losses")) == 10  # the second checkpoint, half-way
+    sequences, scales = _checkpoint_data()
+    resumed = train_tipl(sequences, scales, 50, TINY, progress=False, checkpoint=checkpoint, checkpoint_every=5)
+    _same_training(resumed, train_tipl(sequences, scales, 50, TINY, progress=False))
+
+
+def test_a_checkpoint_of_other_settings_data_or_more_steps_is_refused(tmp_path):
+    sequences, scales = _checkpoint_data()
+    checkpoint = tmp_path / "training.safetensors"
+    train_tipl(sequences, scales, 50, TINY, progress=False, checkpoint=checkpoint)
+    other = dataclasses.replace(TINY, learning_rate=1e-3)
+    with pytest.raises(ConfigError, match="other settings or other data"):
+        train_tipl(sequences, scales, 50, other, progress=False, checkpoint=checkpoint)
+    with pytest.raises(ConfigError, match="other settings or other data"):
+        train_tipl([s + 1 for s in sequences], scales, 50, TINY, progress=False, checkpoint=checkpoint)
+    with pytest.raises(ConfigError, match="past the 10 steps"):
+        train_tipl(sequences, scales, 50, dataclasses.replace(TINY, steps=10), progress=False, checkpoint=checkpoint)
 
 
 # Weight-space forecasters --------------------------------------------------------------------------

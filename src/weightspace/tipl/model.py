@@ -24,14 +24,20 @@ Two choices the paper leaves open:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
+from .. import storage
 from ..errors import ConfigError
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
@@ -205,6 +211,8 @@ def train_tipl(
     config: TIPLConfig = TIPLConfig(),
     progress: bool = True,
     device="cpu",
+    checkpoint=None,
+    checkpoint_every: int = 1000,
 ) -> tuple[CausalTransformer, list[float]]:
     """Fit a :class:`CausalTransformer` to token trajectories ``sequences`` (T_i, d) whose bases
     have singular values ``scales`` (d,) each (the same tensor repeated for a pooled basis).
@@ -214,6 +222,14 @@ def train_tipl(
     sampling and dropout follow ``config.seed`` alone (the global RNG is left as it was), so the
     same inputs give the same weights. Returns the model (in eval mode) and each step's
     weight-space MSE.
+
+    ``checkpoint``: a ``.safetensors`` path where the whole training state (weights, AdamW's
+    moments, the schedule, the sampling and dropout generators, the losses so far) is written
+    atomically every ``checkpoint_every`` steps and at the end. A call that finds one continues
+    from it: a run killed mid-way, or one asked for more steps, ends with the weights and losses
+    of a run that never stopped (the schedule is warmup then constant, so it does not depend on
+    the number of steps). A checkpoint of other settings or other data, or of more steps than
+    asked for, is an error.
     """
     sequences, scales = _checked(sequences, scales, config)
     device = torch.device(device)
@@ -223,7 +239,7 @@ def train_tipl(
     offsets = torch.arange(length + 1)
     reference = copy_last_error(sequences, scales, num_parameters) or 1.0
     generator = torch.Generator().manual_seed(config.seed)
-    losses = []
+    losses: list[float] = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # initialisation and dropout
         model = CausalTransformer(token_size, config).to(device)
@@ -231,8 +247,14 @@ def train_tipl(
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min((step + 1) / config.warmup, 1.0))
-        bar = tqdm(range(config.steps), desc="TIPL", unit="step", disable=not progress, dynamic_ncols=True)
-        for _ in bar:
+        state = None
+        if checkpoint is not None:
+            state = _TrainingState(checkpoint, _training_digest(sequences, scales, num_parameters, config), device)
+            losses = state.restore(model, optimizer, schedule, generator, config.steps)
+        bar = tqdm(
+            total=config.steps, initial=len(losses), desc="TIPL", unit="step", disable=not progress, dynamic_ncols=True
+        )
+        while len(losses) < config.steps:
             which = torch.randint(len(sequences), (config.batch_size,), generator=generator)
             starts = (torch.rand(config.batch_size, generator=generator) * starts_available[which]).long()
             segments = padded[which.to(device)[:, None], (starts[:, None] + offsets).to(device)]
@@ -246,8 +268,77 @@ def train_tipl(
             optimizer.step()
             schedule.step()
             losses.append(float(loss.detach()))
+            bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3g}")
+            if state is not None and (len(losses) % checkpoint_every == 0 or len(losses) == config.steps):
+                state.save(model, optimizer, schedule, generator, losses)
+        bar.close()
     return model.eval(), losses
+
+
+def _training_digest(sequences, scales, num_parameters: int, config: TIPLConfig) -> str:
+    """What a checkpoint must have been trained on: the data and every setting but the number of steps."""
+    digest = hashlib.blake2b(digest_size=16)
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
+    digest.update(json.dumps({"settings": settings, "num_parameters": num_parameters}, sort_keys=True).encode())
+    for tensor in (*sequences, *scales):
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _TrainingState:
+    """The whole state of :func:`train_tipl` in one safetensors file: tensors for the weights,
+    AdamW's moments, the generators and the losses; JSON metadata for the rest."""
+
+    def __init__(self, path, digest: str, device: torch.device):
+        self.path, self.digest, self.device = Path(path), digest, device
+
+    def restore(self, model, optimizer, schedule, generator, steps: int) -> list[float]:
+        """Load the checkpoint into the objects given, if there is one; return the losses so far."""
+        if not self.path.exists():
+            return []
+        with safe_open(self.path, "pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if metadata.get("digest") != self.digest:
+            raise ConfigError(
+                f"{self.path} holds TIPL training of other settings or other data; remove it to train afresh"
+            )
+        losses = tensors["losses"].tolist()
+        if len(losses) > steps:
+            raise ConfigError(f"{self.path} is {len(losses)} steps in, past the {steps} steps asked for")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        moments: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                moments.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": moments, "param_groups": json.loads(metadata["param_groups"])})
+        schedule.load_state_dict({**json.loads(metadata["schedule"]), "lr_lambdas": [None]})
+        generator.set_state(tensors["rng.sampling"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        return losses
+
+    def save(self, model, optimizer, schedule, generator, losses: list[float]) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            tensors.update({f"optimizer.{index}.{k}": torch.as_tensor(v).cpu() for k, v in values.items()})
+        tensors["rng.sampling"] = generator.get_state()
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+        schedule_state = {k: v for k, v in schedule.state_dict().items() if k != "lr_lambdas"}
+        metadata = {
+            "digest": self.digest,
+            "param_groups": json.dumps(state["param_groups"]),
+            "schedule": json.dumps(schedule_state),
+        }
+        storage.write_tensors(self.path, tensors, metadata)
 
 
 def copy_last_error(sequences: Sequence[torch.Tensor], scales: Sequence[torch.Tensor], num_parameters: int) -> float:

@@ -20,10 +20,15 @@ the transformer or the MLP forecaster.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ... import config as typed
@@ -44,7 +49,7 @@ from ...tipl import (
 )
 from ..config import library, per_step_problems
 from ..family import Family
-from ..steps import Finished, Step, StepContext
+from ..steps import STEP_FILE, Finished, Step, StepContext
 from ..zoo_step import open_zoo, zoo_step
 
 FAMILY = "tipl"
@@ -252,6 +257,8 @@ def train_step(context: StepContext, settings: dict) -> dict:
     train_bases, test_bases = _bases(train, test, svd)
     sequences = [_encode(t, b, svd) for t, b in zip(train, train_bases)]
     model_config = svd.model(_model(settings["model"]), settings["model"]["seed"])
+    checkpoint = context.directory / CHECKPOINT
+    continued_from = None if checkpoint.exists() else _continue_shorter_run(context.directory, model_config.steps)
     model, losses = train_tipl(
         sequences,
         [b.singular_values for b in train_bases],
@@ -259,6 +266,7 @@ def train_step(context: StepContext, settings: dict) -> dict:
         model_config,
         progress=context.progress,
         device=context.device,
+        checkpoint=checkpoint,
     )
     storage.write_tensors(
         context.directory / "model.safetensors",
@@ -283,7 +291,45 @@ def train_step(context: StepContext, settings: dict) -> dict:
         ),
         "final_loss": float(np.mean(losses[-max(1, len(losses) // 20) :])) if losses else None,
         "losses": losses[::every],
+        "continued_from": continued_from,
     }
+
+
+#: the transformer's training state in its step's folder: a killed run resumes from it
+CHECKPOINT = "training.safetensors"
+
+
+def _continue_shorter_run(directory: Path, steps: int) -> str | None:
+    """Copy into ``directory`` the training checkpoint of the step beside it (same name, another
+    key) that differs from it only in the number of transformer steps, the longest one not past
+    ``steps``: asking for more steps continues the training done, and ends where a run that never
+    stopped would. Returns that step's key, or None."""
+    mine = json.loads((directory / STEP_FILE).read_text())
+
+    def without_steps(record: dict) -> dict:
+        settings = json.loads(json.dumps(record.get("settings", {})))
+        settings.get("model", {}).pop("steps", None)
+        return {k: record.get(k) for k in ("kind", "inputs", "code")} | {"settings": settings}
+
+    candidates = []
+    for other in directory.parent.glob(f"*/{CHECKPOINT}"):
+        if other.parent == directory:
+            continue
+        try:
+            record = json.loads((other.parent / STEP_FILE).read_text())
+            with safe_open(other, "pt") as f:
+                done = f.get_slice("losses").get_shape()[0]
+        except (OSError, ValueError, KeyError):
+            continue
+        if without_steps(record) == without_steps(mine) and done <= steps:
+            candidates.append((done, other))
+    if not candidates:
+        return None
+    _, source = max(candidates)
+    temporary = directory / f".{CHECKPOINT}.copy.tmp"
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, directory / CHECKPOINT)
+    return source.parent.name
 
 
 def mlp_step(context: StepContext, settings: dict) -> dict:
