@@ -51,6 +51,7 @@ horizon = 3
 starts = 2
 episodes = 2
 mlp_steps = 20
+trim_rank = 3
 """
 
 
@@ -76,11 +77,19 @@ def test_report_has_figure_2_and_every_forecaster(finished_run):
         "copy-last",
         "linear extrapolation",
         "per-parameter MLP",
+        "SVD-trimmed last policy",
         "noise floor",
     ):
         assert label in report
     results = json.loads((out / "results.json").read_text())["environments"]["InvertedPendulum"]
-    assert results["methods"] == ["tipl-per-run-d6", "tipl-pooled-d6-anchored-from-last", "copy_last", "linear", "mlp"]
+    assert results["methods"] == [
+        "tipl-per-run-d6",
+        "tipl-pooled-d6-anchored-from-last",
+        "copy_last",
+        "linear",
+        "mlp",
+        "svd_trimmed",
+    ]
     assert len(results["wpe"]["copy_last"]["mean"]) == 3
     assert results["test_trials"] == [3, 4]
     # the per-run basis fits each test trajectory itself: it keeps (nearly) all of it

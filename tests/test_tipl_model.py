@@ -26,6 +26,7 @@ from weightspace.tipl import (
     pooled_basis,
     rollout,
     svd,
+    svd_trimmed,
     tokens,
     train_tipl,
     weight_space_mse,
@@ -272,6 +273,37 @@ def test_training_free_forecasters_are_batched():
 def test_linear_extrapolation_is_exact_on_a_linear_trajectory():
     trajectory = linear_trajectories(1, 12, 6)[0]
     assert torch.allclose(linear_extrapolation(trajectory[:7], 5), trajectory[7:], atol=1e-5)
+
+
+def test_svd_trimmed_is_the_projection_on_the_history_s_top_directions_and_reads_no_future():
+    trajectory = random_trajectories(1, 30, 12, seed=4)[0]
+    starts, rank = [5, 11, 20], 3
+    trimmed = svd_trimmed(trajectory, starts, horizon=2, rank=rank)
+    assert trimmed.shape == (3, 2, 12) and torch.equal(trimmed[:, 0], trimmed[:, 1])
+    for i, t in enumerate(starts):
+        history = (trajectory[1 : t + 1] - trajectory[0]).double()
+        v = torch.linalg.svd(history, full_matrices=False)[2][:rank].T
+        expected = trajectory[0].double() + history[-1] @ v @ v.T
+        assert torch.allclose(trimmed[i, 0].double(), expected, atol=1e-5)
+    future = trajectory.clone()
+    future[21:] += 100.0
+    assert torch.equal(svd_trimmed(future, starts, 2, rank), trimmed)
+
+
+def test_svd_trimmed_computes_the_same_on_either_side_and_keeps_a_low_rank_path():
+    from weightspace.tipl.baselines import _trimmed_parameter_side, _trimmed_time_side
+
+    rows = torch.randn(40, 9, dtype=torch.float64)
+    for starts in ([3, 8], [12, 40]):
+        assert torch.allclose(_trimmed_parameter_side(rows, starts, 4), _trimmed_time_side(rows, starts, 4))
+    # a path inside a 2-dimensional subspace through phi_0 loses nothing at rank 2; rank >= t is copy-last
+    path = torch.randn(25, 2) @ torch.randn(2, 50) + torch.randn(50)
+    path[0] = path[0] * 0 + torch.randn(50)
+    path[1:] = path[0] + torch.randn(24, 2) @ torch.randn(2, 50)
+    assert torch.allclose(svd_trimmed(path, [6, 24], 1, 2)[:, 0], path[[6, 24]], atol=1e-4)
+    assert torch.equal(svd_trimmed(path, [3], 2, 3)[0], copy_last(path[:4], 2))
+    with pytest.raises(ConfigError, match="start points"):
+        svd_trimmed(path, [25], 1, 2)
 
 
 def test_parameter_mlp_learns_linear_trajectories_and_round_trips(tmp_path):

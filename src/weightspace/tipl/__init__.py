@@ -1,7 +1,7 @@
 """TIPL (paper 003): policy weight trajectories as temporal-SVD tokens, forecast by a causal
 transformer, and the forecasters it should beat."""
 
-from .baselines import FORECASTERS, ParameterMLPForecaster, copy_last, linear_extrapolation
+from .baselines import FORECASTERS, ParameterMLPForecaster, copy_last, linear_extrapolation, svd_trimmed
 from .model import CausalTransformer, TIPLConfig, rollout, train_tipl, weight_space_mse
 from .svd import Basis, fit_basis, per_run_bases, pooled_basis, tokens
 
@@ -17,6 +17,7 @@ __all__ = [
     "per_run_bases",
     "pooled_basis",
     "rollout",
+    "svd_trimmed",
     "tokens",
     "train_tipl",
     "weight_space_mse",

@@ -10,6 +10,10 @@ All work in weight space on histories (t, P) or batches (B, t, P) and return the
   parameter's recent history and predicts its next step, in the style of the weight-nowcaster
   networks (WNN, Jang et al. 2023) and Introspection (Sinha et al. 2017). It sees no other
   parameter, so it learns how a single weight moves under the optimiser, not the network.
+- :func:`svd_trimmed`: the last policy with its path trimmed to the top-k temporal-SVD
+  directions of the trial's own history, the policy-path trimming of "Ladder in Chaos" (Tang et
+  al. 2024, appendix): learning moves a policy mostly along a few directions, and the rest of a
+  step is noise that a forecast may as well drop.
 """
 
 from __future__ import annotations
@@ -44,6 +48,59 @@ def linear_extrapolation(history: torch.Tensor, horizon: int) -> torch.Tensor:
     ahead = torch.arange(1, horizon + 1, dtype=batch.dtype, device=batch.device)[None, :, None]
     out = last + ahead * step
     return out[0] if single else out
+
+
+def svd_trimmed(trajectory: torch.Tensor, starts: Sequence[int], horizon: int, rank: int) -> torch.Tensor:
+    """(len(starts), horizon, P): from each start t, phi_0 + P_k (phi_t - phi_0) for every h.
+
+    P_k projects onto the top-``rank`` right singular vectors (temporal-SVD directions) of the
+    history ``[phi_1 - phi_0, ..., phi_t - phi_0]`` of ``trajectory`` (T, P): rows after t are
+    never read. With ``rank`` >= t the projection keeps everything and this is copy-last. Computed
+    on the smaller side of each history, in float64: P's Gram matrix summed up to t, or the
+    leading t x t block of the time Gram matrix, whose eigenvectors U give the same projection as
+    ``x_t V_k V_k^T = (U_k U_k^T)[t] X_t``."""
+    if trajectory.ndim != 2 or rank < 1 or horizon < 1:
+        raise ConfigError(
+            f"svd_trimmed needs a trajectory (T, P), rank >= 1 and horizon >= 1, got "
+            f"{tuple(trajectory.shape)}, {rank}, {horizon}"
+        )
+    if any(not 1 <= t < len(trajectory) for t in starts):
+        raise ConfigError(f"svd_trimmed: start points must lie in 1..{len(trajectory) - 1} (got {list(starts)})")
+    rows = (trajectory[1:] - trajectory[0]).double()  # row t - 1 is phi_t - phi_0
+    if rows.shape[1] <= max(starts):
+        trimmed = _trimmed_parameter_side(rows, starts, rank)
+    else:
+        trimmed = _trimmed_time_side(rows, starts, rank)
+    out = trajectory[0].double() + trimmed
+    return out[:, None].repeat(1, horizon, 1).to(trajectory.dtype)
+
+
+def _trimmed_parameter_side(rows: torch.Tensor, starts: Sequence[int], rank: int) -> torch.Tensor:
+    """Eigenvectors of X_t^T X_t (P x P), the Gram matrix summed over the history's rows."""
+    out = []
+    for t in starts:
+        history = rows[:t]
+        if rank >= min(history.shape):
+            out.append(history[-1])
+            continue
+        _, vectors = torch.linalg.eigh(history.T @ history)  # ascending
+        top = vectors[:, -rank:]
+        out.append((history[-1] @ top) @ top.T)
+    return torch.stack(out)
+
+
+def _trimmed_time_side(rows: torch.Tensor, starts: Sequence[int], rank: int) -> torch.Tensor:
+    """Eigenvectors of the leading t x t block of X X^T, computed once for the last start."""
+    gram = rows[: max(starts)] @ rows[: max(starts)].T
+    out = []
+    for t in starts:
+        if rank >= t:
+            out.append(rows[t - 1])
+            continue
+        _, vectors = torch.linalg.eigh(gram[:t, :t])
+        top = vectors[:, -rank:]
+        out.append((top[-1] @ top.T) @ rows[:t])
+    return torch.stack(out)
 
 
 #: the forecasters that need no training, by name

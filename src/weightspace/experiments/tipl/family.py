@@ -45,6 +45,7 @@ from ...tipl import (
     per_run_bases,
     pooled_basis,
     rollout,
+    svd_trimmed,
     train_tipl,
 )
 from ..config import library, per_step_problems
@@ -53,7 +54,7 @@ from ..steps import STEP_FILE, Finished, Step, StepContext
 from ..zoo_step import open_zoo, zoo_step
 
 FAMILY = "tipl"
-BASELINES = ("copy_last", "linear", "mlp")
+BASELINES = ("copy_last", "linear", "mlp", "svd_trimmed")
 #: seeds of the two episode sets: J is measured on the first, the noise floor compares it to the second
 EPISODES_FIRST, EPISODES_SECOND = 1, 2
 
@@ -129,9 +130,16 @@ class ForecastSettings:
     mlp_window: int = field(default=5, metadata={"help": "Snapshots the MLP forecaster reads."})
     mlp_hidden: int = field(default=32, metadata={"help": "Hidden units of the MLP forecaster."})
     mlp_steps: int = field(default=2000, metadata={"help": "Training steps of the MLP forecaster."})
+    trim_rank: int = field(
+        default=8,
+        metadata={
+            "help": "k of the svd_trimmed baseline: the last policy projected on the top-k temporal-SVD "
+            "directions of its own trial's history (Ladder in Chaos's policy-path trimming)."
+        },
+    )
 
     def __post_init__(self):
-        for name in ("horizon", "starts", "episodes", "mlp_hidden", "mlp_steps"):
+        for name in ("horizon", "starts", "episodes", "mlp_hidden", "mlp_steps", "trim_rank"):
             if getattr(self, name) < 1:
                 raise ValueError(f"[forecast] {name} must be >= 1 (got {getattr(self, name)})")
         if self.mlp_window < 2:
@@ -414,6 +422,9 @@ def forecast_step(context: StepContext, settings: dict) -> dict:
     predictions["copy_last"] = copy_last(histories, H)
     predictions["linear"] = linear_extrapolation(histories, H)
     predictions["mlp"] = forecaster.forecast(histories, H)
+    predictions["svd_trimmed"] = torch.cat(
+        [svd_trimmed(trajectory, s, H, f.trim_rank).float() for trajectory, s in zip(test, starts)]
+    )
     truth = torch.stack(truths)  # (B, H, P)
     wpe = {m: ((p - truth) ** 2).mean(-1) for m, p in predictions.items()}  # (B, H)
 

@@ -13,8 +13,13 @@ from ..report import markdown
 from ..zoo_step import open_zoo
 from .family import BASELINES, TIPLExperiment, step_names
 
-BASELINE_LABELS = {"copy_last": "copy-last", "linear": "linear extrapolation", "mlp": "per-parameter MLP"}
-BASELINE_COLORS = {"copy_last": "tab:gray", "linear": "tab:orange", "mlp": "tab:purple"}
+BASELINE_LABELS = {
+    "copy_last": "copy-last",
+    "linear": "linear extrapolation",
+    "mlp": "per-parameter MLP",
+    "svd_trimmed": "SVD-trimmed last policy",
+}
+BASELINE_COLORS = {"copy_last": "tab:gray", "linear": "tab:orange", "mlp": "tab:purple", "svd_trimmed": "tab:brown"}
 TIPL_COLORS = ("tab:blue", "tab:green", "tab:cyan", "tab:olive")
 
 
