@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import weightspace as ws
 from killed_builds import killed_builds_fixture
@@ -192,6 +193,24 @@ def test_zoo_is_readable_without_weightspace(tiny_zoo):
     weights = load_file(tiny_zoo / "weights" / "shard-00001.safetensors")
     assert weights["log_std"].shape[0] == (table["shard"] == 1).sum()
     assert architecture_from_spec(manifest["architecture"]).spec.num_parameters == 122
+
+
+def test_float16_snapshots_are_the_float32_ones_rounded_and_read_as_float32(tiny_zoo, tmp_path):
+    half = ws.load_zoo(
+        build_zoo(tmp_path / "half", "ppo-trajectories", {**TINY, "weights_dtype": "float16"}, progress=False)
+    )
+    full = ws.load_zoo(tiny_zoo)
+    stored = load_file(half.path / "weights" / "shard-00000.safetensors")
+    assert all(t.dtype == torch.float16 for t in stored.values())
+    for run in range(TINY["models"]):
+        trajectory = half.trajectory(run)
+        assert trajectory.dtype == torch.float32
+        assert torch.equal(trajectory, full.trajectory(run).half().float())  # training is the same; only storage rounds
+    assert half.weights([0])["log_std"].dtype == torch.float32 and half.state_dict(0)["log_std"].dtype == torch.float32
+    sizes = [sum(f.stat().st_size for f in (zoo.path / "weights").iterdir()) for zoo in (half, full)]
+    assert sizes[0] < 0.6 * sizes[1]
+    with pytest.raises(ConfigError, match="weights_dtype"):
+        build_zoo(tmp_path / "bad", "ppo-trajectories", {**TINY, "weights_dtype": "int8"}, progress=False)
 
 
 KILL_POINTS = [3, 5, 6]  # segment uncommitted; committed, unlisted; table, no manifest

@@ -90,6 +90,13 @@ class PPOTrajectoryConfig(TaskConfig):
         metadata={"help": "Snapshots between recorded evaluation returns (the last is always evaluated; 0: only it)."},
     )
     max_episode_steps: int = field(default=0, metadata={"help": "Episode cap (0: the environment's, 1000)."})
+    weights_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "How snapshots are stored: float32, or float16 (half the disk; read back as float32, each "
+            "weight rounded to 11 significant bits)."
+        },
+    )
 
     def __post_init__(self):
         problems = [
@@ -103,6 +110,8 @@ class PPOTrajectoryConfig(TaskConfig):
             )
         if self.env_steps >= 1 and self.num_steps >= 1 and self.env_steps < self.num_steps:
             problems.append(f"env_steps ({self.env_steps}) must be at least one rollout (num_steps {self.num_steps})")
+        if self.weights_dtype not in ("float32", "float16"):
+            problems.append(f"weights_dtype must be float32 or float16 (got {self.weights_dtype!r})")
         if problems:
             raise ConfigError("; ".join(problems))
         updates = self.total_updates
@@ -214,6 +223,7 @@ class PPOTrajectories(Task):
                 "total_updates": config.total_updates,
             },
             "snapshot_every_updates": config.snapshot_every,
+            "weights_dtype": f"snapshots stored as {config.weights_dtype}, read as float32",
             "step": "gradient updates (minibatch steps) before the snapshot; 0 is the initial policy",
             "train_return": f"mean raw return of the trial's last {RECENT_EPISODES} finished training episodes",
             "eval_return": f"mean raw return over {config.eval_episodes} fixed episodes (reset seeds from "
@@ -334,7 +344,8 @@ class PPOSegments(SegmentTrainer):
         runs = self.runs
         K, C = len(runs), len(rows)
         stack = lambda t: t.transpose(0, 1).reshape(K * C, *t.shape[2:])  # noqa: E731 - (C, K, ...) -> (K C, ...)
-        weights = {n[len("weights.") :]: stack(t) for n, t in records.items() if n.startswith("weights.")}
+        dtype = getattr(torch, self.config.weights_dtype)
+        weights = {n[len("weights.") :]: stack(t).to(dtype) for n, t in records.items() if n.startswith("weights.")}
         statistics = {n[len("statistics.") :]: stack(t) for n, t in records.items() if n.startswith("statistics.")}
         if "obs_count" in statistics:
             statistics["obs_count"] = statistics["obs_count"].reshape(-1, 1)

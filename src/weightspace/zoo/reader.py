@@ -117,7 +117,7 @@ class Zoo:
         """Checkpoint ``i`` under torch's names (e.g. ``rnn.weight_ih_l0``, ``readout.bias``)."""
         shard, row = self._locate(i)
         with safe_open(self.path / shard_file("weights", shard), framework="pt") as f:
-            return {n: f.get_slice(n)[row : row + 1][0] for n in self.spec.names}
+            return {n: f.get_slice(n)[row : row + 1][0].float() for n in self.spec.names}
 
     def rollouts(self, i: int) -> dict[str, torch.Tensor]:
         """Stored rollouts of checkpoint ``i`` (see the manifest's ``rollouts`` section)."""
@@ -132,8 +132,9 @@ class Zoo:
         return tensor.float()
 
     def weights(self, indices: Sequence[int] | None = None) -> Population:
-        """Checkpoints ``indices`` (default: all) as one population, in the given order."""
-        return Population(self.spec, self._gather("weights", indices))
+        """Checkpoints ``indices`` (default: all) as one population, in the given order (float32,
+        also where a zoo stores them as float16)."""
+        return Population(self.spec, {n: t.float() for n, t in self._gather("weights", indices).items()})
 
     def rollout_batch(self, indices: Sequence[int] | None = None, compact: bool = False) -> dict[str, torch.Tensor]:
         """Rollouts of checkpoints ``indices`` stacked; ``compact`` keeps the stored dtypes (e.g.
