@@ -8,6 +8,10 @@ environment code, the rest of the rollout, the updates), the ratio, and the proj
 paper's 50 trials x 800k steps from a population of 50 measured the same way.
 
     python benchmarks/ppo_population.py
+    python benchmarks/ppo_population.py --env HalfCheetah --trials 10 --iterations 2   # 2 x 256 policies
+
+``--env HalfCheetah`` takes the paper's 2 x 256 policy and projects its 50 x 2M steps; every run
+also prints the disk size of the paper's snapshots (2,000 or 5,000 per trial) as float32 and float16.
     python benchmarks/ppo_population.py --trials 16 --iterations 3 --no-projection
 """
 
@@ -23,7 +27,9 @@ import torch
 from weightspace.rl.mujoco import resolve_env_id
 from weightspace.rl.ppo import PopulationPPO, PPOSettings
 
-PAPER_TRIALS, PAPER_STEPS = 50, 800_000
+PAPER_TRIALS = 50
+#: the paper's trials per environment: (env steps, policy hidden sizes, snapshots per trial)
+PAPER = {"InvertedPendulum": (800_000, (8, 8), 2000), "HalfCheetah": (2_000_000, (256, 256), 5000)}
 
 
 class Clock:
@@ -68,7 +74,11 @@ def main(argv=None):
     parser.add_argument("--env", default="InvertedPendulum")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the build's setting)")
     parser.add_argument("--no-projection", action="store_true", help="skip the population of 50")
+    parser.add_argument("--policy-hidden", default=None, help="actor hidden sizes (default: the paper's for --env)")
     args = parser.parse_args(argv)
+    paper_steps, hidden, snapshots = PAPER.get(args.env.split("-")[0], PAPER["InvertedPendulum"])
+    if args.policy_hidden:
+        hidden = tuple(int(h) for h in args.policy_hidden.split(","))
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     torch.set_num_threads(args.threads)
     env_id = resolve_env_id(args.env)
@@ -77,27 +87,33 @@ def main(argv=None):
     seeds = np.arange(args.trials)
     print(
         f"{env_id}: K={args.trials} trials x {args.iterations} iterations of {settings.num_steps} steps, "
-        f"policy 2 x 8, critic 64 x 64, {torch.get_num_threads()} torch thread(s)"
+        f"policy {' x '.join(map(str, hidden))}, critic 64 x 64, {torch.get_num_threads()} torch thread(s)"
     )
     together = Clock()
-    together.run(PopulationPPO(env_id, seeds, total, (8, 8), (64, 64), settings), args.iterations)
+    together.run(PopulationPPO(env_id, seeds, total, hidden, (64, 64), settings), args.iterations)
     alone = Clock()
     for seed in seeds:
-        alone.run(PopulationPPO(env_id, [seed], total, (8, 8), (64, 64), settings), args.iterations)
+        alone.run(PopulationPPO(env_id, [seed], total, hidden, (64, 64), settings), args.iterations)
     env_steps = args.trials * total
     print(together.line("as one population", env_steps))
     print(alone.line("one after another", env_steps))
     if not args.no_projection:
         clock = Clock()
-        clock.run(PopulationPPO(env_id, np.arange(PAPER_TRIALS), settings.num_steps, (8, 8), (64, 64), settings), 1)
+        clock.run(PopulationPPO(env_id, np.arange(PAPER_TRIALS), settings.num_steps, hidden, (64, 64), settings), 1)
         rate = PAPER_TRIALS * settings.num_steps / clock.total
-        hours = PAPER_TRIALS * PAPER_STEPS / rate / 3600
+        hours = PAPER_TRIALS * paper_steps / rate / 3600
         print(clock.line(f"population of {PAPER_TRIALS}", PAPER_TRIALS * settings.num_steps))
         print(
-            f"projected: the paper's {PAPER_TRIALS} x {PAPER_STEPS:,} steps take {hours:.2f} h in one process at "
+            f"projected: the paper's {PAPER_TRIALS} x {paper_steps:,} steps take {hours:.2f} h in one process at "
             f"this rate (first iteration: short episodes, the most resets); one by one "
-            f"{PAPER_TRIALS * PAPER_STEPS / (env_steps / alone.total) / 3600:.2f} h"
+            f"{PAPER_TRIALS * paper_steps / (env_steps / alone.total) / 3600:.2f} h"
         )
+    parameters = PopulationPPO(env_id, [0], total, hidden, (64, 64), settings).actor().flatten().shape[1]
+    stored = PAPER_TRIALS * (snapshots + 1) * parameters
+    print(
+        f"disk: the paper's {PAPER_TRIALS} x {snapshots + 1:,} snapshots of {parameters:,} parameters: "
+        f"{stored * 4 / 1e9:.2f} GB as float32, {stored * 2 / 1e9:.2f} GB as float16 (weights_dtype)"
+    )
     print(f"ratio: {alone.total / together.total:.2f}x")
 
 
