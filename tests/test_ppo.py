@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import weightspace as ws
+from experiment_scripts import experiment_script
 from killed_builds import killed_builds_fixture
 from weightspace.errors import ConfigError
 from weightspace.networks import architecture_from_spec
@@ -195,10 +196,14 @@ def test_zoo_is_readable_without_weightspace(tiny_zoo):
     assert architecture_from_spec(manifest["architecture"]).spec.num_parameters == 122
 
 
-def test_float16_snapshots_are_the_float32_ones_rounded_and_read_as_float32(tiny_zoo, tmp_path):
-    half = ws.load_zoo(
-        build_zoo(tmp_path / "half", "ppo-trajectories", {**TINY, "weights_dtype": "float16"}, progress=False)
-    )
+@pytest.fixture(scope="module")
+def half_zoo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ppo-half") / "zoo"
+    return ws.load_zoo(build_zoo(out, "ppo-trajectories", {**TINY, "weights_dtype": "float16"}, progress=False))
+
+
+def test_float16_snapshots_are_the_float32_ones_rounded_and_read_as_float32(tiny_zoo, half_zoo, tmp_path):
+    half = half_zoo
     full = ws.load_zoo(tiny_zoo)
     stored = load_file(half.path / "weights" / "shard-00000.safetensors")
     assert all(t.dtype == torch.float16 for t in stored.values())
@@ -211,6 +216,39 @@ def test_float16_snapshots_are_the_float32_ones_rounded_and_read_as_float32(tiny
     assert sizes[0] < 0.6 * sizes[1]
     with pytest.raises(ConfigError, match="weights_dtype"):
         build_zoo(tmp_path / "bad", "ppo-trajectories", {**TINY, "weights_dtype": "int8"}, progress=False)
+
+
+def test_storage_precision_measures_float16_histories_against_the_float32_truth(tiny_zoo, half_zoo, capsys):
+    script = experiment_script("tipl_storage_precision")
+    result = script.measure(tiny_zoo, test_trials=1, starts=2, horizon=2, context=3, trim_rank=2)
+    trajectory = ws.load_zoo(tiny_zoo).trajectory(2).double()
+    points = [2, 6]  # after a context of 3, leaving 2 snapshots of 9
+    copy = np.mean([[float(((trajectory[t] - trajectory[t + h]) ** 2).mean()) for h in (1, 2)] for t in points], 0)
+    np.testing.assert_allclose(result["wpe"]["copy_last/float32"], copy, rtol=1e-12)
+    assert all(0 < v < min(copy) for v in result["wpe"]["rounded truth/float16"])
+    assert result["wpe"]["linear/float16"] != result["wpe"]["linear/float32"]
+    assert (
+        script.main(
+            [
+                "--zoo",
+                str(tiny_zoo),
+                "--test-trials",
+                "1",
+                "--starts",
+                "2",
+                "--horizon",
+                "2",
+                "--context",
+                "3",
+                "--trim-rank",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert "largest relative WPE change" in capsys.readouterr().out
+    assert script.main(["--zoo", str(half_zoo.path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 KILL_POINTS = [3, 5, 6]  # segment uncommitted; committed, unlisted; table, no manifest
