@@ -19,6 +19,7 @@ from ..encoders import build_encoder
 from ..encoders.base import TaskIO
 from ..errors import ConfigError
 from ..networks.symmetry import augment
+from ..training.optim import load_optimizer_tensors, optimizer_tensors
 from ..versions import weightspace_version
 from ..zoo.reader import Zoo
 from .config import PretrainConfig
@@ -89,10 +90,8 @@ def save_state(path, encoder, emulator, optimizer, metadata: dict) -> None:
     tensors.update({f"emulator.{k}": v for k, v in emulator.state_dict().items()})
     groups = []
     if optimizer is not None:
-        state = optimizer.state_dict()
-        for index, values in state["state"].items():
-            tensors.update({f"optimizer.{index}.{k}": torch.as_tensor(v) for k, v in values.items()})
-        groups = state["param_groups"]
+        saved, groups = optimizer_tensors(optimizer)
+        tensors.update(saved)
     storage.write_tensors(path, tensors, {k: json.dumps(v) for k, v in {**metadata, "param_groups": groups}.items()})
 
 
@@ -102,12 +101,7 @@ def load_state(path, encoder, emulator, optimizer) -> dict:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
     emulator.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("emulator.")})
-    state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": metadata["param_groups"]})
+    load_optimizer_tensors(optimizer, tensors, metadata["param_groups"])
     return metadata
 
 

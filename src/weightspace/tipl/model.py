@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .. import storage
 from ..errors import ConfigError
+from ..training.optim import load_optimizer_tensors, optimizer_tensors
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -309,12 +310,7 @@ class _TrainingState:
         if len(losses) > steps:
             raise ConfigError(f"{self.path} is {len(losses)} steps in, past the {steps} steps asked for")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        moments: dict = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                moments.setdefault(int(index), {})[name] = value
-        optimizer.load_state_dict({"state": moments, "param_groups": json.loads(metadata["param_groups"])})
+        load_optimizer_tensors(optimizer, tensors, json.loads(metadata["param_groups"]))
         schedule.load_state_dict({**json.loads(metadata["schedule"]), "lr_lambdas": [None]})
         generator.set_state(tensors["rng.sampling"])
         torch.set_rng_state(tensors["rng.cpu"])
@@ -324,9 +320,8 @@ class _TrainingState:
 
     def save(self, model, optimizer, schedule, generator, losses: list[float]) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        state = optimizer.state_dict()
-        for index, values in state["state"].items():
-            tensors.update({f"optimizer.{index}.{k}": torch.as_tensor(v).cpu() for k, v in values.items()})
+        moments, groups = optimizer_tensors(optimizer)
+        tensors.update(moments)
         tensors["rng.sampling"] = generator.get_state()
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
@@ -335,7 +330,7 @@ class _TrainingState:
         schedule_state = {k: v for k, v in schedule.state_dict().items() if k != "lr_lambdas"}
         metadata = {
             "digest": self.digest,
-            "param_groups": json.dumps(state["param_groups"]),
+            "param_groups": json.dumps(groups),
             "schedule": json.dumps(schedule_state),
         }
         storage.write_tensors(self.path, tensors, metadata)

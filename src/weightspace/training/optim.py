@@ -19,6 +19,30 @@ def piecewise_linear(step: int, total_steps: int, knots: Sequence[tuple[float, f
     return float(np.interp(step, xs, ys))
 
 
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer.") -> tuple[dict, list]:
+    """A torch optimizer's state as safetensors-ready tensors ``PREFIX{index}.{name}`` and its
+    JSON-able parameter groups (learning rates, betas, ...)."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"{prefix}{index}.{name}": torch.as_tensor(value).cpu()
+        for index, values in state["state"].items()
+        for name, value in values.items()
+    }
+    return tensors, state["param_groups"]
+
+
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict, groups: list, prefix: str = "optimizer."
+) -> None:
+    """Restore what :func:`optimizer_tensors` saved (tensors under other prefixes are ignored)."""
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            index, name = key[len(prefix) :].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
 @torch.no_grad()
 def clip_grad_norm_per_network(parameters, max_norm: float) -> None:
     """``torch.nn.utils.clip_grad_norm_`` for tensors with a leading network axis: each network's
