@@ -18,14 +18,14 @@ class _TaskCommands(click.Group):
     families are imported only when one is asked for."""
 
     def list_commands(self, ctx):
-        from ..tasks import task_names
+        from ..tasks import get_task, task_names
 
-        return task_names()
+        return [name for name in task_names() if get_task(name).buildable]
 
     def get_command(self, ctx, name):
         from ..tasks import get_task, task_names
 
-        if name not in task_names():
+        if name not in task_names() or not get_task(name).buildable:
             return None
         return _build_command(get_task(name))
 

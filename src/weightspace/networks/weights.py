@@ -111,10 +111,38 @@ class WeightSpec:
                     "shape": list(t.shape),
                     "permutations": [a.permutation for a in t.axes],
                     "blocks": [a.blocks for a in t.axes],
+                    "init_bound": t.init_bound,
+                    "layer": t.layer,
                 }
                 for t in self.tensors
             ],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> WeightSpec:
+        """The spec :meth:`to_json` wrote (a zoo manifest's ``architecture``). Manifests written
+        before it stored ``init_bound`` and ``layer`` read with 0 for both."""
+        try:
+            tensors = tuple(
+                TensorSpec(
+                    t["name"],
+                    tuple(
+                        Axis(int(size), permutation, int(blocks))
+                        for size, permutation, blocks in zip(t["shape"], t["permutations"], t["blocks"], strict=True)
+                    ),
+                    float(t.get("init_bound", 0.0)),
+                    int(t.get("layer", 0)),
+                )
+                for t in data["tensors"]
+            )
+            spec = cls(data["architecture"], dict(data["config"]), tensors, dict(data["permutations"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise WeightspaceError(f"an unreadable weight description ({type(error).__name__}: {error})") from None
+        if "num_parameters" in data and spec.num_parameters != data["num_parameters"]:
+            raise WeightspaceError(
+                f"a weight description of {data['num_parameters']} parameters whose tensors hold {spec.num_parameters}"
+            )
+        return spec
 
     def check_state_dict(self, state: Mapping[str, torch.Tensor], batched: bool) -> int:
         """Validate names and shapes; return the population size (1 if not ``batched``)."""

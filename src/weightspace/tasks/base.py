@@ -240,6 +240,9 @@ class Task:
         """A segmented family's trainer for one group of ``runs`` (rows of :meth:`plan`)."""
         raise NotImplementedError
 
+    #: False for a family whose zoos are not trained here (imported networks): ``zoo build`` leaves it out
+    buildable: ClassVar[bool] = True
+
     #: keys of :meth:`describe`'s ``task`` section that a resumed build must find unchanged (an
     #: environment's resolved version, the simulator's version): the builder refuses to resume
     #: with others, which would change the zoo's numbers midway
