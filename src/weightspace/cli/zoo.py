@@ -85,3 +85,41 @@ def zoo_info(directory):
     from ..zoo.reader import load_zoo
 
     click.echo(zoo_summary(load_zoo(directory)))
+
+
+@zoo.command("import")
+@click.argument("source_format", metavar="FORMAT", type=click.Choice(["state-dicts", "small-cnn-zoo"]))
+@click.argument("src", type=click.Path())
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Zoo directory (an unfinished import resumes)."
+)
+@click.option("--properties", type=click.Path(), help="state-dicts: CSV, one row per checkpoint (file name first).")
+@click.option("--module", default=None, help="state-dicts: pkg.mod:factory returning the untrained module.")
+@click.option("--split-file", type=click.Path(), default=None, help="small-cnn-zoo: nfn's split file (JSON or .npz).")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Random split: runs for validation.")
+@click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Random split: held-out runs.")
+@click.option("--population", type=int, default=256, show_default=True, help="Checkpoints per shard file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def zoo_import(source_format, src, out, properties, module, split_file, val_fraction, test_fraction, population, quiet):
+    """Write networks trained elsewhere as a weightspace zoo: FORMAT is state-dicts (a folder of
+    .safetensors/.pt/.pth checkpoints and --properties) or small-cnn-zoo (weights.npy, layout.csv,
+    metrics.csv.gz). The zoo then works with zoo info, the encoders and prediction."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..zoo import importers
+    from ..zoo.info import zoo_summary
+    from ..zoo.reader import load_zoo
+
+    settings = {"val_fraction": val_fraction, "test_fraction": test_fraction, "population": population}
+    if source_format == "state-dicts":
+        if not properties:
+            raise ConfigError("state-dicts needs --properties FILE.csv (one row per checkpoint, its file name first)")
+        folder = Path(src)
+        if not folder.is_dir():
+            raise ConfigError(f"{src} is not a folder of checkpoints")
+        paths = sorted(p for p in folder.iterdir() if p.suffix in importers.CHECKPOINT_SUFFIXES)
+        importers.from_state_dicts(paths, properties, module, out=out, progress=not quiet, **settings)
+    else:
+        importers.from_small_cnn_zoo(src, out=out, split_file=split_file, progress=not quiet, **settings)
+    click.echo(zoo_summary(load_zoo(out)))

@@ -3,7 +3,7 @@
 A zoo of networks that weightspace did not build (``weightspace zoo import``) stores the spec
 derived from the user's module (:meth:`WeightSpec.from_module`) in its manifest, and, where the
 user gave one, the module's factory (``pkg.mod:factory``, a callable that returns the untrained
-module). :class:`ModuleArchitecture` rebuilds both from the manifest: everything that reads a
+module; the spec's ``config["factory"]``). :class:`ModuleArchitecture` rebuilds both from the manifest: everything that reads a
 spec (statistics, flattened weights, the parameter transformer, permutations, augmentation)
 works on it unchanged, and with a factory the population runs as one batched computation
 (``torch.func.functional_call`` under ``vmap``).
@@ -58,7 +58,7 @@ class ModuleArchitecture:
     @classmethod
     def from_spec_json(cls, data: dict) -> ModuleArchitecture:
         spec = WeightSpec.from_json(data)
-        return cls(spec, str(spec.config.get("module", "")))
+        return cls(spec, str(spec.config.get("factory", "")))
 
     @property
     def spec(self) -> WeightSpec:

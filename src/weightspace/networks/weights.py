@@ -133,6 +133,7 @@ class WeightSpec:
                     "permutations": [a.permutation for a in t.axes],
                     "blocks": [a.blocks for a in t.axes],
                     "init_bound": t.init_bound,
+                    "init_center": t.init_center,
                     "layer": t.layer,
                 }
                 for t in self.tensors
@@ -142,7 +143,7 @@ class WeightSpec:
     @classmethod
     def from_json(cls, data: Mapping) -> WeightSpec:
         """The spec :meth:`to_json` wrote (a zoo manifest's ``architecture``). Manifests written
-        before it stored ``init_bound`` and ``layer`` read with 0 for both."""
+        before it stored ``init_bound``, ``init_center`` and ``layer`` read with 0 for each."""
         try:
             tensors = tuple(
                 TensorSpec(
@@ -153,6 +154,7 @@ class WeightSpec:
                     ),
                     float(t.get("init_bound", 0.0)),
                     int(t.get("layer", 0)),
+                    float(t.get("init_center", 0.0)),
                 )
                 for t in data["tensors"]
             )

@@ -285,5 +285,9 @@ class Task:
         """Downstream targets (:class:`~weightspace.downstream.Target`) for the zoo's table."""
         return []
 
+    def quality_column(self, zoo) -> str:
+        """The table column ``zoo info`` summarises by training step (default: the plots' quality column)."""
+        return self.plot_columns[1]
+
     def __repr__(self) -> str:
         return f"<task {self.name}>"

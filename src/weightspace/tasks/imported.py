@@ -65,8 +65,9 @@ class ImportedNetworks(Task):
     def architecture(self, config):
         raise WeightspaceError("an imported zoo's architecture is stored in its manifest (weightspace zoo import)")
 
-    def plot_columns_for(self, config) -> tuple[str, str]:
-        return ("run_id", config.properties[0] if config.properties else "step")
+    def quality_column(self, zoo) -> str:
+        """The first numeric property the source came with."""
+        return zoo.config.properties[0] if zoo.config.properties else "step"
 
     def targets(self, zoo) -> list:
         """Each numeric property (MSE, with Kendall's tau) and each categorical one (accuracy)."""

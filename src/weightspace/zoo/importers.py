@@ -32,6 +32,7 @@ Formats:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -211,9 +212,7 @@ def infer_module(state: dict[str, torch.Tensor]) -> nn.Module:
             layer = nn.LayerNorm(weight.shape[0])
         elif weight.ndim == 2:
             if last_channels is not None:
-                layers.append(
-                    _GlobalAveragePool() if weight.shape[1] == last_channels else nn.Flatten()
-                )
+                layers.append(_GlobalAveragePool() if weight.shape[1] == last_channels else nn.Flatten())
                 names.append(None)
                 last_channels = None
             layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
@@ -222,7 +221,9 @@ def infer_module(state: dict[str, torch.Tensor]) -> nn.Module:
             layer = conv(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), bias=bias is not None)
             last_channels = weight.shape[0]
         else:
-            raise ImportError_(f"cannot infer a layer from {prefix}.weight of shape {tuple(weight.shape)}: give --module")
+            raise ImportError_(
+                f"cannot infer a layer from {prefix}.weight of shape {tuple(weight.shape)}: give --module"
+            )
         if layers and not isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)):
             layers.append(nn.ReLU())
             names.append(None)
@@ -263,6 +264,20 @@ class _Named(nn.Module):
         return x
 
 
+def _spec(net: nn.Module, factory: str | None) -> WeightSpec:
+    """``net``'s spec, recording the factory that rebuilds it (a derived spec of a built-in family
+    is that family's own)."""
+    try:
+        spec = WeightSpec.from_module(net)
+    except WeightspaceError as error:
+        raise ImportError_(
+            f"{error} (WeightSpec.from_module(module, symmetries=False) gives a spec without symmetries)"
+        ) from None
+    if spec.architecture == "module" and factory:
+        spec = dataclasses.replace(spec, config={**spec.config, "factory": factory})
+    return spec
+
+
 def from_state_dicts(
     paths: Sequence, properties, module: str | None = None, out=None, progress: bool = True, **settings
 ) -> Path | Source:
@@ -279,10 +294,7 @@ def from_state_dicts(
     files = [by_name[name] for name in table[file_column].astype(str)]
     first = read_state_dict(files[0])
     net = build_module(module) if module else infer_module(first)
-    try:
-        spec = WeightSpec.from_module(net)
-    except WeightspaceError as error:
-        raise ImportError_(f"{error} (WeightSpec.from_module(module, symmetries=False) gives a spec without symmetries)") from None
+    spec = _spec(net, module)
     columns = [c for c in table.columns[1:] if c not in ("run_id", "step", "split")]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(table[c])]
     rows = pd.DataFrame(
@@ -357,7 +369,9 @@ def _layout(path: Path) -> list[dict]:
     except FileNotFoundError:
         raise ImportError_(f"{path} does not exist") from None
     except (KeyError, ValueError, SyntaxError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise ImportError_(f"{path} is not a Small CNN Zoo layout (varname, start_idx, end_idx, shape): {error}") from None
+        raise ImportError_(
+            f"{path} is not a Small CNN Zoo layout (varname, start_idx, end_idx, shape): {error}"
+        ) from None
     return entries
 
 
@@ -375,7 +389,7 @@ def from_small_cnn_zoo(src, out=None, split_file=None, progress: bool = True, **
         metrics = pd.read_csv(src / "metrics.csv.gz")
     except FileNotFoundError:
         raise ImportError_(f"{src / 'metrics.csv.gz'} does not exist") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError) as error:
+    except Exception as error:  # pandas, gzip and zlib raise several types for a corrupt file
         raise ImportError_(f"{src / 'metrics.csv.gz'} is not a readable gzipped CSV ({type(error).__name__})") from None
     if weights.ndim != 2 or len(weights) != len(metrics):
         raise ImportError_(
@@ -384,11 +398,13 @@ def from_small_cnn_zoo(src, out=None, split_file=None, progress: bool = True, **
     kernels = [e for e in layout if len(e["shape"]) == 4]
     dense = [e for e in layout if len(e["shape"]) == 2]
     if not kernels or len(dense) != 1 or layout[-1]["end"] != weights.shape[1]:
-        raise ImportError_(f"{src}: the layout does not describe conv layers and one dense layer of {weights.shape[1]} weights")
+        raise ImportError_(
+            f"{src}: the layout does not describe conv layers and one dense layer of {weights.shape[1]} weights"
+        )
     channels = [kernels[0]["shape"][2]] + [k["shape"][3] for k in kernels]
     net = small_cnn(channels, [k["shape"][0] for k in kernels], dense[0]["shape"][1])
-    spec = WeightSpec.from_module(net)
-    names = [n for n in spec.names]  # convs.0.weight, convs.0.bias, ..., head.weight, head.bias
+    spec = _spec(net, "weightspace.zoo.importers:small_cnn" if channels == [1, 16, 16, 16] else None)
+    names = list(spec.names)  # convs.0.weight, convs.0.bias, ..., head.weight, head.bias
     ordered = [e for e in layout if len(e["shape"]) in (4, 2)], [e for e in layout if len(e["shape"]) == 1]
     kernel_entries, bias_entries = ordered
     if len(bias_entries) != len(kernel_entries):
@@ -406,7 +422,9 @@ def from_small_cnn_zoo(src, out=None, split_file=None, progress: bool = True, **
 
     step = metrics["step"] if "step" in metrics else pd.Series(np.zeros(len(metrics), dtype=np.int64))
     hyper = [c for c in metrics.columns if c.startswith("config.")]
-    numeric = [c for c in metrics.columns if c not in hyper and c != "step" and pd.api.types.is_numeric_dtype(metrics[c])]
+    numeric = [
+        c for c in metrics.columns if c not in hyper and c != "step" and pd.api.types.is_numeric_dtype(metrics[c])
+    ]
     table = metrics.rename(columns={c: c.replace("config.", "config_") for c in hyper}).copy()
     hyper = [c.replace("config.", "config_") for c in hyper]
     # a network is one training run at one step; runs are told apart by their hyperparameters and seed
