@@ -21,7 +21,7 @@ import weightspace as ws
 from weightspace.cli import main
 from weightspace.downstream.targets import Classification, Regression
 from weightspace.networks.module_architecture import ModuleArchitecture
-from weightspace.zoo.importers import infer_module, small_cnn
+from weightspace.zoo.importers import from_small_cnn_zoo, infer_module, small_cnn
 
 
 def _mlp(seed):
