@@ -223,3 +223,68 @@ def test_weight_encoders_read_an_imported_cnn_zoo(tmp_path):
         torch.manual_seed(0)
         z = build_encoder(name, zoo.architecture, None)(weights)
         assert z.shape == (len(zoo), 16) and torch.isfinite(z).all()
+
+
+class _ZooCNN(nn.Module):
+    """A Model Zoos network: layers in ``module_list``, as Schürholt et al.'s checkpoints name them."""
+
+    def __init__(self):
+        super().__init__()
+        self.module_list = nn.ModuleList(
+            [
+                nn.Conv2d(1, 4, 3),
+                nn.ReLU(),
+                nn.Conv2d(4, 4, 3),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(16, 8),
+                nn.ReLU(),
+                nn.Linear(8, 10),
+            ]
+        )
+
+
+def _write_model_zoos(folder, trials=3, epochs=(1, 3)):
+    states = {}
+    for t in range(trials):
+        trial = folder / f"NN_tune_trainable_{t:05d}_seed={t}"
+        trial.mkdir(parents=True)
+        lines = [
+            {
+                "training_iteration": e,
+                "test_acc": 0.1 * e + 0.01 * t,
+                "train_acc": 0.12 * e,
+                "config": {
+                    "seed": t,
+                    "optim::lr": [1e-3, 3e-3, 1e-2][t % 3],
+                    "activation": ["relu", "tanh", "relu"][t % 3],
+                },
+            }
+            for e in range(1, 4)
+        ]
+        (trial / "result.json").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+        for e in epochs:
+            torch.manual_seed(10 * t + e)
+            state = _ZooCNN().state_dict()
+            (trial / f"checkpoint_{e:06d}").mkdir()
+            torch.save(state, trial / f"checkpoint_{e:06d}" / "checkpoints")
+            states[(t, e)] = state
+    return states
+
+
+def test_model_zoos_import_one_row_per_trial_and_checkpoint(tmp_path):
+    states = _write_model_zoos(tmp_path / "zoos")
+    result = _run("zoo", "import", "model-zoos", tmp_path / "zoos", "--out", tmp_path / "zoo")
+    assert result.exit_code == 0, result.output
+    zoo = ws.load_zoo(tmp_path / "zoo")
+    assert len(zoo) == 6 and zoo.table["step"].tolist() == [1, 3] * 3
+    assert sorted(zoo.spec.permutations.values()) == [4, 8]  # conv channels and the hidden Linear; not the flatten
+    for i, row in zoo.table.iterrows():
+        stored = zoo.state_dict(i)
+        assert all(torch.equal(stored[k], v) for k, v in states[(row["run_id"], row["step"])].items())
+    assert zoo.table.loc[1, "test_acc"] == pytest.approx(0.3)
+    names = {t.name for t in zoo.task.targets(zoo)}
+    assert {"test_acc", "train_acc", "config_optim_lr", "config_activation"} <= names
+    (tmp_path / "zoos" / "NN_tune_trainable_00001_seed=1" / "result.json").write_text("{not json\n")
+    result = _run("zoo", "import", "model-zoos", tmp_path / "zoos", "--out", tmp_path / "z2", "--quiet")
+    _one_line_error(result, "result.json")

@@ -88,13 +88,13 @@ def zoo_info(directory):
 
 
 @zoo.command("import")
-@click.argument("source_format", metavar="FORMAT", type=click.Choice(["state-dicts", "small-cnn-zoo"]))
+@click.argument("source_format", metavar="FORMAT", type=click.Choice(["state-dicts", "small-cnn-zoo", "model-zoos"]))
 @click.argument("src", type=click.Path())
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Zoo directory (an unfinished import resumes)."
 )
 @click.option("--properties", type=click.Path(), help="state-dicts: CSV, one row per checkpoint (file name first).")
-@click.option("--module", default=None, help="state-dicts: pkg.mod:factory returning the untrained module.")
+@click.option("--module", default=None, help="pkg.mod:factory returning the untrained module (default: inferred).")
 @click.option("--split-file", type=click.Path(), default=None, help="small-cnn-zoo: nfn's split file (JSON or .npz).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Random split: runs for validation.")
 @click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Random split: held-out runs.")
@@ -102,8 +102,9 @@ def zoo_info(directory):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def zoo_import(source_format, src, out, properties, module, split_file, val_fraction, test_fraction, population, quiet):
     """Write networks trained elsewhere as a weightspace zoo: FORMAT is state-dicts (a folder of
-    .safetensors/.pt/.pth checkpoints and --properties) or small-cnn-zoo (weights.npy, layout.csv,
-    metrics.csv.gz). The zoo then works with zoo info, the encoders and prediction."""
+    .safetensors/.pt/.pth checkpoints and --properties), small-cnn-zoo (weights.npy, layout.csv,
+    metrics.csv.gz) or model-zoos (trial folders with result.json and checkpoint_* folders). The
+    zoo then works with zoo info, the encoders and prediction."""
     from pathlib import Path
 
     from ..errors import ConfigError
@@ -120,6 +121,8 @@ def zoo_import(source_format, src, out, properties, module, split_file, val_frac
             raise ConfigError(f"{src} is not a folder of checkpoints")
         paths = sorted(p for p in folder.iterdir() if p.suffix in importers.CHECKPOINT_SUFFIXES)
         importers.from_state_dicts(paths, properties, module, out=out, progress=not quiet, **settings)
+    elif source_format == "model-zoos":
+        importers.from_model_zoos(src, out=out, module=module, progress=not quiet, **settings)
     else:
         importers.from_small_cnn_zoo(src, out=out, split_file=split_file, progress=not quiet, **settings)
     click.echo(zoo_summary(load_zoo(out)))

@@ -27,6 +27,14 @@ Formats:
     stride 2 layers, ReLU, global average pooling, a linear head). ``--split-file`` takes
     nfn's split protocol (a JSON or NumPy ``.npz`` file of ``train``/``val``/``test`` row
     indices) instead of a random split.
+``model-zoos``
+    Schürholt et al.'s Model Zoos (Ray Tune's layout): one folder per trial, holding
+    ``result.json`` (JSON lines, one per epoch: ``training_iteration``, metrics such as
+    ``test_acc``/``train_acc``/``test_loss``/``train_loss``, and the trial's ``config``) and
+    ``checkpoint_NNNNNN/`` folders whose ``checkpoints`` file (or one ``.pt``/``.pth``/
+    ``.safetensors`` file) is the network's state dict (``module_list.{i}`` keys). One row per
+    trial and checkpoint: ``step`` is the checkpoint's epoch, the properties its epoch's metrics
+    and the config's numeric values. The module is inferred from the keys (``--module`` overrides).
 """
 
 from __future__ import annotations
@@ -41,7 +49,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -55,7 +62,7 @@ from ..versions import runtime_versions
 from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
 from .table import ZooTable
 
-FORMATS = ("state-dicts", "small-cnn-zoo")
+FORMATS = ("state-dicts", "small-cnn-zoo", "model-zoos")
 
 
 class ImportError_(WeightspaceError):
@@ -150,25 +157,27 @@ def _prepare(out: Path, config, source: Source) -> dict:
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
-def read_state_dict(path) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors: safetensors, or torch.load(weights_only=True) (never a pickle of code)."""
+def read_state_dict(path, actual=None) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors: safetensors, or torch.load(weights_only=True) (never a pickle of
+    code). ``actual``: the file to read when ``path`` only names its format (a file without a suffix)."""
     path = Path(path)
+    actual = Path(actual) if actual is not None else path
     if path.suffix not in CHECKPOINT_SUFFIXES:
         raise ImportError_(f"{path}: a checkpoint is {', '.join(CHECKPOINT_SUFFIXES)}")
     try:
         if path.suffix == ".safetensors":
-            state = load_file(path)
+            state = load_file(actual)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(actual, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ImportError_(f"{path} does not exist") from None
-    except (SafetensorError, RuntimeError, EOFError, ValueError, OSError) as error:
+        raise ImportError_(f"{actual} does not exist") from None
+    except Exception as error:  # torch.load and safetensors raise many types for a corrupt file
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ImportError_(f"{path} is not a readable checkpoint ({first[:200]})") from None
+        raise ImportError_(f"{actual} is not a readable checkpoint ({first[:200]})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ImportError_(f"{path} does not hold a state dict of tensors")
+        raise ImportError_(f"{actual} does not hold a state dict of tensors")
     return state
 
 
@@ -474,3 +483,111 @@ def _nfn_split(path: Path, rows: int) -> np.ndarray:
     if (split == "").any():
         raise ImportError_(f"{path} leaves {(split == '').sum()} networks in no split")
     return split.astype(str)
+
+
+# ---- Model Zoos (Schürholt et al.) ------------------------------------------------------------------
+def _trial_checkpoint(folder: Path) -> Path:
+    """The state-dict file inside a ``checkpoint_NNNNNN`` folder."""
+    candidates = [folder / "checkpoints"] + sorted(p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ImportError_(f"{folder} holds no checkpoint file ('checkpoints' or {', '.join(CHECKPOINT_SUFFIXES)})")
+
+
+def _read_any_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """``read_state_dict`` for a file with or without a suffix (Ray Tune's ``checkpoints``: torch.save)."""
+    return read_state_dict(path if path.suffix in CHECKPOINT_SUFFIXES else path.with_name(path.name + ".pt"), path)
+
+
+def _flat_config(config, prefix="config_") -> dict:
+    out = {}
+    for key, value in (config or {}).items():
+        name = prefix + str(key).replace("::", "_").replace(".", "_").replace(" ", "_")
+        if isinstance(value, dict):
+            out.update(_flat_config(value, name + "_"))
+        elif isinstance(value, (bool, int, float, str)) or value is None:
+            out[name] = value
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _trial_results(path: Path) -> dict[int, dict]:
+    """Epoch -> that epoch's line of a trial's ``result.json``."""
+    lines = {}
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ImportError_(f"{path} does not exist: a Model Zoos trial folder holds result.json") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            epoch = int(record["training_iteration"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ImportError_(f"{path}, line {number}: not a result line with training_iteration ({error})") from None
+        lines[epoch] = record
+    return lines
+
+
+def from_model_zoos(src, out=None, module: str | None = None, progress: bool = True, **settings) -> Path | Source:
+    """Import a Model Zoos folder ``src`` of trial folders (see the module docstring)."""
+    src = Path(src)
+    if not src.is_dir():
+        raise ImportError_(f"{src} is not a folder of trial folders")
+    trials = sorted(p for p in src.iterdir() if p.is_dir() and (p / "result.json").exists())
+    if not trials:
+        raise ImportError_(f"{src} holds no trial folder with a result.json")
+    records, files = [], []
+    for run_id, trial in enumerate(tqdm(trials, desc="read trials", disable=not progress, dynamic_ncols=True)):
+        results = _trial_results(trial / "result.json")
+        for folder in sorted(trial.glob("checkpoint_*")):
+            try:
+                epoch = int(folder.name.split("_")[-1])
+            except ValueError:
+                continue
+            result = results.get(epoch, {})
+            metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            metrics.pop("training_iteration", None)
+            records.append(
+                {"run_id": run_id, "step": epoch, "trial": trial.name, **metrics, **_flat_config(result.get("config"))}
+            )
+            files.append(_trial_checkpoint(folder))
+    if not records:
+        raise ImportError_(f"{src}: no trial has a checkpoint_NNNNNN folder")
+    table = pd.DataFrame(records)
+    first = _read_any_state_dict(files[0])
+    net = build_module(module) if module else infer_module(first)
+    spec = _spec(net, module)
+    columns = [c for c in table.columns if c not in ("run_id", "step", "trial")]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(table[c]) and table[c].nunique() > 1]
+    categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(table[c]) and table[c].nunique() > 1]
+
+    def load(positions: np.ndarray) -> dict[str, torch.Tensor]:
+        states = []
+        for i in positions:
+            state = _read_any_state_dict(files[i])
+            try:
+                spec.check_state_dict({k: v for k, v in state.items() if k in set(spec.names)}, batched=False)
+            except WeightspaceError as error:
+                raise ImportError_(f"{files[i]}: {error}") from None
+            states.append(state)
+        return {n: torch.stack([s[n].float() for s in states]) for n in spec.names}
+
+    source = Source(
+        spec,
+        table,
+        load,
+        config={
+            "source_format": "model-zoos",
+            "source": str(src),
+            "module": module or "",
+            "properties": tuple(numeric),
+            "categorical": tuple(categorical),
+            **settings,
+        },
+        description={"trials": len(trials), "module": module or f"inferred from the keys: {net}".replace("\n", " ")},
+    )
+    return write_zoo(out, source, progress) if out is not None else source
