@@ -223,6 +223,10 @@ def test_weight_encoders_read_an_imported_cnn_zoo(tmp_path):
         torch.manual_seed(0)
         z = build_encoder(name, zoo.architecture, None)(weights)
         assert z.shape == (len(zoo), 16) and torch.isfinite(z).all()
+    with pytest.raises(ws.errors.WeightspaceError, match="not the kernel convs.0.weight"):
+        build_encoder("dwsnet", zoo.architecture, None)
+    with pytest.raises(ws.errors.WeightspaceError, match="statistics, flattened and transformer"):
+        zoo.task.task_io(zoo)
 
 
 class _ZooCNN(nn.Module):

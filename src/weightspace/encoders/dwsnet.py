@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import WeightspaceError
 from ..networks.weights import Population, WeightSpec
 from .base import TaskIO, WeightEncoder, mlp
 
@@ -234,6 +235,13 @@ class DWSNet(WeightEncoder):
         head_layers: int = 3,
     ):
         super().__init__(architecture, task, embedding_size)
+        kernels = [t.name for t in self.spec.tensors if len(t.axes) > 2]
+        if kernels:
+            raise WeightspaceError(
+                f"DWSNet reads stacks of weight matrices and biases (MLPs, LSTMs), not the kernel {kernels[0]} "
+                f"of shape {tuple(self.spec[kernels[0]].shape)}: the statistics, flattened and transformer "
+                "encoders read any network"
+            )
         self.layouts = feature_layouts(self.spec)
         in_channels = [layout.channels for layout in self.layouts]
         blocks = []

@@ -65,6 +65,13 @@ class ImportedNetworks(Task):
     def architecture(self, config):
         raise WeightspaceError("an imported zoo's architecture is stored in its manifest (weightspace zoo import)")
 
+    def task_io(self, zoo):
+        raise WeightspaceError(
+            f"{zoo.path} holds imported networks without the inputs they were trained on, so the probing "
+            "encoders and emulation do not apply: the statistics, flattened and transformer encoders read any "
+            "network (and DWSNet MLP and LSTM stacks)"
+        )
+
     def quality_column(self, zoo) -> str:
         """The first numeric property the source came with."""
         return zoo.config.properties[0] if zoo.config.properties else "step"
