@@ -192,6 +192,8 @@ def test_bad_checkpoints_and_properties_are_one_line(checkpoints, tmp_path):
     folder, properties, _, table = checkpoints
     base = ["zoo", "import", "state-dicts", folder, "--out", tmp_path / "zoo"]
     _one_line_error(_run(*base), "--properties")
+    save_file({**_mlp(0).state_dict(), "extra.weight": torch.zeros(2, 2)}, folder / "net05.safetensors")
+    _one_line_error(_run(*base, "--properties", properties, "--quiet"), "net05.safetensors: weights do not match")
     (folder / "net03.safetensors").write_bytes(b"not a checkpoint")
     _one_line_error(_run(*base, "--properties", properties), "net03.safetensors is not a readable checkpoint")
     table.assign(file=["missing.pt"] + table["file"].tolist()[1:]).to_csv(tmp_path / "bad.csv", index=False)

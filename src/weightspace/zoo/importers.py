@@ -273,6 +273,20 @@ class _Named(nn.Module):
         return x
 
 
+def _stacked(spec: WeightSpec, files: Sequence[Path], read) -> dict[str, torch.Tensor]:
+    """The checkpoints in ``files`` (read by ``read``) stacked under the spec's names; a file whose
+    tensors do not match the spec is one error naming it."""
+    states = []
+    for file in files:
+        state = read(file)
+        try:
+            spec.check_state_dict(state, batched=False)
+        except WeightspaceError as error:
+            raise ImportError_(f"{file}: {error}") from None
+        states.append(state)
+    return {n: torch.stack([s[n].float() for s in states]) for n in spec.names}
+
+
 def _spec(net: nn.Module, factory: str | None) -> WeightSpec:
     """``net``'s spec, recording the factory that rebuilds it (a derived spec of a built-in family
     is that family's own)."""
@@ -315,19 +329,10 @@ def from_state_dicts(
         }
     )
 
-    def load(positions: np.ndarray) -> dict[str, torch.Tensor]:
-        states = [read_state_dict(files[i]) for i in positions]
-        for i, state in zip(positions, states):
-            try:
-                spec.check_state_dict({k: v for k, v in state.items() if k in set(spec.names)}, batched=False)
-            except WeightspaceError as error:
-                raise ImportError_(f"{files[i]}: {error}") from None
-        return {n: torch.stack([s[n].float() for s in states]) for n in spec.names}
-
     source = Source(
         spec,
         rows,
-        load,
+        lambda positions: _stacked(spec, [files[i] for i in positions], read_state_dict),
         config={
             "source_format": "state-dicts",
             "source": str(Path(files[0]).parent),
@@ -565,21 +570,10 @@ def from_model_zoos(src, out=None, module: str | None = None, progress: bool = T
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(table[c]) and table[c].nunique() > 1]
     categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(table[c]) and table[c].nunique() > 1]
 
-    def load(positions: np.ndarray) -> dict[str, torch.Tensor]:
-        states = []
-        for i in positions:
-            state = _read_any_state_dict(files[i])
-            try:
-                spec.check_state_dict({k: v for k, v in state.items() if k in set(spec.names)}, batched=False)
-            except WeightspaceError as error:
-                raise ImportError_(f"{files[i]}: {error}") from None
-            states.append(state)
-        return {n: torch.stack([s[n].float() for s in states]) for n in spec.names}
-
     source = Source(
         spec,
         table,
-        load,
+        lambda positions: _stacked(spec, [files[i] for i in positions], _read_any_state_dict),
         config={
             "source_format": "model-zoos",
             "source": str(src),
