@@ -294,3 +294,75 @@ def test_model_zoos_import_one_row_per_trial_and_checkpoint(tmp_path):
     (tmp_path / "zoos" / "NN_tune_trainable_00001_seed=1" / "result.json").write_text("{not json\n")
     result = _run("zoo", "import", "model-zoos", tmp_path / "zoos", "--out", tmp_path / "z2", "--quiet")
     _one_line_error(result, "result.json")
+
+
+def _write_rnn_zoo_npy(folder, runs=4, steps=(0, 100, 200), rollouts=5, seed=0):
+    """Paper 000's released zoo layout: what the authors' dataset_creation_formal_language.py stores."""
+    from weightspace.networks import LSTM
+
+    folder.mkdir()
+    g = torch.Generator().manual_seed(seed)
+    architecture = LSTM(6, 32, 2, 6)
+    parameters, sequences, logits, tasks, records = [], [], [], [], []
+    for run in range(runs):
+        task = [0] + torch.randint(-3, 3, (3,), generator=g).tolist()
+        for step in steps:
+            torch.manual_seed(100 * run + step)
+            module = architecture.torch_module()
+            parameters.append(torch.cat([p.detach().flatten() for p in module.parameters()]).numpy())
+            tokens = torch.randint(0, 6, (rollouts, 42), generator=g)
+            tokens[:, 0] = 4
+            sequences.append(tokens.numpy().astype(np.int16))
+            logits.append(torch.log_softmax(torch.randn(rollouts, 41, 6, generator=g), -1).numpy().astype(np.float16))
+            tasks.append(task)
+            records.append([run, step, int(torch.randint(0, 1001, (1,), generator=g))])
+    for name, values in (("parameters", parameters), ("sequences", sequences), ("logits", logits)):
+        np.save(folder / f"{name}.npy", np.stack(values))
+    np.save(folder / "tasks.npy", np.array(tasks))
+    np.save(folder / "num_step_correct.npy", np.array(records))
+    (folder / "args.json").write_text(
+        json.dumps(
+            {
+                "num_tokens": 4,
+                "sequence_length": 42,
+                "max_n": 10,
+                "rnn_hidden_size": 32,
+                "rnn_num_layers": 2,
+                "seed": seed,
+            }
+        )
+    )
+    return np.stack(parameters), np.stack(sequences), np.stack(logits), np.array(tasks), np.array(records)
+
+
+def test_paper_000s_released_zoo_imports_as_a_formal_languages_zoo(tmp_path):
+    from weightspace.tasks.formal_languages import all_languages, language_splits
+
+    parameters, sequences, logits, tasks, records = _write_rnn_zoo_npy(tmp_path / "fl")
+    result = _run("zoo", "import", "rnn-zoo-npy", tmp_path / "fl", "--out", tmp_path / "zoo", "--population", 5)
+    assert result.exit_code == 0, result.output
+    zoo = ws.load_zoo(tmp_path / "zoo")
+    assert zoo.kind == "formal-languages" and len(zoo) == 12 and zoo.config.checkpoints == (0, 100, 200)
+    np.testing.assert_array_equal(zoo.weights().flatten().numpy(), parameters)  # their parameters() order is ours
+    batch = zoo.rollout_batch()
+    np.testing.assert_array_equal(batch["tokens"].numpy(), sequences)
+    np.testing.assert_array_equal(batch["logprobs"].numpy(), logits.astype(np.float32))
+    assert zoo.table["step"].tolist() == records[:, 1].tolist()
+    np.testing.assert_allclose(zoo.table["performance"], records[:, 2] / 1000)
+    languages = all_languages()
+    assert [languages[t] for t in zoo.table["task_id"]] == [tuple(t[1:]) for t in tasks]
+    assert zoo.table["split"].tolist() == [language_splits()[tuple(t[1:])] for t in tasks]
+    # the family reads it as its own: emulation data and the stored network's outputs
+    inputs, targets = zoo.task.emulation_data(zoo, zoo.rollouts(3))
+    assert inputs.shape == (5, 41, 6) and targets.shape == (5, 41, 6)
+    module = zoo.architecture.to_torch(zoo.weights(), 3)
+    assert torch.isfinite(module(inputs)[0]).all()
+
+
+def test_a_bad_released_zoo_is_one_line(tmp_path):
+    _write_rnn_zoo_npy(tmp_path / "fl")
+    np.save(tmp_path / "fl" / "tasks.npy", np.zeros((3, 4), dtype=np.int64))
+    result = _run("zoo", "import", "rnn-zoo-npy", tmp_path / "fl", "--out", tmp_path / "zoo", "--quiet")
+    _one_line_error(result, "disagree on the number of rows")
+    (tmp_path / "fl" / "args.json").write_text(json.dumps({"pixels": 16}))
+    _one_line_error(_run("zoo", "import", "rnn-zoo-npy", tmp_path / "fl", "--out", tmp_path / "zoo"), "num_tokens")

@@ -88,7 +88,9 @@ def zoo_info(directory):
 
 
 @zoo.command("import")
-@click.argument("source_format", metavar="FORMAT", type=click.Choice(["state-dicts", "small-cnn-zoo", "model-zoos"]))
+@click.argument(
+    "source_format", metavar="FORMAT", type=click.Choice(["state-dicts", "small-cnn-zoo", "model-zoos", "rnn-zoo-npy"])
+)
 @click.argument("src", type=click.Path())
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Zoo directory (an unfinished import resumes)."
@@ -103,7 +105,8 @@ def zoo_info(directory):
 def zoo_import(source_format, src, out, properties, module, split_file, val_fraction, test_fraction, population, quiet):
     """Write networks trained elsewhere as a weightspace zoo: FORMAT is state-dicts (a folder of
     .safetensors/.pt/.pth checkpoints and --properties), small-cnn-zoo (weights.npy, layout.csv,
-    metrics.csv.gz) or model-zoos (trial folders with result.json and checkpoint_* folders). The
+    metrics.csv.gz), model-zoos (trial folders with result.json and checkpoint_* folders) or
+    rnn-zoo-npy (paper 000's released formal-language zoo, imported as a formal-languages zoo). The
     zoo then works with zoo info, the encoders and prediction."""
     from pathlib import Path
 
@@ -121,6 +124,8 @@ def zoo_import(source_format, src, out, properties, module, split_file, val_frac
             raise ConfigError(f"{src} is not a folder of checkpoints")
         paths = sorted(p for p in folder.iterdir() if p.suffix in importers.CHECKPOINT_SUFFIXES)
         importers.from_state_dicts(paths, properties, module, out=out, progress=not quiet, **settings)
+    elif source_format == "rnn-zoo-npy":
+        importers.from_rnn_zoo_npy(src, out=out, progress=not quiet, population=population)
     elif source_format == "model-zoos":
         importers.from_model_zoos(src, out=out, module=module, progress=not quiet, **settings)
     else:

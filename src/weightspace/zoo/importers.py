@@ -35,6 +35,11 @@ Formats:
     ``.safetensors`` file) is the network's state dict (``module_list.{i}`` keys). One row per
     trial and checkpoint: ``step`` is the checkpoint's epoch, the properties its epoch's metrics
     and the config's numeric values. The module is inferred from the keys (``--module`` overrides).
+``rnn-zoo-npy``
+    Paper 000's released formal-language zoo, as the authors' code stores it (``parameters.npy``,
+    ``sequences.npy``, ``logits.npy``, ``tasks.npy``, ``num_step_correct.npy``, ``args.json``):
+    imported as a ``formal-languages`` zoo with its rollouts, so paper 000's experiments run on
+    the authors' own networks (:func:`from_rnn_zoo_npy`).
 """
 
 from __future__ import annotations
@@ -55,14 +60,14 @@ from tqdm.auto import tqdm
 
 from .. import counter_rng, storage
 from ..errors import ConfigError, WeightspaceError
-from ..networks import WeightSpec
+from ..networks import Population, WeightSpec
 from ..networks.module_architecture import build_module
 from ..tasks import get_task
 from ..versions import runtime_versions
 from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
 from .table import ZooTable
 
-FORMATS = ("state-dicts", "small-cnn-zoo", "model-zoos")
+FORMATS = ("state-dicts", "small-cnn-zoo", "model-zoos", "rnn-zoo-npy")
 
 
 class ImportError_(WeightspaceError):
@@ -76,8 +81,15 @@ class Source:
     spec: WeightSpec
     table: pd.DataFrame  # run_id, step, the properties; optionally split
     load: Callable[[np.ndarray], dict[str, torch.Tensor]]  # row positions -> {name: (rows, ...)}
-    config: dict = field(default_factory=dict)  # ImportedConfig fields: source_format, source, module, ...
-    description: dict = field(default_factory=dict)  # the manifest's task section
+    config: dict = field(default_factory=dict)  # the kind's config: ImportedConfig fields for "imported"
+    description: dict = field(default_factory=dict)  # the manifest's task section ("imported")
+    #: the zoo kind written: "imported", or a built-in family whose zoos the source's networks are
+    #: (paper 000's released zoo imports as "formal-languages")
+    kind: str = "imported"
+    #: row positions -> the rows' stored rollout tensors (a built-in family's), or None
+    rollouts: Callable[[np.ndarray], dict[str, torch.Tensor]] | None = None
+    #: the manifest's task, splits and rollouts sections (default: an imported zoo's)
+    sections: dict | None = None
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -92,15 +104,13 @@ def _splits(table: pd.DataFrame, val_fraction: float, test_fraction: float) -> n
 def write_zoo(out, source: Source, progress: bool = True) -> Path:
     """Write ``source`` as a zoo in ``out`` (resuming an interrupted import of the same source)."""
     out = Path(out)
-    task = get_task("imported")
+    task = get_task(source.kind)
     table = source.table.reset_index(drop=True).copy()
     table["run_id"] = table["run_id"].astype(np.int64)
     table["step"] = table["step"].astype(np.int64)
     steps = sorted(int(s) for s in table["step"].unique())
-    config = task.config(
-        {**source.config, "models": int(table["run_id"].nunique()), "steps": steps[-1], "checkpoints": steps},
-        "zoo import",
-    )
+    counts = {"models": int(table["run_id"].nunique()), "steps": steps[-1], "checkpoints": steps}
+    config = task.config({**counts, **source.config}, "zoo import")
     if "split" not in table:
         table["split"] = _splits(table, config.val_fraction, config.test_fraction)
     population = config.population
@@ -116,7 +126,8 @@ def write_zoo(out, source: Source, progress: bool = True) -> Path:
         weights = source.load(rows.index.to_numpy())
         source.spec.check_state_dict(weights, batched=True)
         storage.write_tensors(out / shard_file("weights", shard), {n: weights[n].float() for n in source.spec.names})
-        storage.write_tensors(out / shard_file("rollouts", shard), {})
+        rollouts = source.rollouts(rows.index.to_numpy()) if source.rollouts else {}
+        storage.write_tensors(out / shard_file("rollouts", shard), rollouts)
         zoo_table.add(shard, rows.reset_index(drop=True))
         bar.update(len(rows))
     bar.close()
@@ -126,7 +137,7 @@ def write_zoo(out, source: Source, progress: bool = True) -> Path:
 def _prepare(out: Path, config, source: Source) -> dict:
     if (out / MANIFEST).exists():
         manifest = read_manifest(out)
-        if manifest["kind"] != "imported" or manifest["config"] != config.to_json():
+        if manifest["kind"] != source.kind or manifest["config"] != config.to_json():
             raise ConfigError(f"{out} holds another zoo than this import; choose another --out")
         return manifest
     if out.exists() and any(out.iterdir()):
@@ -134,23 +145,30 @@ def _prepare(out: Path, config, source: Source) -> dict:
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "kind": "imported",
+        "kind": source.kind,
         "config": config.to_json(),
         "seed": 0,
         "created_with": runtime_versions(),
         "architecture": source.spec.to_json(),
-        "task": {"family": "imported networks", **source.description},
-        "splits": {
-            "rule": f"nfn's split file {config.split_file}"
-            if config.split_file
-            else f"random by run: {config.val_fraction:.0%} val, {config.test_fraction:.0%} held out as 'ood' (test)"
-        },
-        "rollouts": {"count": 0, "tensors": {}},
+        **(source.sections or _imported_sections(config, source)),
         "shards": {"total": int(np.ceil(len(source.table) / config.population)), "completed": []},
         "table": {"file": TABLE, "rows": 0},
     }
     storage.write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def _imported_sections(config, source: Source) -> dict:
+    rule = (
+        f"nfn's split file {config.split_file}"
+        if config.split_file
+        else f"random by run: {config.val_fraction:.0%} val, {config.test_fraction:.0%} held out as 'ood' (test)"
+    )
+    return {
+        "task": {"family": "imported networks", **source.description},
+        "splits": {"rule": rule},
+        "rollouts": {"count": 0, "tensors": {}},
+    }
 
 
 # ---- state dicts -----------------------------------------------------------------------------------
@@ -584,4 +602,118 @@ def from_model_zoos(src, out=None, module: str | None = None, progress: bool = T
         },
         description={"trials": len(trials), "module": module or f"inferred from the keys: {net}".replace("\n", " ")},
     )
+    return write_zoo(out, source, progress) if out is not None else source
+
+
+# ---- paper 000's released zoo (Herrmann et al.) --------------------------------------------------------
+def from_rnn_zoo_npy(src, out=None, progress: bool = True, population: int = 256) -> Path | Source:
+    """Import paper 000's released formal-language zoo ``src`` (the authors' ``datasets/formal_languages*``
+    folder) as a ``formal-languages`` zoo, so that paper 000's experiments run on the authors' own
+    networks. Their files: ``parameters.npy`` (N x P: ``torch.cat`` of ``RNNFast.parameters()``, an
+    ``nn.LSTM`` then an ``nn.Linear``, i.e. our LSTM spec's order), ``sequences.npy`` (N, R, L) int16
+    sampled strings, BOS first, ``logits.npy`` (N, R, L - 1, tokens + 2) float16 log-distributions,
+    ``tasks.npy`` (N, tokens) the occurrence differences [0, m_b, m_c, m_d], ``num_step_correct.npy``
+    (N, 3): run, training step, members among 1,000 sampled strings, and ``args.json``. Their
+    vocabulary is ours (a-d = 0-3, BOS = 4, EOS = 5); the table's split is our family's split by
+    language. Only their formal-language zoo fits a family of ours (4 letters, 42 tokens)."""
+    from ..networks import LSTM
+    from ..tasks.formal_languages import SEQUENCE_LENGTH, VOCAB_SIZE, all_languages, language_splits
+
+    src = Path(src)
+    arrays = {}
+    for name in ("parameters", "sequences", "logits", "tasks", "num_step_correct"):
+        try:
+            arrays[name] = np.load(src / f"{name}.npy", mmap_mode="r")
+        except FileNotFoundError:
+            raise ImportError_(f"{src / f'{name}.npy'} does not exist (paper 000's zoo holds {name}.npy)") from None
+        except ValueError as error:
+            raise ImportError_(f"{src / f'{name}.npy'} is not a NumPy array file ({error})") from None
+    try:
+        args = json.loads((src / "args.json").read_text())
+    except FileNotFoundError:
+        raise ImportError_(f"{src / 'args.json'} does not exist") from None
+    except ValueError as error:
+        raise ImportError_(f"{src / 'args.json'} is not JSON ({error})") from None
+    if "num_tokens" not in args:
+        raise ImportError_(f"{src}: args.json has no num_tokens; only the authors' formal-language zoo imports")
+    rows = len(arrays["parameters"])
+    if any(len(a) != rows for a in arrays.values()):
+        raise ImportError_(
+            f"{src}: the .npy files disagree on the number of rows ({[len(a) for a in arrays.values()]})"
+        )
+    if int(args["num_tokens"]) != 4 or arrays["sequences"].shape[2] != SEQUENCE_LENGTH:
+        raise ImportError_(
+            f"{src}: {args['num_tokens']} letters and sequences of {arrays['sequences'].shape[2]} tokens; the "
+            f"formal-language family has 4 letters and {SEQUENCE_LENGTH} tokens"
+        )
+    hidden, layers = int(args.get("rnn_hidden_size", 32)), int(args.get("rnn_num_layers", 2))
+    architecture = LSTM(VOCAB_SIZE, hidden, layers, VOCAB_SIZE)
+    spec = architecture.spec
+    if arrays["parameters"].shape[1] != spec.num_parameters:
+        raise ImportError_(
+            f"{src}: parameters.npy has {arrays['parameters'].shape[1]} columns, an LSTM of {layers} x {hidden} "
+            f"with a readout has {spec.num_parameters}"
+        )
+    rollouts = arrays["sequences"].shape[1]
+    if arrays["logits"].shape[1:] != (rollouts, SEQUENCE_LENGTH - 1, VOCAB_SIZE):
+        raise ImportError_(f"{src}: logits.npy has shape {arrays['logits'].shape}, not (N, {rollouts}, 41, 6)")
+    tasks = np.asarray(arrays["tasks"], dtype=np.int64)
+    if tasks.shape[1] != 4 or (tasks[:, 0] != 0).any() or tasks.min() < -3 or tasks.max() > 2:
+        raise ImportError_(f"{src}: tasks.npy rows are not occurrence differences [0, m_b, m_c, m_d] in -3..2")
+    record = np.asarray(arrays["num_step_correct"], dtype=np.int64)
+    languages = {m: i for i, m in enumerate(all_languages())}
+    params = [tuple(int(v) for v in t[1:]) for t in tasks]
+    splits = language_splits()
+    samples = 1000  # evaluate_rnn(rnn, language, 1000) in their dataset_creation_formal_language.py
+    table = pd.DataFrame(
+        {
+            "run_id": record[:, 0],
+            "step": record[:, 1],
+            "split": [splits[m] for m in params],
+            "seed": record[:, 0],
+            "learning_rate": np.full(rows, 0.01),
+            "weight_decay": np.full(rows, 1e-4),
+            "task_id": [languages[m] for m in params],
+            "m_b": tasks[:, 1],
+            "m_c": tasks[:, 2],
+            "m_d": tasks[:, 3],
+            "performance": record[:, 2] / samples,
+            "train_loss": np.full(rows, np.nan),
+        }
+    )
+    steps = sorted(int(s) for s in np.unique(record[:, 1]))
+    config = {
+        "models": int(table["run_id"].nunique()),
+        "steps": steps[-1],
+        "checkpoints": steps,
+        "population": population,
+        "batch_size": 32,
+        "learning_rate": 0.01,
+        "weight_decay": 1e-4,
+        "hidden_size": hidden,
+        "num_layers": layers,
+        "samples": samples,
+        "rollouts": rollouts,
+    }
+    task = get_task("formal-languages")
+    sections = task.describe(task.config({**config, "checkpoints": steps}, "zoo import"))
+    sections["task"] = {
+        **sections["task"],
+        "n_range": f"uniform integer in [max(0, -min(m)), {args.get('max_n')}) (their max_n)",
+        "imported_from": {"format": "rnn-zoo-npy", "source": str(src), "args": args},
+        "train_loss": "not stored by the authors (NaN)",
+    }
+
+    def load(positions: np.ndarray) -> dict[str, torch.Tensor]:
+        flat = torch.from_numpy(np.asarray(arrays["parameters"][np.sort(positions)], dtype=np.float32))
+        return dict(Population.unflatten(spec, flat))
+
+    def stored_rollouts(positions: np.ndarray) -> dict[str, torch.Tensor]:
+        order = np.sort(positions)
+        return {
+            "tokens": torch.from_numpy(np.asarray(arrays["sequences"][order]).astype(np.uint8)),
+            "logprobs": torch.from_numpy(np.asarray(arrays["logits"][order], dtype=np.float16)),
+        }
+
+    source = Source(spec, table, load, config, kind="formal-languages", rollouts=stored_rollouts, sections=sections)
     return write_zoo(out, source, progress) if out is not None else source
