@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._click_types import int_list
 from .options import config_options, device_option, executor_options, given_values, make_executor
 
 
@@ -101,8 +102,17 @@ def zoo_info(directory):
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Random split: runs for validation.")
 @click.option("--test-fraction", type=float, default=0.1, show_default=True, help="Random split: held-out runs.")
 @click.option("--population", type=int, default=256, show_default=True, help="Checkpoints per shard file.")
+@click.option(
+    "--input-shape",
+    callback=int_list,
+    default=None,
+    help="One input's shape, e.g. 1,32,32 (with a module factory): what module-probing feeds "
+    "[small-cnn-zoo default: its input channels,32,32].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def zoo_import(source_format, src, out, properties, module, split_file, val_fraction, test_fraction, population, quiet):
+def zoo_import(
+    source_format, src, out, properties, module, split_file, val_fraction, test_fraction, population, input_shape, quiet
+):
     """Write networks trained elsewhere as a weightspace zoo: FORMAT is state-dicts (a folder of
     .safetensors/.pt/.pth checkpoints and --properties), small-cnn-zoo (weights.npy, layout.csv,
     metrics.csv.gz), model-zoos (trial folders with result.json and checkpoint_* folders) or
@@ -116,6 +126,10 @@ def zoo_import(source_format, src, out, properties, module, split_file, val_frac
     from ..zoo.reader import load_zoo
 
     settings = {"val_fraction": val_fraction, "test_fraction": test_fraction, "population": population}
+    if input_shape is not None:
+        if source_format == "rnn-zoo-npy":
+            raise ConfigError("--input-shape is for imported modules; rnn-zoo-npy imports LSTMs fed token sequences")
+        settings["input_shape"] = tuple(input_shape)
     if source_format == "state-dicts":
         if not properties:
             raise ConfigError("state-dicts needs --properties FILE.csv (one row per checkpoint, its file name first)")

@@ -3,10 +3,12 @@
 A zoo of networks that weightspace did not build (``weightspace zoo import``) stores the spec
 derived from the user's module (:meth:`WeightSpec.from_module`) in its manifest, and, where the
 user gave one, the module's factory (``pkg.mod:factory``, a callable that returns the untrained
-module; the spec's ``config["factory"]``). :class:`ModuleArchitecture` rebuilds both from the manifest: everything that reads a
-spec (statistics, flattened weights, the parameter transformer, permutations, augmentation)
-works on it unchanged, and with a factory the population runs as one batched computation
-(``torch.func.functional_call`` under ``vmap``).
+module; the spec's ``config["factory"]``) and the shape of one input (``config["input_shape"]``,
+e.g. ``[1, 32, 32]``). :class:`ModuleArchitecture` rebuilds them from the manifest: everything that
+reads a spec (statistics, flattened weights, the parameter transformer, permutations,
+augmentation) works on it unchanged, and with a factory the population runs as one batched
+computation (``torch.func.functional_call`` under ``vmap``); with an input shape too, the
+``module-probing`` encoder probes it (:class:`~weightspace.encoders.probing.ModuleProbing`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from ..errors import WeightspaceError
 from .weights import Population, WeightSpec, initialize
 
 KIND = "module"
+#: what every message about networks that cannot be run ends with
+WEIGHTS_ONLY = "encoders that read only the weights (statistics, flattened, transformer) apply"
 
 
 def load_factory(factory: str):
@@ -52,23 +56,30 @@ class ModuleArchitecture:
 
     weight_spec: WeightSpec
     factory: str = ""
+    #: the shape of one input, without the batch axis (``()``: not recorded at import)
+    input_shape: tuple[int, ...] = ()
 
     kind = KIND
 
     @classmethod
     def from_spec_json(cls, data: dict) -> ModuleArchitecture:
         spec = WeightSpec.from_json(data)
-        return cls(spec, str(spec.config.get("factory", "")))
+        shape = tuple(int(size) for size in spec.config.get("input_shape", ()))
+        return cls(spec, str(spec.config.get("factory", "")), shape)
 
     @property
     def spec(self) -> WeightSpec:
         return self.weight_spec
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ModuleArchitecture) and (self.spec, self.factory) == (other.spec, other.factory)
+        return isinstance(other, ModuleArchitecture) and (self.spec, self.factory, self.input_shape) == (
+            other.spec,
+            other.factory,
+            other.input_shape,
+        )
 
     def __hash__(self) -> int:
-        return hash((self.spec.architecture, tuple(self.spec.names), self.factory))
+        return hash((self.spec.architecture, tuple(self.spec.names), self.factory, self.input_shape))
 
     def init(self, seeds, device="cpu") -> Population:
         """Uniform in each tensor's default-init bound, one network per seed (``weights.initialize``)."""
@@ -79,9 +90,36 @@ class ModuleArchitecture:
         if not self.factory:
             raise WeightspaceError(
                 "these networks were imported without a module factory (--module pkg.mod:factory), so they "
-                "cannot be run; encoders that read only the weights (statistics, flattened, transformer) apply"
+                f"cannot be run; {WEIGHTS_ONLY}"
             )
         return build_module(self.factory).eval()
+
+    @cached_property
+    def output_shape(self) -> tuple[int, ...]:
+        """The shape of one network's output on one input of :attr:`input_shape` (the module run
+        once on zeros); one error line when the networks cannot be run on such inputs."""
+        module = self._module
+        if not self.input_shape:
+            raise WeightspaceError(
+                "these networks were imported without an input shape (zoo import --input-shape C,H,W), so "
+                f"they cannot be probed; {WEIGHTS_ONLY}"
+            )
+        device = next(module.parameters(), torch.empty(0)).device  # where forward last moved it
+        try:
+            with torch.no_grad():
+                output = module(torch.zeros(1, *self.input_shape, device=device))
+        except Exception as error:  # the user's module raises whatever its layers raise
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise WeightspaceError(
+                f"the module {self.factory} rejects inputs of shape {self.input_shape} ({first}): give the shape "
+                f"its networks read (zoo import --input-shape); {WEIGHTS_ONLY}"
+            ) from None
+        if not isinstance(output, torch.Tensor):
+            raise WeightspaceError(
+                f"the module {self.factory} returns a {type(output).__name__}, not a tensor, so it cannot be "
+                f"probed; {WEIGHTS_ONLY}"
+            )
+        return tuple(output.shape[1:])
 
     def torch_module(self) -> nn.Module:
         """A fresh copy of the module (untrained weights)."""

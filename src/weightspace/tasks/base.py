@@ -17,6 +17,7 @@ building (``zoo build``)     ``config_class``, ``architecture``, ``plan`` (one r
                              or, for a family with its own training loop, ``segmented``,
                              ``segments`` and ``segment_trainer`` (one segment at a time)
 encoders, emulation          ``task_io`` (how subject networks are fed and read),
+                             ``emulation`` (whether pretraining by emulation applies),
                              ``emulation_data`` (emulator inputs and targets from rollouts),
                              ``emulated_performance`` (the fidelity metric, figure 5)
 downstream prediction        ``targets`` (with their losses and metrics), ``split_key``
@@ -259,6 +260,11 @@ class Task:
     def describe(self, config) -> dict:
         """The manifest's ``task``, ``splits`` and ``rollouts`` sections."""
         return {"task": {}, "splits": {}, "rollouts": {"count": 0, "tensors": {}}}
+
+    #: False for a family whose zoos hold nothing to emulate (imported networks: no rollouts):
+    #: emulation pretraining does not apply, and paper 000's experiment trains only its
+    #: supervised baselines on them
+    emulation: ClassVar[bool] = True
 
     # ---- reading -------------------------------------------------------------------------
     def task_io(self, zoo):

@@ -7,7 +7,9 @@ architecture is the spec derived from the user's module (``architecture = "modul
 came with (test accuracy, hyperparameters, ...). Each numeric property is a regression target of
 downstream prediction, each categorical one a classification target; the rest of the toolkit
 reads the zoo as it reads one it built. An imported zoo stores no rollouts, so the emulation
-encoders' pretraining does not apply to it.
+encoders' pretraining does not apply to it: encoders train on its targets end to end (supervised
+prediction), the weight encoders on any spec, ``module-probing`` on networks imported with a
+module factory and an input shape.
 
 Rows of one source network (``run_id``) at several training steps (``step``) keep their split
 together. The split is ``train``/``val``/``ood``, where ``ood`` is the held-out test set of the
@@ -33,6 +35,9 @@ class ImportedConfig(TaskConfig):
     source_format: str = field(default="state-dicts", metadata={"help": "The format imported."})
     source: str = field(default="", metadata={"help": "The path imported from, as given."})
     module: str = field(default="", metadata={"help": "The module factory (pkg.mod:callable), if given."})
+    input_shape: tuple[int, ...] = field(
+        default=(), metadata={"help": "The shape of one input (C,H,W), if given: what module-probing feeds."}
+    )
     properties: tuple[str, ...] = field(default=(), metadata={"help": "Numeric property columns (regression)."})
     categorical: tuple[str, ...] = field(default=(), metadata={"help": "Categorical property columns."})
     val_fraction: float = field(default=0.1, metadata={"help": "Share of runs for validation (random split)."})
@@ -46,6 +51,8 @@ class ImportedConfig(TaskConfig):
                 problems.append(f"{name} must lie in [0, 1) (got {getattr(self, name)})")
         if self.val_fraction + self.test_fraction >= 1:
             problems.append("val_fraction + test_fraction must leave runs to train on")
+        if any(size < 1 for size in self.input_shape):
+            problems.append(f"input_shape sizes must be >= 1 (got {list(self.input_shape)})")
         overlap = set(self.properties) & set(self.categorical)
         if overlap:
             problems.append(f"columns both numeric and categorical: {sorted(overlap)}")
@@ -61,15 +68,17 @@ class ImportedNetworks(Task):
     plot_columns = ("run_id", "step")
     #: not offered by ``zoo build``: an imported zoo is written by ``zoo import``
     buildable = False
+    emulation = False
 
     def architecture(self, config):
         raise WeightspaceError("an imported zoo's architecture is stored in its manifest (weightspace zoo import)")
 
     def task_io(self, zoo):
         raise WeightspaceError(
-            f"{zoo.path} holds imported networks without the inputs they were trained on, so the probing "
-            "encoders and emulation do not apply: the statistics, flattened and transformer encoders read any "
-            "network (and DWSNet MLP and LSTM stacks)"
+            f"{zoo.path} holds imported networks without the inputs they were trained on, so the sequence "
+            "probing encoders and emulation do not apply: the statistics, flattened and transformer encoders "
+            "read any network (and DWSNet MLP and LSTM stacks), module-probing a module imported with "
+            "--module and --input-shape"
         )
 
     def quality_column(self, zoo) -> str:

@@ -40,6 +40,11 @@ Formats:
     ``sequences.npy``, ``logits.npy``, ``tasks.npy``, ``num_step_correct.npy``, ``args.json``):
     imported as a ``formal-languages`` zoo with its rollouts, so paper 000's experiments run on
     the authors' own networks (:func:`from_rnn_zoo_npy`).
+
+``--input-shape C,H,W`` (``input_shape``) records the shape of one input the networks read (in
+the spec's config, beside the factory, and in the zoo's config), after checking that the module
+runs on zeros of that shape; it needs a factory (``--module``, or the Small CNN Zoo's own, whose
+default is its input channels x 32 x 32). The ``module-probing`` encoder feeds probes of that shape.
 """
 
 from __future__ import annotations
@@ -305,27 +310,56 @@ def _stacked(spec: WeightSpec, files: Sequence[Path], read) -> dict[str, torch.T
     return {n: torch.stack([s[n].float() for s in states]) for n in spec.names}
 
 
-def _spec(net: nn.Module, factory: str | None) -> WeightSpec:
-    """``net``'s spec, recording the factory that rebuilds it (a derived spec of a built-in family
-    is that family's own)."""
+def _spec(net: nn.Module, factory: str | None, input_shape: Sequence[int] = ()) -> WeightSpec:
+    """``net``'s spec, recording the factory that rebuilds it and the shape of one input it reads
+    (a derived spec of a built-in family is that family's own)."""
     try:
         spec = WeightSpec.from_module(net)
     except WeightspaceError as error:
         raise ImportError_(
             f"{error} (WeightSpec.from_module(module, symmetries=False) gives a spec without symmetries)"
         ) from None
+    if input_shape:
+        _check_input_shape(net, factory, tuple(input_shape))
     if spec.architecture == "module" and factory:
-        spec = dataclasses.replace(spec, config={**spec.config, "factory": factory})
+        recorded = {"factory": factory, **({"input_shape": list(input_shape)} if input_shape else {})}
+        spec = dataclasses.replace(spec, config={**spec.config, **recorded})
     return spec
 
 
+def _check_input_shape(net: nn.Module, factory: str | None, shape: tuple[int, ...]) -> None:
+    """An input shape is recorded for a module that can run (module-probing feeds it): refuse it
+    without a factory, or when the module rejects a batch of zeros of that shape."""
+    if not factory:
+        raise ImportError_(
+            f"--input-shape {','.join(map(str, shape))} is for networks that can be run: give --module pkg.mod:factory too"
+        )
+    if any(size < 1 for size in shape):
+        raise ImportError_(f"--input-shape sizes must be >= 1 (got {','.join(map(str, shape))})")
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, *shape))
+    except Exception as error:  # the user's module raises whatever its layers raise
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ImportError_(
+            f"the module {factory} rejects inputs of shape {shape} ({first}): check --input-shape"
+        ) from None
+
+
 def from_state_dicts(
-    paths: Sequence, properties, module: str | None = None, out=None, progress: bool = True, **settings
+    paths: Sequence,
+    properties,
+    module: str | None = None,
+    out=None,
+    progress: bool = True,
+    input_shape: Sequence[int] = (),
+    **settings,
 ) -> Path | Source:
     """Import checkpoint files ``paths`` with ``properties`` (a CSV path or a DataFrame: file name
     first, then property columns). ``module``: a factory ``pkg.mod:callable``; without it the
-    module is inferred (:func:`infer_module`). With ``out`` the zoo is written there (returns its
-    path); without, the :class:`Source` is returned."""
+    module is inferred (:func:`infer_module`). ``input_shape``: the shape of one input the module
+    reads (with a factory; what ``module-probing`` feeds). With ``out`` the zoo is written there
+    (returns its path); without, the :class:`Source` is returned."""
     table = properties if isinstance(properties, pd.DataFrame) else _properties(properties)
     file_column = table.columns[0]
     by_name = {Path(p).name: Path(p) for p in paths}
@@ -335,7 +369,7 @@ def from_state_dicts(
     files = [by_name[name] for name in table[file_column].astype(str)]
     first = read_state_dict(files[0])
     net = build_module(module) if module else infer_module(first)
-    spec = _spec(net, module)
+    spec = _spec(net, module, input_shape)
     columns = [c for c in table.columns[1:] if c not in ("run_id", "step", "split")]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(table[c])]
     rows = pd.DataFrame(
@@ -355,6 +389,7 @@ def from_state_dicts(
             "source_format": "state-dicts",
             "source": str(Path(files[0]).parent),
             "module": module or "",
+            "input_shape": tuple(input_shape),
             "properties": tuple(numeric),
             "categorical": tuple(c for c in columns if c not in numeric),
             **settings,
@@ -407,8 +442,12 @@ def _layout(path: Path) -> list[dict]:
     return entries
 
 
-def from_small_cnn_zoo(src, out=None, split_file=None, progress: bool = True, **settings) -> Path | Source:
-    """Import the Small CNN Zoo folder ``src`` (see the module docstring)."""
+def from_small_cnn_zoo(
+    src, out=None, split_file=None, progress: bool = True, input_shape: Sequence[int] = (), **settings
+) -> Path | Source:
+    """Import the Small CNN Zoo folder ``src`` (see the module docstring). ``input_shape``: one
+    input's shape, by default (input channels, 32, 32) (CIFAR-10-GS: 1,32,32 grayscale images;
+    MNIST's 28,28 reads as well: the network pools globally)."""
     src = Path(src)
     layout = _layout(src / "layout.csv")
     try:
@@ -435,7 +474,9 @@ def from_small_cnn_zoo(src, out=None, split_file=None, progress: bool = True, **
         )
     channels = [kernels[0]["shape"][2]] + [k["shape"][3] for k in kernels]
     net = small_cnn(channels, [k["shape"][0] for k in kernels], dense[0]["shape"][1])
-    spec = _spec(net, "weightspace.zoo.importers:small_cnn" if channels == [1, 16, 16, 16] else None)
+    factory = "weightspace.zoo.importers:small_cnn" if channels == [1, 16, 16, 16] else None
+    input_shape = tuple(input_shape) or ((channels[0], 32, 32) if factory else ())
+    spec = _spec(net, factory, input_shape)
     names = list(spec.names)  # convs.0.weight, convs.0.bias, ..., head.weight, head.bias
     ordered = [e for e in layout if len(e["shape"]) in (4, 2)], [e for e in layout if len(e["shape"]) == 1]
     kernel_entries, bias_entries = ordered
@@ -476,6 +517,7 @@ def from_small_cnn_zoo(src, out=None, split_file=None, progress: bool = True, **
             "properties": tuple(numeric + numeric_hyper),
             "categorical": tuple(c for c in hyper if c not in numeric_hyper),
             "split_file": str(split_file or ""),
+            "input_shape": input_shape,
             **settings,
         },
         description={"layout": "TensorFlow kernels transposed to PyTorch's: conv (h, w, in, out) -> (out, in, h, w)"},
@@ -555,8 +597,11 @@ def _trial_results(path: Path) -> dict[int, dict]:
     return lines
 
 
-def from_model_zoos(src, out=None, module: str | None = None, progress: bool = True, **settings) -> Path | Source:
-    """Import a Model Zoos folder ``src`` of trial folders (see the module docstring)."""
+def from_model_zoos(
+    src, out=None, module: str | None = None, progress: bool = True, input_shape: Sequence[int] = (), **settings
+) -> Path | Source:
+    """Import a Model Zoos folder ``src`` of trial folders (see the module docstring);
+    ``input_shape`` as for :func:`from_state_dicts`."""
     src = Path(src)
     if not src.is_dir():
         raise ImportError_(f"{src} is not a folder of trial folders")
@@ -583,7 +628,7 @@ def from_model_zoos(src, out=None, module: str | None = None, progress: bool = T
     table = pd.DataFrame(records)
     first = _read_any_state_dict(files[0])
     net = build_module(module) if module else infer_module(first)
-    spec = _spec(net, module)
+    spec = _spec(net, module, input_shape)
     columns = [c for c in table.columns if c not in ("run_id", "step", "trial")]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(table[c]) and table[c].nunique() > 1]
     categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(table[c]) and table[c].nunique() > 1]
@@ -596,6 +641,7 @@ def from_model_zoos(src, out=None, module: str | None = None, progress: bool = T
             "source_format": "model-zoos",
             "source": str(src),
             "module": module or "",
+            "input_shape": tuple(input_shape),
             "properties": tuple(numeric),
             "categorical": tuple(categorical),
             **settings,
