@@ -166,3 +166,19 @@ def test_a_refused_predictor_setting_is_one_line_and_exit_code_2_on_the_command_
     )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "eval_every must be >= 1" in result.stderr
+
+
+def test_regression_reports_r2_and_kendalls_tau_beside_mse():
+    from weightspace.downstream.targets import Regression, metrics
+
+    target = Regression("accuracy", ("accuracy",))
+    labels = torch.linspace(-1, 1, 9)
+    perfect = metrics(target, labels[:, None], labels)
+    assert perfect["r2"] == pytest.approx(1.0) and perfect["kendall_tau"] == pytest.approx(1.0)
+    reversed_ = metrics(target, -labels[:, None], labels)
+    assert reversed_["kendall_tau"] == pytest.approx(-1.0) and reversed_["r2"] < 0
+    noisy = labels + torch.tensor([0.3, -0.2, 0.5, 0.0, -0.4, 0.1, 0.2, -0.3, 0.05])
+    scores = metrics(target, noisy[:, None], labels)
+    assert scores["mse"] == pytest.approx(float(((noisy - labels) ** 2).mean()), rel=1e-6)
+    assert scores["r2"] == pytest.approx(1 - scores["mse"] / float(labels.double().var(unbiased=False)), rel=1e-5)
+    assert 0 < scores["kendall_tau"] < 1

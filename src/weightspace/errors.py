@@ -15,3 +15,7 @@ class ConfigError(WeightspaceError):
 
 class StorageError(WeightspaceError):
     """A file cannot be written: the disk is full, read-only, or the place is not writable."""
+
+
+class UnsupportedModuleError(WeightspaceError):
+    """A torch module whose weight symmetries ``WeightSpec.from_module`` cannot derive."""

@@ -16,19 +16,24 @@ def encoders():
 @encoders.command("list")
 @click.option("--zoo", "zoo_dir", required=True, type=click.Path(), help="Zoo whose subject networks are encoded.")
 def encoders_list(zoo_dir):
-    """Each encoder's parameter count for the zoo's subject networks, with the paper's."""
-    from ..encoders import ENCODERS, build_encoder
+    """Each encoder's parameter count for the zoo's subject networks, with the paper's (an encoder
+    that cannot read them: a dash)."""
+    from ..encoders import ENCODERS, build_encoder, encoder_problem
     from ..zoo.reader import load_zoo
 
     zoo = load_zoo(zoo_dir)
-    task = zoo.task.task_io(zoo)
-    click.echo(f"{'encoder':<12} {'parameters':>12}  {'paper (FL / MNIST)':>20}  invariant  augmented")
+    # a zoo without emulation (imported networks) has no TaskIO: the encoders that need one show a dash
+    task = zoo.task.task_io(zoo) if zoo.task.emulation else None
+    click.echo(f"{'encoder':<14} {'parameters':>12}  {'paper (FL / MNIST)':>20}  invariant  augmented")
     for name in ENCODERS.names():
+        if encoder_problem(name, zoo.architecture, task is not None) is not None:
+            click.echo(f"{name:<14} {'-':>12}  (does not read these networks)")
+            continue
         encoder = build_encoder(name, zoo.architecture, task)
         paper = encoder.paper_parameters
         paper = f"{paper[0]:>9,} / {paper[1]:>9,}" if paper else f"{'-':>9} / {'-':>9}"
         click.echo(
-            f"{name:<12} {encoder.num_parameters:>12,}  {paper}  "
+            f"{name:<14} {encoder.num_parameters:>12,}  {paper}  "
             f"{'yes' if encoder.permutation_invariant else 'no':<9}  "
             f"{'yes' if getattr(encoder, 'augment', False) else 'no'}"
         )

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 import torch
 import torch.nn.functional as F
 
@@ -127,7 +128,16 @@ class Regression(Target):
         return F.mse_loss(outputs[:, 0], labels)
 
     def scores(self, outputs, labels, loss):
-        return {"mse": loss}
+        """MSE (in units of the training rows' variance), R^2 on these rows, and Kendall's tau (the
+        rank agreement weight-space accuracy prediction reports: NFN, NFT, neural graphs)."""
+        predicted, true = outputs[:, 0].detach().double().cpu().numpy(), labels.double().cpu().numpy()
+        variance = float(true.var())
+        tau = scipy.stats.kendalltau(predicted, true).statistic if len(true) > 1 else float("nan")
+        return {
+            "mse": loss,
+            "r2": 1 - float(((predicted - true) ** 2).mean()) / variance if variance > 0 else float("nan"),
+            "kendall_tau": float(tau),
+        }
 
 
 class Encoded:

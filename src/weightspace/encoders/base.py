@@ -1,7 +1,8 @@
 """What every weight encoder shares: the subject's input/output description and the interface.
 
-An encoder is an ``nn.Module`` built from the subject architecture and a :class:`TaskIO`, with
-the paper's hyperparameters as keyword defaults; ``forward(weights: Population) -> (N, Z)``.
+An encoder is an ``nn.Module`` built from the subject architecture and a :class:`TaskIO` (None
+for an encoder that reads only the weights, ``needs_task = False``), with the paper's
+hyperparameters as keyword defaults; ``forward(weights: Population) -> (N, Z)``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import WeightspaceError
 from ..networks.weights import Population
 
 
@@ -68,9 +70,28 @@ class WeightEncoder(nn.Module):
     fixed_probes = False
     #: parameter counts in paper 000's tables 5-10: (formal languages, MNIST)
     paper_parameters: tuple[int, int] | None = None
+    #: reads the zoo's :class:`TaskIO` (how its networks are fed and read: the sequence probing
+    #: encoders); the others are built with ``task=None``, so they encode networks whose task is
+    #: unknown (imported zoos)
+    needs_task = False
 
-    def __init__(self, architecture, task: TaskIO, embedding_size: int = 16):
+    @classmethod
+    def cannot_read(cls, architecture) -> str | None:
+        """Why this encoder cannot encode networks of ``architecture`` (one line naming the encoders
+        that can), or None when it can. The constructor raises it; callers ask it to list the
+        encoders that fit a zoo without building them."""
+        return None
+
+    def __init__(self, architecture, task: TaskIO | None, embedding_size: int = 16):
         super().__init__()
+        problem = type(self).cannot_read(architecture)
+        if problem is not None:
+            raise WeightspaceError(problem)
+        if self.needs_task and task is None:
+            raise WeightspaceError(
+                f"the {self.name} encoder needs the zoo's TaskIO (how its networks are fed and read): "
+                "build it with zoo.task.task_io(zoo)"
+            )
         self.architecture = architecture
         self.spec = architecture.spec
         self.task = task

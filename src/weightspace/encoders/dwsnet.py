@@ -223,10 +223,22 @@ class DWSNet(WeightEncoder):
     permutation_invariant = True
     paper_parameters = (1279736, 1282400)
 
+    @classmethod
+    def cannot_read(cls, architecture) -> str | None:
+        spec = architecture.spec
+        kernels = [t.name for t in spec.tensors if len(t.axes) > 2]
+        if kernels:
+            return (
+                f"DWSNet reads stacks of weight matrices and biases (MLPs, LSTMs), not the kernel {kernels[0]} "
+                f"of shape {tuple(spec[kernels[0]].shape)}: the statistics, flattened and transformer "
+                "encoders read any network"
+            )
+        return None
+
     def __init__(
         self,
         architecture,
-        task: TaskIO,
+        task: TaskIO | None,
         embedding_size: int = 16,
         channels: int = 48,
         layers: int = 4,

@@ -58,10 +58,14 @@ Subclasses (benchmarks, references) can replace how the subjects are evaluated b
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import WeightspaceError
 from ..networks.weights import Population
 from .base import TaskIO, WeightEncoder, mlp
 
@@ -74,6 +78,17 @@ class _ProbingEncoder(WeightEncoder):
 
     permutation_invariant = True
     probing = True
+    needs_task = True
+
+    @classmethod
+    def cannot_read(cls, architecture) -> str | None:
+        if not hasattr(architecture, "initial_state"):  # run step by step: the sequence models
+            return (
+                f"the {cls.name} encoder probes sequence models (LSTM, GRU, RNN stacks), not "
+                f"{architecture.spec.architecture} networks: module-probing probes a module imported with a "
+                "factory and an input shape; the statistics, flattened and transformer encoders read any network"
+            )
+        return None
 
     def __init__(
         self,
@@ -88,11 +103,7 @@ class _ProbingEncoder(WeightEncoder):
         continuous_range: tuple[float, float] | None = DEFAULT_CONTINUOUS_RANGE,
     ):
         super().__init__(architecture, task, embedding_size)
-        if architecture.input_size != task.input_size or architecture.output_size != task.output_size:
-            raise ValueError(
-                f"task io {task.input_size} -> {task.output_size} does not fit the subject "
-                f"architecture {architecture.input_size} -> {architecture.output_size}"
-            )
+        self._check_subjects(architecture, task)
         self.probes = probes
         self.probe_length = task.probe_length if probe_length is None else probe_length
         if self.probes < 1 or self.probe_length < 1:
@@ -104,6 +115,13 @@ class _ProbingEncoder(WeightEncoder):
         self.output_encoder = mlp([M * Y, mlp_hidden, reader_hidden])  # E_O
         self.reader = self._make_reader(reader_hidden, reader_layers)  # E_R
         self.head = nn.Linear(reader_hidden, embedding_size)
+
+    def _check_subjects(self, architecture, task: TaskIO) -> None:
+        if architecture.input_size != task.input_size or architecture.output_size != task.output_size:
+            raise ValueError(
+                f"task io {task.input_size} -> {task.output_size} does not fit the subject "
+                f"architecture {architecture.input_size} -> {architecture.output_size}"
+            )
 
     def _make_reader(self, size: int, layers: int) -> nn.Module:
         return nn.LSTM(size, size, layers, batch_first=True)
@@ -229,3 +247,114 @@ class InteractiveProbing(_ProbingEncoder):
 
     def encode(self, weights: Population) -> torch.Tensor:
         return self.interrogate(weights)[0]
+
+
+class ModuleProbing(NonInteractiveProbing):
+    """Non-interactive probing of any feed-forward ``torch.nn.Module``: networks imported with a
+    module factory and an input shape
+    (:class:`~weightspace.networks.module_architecture.ModuleArchitecture`), or an MLP stack (the
+    built-in :class:`~weightspace.networks.MLP`, which an imported ``nn.Sequential`` of linear
+    layers is): any architecture with ``input_shape``, ``output_shape`` and
+    ``forward(weights, x (N, B, *input_shape)) -> (N, B, *output_shape)``.
+
+    The same E_I, E_O and head as :class:`NonInteractiveProbing`, with one probing step: E_I maps
+    one learned code to the M probe inputs, each of the networks' input shape (continuous, in
+    ``continuous_range``: by default (-2, 2), which holds pixels in [0, 1] and standardised
+    inputs); every network of the population reads all M of them in one call of
+    :meth:`ModuleArchitecture.forward` (one ``vmap``); E_O maps the M flattened outputs (raw: a
+    module's outputs may be logits or values) to a vector, and the head (after a ReLU) to the
+    embedding. A feed-forward network has no sequence to read, so there is no LSTM reader.
+    ``inputs``: a ``.npy`` file of example inputs (B, *input shape); its first M are the probes,
+    fixed, in place of learned ones (no E_I). It reads only the networks' outputs, so it is
+    invariant to every correct permutation of their hidden units by construction."""
+
+    name = "module-probing"
+    needs_task = False
+    paper_parameters = None
+
+    @classmethod
+    def cannot_read(cls, architecture) -> str | None:
+        if not hasattr(type(architecture), "output_shape") or hasattr(architecture, "initial_state"):
+            return (
+                f"module-probing probes feed-forward networks (imported with a module factory, or MLPs), not "
+                f"{architecture.spec.architecture} networks (sequence models: probing, interactive)"
+            )
+        try:
+            architecture.output_shape  # noqa: B018 - an imported module runs once on zeros
+        except WeightspaceError as error:
+            return str(error)
+        return None
+
+    def __init__(
+        self,
+        architecture,
+        task: TaskIO | None = None,
+        embedding_size: int = 16,
+        probes: int = 8,
+        reader_hidden: int = 256,
+        mlp_hidden: int = 128,
+        continuous_range: tuple[float, float] | None = (-2.0, 2.0),
+        inputs: str = "",
+    ):
+        problem = self.cannot_read(architecture)
+        if problem is not None:
+            raise WeightspaceError(problem)
+        shape = architecture.input_shape
+        given = _example_inputs(inputs, shape, probes) if inputs else None
+        # how a module is fed and read, as the probing parts expect it: one step of flat vectors
+        sizes = math.prod(architecture.input_shape), math.prod(architecture.output_shape)
+        io = TaskIO("continuous", sizes[0], "continuous", sizes[1], probe_length=1)
+        super().__init__(
+            architecture,
+            io,
+            embedding_size=embedding_size,
+            probes=probes,
+            probe_length=1,
+            reader_hidden=reader_hidden,
+            mlp_hidden=mlp_hidden,
+            continuous_range=continuous_range,
+        )
+        if given is not None:
+            del self.probe_generator, self.codes  # fixed probes: nothing generates them
+            self.register_buffer("given_probes", given.reshape(probes, 1, -1))
+
+    def _check_subjects(self, architecture, task: TaskIO) -> None:
+        pass  # the task io is the architecture's own
+
+    def _make_reader(self, size: int, layers: int) -> nn.Module:
+        return nn.Identity()  # one probing step: no sequence for an LSTM to read
+
+    def probe_inputs(self) -> torch.Tensor:
+        """The probes (M, 1, X): flattened inputs, the same for every network."""
+        if hasattr(self, "given_probes"):
+            return self.given_probes
+        return super().probe_inputs()
+
+    def run_subjects(self, weights: Population, probes: torch.Tensor) -> torch.Tensor:
+        """Outputs (N, M, 1, Y) of every network on the shared probes (M, 1, X): one vmapped call."""
+        M = probes.shape[0]
+        inputs = probes.to(self._weights_dtype(weights)).reshape(M, *self.architecture.input_shape)
+        shared = inputs.unsqueeze(0).expand(weights.size, *inputs.shape)  # a view, no copy
+        return self.architecture.forward(weights, shared).reshape(weights.size, M, 1, -1)
+
+    def read(self, outputs: torch.Tensor) -> torch.Tensor:
+        """E_O and the head: outputs (N, M, 1, Y) -> embeddings (N, Z)."""
+        dtype = self.head.weight.dtype
+        features = self.subject_features(outputs).to(dtype).reshape(len(outputs), -1)
+        return self.head(torch.relu(self.output_encoder(features)))
+
+
+def _example_inputs(path: str, shape: tuple[int, ...], probes: int) -> torch.Tensor:
+    """The first ``probes`` inputs of the ``.npy`` file ``path`` (B, *shape), as float32."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise WeightspaceError(f"module-probing inputs: {path} does not exist") from None
+    except ValueError as error:
+        raise WeightspaceError(f"module-probing inputs: {path} is not a NumPy array file ({error})") from None
+    if array.ndim != len(shape) + 1 or tuple(array.shape[1:]) != tuple(shape) or len(array) < probes:
+        raise WeightspaceError(
+            f"module-probing inputs: {path} holds an array of shape {array.shape}; expected at least {probes} "
+            f"inputs of shape {tuple(shape)} (probes, *input_shape)"
+        )
+    return torch.as_tensor(np.asarray(array[:probes], dtype=np.float32))

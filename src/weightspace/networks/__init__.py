@@ -1,6 +1,7 @@
 """Subject networks as populations, and the one description of their weights."""
 
 from .architectures import architecture_from_spec
+from .from_module import spec_from_module
 from .mlp import MLP
 from .recurrent import GRU, LSTM, RNN, TorchSubject
 from .symmetry import INCORRECT_VARIANTS, VARIANTS, applicable_variants, augment, permute, random_permutations
@@ -24,4 +25,5 @@ __all__ = [
     "initialize",
     "permute",
     "random_permutations",
+    "spec_from_module",
 ]

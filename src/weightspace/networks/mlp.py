@@ -49,6 +49,15 @@ class MLP:
             permutations={f"h{i}": n for i, n in enumerate(self.sizes[1:-1])},
         )
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One input's shape (what ``module-probing`` feeds)."""
+        return (self.sizes[0],)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.sizes[-1],)
+
     def init(self, seeds, device="cpu") -> Population:
         return initialize(self.spec, seeds, device)
 

@@ -19,6 +19,16 @@ import torch
 
 from ..errors import WeightspaceError
 
+#: State-dict buffers that count steps rather than hold weights (BatchNorm's
+#: ``num_batches_tracked``): a WeightSpec leaves them out, a state dict may carry them, and torch
+#: restores them when a state dict without them is loaded.
+BOOKKEEPING_BUFFERS = frozenset({"num_batches_tracked"})
+
+
+def is_bookkeeping(name: str) -> bool:
+    """Whether state-dict entry ``name`` is a bookkeeping buffer, not a weight."""
+    return name.rpartition(".")[2] in BOOKKEEPING_BUFFERS
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -41,12 +51,14 @@ class Axis:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A named weight tensor: its axes and the bound of its default uniform initialisation."""
+    """A named weight tensor: its axes and its default initialisation, uniform in
+    ``init_center +- init_bound`` (the centre is 1 for a norm layer's gains and variances)."""
 
     name: str
     axes: tuple[Axis, ...]
     init_bound: float
     layer: int = 0
+    init_center: float = 0.0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -93,6 +105,15 @@ class WeightSpec:
     def num_parameters(self) -> int:
         return sum(t.numel for t in self.tensors)
 
+    @classmethod
+    def from_module(cls, module, symmetries: bool = True) -> WeightSpec:
+        """The layout of ``module``'s state dict, its hidden-neuron permutations read off its
+        ``torch.fx`` graph (see :mod:`weightspace.networks.from_module`); ``symmetries=False``:
+        no permutations, from the state dict alone."""
+        from .from_module import spec_from_module
+
+        return spec_from_module(module, symmetries)
+
     def __getitem__(self, name: str) -> TensorSpec:
         for tensor in self.tensors:
             if tensor.name == name:
@@ -111,15 +132,47 @@ class WeightSpec:
                     "shape": list(t.shape),
                     "permutations": [a.permutation for a in t.axes],
                     "blocks": [a.blocks for a in t.axes],
+                    "init_bound": t.init_bound,
+                    "init_center": t.init_center,
+                    "layer": t.layer,
                 }
                 for t in self.tensors
             ],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping) -> WeightSpec:
+        """The spec :meth:`to_json` wrote (a zoo manifest's ``architecture``). Manifests written
+        before it stored ``init_bound``, ``init_center`` and ``layer`` read with 0 for each."""
+        try:
+            tensors = tuple(
+                TensorSpec(
+                    t["name"],
+                    tuple(
+                        Axis(int(size), permutation, int(blocks))
+                        for size, permutation, blocks in zip(t["shape"], t["permutations"], t["blocks"], strict=True)
+                    ),
+                    float(t.get("init_bound", 0.0)),
+                    int(t.get("layer", 0)),
+                    float(t.get("init_center", 0.0)),
+                )
+                for t in data["tensors"]
+            )
+            spec = cls(data["architecture"], dict(data["config"]), tensors, dict(data["permutations"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise WeightspaceError(f"an unreadable weight description ({type(error).__name__}: {error})") from None
+        if "num_parameters" in data and spec.num_parameters != data["num_parameters"]:
+            raise WeightspaceError(
+                f"a weight description of {data['num_parameters']} parameters whose tensors hold {spec.num_parameters}"
+            )
+        return spec
+
     def check_state_dict(self, state: Mapping[str, torch.Tensor], batched: bool) -> int:
-        """Validate names and shapes; return the population size (1 if not ``batched``)."""
+        """Validate names and shapes; return the population size (1 if not ``batched``).
+
+        Bookkeeping buffers (``num_batches_tracked``) are allowed and ignored."""
         missing = [n for n in self.names if n not in state]
-        extra = [n for n in state if n not in set(self.names)]
+        extra = [n for n in state if n not in set(self.names) and not is_bookkeeping(n)]
         if missing or extra:
             raise WeightspaceError(
                 f"weights do not match the {self.architecture} layout: "
@@ -220,5 +273,6 @@ def initialize(spec: WeightSpec, seeds, device="cpu") -> Population:
     tensors = {}
     for tensor in spec.tensors:
         u = counter_rng.uniform(seeds, counter_rng.stream_id("init", tensor.name), tensor.shape)
-        tensors[tensor.name] = ((u * 2 - 1) * tensor.init_bound).to(device)
+        value = (u * 2 - 1) * tensor.init_bound
+        tensors[tensor.name] = (value + tensor.init_center if tensor.init_center else value).to(device)
     return Population(spec, tensors)

@@ -17,6 +17,7 @@ building (``zoo build``)     ``config_class``, ``architecture``, ``plan`` (one r
                              or, for a family with its own training loop, ``segmented``,
                              ``segments`` and ``segment_trainer`` (one segment at a time)
 encoders, emulation          ``task_io`` (how subject networks are fed and read),
+                             ``emulation`` (whether pretraining by emulation applies),
                              ``emulation_data`` (emulator inputs and targets from rollouts),
                              ``emulated_performance`` (the fidelity metric, figure 5)
 downstream prediction        ``targets`` (with their losses and metrics), ``split_key``
@@ -240,6 +241,9 @@ class Task:
         """A segmented family's trainer for one group of ``runs`` (rows of :meth:`plan`)."""
         raise NotImplementedError
 
+    #: False for a family whose zoos are not trained here (imported networks): ``zoo build`` leaves it out
+    buildable: ClassVar[bool] = True
+
     #: keys of :meth:`describe`'s ``task`` section that a resumed build must find unchanged (an
     #: environment's resolved version, the simulator's version): the builder refuses to resume
     #: with others, which would change the zoo's numbers midway
@@ -256,6 +260,11 @@ class Task:
     def describe(self, config) -> dict:
         """The manifest's ``task``, ``splits`` and ``rollouts`` sections."""
         return {"task": {}, "splits": {}, "rollouts": {"count": 0, "tensors": {}}}
+
+    #: False for a family whose zoos hold nothing to emulate (imported networks: no rollouts):
+    #: emulation pretraining does not apply, and paper 000's experiment trains only its
+    #: supervised baselines on them
+    emulation: ClassVar[bool] = True
 
     # ---- reading -------------------------------------------------------------------------
     def task_io(self, zoo):
@@ -281,6 +290,10 @@ class Task:
     def targets(self, zoo) -> list:
         """Downstream targets (:class:`~weightspace.downstream.Target`) for the zoo's table."""
         return []
+
+    def quality_column(self, zoo) -> str:
+        """The table column ``zoo info`` summarises by training step (default: the plots' quality column)."""
+        return self.plot_columns[1]
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

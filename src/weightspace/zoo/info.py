@@ -29,7 +29,7 @@ def zoo_summary(zoo: Zoo) -> str:
         runs = table.drop_duplicates("run_id")
         counts = runs["split"].value_counts()
         lines.append("splits       " + ", ".join(f"{s}: {counts.get(s, 0)} runs" for s in ("train", "val", "ood")))
-        quality = zoo.task.plot_columns[1]  # the family's quality column, summarised by step
+        quality = zoo.task.quality_column(zoo)  # the family's quality column, summarised by step
         if quality in table.columns:
             by_step = table.groupby("step")[quality].describe()[["mean", "50%", "min", "max"]]
             by_step.columns = ["mean", "median", "min", "max"]

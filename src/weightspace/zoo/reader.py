@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from ..errors import ConfigError, ZooFormatError
+from ..errors import ConfigError, WeightspaceError, ZooFormatError
 from ..networks import Population, architecture_from_spec
 from ..networks.weights import WeightSpec
 from ..tasks import Task, TaskConfig, get_task
@@ -43,7 +43,7 @@ class Zoo:
             raise ZooFormatError(f"{self.path}: {error}") from None
         try:
             self.architecture = architecture_from_spec(self.manifest["architecture"])
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, WeightspaceError) as error:
             raise ZooFormatError(f"{self.path}: manifest has an unreadable architecture ({error})") from None
         self.spec: WeightSpec = self.architecture.spec
         if self.spec.num_parameters != self.manifest["architecture"].get("num_parameters"):

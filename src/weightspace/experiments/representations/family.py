@@ -18,6 +18,13 @@ Its steps, per zoo ``Z``, encoder ``E``, seed ``S`` and downstream target ``T``:
 (right: the settings each step's key hashes besides its inputs). The analyses use the first seed's
 runs. The report (:mod:`~weightspace.experiments.representations_report`) shows every target's
 table over encoders, pretrained next to supervised, with bootstrapped intervals over seeds.
+
+A zoo of a family without emulation (``kind = "imported"``: networks from ``weightspace zoo
+import``, read from ``path``) has no rollouts to pretrain on: only its ``zoo`` and ``supervised``
+steps run (each encoder trained end to end on each of its targets), and the report says so. Its
+networks are known when the file is read, so an encoder that cannot read them (DWSNet on a
+convolution, sequence probing, module-probing without a factory and an input shape) is refused
+then, in one line that names the encoders that fit.
 """
 
 from __future__ import annotations
@@ -34,13 +41,13 @@ from ... import config as typed
 from ...downstream.predictor import PredictorConfig
 from ...emulation.pretrain import PretrainConfig
 from ...emulation.references import REFERENCES
-from ...encoders import ENCODER_NAMES
-from ...errors import ConfigError
+from ...encoders import ENCODER_NAMES, ENCODERS
+from ...errors import ConfigError, WeightspaceError
 from ..code import module_of
 from ..config import DEFAULT_FAMILY, library, moved_keys, per_step_problems
 from ..family import Family
 from ..steps import Finished, Step, _say
-from ..zoo_step import open_zoo, zoo_location, zoo_step
+from ..zoo_step import existing_zoo_config, open_zoo, zoo_location, zoo_step
 from . import analyses
 
 FAMILY = DEFAULT_FAMILY
@@ -74,7 +81,35 @@ class ZooSection:
         name, path = data.pop("name", kind), data.pop("path", None)
         if not isinstance(name, str) or not (path is None or isinstance(path, str)):
             raise ConfigError(f"{where}: name and path must be strings")
-        return cls(name=name, kind=kind, path=path, config=get_task(kind).config(data, f"{where} ({kind})"))
+        task, where = get_task(kind), f"{where} ({kind})"
+        config = task.config(data, where) if task.buildable else existing_zoo_config(task, path, data, where)
+        return cls(name=name, kind=kind, path=path, config=config)
+
+    @property
+    def emulation(self) -> bool:
+        """Whether emulation pretraining applies to the zoo (not to imported networks)."""
+        from ...tasks import get_task
+
+        return get_task(self.kind).emulation
+
+    def encoder_problems(self, encoders) -> dict[str, str]:
+        """Encoder -> why it cannot encode this zoo's networks, for the encoders known to fail before
+        anything runs: every one for a zoo that exists already (imported), none for one to build."""
+        from ...encoders import encoder_problem
+        from ...tasks import get_task
+        from ...zoo import load_zoo
+
+        task = get_task(self.kind)
+        if task.buildable:
+            return {}
+        zoo = load_zoo(self.path)
+        try:
+            task.task_io(zoo)
+            has_task = True
+        except WeightspaceError:
+            has_task = False
+        problems = {e: encoder_problem(e, zoo.architecture, has_task) for e in encoders}
+        return {e: problem for e, problem in problems.items() if problem is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,10 +176,11 @@ class RepresentationsExperiment:
             problems.append(f"family must be {FAMILY!r}")
         if not self.seeds:
             problems.append("give at least one seed")
+        known = ENCODERS.names()
         for label, names in (("encoders", self.encoders), ("[encoder_options]", tuple(self.encoder_options))):
-            unknown = [n for n in names if n not in ENCODER_NAMES]
+            unknown = [n for n in names if n not in known]
             if unknown:
-                problems.append(f"{label}: unknown encoders {unknown}; choose from {list(ENCODER_NAMES)}")
+                problems.append(f"{label}: unknown encoders {unknown}; choose from {known}")
         if not self.zoos:
             problems.append("an experiment needs at least one [[zoos]] table")
         names = [z.name for z in self.zoos]
@@ -156,8 +192,26 @@ class RepresentationsExperiment:
         ablation = self.ablation
         if ablation is not None and ablation.encoder not in analyses.probing_encoders():
             problems.append(f"[analyses.probing_ablation] encoder must be one of {list(analyses.probing_encoders())}")
+        if ablation is not None and self.zoos and not any(z.emulation for z in self.zoos):
+            problems.append("[analyses.probing_ablation] ablates emulation pretraining, which no zoo here has")
+        if not problems:
+            problems += self._unreadable_zoos()
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _unreadable_zoos(self) -> list[str]:
+        """Zoos that some of the encoders cannot read, naming the encoders that fit."""
+        problems = []
+        for zoo in self.zoos:
+            every = zoo.encoder_problems(ENCODERS.names())
+            unfit = [e for e in self.encoders if e in every]
+            if unfit:
+                fit = [e for e in ENCODERS.names() if e not in every]
+                problems.append(
+                    f"zoo {zoo.name!r}: encoders {unfit} cannot read its networks ({unfit[0]}: {every[unfit[0]]}); "
+                    f"set encoders to those that fit: {fit}"
+                )
+        return problems
 
     @property
     def ablation(self) -> ProbingAblation | None:
@@ -363,11 +417,11 @@ def supervised_step(
 
 def compute_supervised(context, settings: dict) -> dict:
     from ...downstream import downstream_splits, evaluate_supervised
-    from ...encoders import build_encoder
+    from ...encoders import build_zoo_encoder
 
     zoo = open_zoo(context.input("zoo"))
     torch.manual_seed(settings["seed"])
-    model = build_encoder(settings["encoder"], zoo.architecture, zoo.task.task_io(zoo), **settings["encoder_options"])
+    model = build_zoo_encoder(settings["encoder"], zoo, **settings["encoder_options"])
     predictor = typed.from_dict(PredictorConfig, settings["predictor"], "supervised")
     return evaluate_supervised(
         model,
@@ -502,13 +556,15 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
         yield zoo_step(zoo_name, zoo.kind, zoo.config, zoo.path, _zoo_summary)
         targets = list(finished[zoo_name].result["targets"])
         supervised = config.supervised_for(targets)
-        for reference in REFERENCES:  # the references every encoder's loss is read against
+        # a zoo without emulation (imported networks): no references, pretraining, embeddings,
+        # frozen-embedding predictions or analyses; the report says so
+        for reference in REFERENCES if zoo.emulation else ():  # what every encoder's loss is read against
             for seed in config.seeds:
                 yield pretrain_step(
                     StepNames.references(zoo.name, seed)[reference], zoo_name, config.pretrain_config(reference, seed)
                 )
         for encoder in config.encoders:
-            for seed in config.seeds:  # one after another: the seeds train as one computation
+            for seed in config.seeds if zoo.emulation else ():  # one after another: the seeds train as one computation
                 yield pretrain_step(
                     StepNames.pretrain(zoo.name, encoder, seed),
                     zoo_name,
@@ -516,17 +572,18 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
                     StepNames.references(zoo.name, seed),
                 )
             for seed in config.seeds:
-                embedded = StepNames.embed(zoo.name, encoder, seed)
-                yield embed_step(embedded, zoo_name, StepNames.pretrain(zoo.name, encoder, seed))
-                for target in targets:
-                    yield predict_step(
-                        StepNames.prediction("predict", zoo.name, encoder, seed, target),
-                        zoo_name,
-                        embedded,
-                        target,
-                        seed,
-                        config.predictor,
-                    )
+                if zoo.emulation:
+                    embedded = StepNames.embed(zoo.name, encoder, seed)
+                    yield embed_step(embedded, zoo_name, StepNames.pretrain(zoo.name, encoder, seed))
+                    for target in targets:
+                        yield predict_step(
+                            StepNames.prediction("predict", zoo.name, encoder, seed, target),
+                            zoo_name,
+                            embedded,
+                            target,
+                            seed,
+                            config.predictor,
+                        )
                 for target in supervised:
                     yield supervised_step(
                         StepNames.prediction("supervised", zoo.name, encoder, seed, target),
@@ -537,7 +594,8 @@ def experiment_steps(config: RepresentationsExperiment, finished: dict[str, Fini
                         seed,
                         config.supervised,
                     )
-        yield from analysis_steps(config, zoo.name)
+        if zoo.emulation:  # the analyses read the pretrained encoders
+            yield from analysis_steps(config, zoo.name)
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -554,9 +612,10 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
         summary = finished[StepNames.zoo(zoo.name)].result
         record = {k: summary[k] for k in ("kind", "path", "checkpoints", "split_sizes", "targets")}
         record["encoders"] = {}
+        record["emulation"] = zoo.emulation
         record["references"] = {
             r: [finished[StepNames.references(zoo.name, seed)[r]].result["best_val_loss"] for seed in config.seeds]
-            for r in REFERENCES
+            for r in (REFERENCES if zoo.emulation else ())
         }
         record["loss_units"] = config.pretrain.loss_reduction
         for encoder in config.encoders:
@@ -568,10 +627,9 @@ def gather_results(config: RepresentationsExperiment, finished: dict[str, Finish
                         name = StepNames.prediction(kind, zoo.name, encoder, seed, target)
                         if name in finished:
                             predictions[f"{mode}/{target}"] = finished[name].result
-                pretrained = finished[StepNames.pretrain(zoo.name, encoder, seed)]
-                per_seed.append(
-                    {"seed": seed, "pretrain_val_loss": pretrained.result["best_val_loss"], "predictions": predictions}
-                )
+                pretrained = finished.get(StepNames.pretrain(zoo.name, encoder, seed))
+                loss = pretrained.result["best_val_loss"] if pretrained is not None else None
+                per_seed.append({"seed": seed, "pretrain_val_loss": loss, "predictions": predictions})
             record["encoders"][encoder] = per_seed
         record["analyses"], record["figures"] = {}, {}
         for analysis in ANALYSES:

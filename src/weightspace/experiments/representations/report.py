@@ -224,6 +224,8 @@ def loss_correlation_rows(results: dict) -> pd.DataFrame:
     for zoo, record in results["zoos"].items():
         for encoder, seeds in record["encoders"].items():
             for s in seeds:
+                if s["pretrain_val_loss"] is None:  # a zoo without emulation
+                    continue
                 row = {"zoo": zoo, "encoder": encoder, "seed": s["seed"], "pretrain_val_loss": s["pretrain_val_loss"]}
                 for key, value in s["predictions"].items():
                     if key.startswith("pretrained/") and "val" in value:
@@ -249,6 +251,13 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
     tables = []
     for zoo, record in results["zoos"].items():
         lines += [f"## {zoo} ({record['kind']}, {record['checkpoints']} checkpoints)", ""]
+        if not record.get("emulation", True):
+            lines += [
+                f"{record['kind'].capitalize()} networks store no rollouts, so emulation pretraining does not "
+                "apply: no pretrained column, embeddings or analyses; each encoder was trained end to end with "
+                "the predictor on each target (supervised).",
+                "",
+            ]
         lines += emulation_section(zoo, record, out)
         lines += [f"Predictor rows: {record['split_sizes']} (train includes half of the OOD tasks).", ""]
         for target, info in record["targets"].items():
@@ -264,6 +273,10 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
                 rows, zoo, target, metric, "ood_test" if "ood_test" in set(rows["split"]) else "val", out / figure
             )
             lines += [f"![{target}]({figure})", ""]
+            if info["kind"] == "regression":
+                for metric, label in (("r2", "R^2"), ("kendall_tau", "Kendall's tau")):
+                    if len(rows[(rows["zoo"] == zoo) & (rows["target"] == target) & (rows["metric"] == metric)]):
+                        lines += [f"{label} (higher is better):", "", main_metric_table(rows, zoo, target, metric), ""]
             if info["kind"] == "three_hot":
                 chance = info.get("chance", {})
                 exact, parameter = (
@@ -282,16 +295,18 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
                     "",
                 ]
         lines += _analysis_section(record.get("analyses", {}), record.get("figures", {}))
-    correlations = loss_correlations(loss_correlation_rows(results).drop(columns=["zoo"])).reset_index()
-    lines += [
-        "## Pretraining loss vs downstream loss (table 11)",
-        "",
-        "Pearson correlation, across encoders and seeds, of the best pretraining validation loss with each "
-        "downstream validation loss (frozen embeddings).",
-        "",
-        markdown(correlations),
-        "",
-    ]
+    pretrained = loss_correlation_rows(results)
+    if len(pretrained):
+        correlations = loss_correlations(pretrained.drop(columns=["zoo"])).reset_index()
+        lines += [
+            "## Pretraining loss vs downstream loss (table 11)",
+            "",
+            "Pearson correlation, across encoders and seeds, of the best pretraining validation loss with each "
+            "downstream validation loss (frozen embeddings).",
+            "",
+            markdown(correlations),
+            "",
+        ]
     storage.write_text(out / "table.md", "\n".join(tables))
     return lines
 
