@@ -18,6 +18,7 @@ OPTIONS = {
     "dwsnet": {"channels": 4, "layers": 2},
     "probing": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16},
     "interactive": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16},
+    "probing-residual": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16, "reader_residual": True},
     "statistics": {"hidden": 32},
 }
 BUDGET = dict(
@@ -42,7 +43,7 @@ def zoo_dir(tmp_path_factory):
 
 def _configs(encoder, seeds=(0, 1, 2), **changes):
     return [
-        PretrainConfig(encoder=encoder, encoder_options=OPTIONS[encoder], seed=s, **{**BUDGET, **changes})
+        PretrainConfig(encoder=encoder.split("-")[0], encoder_options=OPTIONS[encoder], seed=s, **{**BUDGET, **changes})
         for s in seeds
     ]
 
@@ -67,7 +68,7 @@ def _assert_same_run(together, alone):
                 torch.testing.assert_close(p, q, atol=2e-4, rtol=1e-3, msg=f"{which} {part} {name}")
 
 
-@pytest.mark.parametrize("encoder", ["dwsnet", "probing"])
+@pytest.mark.parametrize("encoder", ["dwsnet", "probing", "probing-residual"])
 def test_seeds_together_equal_seeds_alone(zoo_dir, tmp_path, encoder):
     """A mechanistic and a probing encoder, with their references; the seeds stop early at different
     steps (patience 1, a large learning rate) and the others go on without them."""

@@ -13,7 +13,8 @@ from weightspace.networks import INCORRECT_VARIANTS, LSTM, permute, random_permu
 #: the interactive reader without the authors' residual connections (E_R adding each layer's input
 #: to its output, the default)
 PLAIN = partial(InteractiveProbing, reader_residual=False)
-ENCODERS = [NonInteractiveProbing, InteractiveProbing, PLAIN]
+RESIDUAL = partial(NonInteractiveProbing, reader_residual=True)
+ENCODERS = [NonInteractiveProbing, RESIDUAL, InteractiveProbing, PLAIN]
 # small encoder and subjects so the suite stays fast; default sizes are checked in test_parameter_counts
 SMALL = dict(probes=3, probe_length=7, reader_hidden=24, reader_layers=2, mlp_hidden=16)
 LANGUAGE = (LSTM(6, 8, 2, 6), TaskIO("categorical", 6, "categorical", 6, 22))
@@ -96,8 +97,20 @@ def test_incorrect_permutations_change_embedding(cls):
 
 
 # ---- non-interactive: one batched pass equals per-network evaluation ---------------------------
-def test_non_interactive_batched_equals_per_network():
-    encoder, architecture = make(NonInteractiveProbing)
+def test_the_residual_non_interactive_reader_adds_each_layer_s_input_to_its_output():
+    encoder, architecture = make(RESIDUAL)
+    weights = architecture.init(range(3))
+    x = encoder.reader_inputs(encoder.run_subjects(weights, encoder.probe_inputs()))
+    for layer in encoder.reader:
+        x = layer(x)[0] + x
+    torch.testing.assert_close(encoder(weights), encoder.head(x[:, -1]))
+    plain = NonInteractiveProbing(architecture, encoder.task, **SMALL)
+    assert encoder.num_parameters == plain.num_parameters  # the same LSTM weights, stacked one layer each
+
+
+@pytest.mark.parametrize("cls", [NonInteractiveProbing, RESIDUAL])
+def test_non_interactive_batched_equals_per_network(cls):
+    encoder, architecture = make(cls)
     weights = architecture.init(range(5))
     z = encoder(weights)
     for k in range(5):

@@ -259,7 +259,14 @@ class _SeedPopulation:
         shared = probes.unsqueeze(1).expand(S, N, *probes.shape[1:]).reshape(S * N, *probes.shape[1:])
         outputs = base.architecture.forward(subjects, shared)[0]  # (S N, M, L, Y)
         encoded = _per_seed(base, "reader_inputs", params, outputs.view(S, N, *outputs.shape[1:]))
-        return _lstm(encoded, params, "reader.", "head.", base.reader.num_layers)[:, :, -1]
+        if not base.reader_residual:
+            return _lstm(encoded, params, "reader.", "head.", base.reader.num_layers)[:, :, -1]
+        # the residual reader: each one-layer LSTM's hidden states (an identity readout) plus its input
+        x, size = encoded, encoded.shape[-1]
+        identity = {"id.weight": torch.eye(size).to(x).expand(S, size, size), "id.bias": x.new_zeros(S, size)}
+        for layer in range(len(base.reader)):
+            x = _lstm(x, {**params, **identity}, f"reader.{layer}.", "id.", 1) + x
+        return _per_seed(base, "head", params, x[:, :, -1])
 
     def _emulate(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """The seeds' emulators (``Emulator.forward`` with its LSTM and readout on the population

@@ -154,10 +154,18 @@ class NonInteractiveProbing(_ProbingEncoder):
     fixed_probes = True
     paper_parameters = (1241718, 1254016)
 
-    def __init__(self, architecture, task: TaskIO, **kwargs):
+    def __init__(self, architecture, task: TaskIO, reader_residual: bool = False, **kwargs):
+        #: E_R as a stack of one-layer LSTMs, each adding its input to its output (the authors'
+        #: reader, as the interactive encoder's); False: one multi-layer nn.LSTM
+        self.reader_residual = bool(reader_residual)
         super().__init__(architecture, task, **kwargs)
         # S_1 .. S_L, one code per probing step, unit normal as in the paper's code
         self.codes = nn.Parameter(torch.randn(self.probe_length, self.reader_hidden))
+
+    def _make_reader(self, size: int, layers: int) -> nn.Module:
+        if getattr(self, "reader_residual", False):
+            return nn.ModuleList(nn.LSTM(size, size, 1, batch_first=True) for _ in range(layers))
+        return super()._make_reader(size, layers)
 
     def probe_inputs(self) -> torch.Tensor:
         """The probe sequences (M, L, X); the same for every subject."""
@@ -172,6 +180,11 @@ class NonInteractiveProbing(_ProbingEncoder):
 
     def read(self, outputs: torch.Tensor) -> torch.Tensor:
         """E_O, E_R and the head: subject outputs (N, M, L, Y) -> embeddings (N, Z)."""
+        if self.reader_residual:
+            x = self.reader_inputs(outputs)
+            for layer in self.reader:
+                x = layer(x)[0] + x
+            return self.head(x[:, -1])
         _, (h_n, _) = self.reader(self.reader_inputs(outputs))
         return self.head(h_n[-1])
 
