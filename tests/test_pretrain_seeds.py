@@ -18,7 +18,7 @@ OPTIONS = {
     "dwsnet": {"channels": 4, "layers": 2},
     "probing": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16},
     "interactive": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16},
-    "probing-residual": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16, "reader_residual": True},
+    "probing-single": {"probes": 2, "reader_hidden": 16, "mlp_hidden": 16, "reader_residual": False},
     "statistics": {"hidden": 32},
 }
 BUDGET = dict(
@@ -68,7 +68,7 @@ def _assert_same_run(together, alone):
                 torch.testing.assert_close(p, q, atol=2e-4, rtol=1e-3, msg=f"{which} {part} {name}")
 
 
-@pytest.mark.parametrize("encoder", ["dwsnet", "probing", "probing-residual"])
+@pytest.mark.parametrize("encoder", ["dwsnet", "probing", "probing-single"])
 def test_seeds_together_equal_seeds_alone(zoo_dir, tmp_path, encoder):
     """A mechanistic and a probing encoder, with their references; the seeds stop early at different
     steps (patience 1, a large learning rate) and the others go on without them."""

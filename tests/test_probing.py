@@ -13,8 +13,9 @@ from weightspace.networks import INCORRECT_VARIANTS, LSTM, permute, random_permu
 #: the interactive reader without the authors' residual connections (E_R adding each layer's input
 #: to its output, the default)
 PLAIN = partial(InteractiveProbing, reader_residual=False)
-RESIDUAL = partial(NonInteractiveProbing, reader_residual=True)
-ENCODERS = [NonInteractiveProbing, RESIDUAL, InteractiveProbing, PLAIN]
+RESIDUAL = NonInteractiveProbing  # residual by default, as the authors' reader
+SINGLE_LSTM = partial(NonInteractiveProbing, reader_residual=False)
+ENCODERS = [NonInteractiveProbing, SINGLE_LSTM, InteractiveProbing, PLAIN]
 # small encoder and subjects so the suite stays fast; default sizes are checked in test_parameter_counts
 SMALL = dict(probes=3, probe_length=7, reader_hidden=24, reader_layers=2, mlp_hidden=16)
 LANGUAGE = (LSTM(6, 8, 2, 6), TaskIO("categorical", 6, "categorical", 6, 22))
@@ -104,11 +105,11 @@ def test_the_residual_non_interactive_reader_adds_each_layer_s_input_to_its_outp
     for layer in encoder.reader:
         x = layer(x)[0] + x
     torch.testing.assert_close(encoder(weights), encoder.head(x[:, -1]))
-    plain = NonInteractiveProbing(architecture, encoder.task, **SMALL)
+    plain = SINGLE_LSTM(architecture, encoder.task, **SMALL)
     assert encoder.num_parameters == plain.num_parameters  # the same LSTM weights, stacked one layer each
 
 
-@pytest.mark.parametrize("cls", [NonInteractiveProbing, RESIDUAL])
+@pytest.mark.parametrize("cls", [NonInteractiveProbing, SINGLE_LSTM])
 def test_non_interactive_batched_equals_per_network(cls):
     encoder, architecture = make(cls)
     weights = architecture.init(range(5))
