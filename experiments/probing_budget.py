@@ -48,18 +48,21 @@ def _curve(lines: list[dict]) -> dict:
 
 
 def ours(results: Path, zoo: str, seed: int) -> tuple[str, float, dict]:
-    """(label, learning rate, {encoder or reference: curve}) of one results folder."""
-    experiment = json.loads((results / "experiment.json").read_text())
-    criterion = experiment["pretrain"].get("criterion", "reverse-kl")
-    curves = {}
+    """(label, learning rate, {encoder or reference: curve}) of one results folder: a finished run
+    (its ``experiment.json``) or one still going or killed (the pretraining steps' own settings)."""
+    curves, settings = {}, None
     for name in (*ENCODERS, "reference-constant", "reference-oracle"):
         found = sorted((results / "steps" / "pretrain" / zoo / name / f"seed-{seed}").glob("*/run/metrics.jsonl"))
-        if found:
+        if found and _metrics(found[-1]):
             curves[name] = _curve(_metrics(found[-1]))
+            settings = settings or json.loads((found[-1].parents[1] / "step.json").read_text())["settings"]
     if not curves:
         raise SystemExit(f"probing_budget.py: error: {results} has no pretraining runs of zoo {zoo!r}, seed {seed}")
+    if (results / "experiment.json").exists():
+        settings = json.loads((results / "experiment.json").read_text())["pretrain"]
+    criterion = settings.get("criterion", "reverse-kl")
     label = "ours" if criterion == "reverse-kl" else f"ours, {criterion}"
-    return label, experiment["pretrain"]["learning_rate"], curves
+    return label, settings["learning_rate"], curves
 
 
 def single_run(label: str, folder: Path, seed: int) -> tuple[tuple[str, float], dict] | None:

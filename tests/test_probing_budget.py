@@ -63,3 +63,26 @@ def test_bad_input_is_one_line_and_exit_code_2(script, tmp_path, capsys, args, w
     assert script.main(["--zoo", "z", "--figure", str(tmp_path / "f.png"), *args]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and words in err
+
+
+def test_a_results_folder_still_running_reads_its_steps_settings(script, tmp_path, capsys):
+    """A run still going (or killed) has no experiment.json yet: the learning rate comes from its
+    pretraining steps' own settings."""
+    for name, losses in (("statistics", [0.5, 0.3]), ("reference-constant", [0.7, 0.6])):
+        step = tmp_path / "results" / "steps" / "pretrain" / "z" / name / "seed-0" / "abc"
+        (step / "run").mkdir(parents=True)
+        (step / "step.json").write_text(json.dumps({"settings": {"learning_rate": 0.003}}))
+        lines = [{"step": 500 * (i + 1), "val_loss": v, "seconds": 60.0 * (i + 1)} for i, v in enumerate(losses)]
+        (step / "run" / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = [
+        "--zoo",
+        "z",
+        "--figure",
+        str(tmp_path / "f.png"),
+        "--marks",
+        "500,1000",
+        "--ours",
+        str(tmp_path / "results"),
+    ]
+    assert script.main(args) == 0
+    assert "| ours | 0.003 | statistics | 0.5000 (-29%) | 0.3000 (-50%) |" in capsys.readouterr().out
