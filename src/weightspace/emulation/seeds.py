@@ -115,18 +115,24 @@ def _per_seed(module: nn.Module, method: str, params: dict, *args):
     )
 
 
-def _lstm(x, tensors: dict, prefix: str, readout: str, layers: int):
+def _lstm(x, tensors: dict, prefix: str, readout: str | None, layers: int):
     """An ``nn.LSTM`` per seed (parameters ``prefix + weight_ih_l0`` ... stacked on the seed axis)
-    followed by a linear ``readout``, on the population engine: x (S, B, T, I) -> (S, B, T, O)."""
-    weight = tensors[f"{readout}weight"]
-    architecture = LSTM(x.shape[-1], tensors[f"{prefix}weight_hh_l0"].shape[-1], layers, weight.shape[1])
+    followed by a linear ``readout``, on the population engine: x (S, B, T, I) -> (S, B, T, O);
+    ``readout=None``: the top layer's hidden states (S, B, T, H)."""
+    hidden_size = tensors[f"{prefix}weight_hh_l0"].shape[-1]
+    if readout is None:  # the spec needs a readout; hidden() never applies it
+        weight, bias = x.new_zeros(x.shape[0], 1, hidden_size), x.new_zeros(x.shape[0], 1)
+    else:
+        weight, bias = tensors[f"{readout}weight"], tensors[f"{readout}bias"]
+    architecture = LSTM(x.shape[-1], hidden_size, layers, weight.shape[1])
     population = {
         f"rnn.{name}_l{layer}": tensors[f"{prefix}{name}_l{layer}"]
         for layer in range(layers)
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     }
-    population.update({"readout.weight": weight, "readout.bias": tensors[f"{readout}bias"]})
-    return architecture.forward(Population(architecture.spec, population), x)[0]
+    population.update({"readout.weight": weight, "readout.bias": bias})
+    weights = Population(architecture.spec, population)
+    return architecture.hidden(weights, x)[0] if readout is None else architecture.forward(weights, x)[0]
 
 
 class _SeedPopulation:
@@ -261,11 +267,9 @@ class _SeedPopulation:
         encoded = _per_seed(base, "reader_inputs", params, outputs.view(S, N, *outputs.shape[1:]))
         if not base.reader_residual:
             return _lstm(encoded, params, "reader.", "head.", base.reader.num_layers)[:, :, -1]
-        # the residual reader: each one-layer LSTM's hidden states (an identity readout) plus its input
-        x, size = encoded, encoded.shape[-1]
-        identity = {"id.weight": torch.eye(size).to(x).expand(S, size, size), "id.bias": x.new_zeros(S, size)}
+        x = encoded  # the residual reader: each one-layer LSTM's hidden states plus its input
         for layer in range(len(base.reader)):
-            x = _lstm(x, {**params, **identity}, f"reader.{layer}.", "id.", 1) + x
+            x = _lstm(x, params, f"reader.{layer}.", None, 1) + x
         return _per_seed(base, "head", params, x[:, :, -1])
 
     def _emulate(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..tasks import Task, TaskConfig, get_task
 from ..training import PopulationTrainer
 from ..versions import runtime_versions
-from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
+from .format import MANIFEST, new_manifest, read_manifest, shard_file
 from .segmented import build_segmented
 from .table import ZooTable
 
@@ -102,21 +102,14 @@ def _prepare(out: Path, task: Task, config: TaskConfig, device) -> dict:
         return manifest
     if out.exists() and any(p.name != "progress" for p in out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but has no {MANIFEST}; choose another --out")
-    description = task.describe(config)
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "kind": task.name,
-        "config": config.to_json(),
-        "seed": config.seed,
-        "created_with": {**runtime_versions(), **({"lstm_kernel": kernel} if kernel else {})},
-        "architecture": architecture.spec.to_json(),
-        "task": description["task"],
-        "splits": description["splits"],
-        "rollouts": description["rollouts"],
-        "shards": {"total": task.shard_count(config), "completed": []},
-        "table": {"file": TABLE, "rows": 0},
-    }
+    manifest = new_manifest(
+        task.name,
+        config,
+        architecture.spec.to_json(),
+        task.describe(config),
+        task.shard_count(config),
+        {**runtime_versions(), **({"lstm_kernel": kernel} if kernel else {})},
+    )
     storage.write_json(out / MANIFEST, manifest)
     return manifest
 

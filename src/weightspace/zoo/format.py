@@ -41,3 +41,22 @@ def read_manifest(path) -> dict:
             f"{file} has format version {manifest['format_version']}; this weightspace reads version {FORMAT_VERSION}"
         )
     return manifest
+
+
+def new_manifest(kind: str, config, architecture: dict, sections: dict, shards: int, created_with: dict) -> dict:
+    """The manifest of a zoo about to be written (by a build or an import): nothing finished yet.
+    ``sections``: the task family's ``task``, ``splits`` and ``rollouts`` descriptions."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": config.to_json(),
+        "seed": config.seed,
+        "created_with": created_with,
+        "architecture": architecture,
+        "task": sections["task"],
+        "splits": sections["splits"],
+        "rollouts": sections["rollouts"],
+        "shards": {"total": shards, "completed": []},
+        "table": {"file": TABLE, "rows": 0},
+    }

@@ -69,7 +69,7 @@ from ..networks import Population, WeightSpec
 from ..networks.module_architecture import build_module
 from ..tasks import get_task
 from ..versions import runtime_versions
-from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST, TABLE, read_manifest, shard_file
+from .format import MANIFEST, new_manifest, read_manifest, shard_file
 from .table import ZooTable
 
 FORMATS = ("state-dicts", "small-cnn-zoo", "model-zoos", "rnn-zoo-npy")
@@ -100,8 +100,8 @@ class Source:
 # ---- writing -------------------------------------------------------------------------------------
 def _splits(table: pd.DataFrame, val_fraction: float, test_fraction: float) -> np.ndarray:
     """Train/val/ood per row, drawn per run (a run's checkpoints share it), reproducibly."""
-    runs = np.sort(table["run_id"].unique())
-    u = counter_rng.uniform(np.array([0]), counter_rng.stream_id("import-split"), (int(runs.max()) + 1,))[0].numpy()
+    runs = int(table["run_id"].max()) + 1
+    u = counter_rng.uniform(np.array([0]), counter_rng.stream_id("import-split"), (runs,))[0].numpy()
     by_run = np.where(u < test_fraction, "ood", np.where(u < test_fraction + val_fraction, "val", "train"))
     return by_run[table["run_id"].to_numpy()]
 
@@ -147,18 +147,14 @@ def _prepare(out: Path, config, source: Source) -> dict:
         return manifest
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty, but has no {MANIFEST}; choose another --out")
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "kind": source.kind,
-        "config": config.to_json(),
-        "seed": 0,
-        "created_with": runtime_versions(),
-        "architecture": source.spec.to_json(),
-        **(source.sections or _imported_sections(config, source)),
-        "shards": {"total": int(np.ceil(len(source.table) / config.population)), "completed": []},
-        "table": {"file": TABLE, "rows": 0},
-    }
+    manifest = new_manifest(
+        source.kind,
+        config,
+        source.spec.to_json(),
+        source.sections or _imported_sections(config, source),
+        int(np.ceil(len(source.table) / config.population)),
+        runtime_versions(),
+    )
     storage.write_json(out / MANIFEST, manifest)
     return manifest
 
@@ -180,15 +176,15 @@ def _imported_sections(config, source: Source) -> dict:
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
-def read_state_dict(path, actual=None) -> dict[str, torch.Tensor]:
+def read_state_dict(path, suffix: str | None = None) -> dict[str, torch.Tensor]:
     """A checkpoint's tensors: safetensors, or torch.load(weights_only=True) (never a pickle of
-    code). ``actual``: the file to read when ``path`` only names its format (a file without a suffix)."""
-    path = Path(path)
-    actual = Path(actual) if actual is not None else path
-    if path.suffix not in CHECKPOINT_SUFFIXES:
-        raise ImportError_(f"{path}: a checkpoint is {', '.join(CHECKPOINT_SUFFIXES)}")
+    code). ``suffix``: the format of a file whose name does not say it (Ray Tune's ``checkpoints``)."""
+    actual = Path(path)
+    suffix = suffix or actual.suffix
+    if suffix not in CHECKPOINT_SUFFIXES:
+        raise ImportError_(f"{actual}: a checkpoint is {', '.join(CHECKPOINT_SUFFIXES)}")
     try:
-        if path.suffix == ".safetensors":
+        if suffix == ".safetensors":
             state = load_file(actual)
         else:
             state = torch.load(actual, map_location="cpu", weights_only=True)
@@ -562,7 +558,7 @@ def _trial_checkpoint(folder: Path) -> Path:
 
 def _read_any_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """``read_state_dict`` for a file with or without a suffix (Ray Tune's ``checkpoints``: torch.save)."""
-    return read_state_dict(path if path.suffix in CHECKPOINT_SUFFIXES else path.with_name(path.name + ".pt"), path)
+    return read_state_dict(path, path.suffix if path.suffix in CHECKPOINT_SUFFIXES else ".pt")
 
 
 def _flat_config(config, prefix="config_") -> dict:
