@@ -222,7 +222,9 @@ def test_a_registered_family_runs_from_a_file_and_its_report_lists_reused_and_co
 
 
 # ---- configs and the command line -----------------------------------------------------------
-SHIPPED = sorted(path.stem for path in Path("experiments").glob("*.toml"))
+#: configs that read a zoo the user imports first (tested on a fixture zoo below)
+IMPORTING = {"small-cnn-zoo"}
+SHIPPED = sorted(path.stem for path in Path("experiments").glob("*.toml") if path.stem not in IMPORTING)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -233,6 +235,23 @@ def test_shipped_configs_load_and_print_back_to_the_same_config(name, tmp_path):
     assert "# Results go to RESULTS_DIR/NAME." in result.output  # help comments
     (tmp_path / "printed.toml").write_text(result.output)
     assert load_experiment(tmp_path / "printed.toml") == config
+
+
+def test_the_small_cnn_zoo_config_reads_the_zoo_the_user_imported(tmp_path):
+    from test_zoo_import import _write_small_cnn_zoo
+
+    result = CliRunner().invoke(main, ["run", "experiments/small-cnn-zoo.toml", "--print-config"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "weightspace zoo import" in lines[0], result.output
+    _write_small_cnn_zoo(tmp_path / "cifar10")
+    imported = CliRunner().invoke(
+        main, ["zoo", "import", "small-cnn-zoo", str(tmp_path / "cifar10"), "--out", str(tmp_path / "zoo"), "--quiet"]
+    )
+    assert imported.exit_code == 0, imported.output
+    where = f'zoos.small-cnn-zoo.path="{tmp_path / "zoo"}"'
+    result = CliRunner().invoke(main, ["run", "experiments/small-cnn-zoo.toml", "--set", where, "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.output)["zoos"][0]["source_format"] == "small-cnn-zoo"
 
 
 @pytest.mark.parametrize("name, family", [("demo", "representations"), ("cartpole-demo", "agent-embeddings")])

@@ -20,8 +20,9 @@ from torch import nn
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.downstream.targets import Classification, Regression
+from weightspace.networks.cnn import small_cnn
 from weightspace.networks.module_architecture import ModuleArchitecture
-from weightspace.zoo.importers import from_small_cnn_zoo, infer_module, small_cnn
+from weightspace.zoo.importers import from_small_cnn_zoo, infer_module
 
 
 def _mlp(seed):

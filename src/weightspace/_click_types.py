@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import click
 
+_NAMES = {int: "integers like 0,100,200", float: "numbers like 0.001,0.05", str: "names like relu,tanh"}
 
-def int_list(ctx, param, value):
-    """Parse comma-separated integers (``0,100,200``); None stays None."""
-    if value is None:
-        return None
-    try:
-        items = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 0,100,200, got {value!r}") from None
-    if not items:
-        raise click.BadParameter("give at least one number")
-    return items
+
+def comma_list(kind=int):
+    """A click callback that parses comma-separated values of ``kind`` (int, float or str) into
+    a tuple; None stays None."""
+
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            items = tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {_NAMES[kind]}, got {value!r}") from None
+        if not items:
+            raise click.BadParameter("give at least one value")
+        return items
+
+    return parse
+
+
+int_list = comma_list(int)

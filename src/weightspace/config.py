@@ -54,9 +54,10 @@ def from_dict(cls: type[T], data: dict, where: str = "config", ignore=()) -> T:
         allowed = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(error.keys))}; allowed: {allowed}") from None
     except dacite.WrongTypeError as error:
+        value = data.get(error.field_path, error.value)  # as given (dacite pads a short tuple with None)
+        shown = list(value) if isinstance(value, tuple) else value
         raise ConfigError(
-            f"{where}: {error.field_path} must be {_type_name(error.field_type)}, "
-            f"got {type(error.value).__name__} {error.value!r}"
+            f"{where}: {error.field_path} must be {_type_name(error.field_type)}, got {type(shown).__name__} {shown!r}"
         ) from None
     except dacite.MissingValueError as error:
         raise ConfigError(f"{where}: {error.field_path} is required") from None
@@ -71,7 +72,10 @@ def _type_name(tp) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin in (tuple, list):
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        args = typing.get_args(tp)
+        if len(args) > 1 and Ellipsis not in args:  # fixed length: tuple[float, float]
+            return f"a list of {len(args)} {_type_name(args[0])}"
+        args = [a for a in args if a is not Ellipsis]
         return f"a list of {_type_name(args[0])}" if args else "a list"
     if tp is type(None):
         return "absent"

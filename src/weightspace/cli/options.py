@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .._click_types import int_list
+from .._click_types import comma_list
 
 
 def device_option(ctx, param, value):
@@ -19,8 +19,10 @@ def device_option(ctx, param, value):
 def config_options(cls, exclude=()) -> list[click.Option]:
     """One option per field of config dataclass ``cls``, help from its metadata and the default
     shown from the dataclass (the one source of defaults: an option not given stays None and the
-    dataclass fills it in). Booleans are ``--x/--no-x`` flags; tuples are comma-separated ints."""
+    dataclass fills it in). Booleans are ``--x/--no-x`` flags; tuples are comma-separated values
+    of their items' type."""
     import dataclasses
+    import types
     import typing
 
     hints = typing.get_type_hints(cls)
@@ -29,13 +31,17 @@ def config_options(cls, exclude=()) -> list[click.Option]:
         if f.name in exclude:
             continue
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-        base = args[0] if args else hints[f.name]
+        hint = hints[f.name]
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        args = [a for a in typing.get_args(hint) if a is not type(None)] if optional else []
+        base = args[0] if args else hint
         help_text = f.metadata.get("help", "") + ("" if f.default is None else f" [default: {f.default}]")
         if base is bool:
             options.append(click.Option([f"{flag}/--no-{flag[2:]}", f.name], default=None, help=help_text))
         elif typing.get_origin(base) is tuple:
-            options.append(click.Option([flag, f.name], callback=int_list, metavar="0,100,...", help=help_text))
+            kind = typing.get_args(base)[0]
+            metavar = {int: "0,100,...", float: "LOW,HIGH"}.get(kind, "A,B,...")
+            options.append(click.Option([flag, f.name], callback=comma_list(kind), metavar=metavar, help=help_text))
         else:
             options.append(click.Option([flag, f.name], type=base, default=None, help=help_text))
     return options

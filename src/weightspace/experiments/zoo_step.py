@@ -86,7 +86,9 @@ def existing_zoo_config(task, path: str | None, given: dict, where: str):
     try:
         manifest = read_manifest(path)
     except WeightspaceError as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(
+            f"{where}: {error} (a zoo of networks from elsewhere is written by weightspace zoo import)"
+        ) from None
     if manifest["kind"] != task.name:
         raise ConfigError(f"{where}: {path} holds a {manifest['kind']!r} zoo, not a zoo of kind {task.name!r}")
     stored = task.config_from_manifest(manifest["config"])

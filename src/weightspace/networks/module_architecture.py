@@ -13,6 +13,7 @@ computation (``torch.func.functional_call`` under ``vmap``); with an input shape
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,6 +61,16 @@ class ModuleArchitecture:
     input_shape: tuple[int, ...] = ()
 
     kind = KIND
+
+    @classmethod
+    def of_module(cls, module: nn.Module, factory: str = "", input_shape=()) -> ModuleArchitecture:
+        """The architecture of ``module`` (its spec from :meth:`WeightSpec.from_module`), recording
+        the factory that rebuilds it and the shape of one input it reads, where given."""
+        spec = WeightSpec.from_module(module)
+        if factory:
+            recorded = {"factory": factory, **({"input_shape": list(input_shape)} if input_shape else {})}
+            spec = dataclasses.replace(spec, config={**spec.config, **recorded})
+        return cls(spec, factory, tuple(input_shape))
 
     @classmethod
     def from_spec_json(cls, data: dict) -> ModuleArchitecture:

@@ -31,6 +31,7 @@ _TASKS = Registry(
         "sine-generation": ("neuroscience", "SineGeneration"),
         "path-integration": ("neuroscience", "PathIntegration"),
         "ppo-trajectories": ("ppo_trajectories", "PPOTrajectories"),
+        "cnn": ("cnn", "SmallCNNDigits"),
         "imported": ("imported", "ImportedNetworks"),
     },
     group="weightspace.tasks",

@@ -23,8 +23,10 @@ Formats:
     ``layout.csv`` (varname, start_idx, end_idx, shape, TensorFlow layouts) and
     ``metrics.csv.gz`` (``config.*`` columns, step, test and train accuracy and loss). The
     TensorFlow kernels are transposed to PyTorch's (conv (h, w, in, out) -> (out, in, h, w),
-    dense (in, out) -> (out, in)), so each network loads into :func:`small_cnn` (conv 3x3
-    stride 2 layers, ReLU, global average pooling, a linear head). ``--split-file`` takes
+    dense (in, out) -> (out, in)), so each network loads into
+    :func:`~weightspace.networks.cnn.small_cnn` (conv 3x3 stride 2 layers, global average
+    pooling, a linear head); a zoo of one activation records its module (ReLU or tanh), so that
+    module-probing can run it, a zoo of both does not. ``--split-file`` takes
     nfn's split protocol (a JSON or NumPy ``.npz`` file of ``train``/``val``/``test`` row
     indices) instead of a random split.
 ``model-zoos``
@@ -50,7 +52,6 @@ default is its input channels x 32 x 32). The ``module-probing`` encoder feeds p
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ from tqdm.auto import tqdm
 from .. import counter_rng, storage
 from ..errors import ConfigError, WeightspaceError
 from ..networks import Population, WeightSpec
-from ..networks.module_architecture import build_module
+from ..networks.cnn import FACTORIES, small_cnn
+from ..networks.module_architecture import ModuleArchitecture, build_module
 from ..tasks import get_task
 from ..versions import runtime_versions
 from .format import MANIFEST, new_manifest, read_manifest, shard_file
@@ -318,8 +320,7 @@ def _spec(net: nn.Module, factory: str | None, input_shape: Sequence[int] = ()) 
     if input_shape:
         _check_input_shape(net, factory, tuple(input_shape))
     if spec.architecture == "module" and factory:
-        recorded = {"factory": factory, **({"input_shape": list(input_shape)} if input_shape else {})}
-        spec = dataclasses.replace(spec, config={**spec.config, **recorded})
+        spec = ModuleArchitecture.of_module(net, factory, input_shape).spec
     return spec
 
 
@@ -396,27 +397,6 @@ def from_state_dicts(
 
 
 # ---- the Small CNN Zoo ------------------------------------------------------------------------------
-class _SmallCNN(nn.Module):
-    def __init__(self, channels: Sequence[int], kernels: Sequence[int], classes: int):
-        super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(a, b, k, stride=2, padding=k // 2) for a, b, k in zip(channels[:-1], channels[1:], kernels)
-        )
-        self.head = nn.Linear(channels[-1], classes)
-
-    def forward(self, x):
-        for conv in self.convs:
-            x = torch.relu(conv(x))
-        return self.head(x.mean(dim=(2, 3)))
-
-
-def small_cnn(channels: Sequence[int] = (1, 16, 16, 16), kernels: Sequence[int] = (3, 3, 3), classes: int = 10):
-    """The Small CNN Zoo's network in PyTorch: conv layers (stride 2, ReLU), global average
-    pooling, a linear head (CIFAR-10-GS: 1 -> 16 -> 16 -> 16 channels, 3x3 kernels, 10 classes,
-    4,970 parameters)."""
-    return _SmallCNN(channels, kernels, classes)
-
-
 def _layout(path: Path) -> list[dict]:
     try:
         layout = pd.read_csv(path)
@@ -470,7 +450,10 @@ def from_small_cnn_zoo(
         )
     channels = [kernels[0]["shape"][2]] + [k["shape"][3] for k in kernels]
     net = small_cnn(channels, [k["shape"][0] for k in kernels], dense[0]["shape"][1])
-    factory = "weightspace.zoo.importers:small_cnn" if channels == [1, 16, 16, 16] else None
+    # the module runs only where every network has one activation the factories know (the zoo's
+    # networks use ReLU or tanh: one module for all of them would run some with the wrong one)
+    activations = set(metrics["config.activation"].astype(str)) if "config.activation" in metrics else {"relu"}
+    factory = FACTORIES.get(activations.pop()) if len(activations) == 1 and channels == [1, 16, 16, 16] else None
     input_shape = tuple(input_shape) or ((channels[0], 32, 32) if factory else ())
     spec = _spec(net, factory, input_shape)
     names = list(spec.names)  # convs.0.weight, convs.0.bias, ..., head.weight, head.bias
