@@ -253,7 +253,7 @@ def report_lines(config, results: dict, out: Path) -> list[str]:
         lines += [f"## {zoo} ({record['kind']}, {record['checkpoints']} checkpoints)", ""]
         if not record.get("emulation", True):
             lines += [
-                f"{record['kind'].capitalize()} networks store no rollouts, so emulation pretraining does not "
+                f"The {record['kind']} zoo's networks store no rollouts, so emulation pretraining does not "
                 "apply: no pretrained column, embeddings or analyses; each encoder was trained end to end with "
                 "the predictor on each target (supervised).",
                 "",
