@@ -93,6 +93,7 @@ def gather_results(config: DegeneracyExperiment, finished: dict, out: Path) -> d
                     for point in result.get("dsa_grid", [])
                 ]
             conditions.append(row)
+        conditions.sort(key=lambda c: c["level"])  # a config may list the costliest condition first
         effects = {level_name: _effect(conditions, level_name, seed) for level_name in LEVELS}
         grid = [_grid_effect(conditions, entry, index, seed) for index, entry in enumerate(config.analysis.grid)]
         sweeps.append(
