@@ -176,3 +176,20 @@ def test_cli_trains_seeds_together_and_refuses_seed_with_seeds(zoo_dir, tmp_path
     refused = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "other"), "--seeds", "0,1", "--seed", "2"])
     assert refused.exit_code == 2 and "--seed or --seeds" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
+
+
+def test_an_experiment_groups_only_the_seeds_it_can_batch():
+    """Seeds of a batchable encoder are one group (one computation); the seeds of one that cannot be
+    batched are steps of their own, which an executor with two workers runs side by side."""
+    from weightspace.emulation.seeds import batching_problem
+    from weightspace.experiments.representations.family import pretrain_step
+
+    for encoder in ("statistics", "probing", "transformer", "interactive"):
+        steps = [
+            pretrain_step(f"pretrain/z/{encoder}/seed-{s}", "zoo/z", PretrainConfig(encoder=encoder, seed=s))
+            for s in (0, 1)
+        ]
+        batchable = batching_problem(encoder) is None
+        assert (steps[0].group is not None and steps[0].group == steps[1].group) == batchable, encoder
+        assert (steps[0].compute_together is not None) == batchable
+    assert batching_problem("transformer") and batching_problem("interactive") and not batching_problem("statistics")

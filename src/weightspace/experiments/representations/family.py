@@ -272,20 +272,25 @@ def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: 
     """A pretraining run; ``references`` (reference name -> step name) are the constant-floor and
     oracle-ceiling runs it is read against (their losses go into its metrics and result). The runs
     of one encoder that differ only in the seed, given one after another, train as one batched
-    computation (:func:`~weightspace.emulation.seeds.pretrain_seeds`), each in its own step."""
+    computation (:func:`~weightspace.emulation.seeds.pretrain_seeds`), each in its own step; the
+    seeds of an encoder that cannot be batched are not grouped, so an executor with several workers
+    trains them side by side instead of one after another in one worker."""
+    from ...emulation.seeds import batching_problem
+
     references = references or {}
     group = json.dumps(
         {"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None}, "references": sorted(references)},
         sort_keys=True,
     )
+    together = batching_problem(config.encoder) is None
     return Step(
         name,
         "pretrain",
         config.to_json(),
         compute_pretrain,
         {"zoo": zoo_name, **{f"reference/{r}": n for r, n in references.items()}},
-        group=f"pretrain {group}",
-        compute_together=compute_pretrain_together,
+        group=f"pretrain {group}" if together else None,
+        compute_together=compute_pretrain_together if together else None,
         resources={"cpus": 1, "gpus": "device"},
         code=_encoder_code(config.encoder),
     )
