@@ -66,11 +66,18 @@ def _random_bits(keys: np.ndarray, stream: int, shape: tuple[int, ...]) -> np.nd
     return bits.reshape((len(keys), *shape))
 
 
+#: the largest float32 below 1: a 53-bit draw within 2^-25 of 1 rounds up to 1.0 in float32
+_BELOW_ONE = np.nextafter(np.float32(1), np.float32(0))
+
+
 def uniform(keys, stream: int, shape: tuple[int, ...], device="cpu") -> torch.Tensor:
-    """Uniform floats in [0, 1), shape ``(len(keys), *shape)``, float32 on ``device``."""
+    """Uniform floats in [0, 1), shape ``(len(keys), *shape)``, float32 on ``device``. A draw that
+    float32 would round up to 1.0 (one in 2^25) is the largest float32 below 1 instead, so that
+    ``log1p(-u)`` (Box-Muller) stays finite: with 1.0 it is -inf, and a PPO trial whose action
+    noise met one took an infinite action and trained to NaN."""
     bits = _random_bits(np.asarray(keys), stream, shape)
     values = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-    return torch.from_numpy(values.astype(np.float32)).to(device)
+    return torch.from_numpy(np.minimum(values.astype(np.float32), _BELOW_ONE)).to(device)
 
 
 def integers(keys, stream: int, low, high, shape: tuple[int, ...], device="cpu") -> torch.Tensor:
