@@ -63,10 +63,10 @@ class ModuleArchitecture:
     kind = KIND
 
     @classmethod
-    def of_module(cls, module: nn.Module, factory: str = "", input_shape=()) -> ModuleArchitecture:
-        """The architecture of ``module`` (its spec from :meth:`WeightSpec.from_module`), recording
-        the factory that rebuilds it and the shape of one input it reads, where given."""
-        spec = WeightSpec.from_module(module)
+    def recording(cls, spec: WeightSpec, factory: str = "", input_shape=()) -> ModuleArchitecture:
+        """The architecture of a module whose spec is ``spec`` (:meth:`WeightSpec.from_module`), its
+        config recording the factory that rebuilds the module and the shape of one input it reads,
+        where given (what :meth:`from_spec_json` reads back)."""
         if factory:
             recorded = {"factory": factory, **({"input_shape": list(input_shape)} if input_shape else {})}
             spec = dataclasses.replace(spec, config={**spec.config, **recorded})

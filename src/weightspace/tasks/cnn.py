@@ -36,7 +36,7 @@ import torch
 from .. import counter_rng
 from ..errors import WeightspaceError
 from ..networks.cnn import ACTIVATIONS, FACTORIES, population_forward, small_cnn
-from ..networks.weights import Population
+from ..networks.weights import Population, WeightSpec
 from ..training import PopulationTrainer
 from .base import ShardTask, Task, TaskConfig
 from .digits import load_sklearn_digits
@@ -213,14 +213,7 @@ class CNNPopulationTrainer(PopulationTrainer):
         images, labels, keep = self.batch_fn(self.step)
         population = Population(self.spec, self.params)
         logits = population_forward(population, images, self.shard.tanh, self.shard.dropout, keep)
-        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
-        for p in self.params.values():
-            p.grad = None
-        losses.sum().backward()
-        self.optimizer.step(1.0)
-        self.step += 1
-        self.last_loss = losses.detach()
-        return self.last_loss
+        return self._update(torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1))
 
 
 def _normal(keys, name: str, shape) -> torch.Tensor:
@@ -242,11 +235,11 @@ class SmallCNNDigits(Task):
     def architecture(self, config):
         from ..networks.module_architecture import ModuleArchitecture
 
-        channels = (INPUT_SHAPE[0], config.channels, config.channels, config.channels)
+        spec = WeightSpec.from_module(small_cnn((INPUT_SHAPE[0], config.channels, config.channels, config.channels)))
         # a zoo of one activation can be run (module-probing); one of both cannot, as one module
         if len(set(config.activations)) == 1:
-            return ModuleArchitecture.of_module(small_cnn(channels), FACTORIES[config.activations[0]], INPUT_SHAPE)
-        return ModuleArchitecture.of_module(small_cnn(channels))
+            return ModuleArchitecture.recording(spec, FACTORIES[config.activations[0]], INPUT_SHAPE)
+        return ModuleArchitecture.recording(spec)
 
     def plan(self, config) -> pd.DataFrame:
         n = config.models

@@ -106,6 +106,10 @@ class PopulationTrainer:
         else:
             logits = self.architecture.forward(population, inputs)[0]
             losses = self.loss_fn(logits, targets)
+        return self._update(losses)
+
+    def _update(self, losses: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the networks' own losses (K,) (the scheduled learning rate)."""
         for p in self.params.values():
             p.grad = None
         losses.sum().backward()

@@ -320,7 +320,7 @@ def _spec(net: nn.Module, factory: str | None, input_shape: Sequence[int] = ()) 
     if input_shape:
         _check_input_shape(net, factory, tuple(input_shape))
     if spec.architecture == "module" and factory:
-        spec = ModuleArchitecture.of_module(net, factory, input_shape).spec
+        spec = ModuleArchitecture.recording(spec, factory, input_shape).spec
     return spec
 
 

@@ -278,19 +278,20 @@ def pretrain_step(name: str, zoo_name: str, config: PretrainConfig, references: 
     from ...emulation.seeds import batching_problem
 
     references = references or {}
-    group = json.dumps(
-        {"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None}, "references": sorted(references)},
-        sort_keys=True,
-    )
-    together = batching_problem(config.encoder) is None
+    group = None
+    if batching_problem(config.encoder) is None:  # the seeds of this encoder train as one computation
+        group = "pretrain " + json.dumps(
+            {"zoo": zoo_name, "pretrain": {**config.to_json(), "seed": None}, "references": sorted(references)},
+            sort_keys=True,
+        )
     return Step(
         name,
         "pretrain",
         config.to_json(),
         compute_pretrain,
         {"zoo": zoo_name, **{f"reference/{r}": n for r, n in references.items()}},
-        group=f"pretrain {group}" if together else None,
-        compute_together=compute_pretrain_together if together else None,
+        group=group,
+        compute_together=compute_pretrain_together if group else None,
         resources={"cpus": 1, "gpus": "device"},
         code=_encoder_code(config.encoder),
     )
