@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from weightspace.errors import WeightspaceError
-from weightspace.experiments.tipl.family import _split, _starts
+from weightspace.experiments.tipl.family import _split, _starts, _trajectories
 from weightspace.tipl import copy_last, linear_extrapolation, svd_trimmed
 from weightspace.zoo import load_zoo
 
@@ -42,8 +42,7 @@ def measure(zoo_path, test_trials: int, starts: int, horizon: int, context: int,
         raise WeightspaceError(f"{zoo_path} is not a PPO-trajectory zoo stored as float32 (it stores {stored})")
     _, test_runs = _split(zoo, test_trials)
     errors: dict[str, list[torch.Tensor]] = {}
-    for run in test_runs:
-        trajectory = zoo.trajectory(run).double()
+    for trajectory in _trajectories(zoo, test_runs):  # a trial with non-finite weights is a clear error
         rounded = trajectory.half().double()
         points = _starts(len(trajectory), context - 1, horizon, starts)
         truth = torch.stack([trajectory[t + 1 : t + 1 + horizon] for t in points])  # (S, H, P)

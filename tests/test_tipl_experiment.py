@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from weightspace.cli import main
-from weightspace.errors import ConfigError
+from weightspace.errors import ConfigError, ZooFormatError
 from weightspace.experiments.config import load_experiment
-from weightspace.experiments.tipl.family import _starts
+from weightspace.experiments.tipl.family import _starts, _trajectories
+from weightspace.zoo import load_zoo
+from weightspace.zoo.format import shard_file
 
 TINY = """
 family = "tipl"
@@ -169,3 +171,25 @@ def test_config_errors_are_one_line(tmp_path, change, message):
         load_experiment(file)
     result = CliRunner().invoke(main, ["run", str(file)])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_trial_with_non_finite_weights_is_a_clear_error(finished_run, tmp_path):
+    """A diverged PPO trial stores NaN weights from then on: forecasting it is an error that names
+    the trial and the step it diverged at, not a NaN in the tables."""
+    out, _ = finished_run
+    source = next(p.parent for p in (out / "steps" / "zoo").rglob("manifest.json"))
+    zoo_dir = shutil.copytree(source, tmp_path / "zoo")
+    zoo = load_zoo(zoo_dir)
+    run = int(zoo.table["run_id"].max())
+    assert torch.isfinite(_trajectories(zoo, [run])[0]).all()
+    rows = zoo.table.loc[zoo.trajectory_indices(run)]
+    first = rows.iloc[len(rows) // 2]  # diverged in the middle of the trial
+    shard = int(first["shard"])
+    later = rows[(rows["shard"] == shard) & (rows["step"] >= first["step"])]["shard_row"].to_numpy()
+    file = zoo_dir / shard_file("weights", shard)
+    tensors = load_file(file)
+    tensors[sorted(tensors)[0]][torch.tensor(later)] = float("nan")
+    save_file(tensors, file)
+    message = rf"1 trial\(s\) hold non-finite weights \(trial {run} from step {int(first['step'])}\)"
+    with pytest.raises(ZooFormatError, match=message):
+        _trajectories(load_zoo(zoo_dir), [run - 1, run])

@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 
 from ... import config as typed
 from ... import storage
-from ...errors import ConfigError
+from ...errors import ConfigError, ZooFormatError
 from ...threads import intra_op_threads
 from ...tipl import (
     Basis,
@@ -217,7 +217,22 @@ def _split(zoo, test_trials: int) -> tuple[list[int], list[int]]:
 
 
 def _trajectories(zoo, runs) -> list[torch.Tensor]:
-    return [zoo.trajectory(run).double() for run in runs]
+    """The trials' weight histories (T, P) in float64; a trial whose weights went non-finite is a
+    clear error, not a NaN forecast error (a diverged PPO trial stores NaN from then on)."""
+    trajectories = [zoo.trajectory(run).double() for run in runs]
+    broken = {}
+    for run, trajectory in zip(runs, trajectories):
+        bad = (~torch.isfinite(trajectory)).any(1).nonzero()
+        if len(bad):
+            broken[run] = int(zoo.table.loc[zoo.trajectory_indices(run)[int(bad[0])], "step"])
+    if broken:
+        where = ", ".join(f"trial {run} from step {step}" for run, step in list(broken.items())[:5])
+        raise ZooFormatError(
+            f"{zoo.path}: {len(broken)} trial(s) hold non-finite weights ({where}); a diverged trial "
+            "cannot be forecast: rebuild the zoo (weightspace before 2026-12-07 could draw an infinite "
+            "PPO action)"
+        )
+    return trajectories
 
 
 def _anchor(trajectory: torch.Tensor, settings: SVDSettings) -> torch.Tensor:
