@@ -263,9 +263,13 @@ def test_the_command_line_wins_over_the_file_for_every_family(name, family, tmp_
     assert tomllib.loads(old_spelling.output)["results_dir"] == "x"
 
 
-def test_set_overrides_any_setting_as_a_toml_value():
+def test_set_overrides_any_setting_as_a_toml_value(tmp_path):
+    two_zoos = tmp_path / "two-zoos.toml"  # the demo with a second [[zoos]] table, picked by name
+    demo = Path("experiments/demo.toml").read_text()
+    at = demo.index("[pretrain]")
+    two_zoos.write_text(demo[:at] + '[[zoos]]\nname = "digits"\nkind = "digits"\nmodels = 16\n\n' + demo[at:])
     config = load_experiment(
-        "experiments/demo.toml",
+        two_zoos,
         assignments=[
             ("predictor.steps", 7),
             ("zoos.digits.models", 4),
