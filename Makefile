@@ -47,7 +47,7 @@ $(TEST_STAMP): pyproject.toml | $(TORCH)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/ruff format --check src tests benchmarks experiments
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 clean-demo:
 	rm -rf zoos/demo-formal-languages zoos/demo-digits results/demo
