@@ -106,6 +106,8 @@ def test_the_experiment_runs_reports_table1_and_reuses_its_steps(tmp_path):
     rank_two, explained = sweep["dsa_grid"]  # the dynamics under other DSA settings, each with its null
     assert rank_two["ranks"] == [2, 2] and rank_two["effect"]["direction"] and 0 <= rank_two["clears_null"] <= 2
     assert all(1 <= r <= 4 for r in explained["ranks"]) and "under other DSA settings" in text
+    # every condition's distance and null under every setting, the settings as used beside them
+    assert "(rank 4, delays 2, 1 starts)" in text and "(rank 2, delays 2, 1 starts)" in text
     for level in ("behaviour", "dynamics", "shape", "weights"):
         assert sweep["effects"][level]["value"] is not None
     assert (report.parent / "figures" / "sweep-0.png").exists() and (report.parent / "figures" / "mds.png").exists()
