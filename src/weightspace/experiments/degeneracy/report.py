@@ -185,8 +185,12 @@ def _per_condition_rows(sweep: dict) -> list[dict]:
     for name, read in settings:
         row = {"DSA settings": name}
         for c in measured:
-            dsa, distance, null = read(c)
-            row[f"{c['label']}"] = (
+            try:
+                dsa, distance, null = read(c)
+            except IndexError:  # a result measured before this grid entry was configured
+                row[c["label"]] = "not measured"
+                continue
+            row[c["label"]] = (
                 f"{_cell(distance)}; null {null['value']:.3g} [{null['high']:.3g}] "
                 f"(rank {dsa['rank']}, delays {dsa['n_delays']}, {dsa['restarts']} starts)"
             )
