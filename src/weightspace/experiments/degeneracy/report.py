@@ -148,7 +148,7 @@ def _grid_lines(sweep: dict) -> list[str]:
         effect = point["effect"]
         rows.append(
             {
-                "DSA settings": ", ".join(f"{k} = {v}" for k, v in point["entry"].items()),
+                "DSA settings": _entry_name(point["entry"]),
                 "rank per condition": ", ".join(map(str, point["ranks"])),
                 "dynamics: measured": effect["direction"]
                 if effect["value"] is None
@@ -171,31 +171,26 @@ def _grid_lines(sweep: dict) -> list[str]:
     ]
 
 
+def _entry_name(entry: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in entry.items())
+
+
 def _per_condition_rows(sweep: dict) -> list[dict]:
     """One row per DSA setting (the main one, then the grid's), one column per measured condition."""
-    measured = [c for c in sweep["conditions"] if c.get("dsa")]
-    settings = [("main", lambda c: (c["dsa"], c["dynamics"], c["dsa_null"]))] + [
-        (
-            ", ".join(f"{k} = {v}" for k, v in point["entry"].items()),
-            lambda c, i=index: (c["dsa_grid"][i]["dsa"], c["dsa_grid"][i]["dynamics"], c["dsa_grid"][i]["null"]),
-        )
-        for index, point in enumerate(sweep["dsa_grid"])
-    ]
-    rows = []
-    for name, read in settings:
-        row = {"DSA settings": name}
-        for c in measured:
-            try:
-                dsa, distance, null = read(c)
-            except IndexError:  # a result measured before this grid entry was configured
-                row[c["label"]] = "not measured"
-                continue
-            row[c["label"]] = (
-                f"{_cell(distance)}; null {null['value']:.3g} [{null['high']:.3g}] "
-                f"(rank {dsa['rank']}, delays {dsa['n_delays']}, {dsa['restarts']} starts)"
-            )
-        rows.append(row)
+    rows = [{"DSA settings": name} for name in ["main", *(_entry_name(p["entry"]) for p in sweep["dsa_grid"])]]
+    for c in (c for c in sweep["conditions"] if c.get("dsa")):
+        points = [{"dsa": c["dsa"], "dynamics": c["dynamics"], "null": c["dsa_null"]}, *c["dsa_grid"]]
+        for index, row in enumerate(rows):  # a result measured before a grid entry was configured lacks it
+            row[c["label"]] = _distance_cell(points[index]) if index < len(points) else "not measured"
     return rows
+
+
+def _distance_cell(point: dict) -> str:
+    dsa, null = point["dsa"], point["null"]
+    return (
+        f"{_cell(point['dynamics'])}; null {null['value']:.3g} [{null['high']:.3g}] "
+        f"(rank {dsa['rank']}, delays {dsa['n_delays']}, {dsa['restarts']} starts)"
+    )
 
 
 def report_lines(config: DegeneracyExperiment, results: dict, out: Path) -> list[str]:
