@@ -96,6 +96,26 @@ def test_report_has_figure_2_and_every_forecaster(finished_run):
     assert results["test_trials"] == [3, 4]
     # the per-run basis fits each test trajectory itself: it keeps (nearly) all of it
     assert results["variants"]["tipl-per-run-d6"]["energy_test"] > 0.99
+    assert (out / "figures" / "tipl-training-InvertedPendulum.png").exists()
+    for shares in results["movement_kept"].values():
+        assert 0 <= shares["train"] <= 1 and 0 <= shares["test"] <= 1
+
+
+def test_paired_differences_against_copy_last_match_the_per_method_means(finished_run):
+    """Per-h paired differences are means over test trials of a difference of per-trial means, so
+    they equal the difference of the table's means; only the table's horizons within the forecast's
+    are reported, each with an interval around its mean and a p-value in [0, 1]."""
+    out, _ = finished_run
+    results = json.loads((out / "results.json").read_text())["environments"]["InvertedPendulum"]
+    for method, paired in results["minus_copy_last_at"].items():
+        for metric in ("wpe", "repw"):
+            assert list(paired[metric]) == ["1"]  # the tiny run forecasts h = 1..3
+            d = paired[metric]["1"]
+            expected = results[metric][method]["mean"][0] - results[metric]["copy_last"]["mean"][0]
+            assert d["mean"] == pytest.approx(expected, rel=1e-9, abs=1e-15)
+            assert d["low"] <= d["mean"] <= d["high"]
+            assert d["p"] is None or 0 <= d["p"] <= 1
+    assert "Wilcoxon" in (out / "report.md").read_text()
 
 
 def test_forecast_numbers_are_consistent(finished_run):

@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ...stats import bootstrap_interval
 from ..report import markdown
 from ..zoo_step import open_zoo
-from .family import BASELINES, TIPLExperiment, step_names
+from .family import BASELINES, TIPLExperiment, _bases, _split, _trajectories, step_names
 
 BASELINE_LABELS = {
     "copy_last": "copy-last",
@@ -60,6 +61,51 @@ def _paired(first: np.ndarray, second: np.ndarray) -> dict:
     return {"mean": float(difference.mean()), "low": float(low), "high": float(high)}
 
 
+def _paired_at(first: np.ndarray, second: np.ndarray) -> dict:
+    """At each h of :data:`TABLE_HORIZONS` (keyed by str(h), as JSON keeps it): first - second per test trial, its mean with a bootstrap
+    interval over trials, and the two-sided Wilcoxon signed-rank p-value of the paired trials
+    (``scipy.stats.wilcoxon``; none when every difference is zero)."""
+    from scipy import stats
+
+    out = {}
+    for h in TABLE_HORIZONS:
+        if h > first.shape[1]:
+            continue
+        difference = first[:, h - 1] - second[:, h - 1]
+        _, low, high = bootstrap_interval(difference)
+        p = float(stats.wilcoxon(difference).pvalue) if np.any(difference != 0) else None
+        out[str(h)] = {"mean": float(difference.mean()), "low": float(low), "high": float(high), "p": p}
+    return out
+
+
+def _movement_kept(config: TIPLExperiment, zoo, directories: dict) -> dict:
+    """What a forecaster inside each variant's basis can express: the share of the test trials'
+    snapshot-to-snapshot changes (their squared norm, summed) that lies inside the basis each test
+    trial is encoded with, and the same for the training trials. Copy-last's h = 1 error is the
+    changes' mean square, so a forecaster that moves only inside the basis keeps at least
+    (1 - share) of it as error."""
+    train_runs, test_runs = _split(zoo, config.test_trials)
+    train, test = _trajectories(zoo, train_runs), _trajectories(zoo, test_runs)
+    out = {}
+    for svd in config.svd:
+        saved = None
+        if svd.mode == "pooled":
+            from safetensors.torch import load_file
+
+            saved = load_file(directories[f"tipl-{svd.label}"] / "basis.safetensors")
+        train_bases, test_bases = _bases(train, test, svd, saved)
+        shares = {}
+        for part, trajectories, bases in (("train", train, train_bases), ("test", test, test_bases)):
+            kept = total = 0.0
+            for trajectory, basis in zip(trajectories, bases):
+                changes = torch.diff(trajectory, dim=0).float()
+                kept += float(basis.decode(basis.encode(changes)).square().sum())
+                total += float(changes.square().sum())
+            shares[part] = kept / total if total else 1.0
+        out[f"tipl-{svd.label}"] = shares
+    return out
+
+
 def gather_results(config: TIPLExperiment, finished: dict, out: Path) -> dict:
     seed = config.seeds[0]
     methods = config.methods()
@@ -98,15 +144,24 @@ def gather_results(config: TIPLExperiment, finished: dict, out: Path) -> dict:
             "methods": methods,
             "variants": {
                 f"tipl-{v['label']}": {
-                    k: v[k] for k in ("energy_train", "energy_test", "final_loss", "copy_last_train_error")
+                    k: v[k] for k in ("energy_train", "energy_test", "final_loss", "copy_last_train_error", "losses")
                 }
+                | {"steps": config.model.steps, "continued_from": v.get("continued_from")}
                 for v in variants
             },
+            "movement_kept": _movement_kept(
+                config, zoo, {m: finished[names[m]].directory for m in methods if m not in BASELINES}
+            ),
             "wpe": {m: _summary(v) for m, v in wpe.items()},
             "repw": {m: _summary(v) for m, v in repw.items()},
             "noise_floor": _summary(floor),
             "minus_copy_last": {
                 m: {"wpe": _paired(wpe[m], wpe["copy_last"]), "repw": _paired(repw[m], repw["copy_last"])}
+                for m in methods
+                if m != "copy_last"
+            },
+            "minus_copy_last_at": {
+                m: {"wpe": _paired_at(wpe[m], wpe["copy_last"]), "repw": _paired_at(repw[m], repw["copy_last"])}
                 for m in methods
                 if m != "copy_last"
             },
@@ -186,7 +241,30 @@ def _figure(env: str, result: dict, out: Path) -> tuple[str, str]:
     curves = out / "figures" / f"learning-curves-{env}.png"
     fig.savefig(curves, dpi=110)
     plt.close(fig)
-    return f"figures/{path.name}", f"figures/{curves.name}"
+
+    variants = result["variants"]
+    fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 3.6), squeeze=False, sharey=True)
+    for ax, (method, v) in zip(axes[0], variants.items()):
+        losses = np.asarray(v["losses"], dtype=np.float64)
+        every = max(1, v["steps"] // 200)
+        step = np.arange(len(losses)) * every + 1
+        window = min(10, len(losses))
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        color = _color(method, result["methods"])
+        ax.plot(step, losses, lw=0.5, alpha=0.35, color=color)
+        ax.plot(step[window - 1 :], smooth, lw=1.5, color=color, label=f"training loss (mean of {window} samples)")
+        ax.axhline(v["copy_last_train_error"], color="tab:gray", ls="--", lw=1, label="copy-last on the same tokens")
+        ax.set_yscale("log")
+        ax.set_xlabel("transformer step")
+        ax.set_title(_label(method), fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("weight-space MSE per parameter")
+    fig.suptitle(f"{result['environment']}: the transformers' training loss (a sample of the steps)")
+    fig.tight_layout()
+    training = out / "figures" / f"tipl-training-{env}.png"
+    fig.savefig(training, dpi=110)
+    plt.close(fig)
+    return f"figures/{path.name}", f"figures/{curves.name}", f"figures/{training.name}"
 
 
 def _cell(summary: dict, h: int) -> str:
@@ -194,6 +272,13 @@ def _cell(summary: dict, h: int) -> str:
     if i >= len(summary["mean"]):
         return "-"
     return f"{summary['mean'][i]:.3g} [{summary['low'][i]:.3g}, {summary['high'][i]:.3g}]"
+
+
+def _paired_cell(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    p = "-" if d["p"] is None else f"{d['p']:.2g}"
+    return f"{d['mean']:.3g} [{d['low']:.3g}, {d['high']:.3g}] p={p}"
 
 
 def report_lines(config: TIPLExperiment, results: dict, out: Path) -> list[str]:
@@ -233,7 +318,7 @@ def report_lines(config: TIPLExperiment, results: dict, out: Path) -> list[str]:
         )
     lines.append("")
     for env, r in results["environments"].items():
-        figure, curves = _figure(env, r, out)
+        figure, curves, training = _figure(env, r, out)
         f = r["final_eval_return"]
         lines += [
             f"## {r['environment']}",
@@ -247,13 +332,19 @@ def report_lines(config: TIPLExperiment, results: dict, out: Path) -> list[str]:
             "",
         ]
         for method, v in r["variants"].items():
+            moved = r["movement_kept"][method]
             lines.append(
-                f"- {_label(method)}: the SVD keeps {v['energy_train']:.4f} of the training trajectories' "
-                f"energy and {v['energy_test']:.4f} of the test trajectories'; final training loss "
+                f"- {_label(method)}, {v['steps']:,} transformer steps"
+                + (f" (continuing step `{v['continued_from']}`)" if v.get("continued_from") else "")
+                + f": the SVD keeps {v['energy_train']:.4f} of the training trajectories' "
+                f"energy and {v['energy_test']:.4f} of the test trajectories', but {moved['train']:.4f} and "
+                f"{moved['test']:.4f} of their snapshot-to-snapshot changes; final training loss "
                 f"{v['final_loss']:.3g} against copy-last's {v['copy_last_train_error']:.3g} on the same "
-                "tokens (weight-space MSE per parameter)."
+                "tokens (weight-space MSE per parameter, mean of the last 5% of steps)."
             )
         lines += [
+            "",
+            f"![TIPL training]({training})",
             "",
             f"![figure 2]({figure})",
             "",
@@ -276,7 +367,26 @@ def report_lines(config: TIPLExperiment, results: dict, out: Path) -> list[str]:
                 **{f"REPW h={h}": _cell(r["noise_floor"], h) for h in TABLE_HORIZONS},
             }
         )
-        lines += [markdown(pd.DataFrame(rows)), "", "Against the paper's findings:", ""]
+        lines += [
+            markdown(pd.DataFrame(rows)),
+            "",
+            "Each forecaster minus copy-last, paired by test trial (negative: better than copy-last); mean "
+            "[bootstrap 95% interval over trials], and the two-sided Wilcoxon signed-rank p over trials:",
+            "",
+        ]
+        paired_rows = [
+            {
+                "method": _label(m),
+                **{
+                    f"{metric.upper()} h={h}": _paired_cell(r["minus_copy_last_at"][m][metric].get(str(h)))
+                    for metric in ("wpe", "repw")
+                    for h in TABLE_HORIZONS
+                },
+            }
+            for m in r["methods"]
+            if m != "copy_last"
+        ]
+        lines += [markdown(pd.DataFrame(paired_rows)), "", "Against the paper's findings:", ""]
         for m in r["methods"]:
             if m in BASELINES:
                 continue
