@@ -4,7 +4,8 @@
 # 1. the population engine against cuDNN nn.LSTM one at a time;
 # 2. a formal-language zoo of 1,000 networks for 2,000 steps, its wall time projected to the
 #    paper's 20,000 steps (target: under 15 minutes on one H100 for the paper's zoo);
-# 3. four pretraining seeds one after another against one batched computation.
+# 3. four pretraining seeds one after another against one batched computation;
+# 4. TIPL's transformer: training steps/s and the projected cost of 50k and the paper's 500k steps.
 set -euo pipefail
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
@@ -24,3 +25,4 @@ print(f"zoo of 1,000 networks x 2,000 steps: {seconds:.0f} s; projected to 20,00
       "(target: under 15 min on one H100)")
 PY
 $PY benchmarks/pretraining.py --device cuda --sizes paper,demo | tee "$OUT/pretraining.txt"
+$PY benchmarks/tipl_training.py --device cuda --steps 2000 | tee "$OUT/tipl_training.txt"
