@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -40,12 +41,18 @@ def zoo_dir(tmp_path_factory):
     return build_zoo(tmp_path_factory.mktemp("zoo") / "fl", "formal-languages", config, progress=False)
 
 
-def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, tmp_path):
+@pytest.fixture(scope="module")
+def small_run(zoo_dir, tmp_path_factory):
+    """A run with the SMALL settings, which no test changes (one that would, changes a copy)."""
+    return pretrain(zoo_dir, tmp_path_factory.mktemp("small") / "run", PretrainConfig(**SMALL), progress=False)
+
+
+def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, small_run, tmp_path):
     config = PretrainConfig(**SMALL)
     zoo = ws.load_zoo(zoo_dir)
     encoder, emulator = build_models(config, zoo.architecture, zoo.task.task_io(zoo), "cpu")
     untrained = _validation_loss(encoder, emulator, zoo.task.task_io(zoo), RunData(zoo, "val", "cpu"), config)
-    run = pretrain(zoo_dir, tmp_path / "run", config, progress=False)
+    run = shutil.copytree(small_run, tmp_path / "run")  # its config.json is changed below
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [10, 20, 30, 40]
     assert min(m["val_loss"] for m in metrics) < 0.7 * untrained
@@ -60,8 +67,8 @@ def test_pretraining_reduces_the_validation_emulation_loss(zoo_dir, tmp_path):
         load_run(run)
 
 
-def test_resume_after_kill_gives_the_same_run(zoo_dir, tmp_path):
-    reference = pretrain(zoo_dir, tmp_path / "reference", PretrainConfig(**SMALL), progress=False)
+def test_resume_after_kill_gives_the_same_run(zoo_dir, small_run, tmp_path):
+    reference = small_run
     out = tmp_path / "killed"
     code = (
         "import sys; from weightspace.emulation import PretrainConfig, pretrain; "

@@ -95,15 +95,65 @@ def _prediction(config: Path) -> dict:
     return json.loads((out / step["directory"] / "result.json").read_text())["result"]
 
 
-def test_a_changed_constant_behind_the_predictor_recomputes_the_predictions(tmp_path):
+class _Uninterrupted:
+    """Each family's experiment of :func:`_fault_cases` run once, uninterrupted, in a process of its
+    own (started when a test first asks, so that it runs beside that test's own processes): the
+    results that the tests here compare theirs with, and the first run that a code change follows.
+    Each run has its own folder, which no test writes to."""
+
+    def __init__(self, root: Path):
+        self.root, self._processes = root, {}
+
+    def start(self, family: str) -> None:
+        if family not in self._processes:
+            folder = self.root / family
+            folder.mkdir()
+            (folder / "x.toml").write_text(_fault_cases()[family][0])
+            args = ["run", str(folder / "x.toml"), "--results-dir", str(folder / "results"), "--quiet"]
+            self._processes[family] = _start(*args)
+
+    def results(self, family: str) -> Path:
+        """The folder of the finished run's results (results.json, run.json, steps/)."""
+        self.start(family)
+        process = self._processes[family]
+        if process.returncode is None:
+            _finish(process)
+        assert process.returncode == 0
+        (out,) = (self.root / family / "results").iterdir()
+        return out
+
+    def close(self) -> None:
+        for process in self._processes.values():
+            if process.returncode is None:
+                process.kill()
+                process.communicate()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    runs = _Uninterrupted(tmp_path_factory.mktemp("uninterrupted"))
+    yield runs
+    runs.close()
+
+
+def _statuses(results: Path) -> dict:
+    """{step: (status, reason)} of the run whose results are at ``results``."""
+    run = json.loads((results / "run.json").read_text())
+    return {s["name"]: (s["status"], s["reason"]) for s in run["steps"]}
+
+
+def test_a_changed_constant_behind_the_predictor_recomputes_the_predictions(tmp_path, uninterrupted):
     package = tmp_path / "src"
     # with its compiled bytecode: Python recompiles a module whose source's size or time differs
     shutil.copytree(Path(weightspace.__file__).parent, package / "weightspace")
     config = tmp_path / "code.toml"
     config.write_text(TOML.format(results=tmp_path / "results"))
 
-    first = _run(package, config)
+    # the first run: the uninterrupted run of this experiment (the same code), in a copy of its folder
+    reference = uninterrupted.results("representations")
+    first = _statuses(reference)
     assert {status for status, _ in first.values()} == {"computed"} and first["zoo/fl"][1] == "new"
+    shutil.copytree(reference, tmp_path / "results" / "code")
     before = _prediction(config)
 
     predictor = package / "weightspace" / "downstream" / "predictor.py"
@@ -141,21 +191,20 @@ def test_the_code_behind_a_step_is_what_it_runs():
 
 
 # ---- two runs at once -----------------------------------------------------------------------
-def test_two_runs_at_once_compute_each_step_once(tmp_path):
-    together, alone = tmp_path / "together", tmp_path / "alone"
-    for folder in (together, alone):
-        folder.mkdir()
-        (folder / "code.toml").write_text(TOML.format(results=folder / "results"))
+def test_two_runs_at_once_compute_each_step_once(tmp_path, uninterrupted):
+    together = tmp_path / "together"
+    together.mkdir()
+    (together / "code.toml").write_text(TOML.format(results=together / "results"))
     runs = [_start("run", str(together / "code.toml")) for _ in range(2)]
-    reference = _start("run", str(alone / "code.toml"), "--quiet")  # its own folder: it shares nothing
+    uninterrupted.start("representations")  # its own folder: it shares nothing
     outputs = [run.communicate()[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    _finish(reference)
+    alone = uninterrupted.results("representations")
     run = json.loads((together / "results" / "code" / "run.json").read_text())
     names = [s["name"] for s in run["steps"]]
     computed = [line.split("]")[0][1:] for out in outputs for line in out.splitlines() if "] computed in " in line]
     assert sorted(computed) == sorted(names)  # every step computed, once, by one of the two runs
-    same = [alone / "results" / "code" / "results.json", together / "results" / "code" / "results.json"]
+    same = [alone / "results.json", together / "results" / "code" / "results.json"]
     assert json.loads(same[0].read_text()) == json.loads(same[1].read_text())
     metrics = next((together / "results" / "code" / "steps" / "pretrain").rglob("metrics.jsonl")).read_text()
     assert len(set(metrics.splitlines())) == len(metrics.splitlines())  # no step logged twice
@@ -214,29 +263,26 @@ def _fault_cases():
 
 
 @pytest.mark.parametrize("family", list(_fault_cases()))
-def test_a_run_killed_inside_a_step_resumes_to_the_same_results(tmp_path, family):
+def test_a_run_killed_inside_a_step_resumes_to_the_same_results(tmp_path, family, uninterrupted):
     """Each run dies inside one kind of step (mid-write: its temporary file left behind) and the
     next resumes it; the last finishes with the results of an uninterrupted run, nothing left over."""
     text, faults = _fault_cases()[family]
-    folders = {label: tmp_path / label for label in ("whole", "killed")}
-    args = {}
-    for label, folder in folders.items():
-        folder.mkdir()
-        (folder / "x.toml").write_text(text)
-        args[label] = ["run", str(folder / "x.toml"), "--results-dir", str(folder / "results"), "--quiet"]
-    whole = _start(*args["whole"])  # the uninterrupted run, beside the others (one thread each)
+    folder = tmp_path / "killed"
+    folder.mkdir()
+    (folder / "x.toml").write_text(text)
+    args = ["run", str(folder / "x.toml"), "--results-dir", str(folder / "results"), "--quiet"]
+    uninterrupted.start(family)  # the uninterrupted run, beside the others (one thread each)
     for fault in faults:
-        killed = _start(*args["killed"], env={"WEIGHTSPACE_FAULT_IN_STEP": fault})
+        killed = _start(*args, env={"WEIGHTSPACE_FAULT_IN_STEP": fault})
         output = killed.communicate()[0]
         assert killed.returncode == 137, (fault, output[-2000:])  # died inside the step
-    _ok(*args["killed"])  # the last run resumes
-    _finish(whole)
-    results = {}
-    for label, folder in folders.items():
-        (out,) = (folder / "results").iterdir()
-        results[label] = json.loads((out / "results.json").read_text())
-        assert not list(folder.rglob("*.tmp")), family  # nothing half-written left, zoo included
-    (out,) = (folders["killed"] / "results").iterdir()
+    _ok(*args)  # the last run resumes
+    whole = uninterrupted.results(family)
+    results = {"whole": json.loads((whole / "results.json").read_text())}
+    assert not list(whole.parent.parent.rglob("*.tmp")), family
+    (out,) = (folder / "results").iterdir()
+    results["killed"] = json.loads((out / "results.json").read_text())
+    assert not list(folder.rglob("*.tmp")), family  # nothing half-written left, zoo included
     run = json.loads((out / "run.json").read_text())
     kind = faults[-1].split(":")[0]
     assert any(s["kind"] == kind and s["reason"] == "unfinished" for s in run["steps"]), run["steps"]
