@@ -83,8 +83,7 @@ def _ok(*args: str, env: dict | None = None) -> None:
 def _run(package: Path, config: Path, *extra: str) -> dict:
     """``weightspace run`` with the package copy at ``package``; {step: (status, reason)}."""
     _ok("run", str(config), "--quiet", *extra, env={"PYTHONPATH": str(package)})
-    run = json.loads((config.parent / "results" / "code" / "run.json").read_text())
-    return {s["name"]: (s["status"], s["reason"]) for s in run["steps"]}
+    return _statuses(config.parent / "results" / "code")
 
 
 def _prediction(config: Path) -> dict:

@@ -4,15 +4,17 @@ and a table at h = 1, 5, 10 beside the paper's qualitative findings."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from ...stats import bootstrap_interval
 from ..report import markdown
 from ..zoo_step import open_zoo
-from .family import BASELINES, TIPLExperiment, _bases, _split, _trajectories, step_names
+from .family import BASELINES, TIPLExperiment, _bases, _kept_energy, _split, _trajectories, step_names
 
 BASELINE_LABELS = {
     "copy_last": "copy-last",
@@ -54,11 +56,15 @@ def _summary(per_trial: np.ndarray) -> dict:
     return out
 
 
-def _paired(first: np.ndarray, second: np.ndarray) -> dict:
-    """first - second per test trial, averaged over h, with a bootstrap interval over trials."""
-    difference = (first - second).mean(1)
+def _interval(difference: np.ndarray) -> dict:
+    """The mean of per-trial differences with a bootstrap interval over trials."""
     _, low, high = bootstrap_interval(difference)
     return {"mean": float(difference.mean()), "low": float(low), "high": float(high)}
+
+
+def _paired(first: np.ndarray, second: np.ndarray) -> dict:
+    """first - second per test trial, averaged over h, with a bootstrap interval over trials."""
+    return _interval((first - second).mean(1))
 
 
 def _paired_at(first: np.ndarray, second: np.ndarray) -> dict:
@@ -72,9 +78,8 @@ def _paired_at(first: np.ndarray, second: np.ndarray) -> dict:
         if h > first.shape[1]:
             continue
         difference = first[:, h - 1] - second[:, h - 1]
-        _, low, high = bootstrap_interval(difference)
         p = float(stats.wilcoxon(difference).pvalue) if np.any(difference != 0) else None
-        out[str(h)] = {"mean": float(difference.mean()), "low": float(low), "high": float(high), "p": p}
+        out[str(h)] = _interval(difference) | {"p": p}
     return out
 
 
@@ -83,26 +88,21 @@ def _movement_kept(config: TIPLExperiment, zoo, directories: dict) -> dict:
     snapshot-to-snapshot changes (their squared norm, summed) that lies inside the basis each test
     trial is encoded with, and the same for the training trials. Copy-last's h = 1 error is the
     changes' mean square, so a forecaster that moves only inside the basis keeps at least
-    (1 - share) of it as error."""
+    (1 - share) of it as error. Variants that share their bases (per-run ones of one rank and
+    anchor) share one computation."""
     train_runs, test_runs = _split(zoo, config.test_trials)
     train, test = _trajectories(zoo, train_runs), _trajectories(zoo, test_runs)
-    out = {}
+    changes = {"train": [torch.diff(t, dim=0) for t in train], "test": [torch.diff(t, dim=0) for t in test]}
+    out, shared = {}, {}
     for svd in config.svd:
-        saved = None
-        if svd.mode == "pooled":
-            from safetensors.torch import load_file
-
-            saved = load_file(directories[f"tipl-{svd.label}"] / "basis.safetensors")
-        train_bases, test_bases = _bases(train, test, svd, saved)
-        shares = {}
-        for part, trajectories, bases in (("train", train, train_bases), ("test", test, test_bases)):
-            kept = total = 0.0
-            for trajectory, basis in zip(trajectories, bases):
-                changes = torch.diff(trajectory, dim=0).float()
-                kept += float(basis.decode(basis.encode(changes)).square().sum())
-                total += float(changes.square().sum())
-            shares[part] = kept / total if total else 1.0
-        out[f"tipl-{svd.label}"] = shares
+        label = f"tipl-{svd.label}"
+        same_bases = (svd.mode, svd.rank, svd.anchor) if svd.mode == "per_run" else label
+        if same_bases not in shared:
+            saved = load_file(directories[label] / "basis.safetensors") if svd.mode == "pooled" else None
+            bases = dict(zip(("train", "test"), _bases(train, test, svd, saved)))
+            unanchored = dataclasses.replace(svd, anchor=False)  # a change has no anchor
+            shared[same_bases] = {part: _kept_energy(changes[part], bases[part], unanchored) for part in bases}
+        out[label] = shared[same_bases]
     return out
 
 
